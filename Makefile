@@ -1,0 +1,28 @@
+# The two commands of the README: `make demo` and `make test`. Each creates .venv when it is
+# missing and installs the pinned versions into it first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.modelport-installed
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/modelport demo
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --durations=15 -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/convert_bench.py
+
+clean:
+	rm -rf $(VENV) modelport-demo .pytest_cache

@@ -1,0 +1,30 @@
+"""modelport: convert models between frameworks and prove the numbers still match.
+
+The public API is imported lazily so that ``import modelport`` loads no framework::
+
+    import modelport
+    session = modelport.open_model("model.onnx")
+    result = modelport.convert("model.keras", "model.onnx")
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "open_model": ("modelport.formats", "open_model"),
+    "detect": ("modelport.formats", "detect"),
+    "convert": ("modelport.convert", "convert"),
+    "check_parity": ("modelport.validate.parity", "check_parity"),
+    "ParityReport": ("modelport.validate.compare", "ParityReport"),
+    "TensorSpec": ("modelport.tensors", "TensorSpec"),
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+        module_name, attr = _LAZY[name]
+        return getattr(importlib.import_module(module_name), attr)
+    raise AttributeError(f"module 'modelport' has no attribute {name!r}")

@@ -1,0 +1,78 @@
+"""Human-readable tables for the CLI (rich); ``--json`` output bypasses this module."""
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from ._console import console
+
+_INFO_SKIP = {"model", "format", "format_title", "size_bytes", "inputs", "outputs", "opsets"}
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(size)
+
+
+def _shape(shape) -> str:
+    if shape is None:
+        return "? (unknown: pass --input-shape)"
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def render_info(data: dict[str, Any]) -> None:
+    out = console.__class__(highlight=False, soft_wrap=True)  # stdout
+    out.print(f"[bold]{escape(data['model'])}[/]  {data['format_title']}  {human_size(data['size_bytes'])}")
+    for key, value in data.items():
+        if key not in _INFO_SKIP and value not in (None, "", [], {}):
+            out.print(f"  {key}: {escape(str(value))}")
+    for title in ("inputs", "outputs"):
+        table = Table(title=title, title_justify="left", show_edge=False)
+        for column in ("name", "shape", "dtype"):
+            table.add_column(column)
+        for spec in data[title]:
+            table.add_row(escape(spec["name"]), _shape(spec["shape"]), spec["dtype"])
+        if not data[title]:
+            table.add_row("-", "unknown until input shapes are given", "-")
+        out.print(table)
+
+
+def _fmt(value, spec: str = ".3g") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def render_conversion(result) -> None:
+    out = console.__class__(highlight=False, soft_wrap=True)
+    for hop in result.hops:
+        exporter = f", {hop.exporter} exporter" if hop.exporter else ""
+        out.print(f"[bold]{hop.edge}[/] -> {escape(hop.artifact)} ({hop.seconds:.1f}s{exporter})")
+        report = hop.report
+        if report is None:
+            out.print("  parity not checked (--no-check)")
+            continue
+        table = Table(show_edge=False)
+        for column in ("output", "shape", "max abs", "max rel", "cosine", "top-1", "result"):
+            table.add_column(column, justify="left" if column in ("output", "shape") else "right",
+                             overflow="fold")
+        for item in report.outputs:
+            top1 = "-" if item.top1_agreement is None else f"{item.top1_agreement:.0%}"
+            verdict = "[green]pass[/]" if item.passed else "[red]FAIL[/]"
+            table.add_row(escape(item.candidate_name), escape(str(item.candidate_shape)), _fmt(item.max_abs),
+                          _fmt(item.max_rel), _fmt(item.cosine, ".6f"), top1, verdict)
+        out.print(table)
+        out.print(f"  {report.samples} samples, batch sizes {report.batch_sizes}, atol {report.atol:g}, rtol {report.rtol:g}")
+        for warning in report.warnings:
+            out.print(f"  [yellow]warning:[/] {escape(warning)}")
+        for failure in report.failures:
+            out.print(f"  [red]failure:[/] {escape(failure)}")
+    verdict = "[green]parity passed[/]" if result.passed else "[red]parity FAILED[/]"
+    if not result.checked:
+        verdict = "[yellow]not checked[/]"
+    out.print(f"{verdict}: {escape(result.destination)} written in {result.seconds:.1f}s")

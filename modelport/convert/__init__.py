@@ -1,0 +1,11 @@
+"""Conversions between formats. Importing this package registers every built-in edge.
+
+Edge modules import their frameworks inside the edge function, so registering them is cheap.
+"""
+from __future__ import annotations
+
+from . import tf_onnx, torch_onnx  # noqa: F401  (registers edges)
+from .pipeline import ConversionResult, HopResult, convert
+from .registry import EDGES, ConvertOptions, Edge, converter, plan
+
+__all__ = ["EDGES", "ConversionResult", "ConvertOptions", "Edge", "HopResult", "convert", "converter", "plan"]

@@ -1,0 +1,157 @@
+"""Running a conversion: detect, plan, run each edge into a staged output, check parity per hop.
+
+Every hop is checked against the artifact before it unless ``check=False``. The final artifact is
+moved into place in one rename, also when parity fails (the user may want to inspect it); any other
+failure leaves the destination exactly as it was.
+"""
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .._atomic import commit, staging_path
+from .._console import Steps
+from ..errors import ModelportError, ParityError, UnsupportedFormatError, UsageError
+from ..formats import FORMATS, Session, detect, format_for_suffix, get_format, is_factory_spec
+from ..tensors import TensorSpec
+from ..validate.compare import ParityReport
+from ..validate.tolerances import tolerances_for
+from .registry import ConvertOptions, Edge, plan
+
+
+@dataclass
+class HopResult:
+    edge: str
+    artifact: str
+    seconds: float
+    report: ParityReport | None = None
+    exporter: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"edge": self.edge, "artifact": self.artifact, "seconds": round(self.seconds, 3),
+                "exporter": self.exporter,
+                "parity": self.report.to_dict() if self.report else None}
+
+
+@dataclass
+class ConversionResult:
+    source: str
+    destination: str
+    source_format: str
+    target_format: str
+    hops: list[HopResult] = field(default_factory=list)
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def checked(self) -> bool:
+        return all(h.report is not None for h in self.hops)
+
+    @property
+    def passed(self) -> bool:
+        return all(h.report is None or h.report.passed for h in self.hops)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "destination": self.destination, "source_format": self.source_format,
+                "target_format": self.target_format, "seconds": round(self.seconds, 3), "checked": self.checked,
+                "passed": self.passed, "warnings": self.warnings, "hops": [h.to_dict() for h in self.hops]}
+
+
+def target_format_for(destination: str | Path, to: str | None) -> str:
+    if to:
+        return get_format(to).name
+    fmt = format_for_suffix(destination)
+    if fmt is None:
+        raise UnsupportedFormatError(
+            f"cannot tell the target format from {str(destination)!r}",
+            hint="give a known suffix (" + ", ".join(s for f in FORMATS.values() for s in f.suffixes)
+                 + ") or --to FORMAT")
+    return fmt.name
+
+
+def convert(source: str | Path, destination: str | Path, *, to: str | None = None,
+            via: Sequence[str] | None = None, weights: str | Path | None = None,
+            input_specs: Sequence[TensorSpec] | None = None, trust_pickle: bool = False,
+            opset: int | None = None, dynamic_batch: bool = True, check: bool = True,
+            atol: float | None = None, rtol: float | None = None,
+            feeds: Mapping[str, np.ndarray] | None = None, samples: int = 3, seed: int = 0,
+            steps: Steps | None = None) -> ConversionResult:
+    """Convert ``source`` to ``destination`` and check every hop for numerical parity.
+
+    Raises:
+        ParityError: the artifact was written but differs from its source beyond tolerance;
+            ``error.result`` holds the ConversionResult.
+        ModelportError: bad input or an unconvertible model; nothing was written.
+    """
+    steps = steps or Steps(enabled=False)
+    start = time.perf_counter()
+    source_format = detect(source).name
+    target_format = target_format_for(destination, to)
+    chain = plan(source_format, target_format, via)
+    destination = Path(destination)
+    if destination.exists() and destination.is_dir() != FORMATS[target_format].is_directory:
+        raise UsageError(f"{str(destination)!r} exists and is a {'folder' if destination.is_dir() else 'file'}; "
+                         f"a {FORMATS[target_format].title} model is a {'folder' if FORMATS[target_format].is_directory else 'file'}")
+    atol, rtol = tolerances_for("fp32", atol, rtol)
+    options = ConvertOptions(opset=opset, input_specs=input_specs, dynamic_batch=dynamic_batch)
+    result = ConversionResult(str(source), str(destination), source_format, target_format)
+    if input_specs and source_format != "pytorch":
+        result.warnings.append("--input-shape is used for PyTorch sources only; the model's own signature was used")
+
+    label = str(source) if is_factory_spec(source) else Path(source).name
+    with steps.step(f"Loading {label} ({FORMATS[source_format].title})"):
+        session = FORMATS[source_format].open(source, weights=weights, input_specs=input_specs,
+                                              trust_pickle=trust_pickle)
+    with contextlib.ExitStack() as stack:
+        stack.callback(session.close)
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="modelport-")))
+        for index, edge in enumerate(chain):
+            last = index == len(chain) - 1
+            hop_dst = destination if last else scratch / f"hop{index}{(FORMATS[edge.dst].suffixes or ('',))[0]}"
+            staged = Path(stack.enter_context(staging_path(hop_dst, directory=FORMATS[edge.dst].is_directory)))
+            hop = _run_edge(edge, session, staged, options, steps)
+            result.warnings += options.extra.pop("warnings", [])
+            hop.exporter = options.extra.pop("exporter", None)
+            candidate = FORMATS[edge.dst].open(staged)
+            stack.callback(candidate.close)
+            if check:
+                hop.report = _check_hop(session, candidate, atol, rtol, feeds, samples, seed, steps)
+            if last:
+                commit(staged, destination)
+                hop.artifact = str(destination)
+            result.hops.append(hop)
+            session = candidate
+    result.seconds = time.perf_counter() - start
+    if not result.passed:
+        failing = next(h.report for h in result.hops if h.report is not None and not h.report.passed)
+        raise ParityError(failing, failing.summary() + f"\n  the artifact was kept: {str(destination)!r}",
+                          result=result)
+    return result
+
+
+def _run_edge(edge: Edge, session: Session, staged: Path, options: ConvertOptions, steps: Steps) -> HopResult:
+    start = time.perf_counter()
+    with steps.step(f"Converting {edge.src} -> {edge.dst} ({edge.description})"):
+        try:
+            edge.func(session, staged, options)
+        except ModelportError:
+            raise
+        except Exception as exc:
+            from ..errors import ConversionError
+            raise ConversionError(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                                  hop=edge.name, hint="run with --debug for the full traceback") from exc
+    return HopResult(edge.name, str(staged), time.perf_counter() - start)
+
+
+def _check_hop(reference: Session, candidate: Session, atol: float, rtol: float,
+               feeds: Mapping[str, np.ndarray] | None, samples: int, seed: int, steps: Steps) -> ParityReport:
+    from ..validate.parity import check_parity
+    with steps.step(f"Checking parity {reference.format_name} vs {candidate.format_name}"):
+        report = check_parity(reference, candidate, atol=atol, rtol=rtol, feeds=feeds, samples=samples, seed=seed)
+    return report

@@ -1,0 +1,83 @@
+"""Converter edges between formats, and the planner that chains them.
+
+An edge is registered with ``@converter("keras", "onnx")`` on a function
+``(source: Session, dst: Path, options: ConvertOptions) -> Path`` that writes ``dst``.
+The pipeline (pipeline.py) opens sessions, stages outputs atomically and checks parity; edges only
+transform.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ..errors import NoConversionPathError, UsageError
+from ..tensors import TensorSpec
+
+
+@dataclass
+class ConvertOptions:
+    """What the user asked for; each edge reads the fields it understands."""
+
+    opset: int | None = None
+    input_specs: Sequence[TensorSpec] | None = None
+    dynamic_batch: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+EdgeFunction = Callable[..., Path]
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: str
+    dst: str
+    func: EdgeFunction
+    description: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.src}->{self.dst}"
+
+
+EDGES: dict[tuple[str, str], Edge] = {}
+
+
+def converter(src: str, dst: str, description: str = "") -> Callable[[EdgeFunction], EdgeFunction]:
+    """Register ``func`` as the edge ``src -> dst``."""
+    def register(func: EdgeFunction) -> EdgeFunction:
+        EDGES[(src, dst)] = Edge(src, dst, func, description or (func.__doc__ or "").strip().splitlines()[0])
+        return func
+    return register
+
+
+def plan(src: str, dst: str, via: Sequence[str] | None = None) -> list[Edge]:
+    """The shortest chain of edges from ``src`` to ``dst``; a chain the user spells out is kept as is."""
+    if via:
+        stops = [src, *via, dst]
+        missing = [f"{a}->{b}" for a, b in zip(stops, stops[1:]) if (a, b) not in EDGES]
+        if missing:
+            raise NoConversionPathError(f"--via asks for edges that do not exist: {', '.join(missing)}",
+                                        hint="available edges: " + ", ".join(e.name for e in EDGES.values()))
+        return [EDGES[(a, b)] for a, b in zip(stops, stops[1:])]
+    if src == dst:
+        raise UsageError(f"source and target are both {src}; nothing to convert")
+    previous: dict[str, Edge | None] = {src: None}
+    queue = deque([src])
+    while queue:
+        here = queue.popleft()
+        for (a, b), edge in sorted(EDGES.items()):
+            if a == here and b not in previous:
+                previous[b] = edge
+                queue.append(b)
+    if dst not in previous:
+        raise NoConversionPathError(f"no conversion path from {src} to {dst}",
+                                    hint="available edges: " + ", ".join(e.name for e in EDGES.values()))
+    chain: list[Edge] = []
+    node = dst
+    while previous[node] is not None:
+        edge = previous[node]
+        chain.append(edge)
+        node = edge.src
+    return chain[::-1]

@@ -1,0 +1,166 @@
+"""PyTorch -> ONNX with ``torch.onnx.export``.
+
+The dynamo exporter goes first, on a program we capture ourselves with ``torch.export`` so that a
+failing op can be traced back to its module and source line; the TorchScript exporter is the
+fallback for models ``torch.export`` cannot capture (TorchScript modules, data-dependent Python).
+The batch dimension is dynamic unless the model pins it or the user asks for a fixed batch.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import warnings
+from pathlib import Path
+
+from .._console import captured_output
+from ..errors import ConversionError, UnsupportedOpError
+from ..formats.pytorch import TorchSession
+from .registry import ConvertOptions, converter
+
+EXPORT_BATCH = 2  # torch.export specialises sizes 0 and 1, so a dynamic batch is traced at 2
+
+
+@converter("pytorch", "onnx", "torch.onnx.export, dynamo exporter")
+def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -> Path:
+    """PyTorch module or ExportedProgram -> ONNX."""
+    import torch
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    session.require_shapes()
+    input_names = [s.name for s in session.inputs]
+    output_names = [s.name for s in session.outputs]
+    dynamic = options.dynamic_batch and all(s.shape for s in session.inputs)
+    notes = options.extra.setdefault("warnings", [])
+
+    dynamo_error: Exception | None = None
+    program = session.program
+    if program is None and not isinstance(session.module, torch.jit.ScriptModule):
+        program, capture_error = _capture(session, dynamic)
+        if program is None and dynamic:
+            program, _ = _capture(session, False)
+            if program is not None:
+                notes.append(f"the batch dimension could not be made dynamic ({_first_line(capture_error)}); "
+                             "the ONNX model has a fixed batch")
+                dynamic = False
+        dynamo_error = capture_error if program is None else None
+    if program is not None:
+        try:
+            with captured_output(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(program, args=(), f=str(dst), dynamo=True, input_names=input_names,
+                                  output_names=output_names, opset_version=options.opset, external_data=False,
+                                  verbose=False)
+            options.extra["exporter"] = "dynamo"
+            return dst
+        except Exception as exc:  # fall through to the TorchScript exporter, then report both
+            dynamo_error = exc
+    try:
+        _export_torchscript(session, dst, input_names, output_names, options.opset, dynamic)
+        options.extra["exporter"] = "torchscript"
+        if dynamo_error is not None:
+            notes.append(f"the dynamo exporter failed ({_first_line(dynamo_error)}); used the TorchScript exporter")
+        return dst
+    except Exception as ts_error:
+        raise _explain(dynamo_error, ts_error, program, options.opset) from ts_error
+
+
+def _capture(session: TorchSession, dynamic: bool):
+    """torch.export the module; returns (program, None) or (None, error)."""
+    import torch
+    args = session.example_args(batch=EXPORT_BATCH if dynamic else None)
+    shapes = None
+    if dynamic:
+        batch = torch.export.Dim("batch", min=1)
+        shapes = tuple({0: batch} for _ in args)
+    try:
+        with captured_output(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.export.export(session.module, args, dynamic_shapes=shapes, strict=False), None
+    except Exception as exc:
+        return None, exc
+
+
+def _export_torchscript(session: TorchSession, dst: Path, input_names, output_names, opset, dynamic) -> None:
+    import torch
+    args = session.example_args()
+    axes = {n: {0: "batch"} for n in input_names + output_names} if dynamic else None
+    with captured_output(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(session.module, args, str(dst), dynamo=False, input_names=input_names,
+                          output_names=output_names, opset_version=opset or 17, dynamic_axes=axes)
+
+
+_DISPATCH = re.compile(r"No ONNX function found for <OpOverload\(op='([\w.]+)', overload='(\w+)'\)>")
+_TS_UNSUPPORTED = re.compile(r"Exporting the operator '([\w:.]+)' to ONNX opset version (\d+) is not supported")
+
+
+def _explain(dynamo_error, ts_error, program, opset) -> Exception:
+    """Turn exporter failures into an UnsupportedOpError that names the op and where it is."""
+    dynamo_text, ts_text = _chain_text(dynamo_error), _chain_text(ts_error)
+    dispatch = _DISPATCH.search(dynamo_text)
+    unsupported = _TS_UNSUPPORTED.search(ts_text)
+    # The TorchScript exporter names the op the user called; the dynamo exporter may name what it
+    # decomposed into (eigvals -> eig): look both up in the captured program.
+    names = [m.group(1).replace("::", ".") for m in (unsupported, dispatch) if m]
+    if not names:
+        return ConversionError(f"both ONNX exporters failed; dynamo: {_first_line(dynamo_error)}; "
+                               f"TorchScript: {_first_line(ts_error)}", hop="pytorch->onnx",
+                               hint="run with --debug for the full tracebacks")
+    op, where = _locate(program, names)
+    return UnsupportedOpError(op or names[0].replace(".", "::", 1),
+                              opset or (int(unsupported.group(2)) if unsupported else None),
+                              where=where, framework="PyTorch",
+                              hint="rewrite that part with supported ops, or register a translation for it "
+                                   "(torch.onnx.export's custom_translation_table)")
+
+
+def _locate(program, names: list[str]) -> tuple[str | None, str | None]:
+    """(op name, "module 'path' (Class), file:line `code`") of the first node calling one of ``names``."""
+    if program is None:
+        return None, None
+    wanted = [n.split(".")[-1] for n in names]  # aten.linalg_eig -> linalg_eig
+    nodes = [n for n in program.graph.nodes if n.op == "call_function"]
+
+    def op_name(node) -> str:
+        return getattr(node.target, "__name__", str(node.target)).split(".")[0]
+
+    for matches in (lambda n, w: op_name(n) == w, lambda n, w: op_name(n).startswith(w)):
+        for want in wanted:
+            for node in nodes:
+                if matches(node, want):
+                    return f"aten::{op_name(node)}", _node_location(node)
+    return None, None
+
+
+def _node_location(node) -> str | None:
+    stack = node.meta.get("nn_module_stack") or {}
+    module = ""
+    if stack:
+        path, cls = list(stack.values())[-1]
+        cls_name = getattr(cls, "__name__", str(cls)).split(".")[-1]
+        path = re.sub(r"^L\['self'\]\.?|^L__self___?", "", path) or "<root>"
+        module = f"module {path!r} ({cls_name})"
+    trace = (node.meta.get("stack_trace") or "").strip().splitlines()
+    source = ""
+    for line in reversed(trace):
+        found = re.search(r'File "([^"]+)", line (\d+)', line)
+        if found:
+            source = f"{Path(found.group(1)).name}:{found.group(2)}"
+            break
+    if trace and source:
+        source += f" `{trace[-1].strip()}`"
+    return ", ".join(p for p in (module, source) if p) or None
+
+
+def _chain_text(error) -> str:
+    parts = []
+    while error is not None:
+        parts.append(str(error))
+        error = error.__cause__ or error.__context__
+    return "\n".join(parts)
+
+
+def _first_line(error) -> str:
+    if error is None:
+        return ""
+    text = str(error).strip()
+    return text.splitlines()[0][:200] if text else type(error).__name__

@@ -1,0 +1,95 @@
+"""The format registry: detect what a path holds and open it as a Session.
+
+Each format registers a :class:`Format` here; its runtime module is imported only when a model of
+that format is opened.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InvalidModelError, UnsupportedFormatError
+from .base import Format, Session
+from .detect import FACTORY_SPEC, sniff
+
+FORMATS: dict[str, Format] = {}
+
+
+def register_format(fmt: Format) -> Format:
+    FORMATS[fmt.name] = fmt
+    return fmt
+
+
+register_format(Format("onnx", "ONNX", (".onnx",), "onnx:open_onnx", extra=None))
+register_format(Format("pytorch", "PyTorch", (".pt", ".pth", ".pt2"), "pytorch:open_pytorch",
+                       extra="torch", aliases=("torch", "torchscript")))
+register_format(Format("keras", "Keras", (".keras", ".h5", ".hdf5"), "keras:open_keras", extra="tf"))
+register_format(Format("savedmodel", "TensorFlow SavedModel", (), "savedmodel:open_savedmodel",
+                       is_directory=True, extra="tf", aliases=("saved_model", "tf")))
+register_format(Format("tflite", "TFLite", (".tflite",), "tflite:open_tflite", extra="tf",
+                       aliases=("litert",)))
+
+
+def get_format(name: str) -> Format:
+    """Look a format up by name or alias (``--to``)."""
+    key = name.lower().strip()
+    for fmt in FORMATS.values():
+        if key == fmt.name or key in fmt.aliases:
+            return fmt
+    raise UnsupportedFormatError(
+        f"unknown format {name!r}", hint="known formats: " + ", ".join(sorted(FORMATS)))
+
+
+def format_for_suffix(path: str | Path) -> Format | None:
+    suffix = Path(path).suffix.lower()
+    for fmt in FORMATS.values():
+        if suffix in fmt.suffixes:
+            return fmt
+    return None
+
+
+def is_factory_spec(source: str | Path) -> bool:
+    text = str(source)
+    return bool(FACTORY_SPEC.match(text)) and not Path(text).exists()
+
+
+def detect(path: str | Path) -> Format:
+    """Tell the format of a model path by its content, and check that its suffix agrees.
+
+    Raises:
+        InvalidModelError: the path is missing, or its content contradicts its suffix.
+        UnsupportedFormatError: the content is no format modelport knows.
+    """
+    if is_factory_spec(path):
+        return FORMATS["pytorch"]
+    path = Path(path)
+    if not path.exists():
+        raise InvalidModelError(f"no such file or folder: {str(path)!r}",
+                                hint="check the path; a PyTorch factory is written package.module:function")
+    by_content, description = sniff(path)
+    by_suffix = format_for_suffix(path) if path.is_file() else None
+    if by_suffix is not None and by_content != by_suffix.name:
+        raise InvalidModelError(
+            f"{str(path)!r} is named like a {by_suffix.title} model ({path.suffix}) "
+            f"but its content is {description}",
+            hint="the file may be truncated, or be a download error page; fetch it again")
+    if by_content is None:
+        raise UnsupportedFormatError(
+            f"cannot tell the model format of {str(path)!r}: it is {description}",
+            hint="supported: " + ", ".join(f"{f.title} ({', '.join(f.suffixes) or 'folder'})"
+                                            for f in FORMATS.values()))
+    return FORMATS[by_content]
+
+
+def open_model(path: str | Path, *, format: str | None = None, **options) -> Session:
+    """Open a model in its own runtime.
+
+    Args:
+        path: a model file or folder, or ``package.module:factory`` for a PyTorch model.
+        format: skip detection and open as this format.
+        **options: format-specific options (``weights``, ``input_specs``, ``trust_pickle``).
+    """
+    fmt = get_format(format) if format else detect(path)
+    return fmt.open(path, **options)
+
+
+__all__ = ["FORMATS", "Format", "Session", "detect", "get_format", "open_model", "register_format"]

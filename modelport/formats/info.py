@@ -1,0 +1,42 @@
+"""What ``modelport info`` reports about a model, as plain data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import FORMATS, detect, is_factory_spec
+
+
+def _size_bytes(path: Path) -> int | None:
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return None
+
+
+def describe_model(model: str | os.PathLike, *, weights=None, input_shapes: Sequence[str] | None = None,
+                   trust_pickle: bool = False) -> dict[str, Any]:
+    """Format, inputs, outputs (names, shapes with dynamic dims, dtypes), format facts and size."""
+    from .pytorch import parse_input_specs
+    fmt = detect(model)
+    options: dict[str, Any] = {"trust_pickle": trust_pickle}
+    if fmt.name == "pytorch":
+        options.update(weights=weights, input_specs=parse_input_specs(input_shapes))
+    with fmt.open(model, **options) as session:
+        data = {
+            "model": str(model),
+            "format": fmt.name,
+            "format_title": fmt.title,
+            "size_bytes": None if is_factory_spec(model) else _size_bytes(Path(model)),
+            "inputs": [s.to_dict() for s in session.inputs],
+            "outputs": [s.to_dict() for s in session.outputs],
+        }
+        data.update(session.describe())
+    if weights is not None:
+        data["weights_size_bytes"] = _size_bytes(Path(weights))
+    return data
+
+
+__all__ = ["FORMATS", "describe_model"]

@@ -1,0 +1,75 @@
+"""Keras models (``.keras`` v3 archives and legacy ``.h5``), run by Keras on TensorFlow.
+
+Loading uses ``safe_mode=True``: a model whose config carries Python lambdas is refused.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidModelError, UntrustedPickleError
+from ..tensors import TensorSpec, framework_dtype_to_numpy
+from ._tf import import_keras
+from .base import Session
+
+
+def load_keras_model(path: Path):
+    keras = import_keras()
+    try:
+        return keras.saving.load_model(str(path), compile=False, safe_mode=True)
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "lambda" in str(exc).lower():
+            raise UntrustedPickleError(
+                f"{str(path)!r} contains Python code (a Lambda layer); refusing to deserialize it",
+                hint="replace Lambda layers by registered custom layers") from exc
+        raise InvalidModelError(f"cannot load Keras model {str(path)!r}: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidModelError(f"cannot load Keras model {str(path)!r}: {text}",
+                                hint="the file may be truncated or corrupt, or hold weights only") from exc
+
+
+def keras_input_specs(model) -> list[TensorSpec]:
+    specs = []
+    for tensor in model.inputs:
+        name = getattr(tensor, "name", None) or f"input_{len(specs)}"
+        specs.append(TensorSpec(name.split(":")[0], tuple(tensor.shape), framework_dtype_to_numpy(tensor.dtype)))
+    return specs
+
+
+def keras_output_specs(model) -> list[TensorSpec]:
+    names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
+    return [TensorSpec(n, tuple(t.shape), framework_dtype_to_numpy(t.dtype)) for n, t in zip(names, model.outputs)]
+
+
+class KerasSession(Session):
+    format_name = "keras"
+
+    def __init__(self, path, *, model=None, **_ignored):
+        super().__init__(path)
+        self.model = model if model is not None else load_keras_model(self.path)
+        if not getattr(self.model, "inputs", None):
+            raise InvalidModelError(f"{str(path)!r} is a subclassed Keras model without a known input signature",
+                                    hint="save a functional or Sequential model, or export a SavedModel")
+        self.inputs = keras_input_specs(self.model)
+        self.outputs = keras_output_specs(self.model)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        args = [np.asarray(feeds[s.name], dtype=s.dtype) for s in self.inputs]
+        result = self.model(args if len(args) > 1 else args[0], training=False)
+        if isinstance(result, dict):
+            result = [result[s.name] for s in self.outputs]
+        elif not isinstance(result, (list, tuple)):
+            result = [result]
+        return {s.name: np.asarray(r) for s, r in zip(self.outputs, result)}
+
+    def describe(self) -> dict[str, Any]:
+        keras = import_keras()
+        return {"keras": keras.__version__, "layers": len(self.model.layers),
+                "parameters": int(self.model.count_params()), "model_class": type(self.model).__name__}
+
+
+def open_keras(path, **options) -> KerasSession:
+    return KerasSession(path, **options)

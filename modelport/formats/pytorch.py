@@ -1,0 +1,304 @@
+"""PyTorch models: TorchScript (.pt/.pth), ExportedProgram (.pt2), and ``package.module:factory``
+with a ``state_dict`` loaded by ``torch.load(weights_only=True)``.
+
+A file holding a whole pickled ``nn.Module`` runs arbitrary code when loaded; it is refused unless
+the caller passes ``trust_pickle=True``.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import InvalidModelError, UntrustedPickleError, UsageError
+from ..tensors import TensorSpec, framework_dtype_to_numpy
+from .base import Session
+from .detect import FACTORY_SPEC
+
+
+def _import_torch():
+    import torch
+    return torch
+
+
+def _flatten_outputs(result) -> list[tuple[str | None, Any]]:
+    """Model outputs as (name or None, tensor) in order: a tensor, a tuple/list, or a dict."""
+    torch = _import_torch()
+    if isinstance(result, torch.Tensor):
+        return [(None, result)]
+    if isinstance(result, dict):
+        return [(str(k), v) for k, v in result.items()]
+    if isinstance(result, (list, tuple)):
+        flat: list[tuple[str | None, Any]] = []
+        for item in result:
+            flat.extend(_flatten_outputs(item))
+        return flat
+    raise InvalidModelError(f"the model returned {type(result).__name__}, not tensors")
+
+
+def output_names_for(flat: Sequence[tuple[str | None, Any]]) -> list[str]:
+    if len(flat) == 1 and flat[0][0] is None:
+        return ["output"]
+    return [name if name is not None else f"output_{i}" for i, (name, _) in enumerate(flat)]
+
+
+def _load_factory(spec: str, weights: str | Path | None):
+    torch = _import_torch()
+    module_name, attr = spec.split(":", 1)
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # like `python -m`: the user's current folder is importable
+    try:
+        target = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise InvalidModelError(f"cannot import {spec!r}: {exc}",
+                                hint="run from the folder that holds the package, or install it") from exc
+    model = target() if callable(target) and not isinstance(target, torch.nn.Module) else target
+    if not isinstance(model, torch.nn.Module):
+        raise InvalidModelError(f"{spec!r} gave a {type(model).__name__}, not a torch.nn.Module")
+    if weights is not None:
+        state = load_state_dict(weights)
+        result = model.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            detail = []
+            if result.missing_keys:
+                detail.append(f"missing {len(result.missing_keys)}: {', '.join(result.missing_keys[:5])}")
+            if result.unexpected_keys:
+                detail.append(f"unexpected {len(result.unexpected_keys)}: {', '.join(result.unexpected_keys[:5])}")
+            raise InvalidModelError(f"weights {str(weights)!r} do not fit {spec!r} ({'; '.join(detail)})")
+    return model
+
+
+def load_state_dict(path: str | Path) -> dict:
+    """Load tensors only (``weights_only=True``): no code in the file is ever run."""
+    torch = _import_torch()
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidModelError(f"no such weights file: {str(path)!r}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise UntrustedPickleError(
+                f"{str(path)!r} holds pickled Python objects, not just tensors; refusing to unpickle it",
+                hint="save the weights with torch.save(model.state_dict(), ...)") from exc
+        raise InvalidModelError(f"cannot read weights {str(path)!r}: {str(exc).splitlines()[0]}",
+                                hint="the file may be truncated or corrupt") from exc
+    for key in ("state_dict", "model_state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]  # common training-checkpoint layouts
+    if not isinstance(state, dict):
+        raise InvalidModelError(f"{str(path)!r} holds a {type(state).__name__}, not a state_dict")
+    return state
+
+
+def _load_file(path: Path, trust_pickle: bool):
+    """Return (module or ExportedProgram, kind) for a .pt/.pth/.pt2 file."""
+    torch = _import_torch()
+    kind = _archive_kind(path)
+    try:
+        if kind == "exported_program":
+            return torch.export.load(str(path)), kind
+        if kind == "torchscript":
+            return torch.jit.load(str(path), map_location="cpu"), kind
+    except Exception as exc:
+        raise InvalidModelError(f"cannot load {str(path)!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                                hint="the file may be truncated or corrupt") from exc
+    # A plain torch.save file: a state_dict (safe), or a pickled module (runs code on load).
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        message = str(exc)
+        if "weights_only" not in message and "Unsupported global" not in message:
+            raise InvalidModelError(f"cannot load {str(path)!r}: {message.splitlines()[0] if message else type(exc).__name__}",
+                                    hint="the file may be truncated or corrupt") from exc
+        if not trust_pickle:
+            raise UntrustedPickleError(
+                f"{str(path)!r} is a pickled Python object (a whole nn.Module); loading it runs "
+                "arbitrary code, so modelport refuses by default",
+                hint="save TorchScript (torch.jit.script/trace(...).save) or torch.export instead, or "
+                     "pass --trust-pickle if you trust where the file came from") from exc
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(obj, torch.nn.Module):
+        return obj, "pickled_module"
+    raise InvalidModelError(
+        f"{str(path)!r} holds weights only ({type(obj).__name__}), not a model",
+        hint="give the model as package.module:factory and this file as --weights")
+
+
+def _archive_kind(path: Path) -> str:
+    if path.suffix == ".pt2":
+        return "exported_program"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile:
+        return "pickle"
+    if any(n.endswith("serialized_exported_program.json") or n.endswith("archive_format") for n in names):
+        return "exported_program"
+    if any("/code/" in n for n in names):
+        return "torchscript"
+    return "pickle"
+
+
+def parse_input_specs(texts: Sequence[str] | None) -> list[TensorSpec] | None:
+    """``NAME:1,3,224,224[:dtype]`` or ``1,3,224,224`` (positional) -> TensorSpecs."""
+    if not texts:
+        return None
+    specs = []
+    for i, text in enumerate(texts):
+        parts = text.split(":")
+        if len(parts) == 1:
+            name, dims, dtype = f"input_{i}", parts[0], "float32"
+        elif len(parts) == 2:
+            name, dims = parts
+            dtype = "float32"
+            if not any(c.isdigit() for c in dims):
+                # "1,3,224,224:int64"? the first part then holds the dims
+                name, dims, dtype = f"input_{i}", parts[0], parts[1]
+        elif len(parts) == 3:
+            name, dims, dtype = parts
+        else:
+            raise UsageError(f"cannot read --input-shape {text!r}", hint="write NAME:1,3,224,224 or NAME:1,16:int64")
+        try:
+            shape = tuple(None if d.strip() in ("?", "-1", "None") else int(d) for d in dims.split(","))
+            specs.append(TensorSpec(name, shape, np.dtype(dtype)))
+        except (ValueError, TypeError):
+            raise UsageError(f"cannot read --input-shape {text!r}",
+                             hint="write NAME:1,3,224,224 or NAME:1,16:int64") from None
+    return specs
+
+
+class TorchSession(Session):
+    """Runs a PyTorch model in eval mode under ``torch.inference_mode``."""
+
+    format_name = "pytorch"
+    flexible_batch = True  # eager PyTorch runs any batch size
+
+    def __init__(self, source, *, weights=None, input_specs: Sequence[TensorSpec] | None = None,
+                 trust_pickle: bool = False, **_ignored):
+        torch = _import_torch()
+        text = str(source)
+        if FACTORY_SPEC.match(text) and not Path(text).exists():
+            self.kind = "factory"
+            self.path = Path(text)
+            self.module = _load_factory(text, weights)
+            self.program = None
+        else:
+            super().__init__(source)
+            if weights is not None:
+                raise UsageError("--weights goes with a package.module:factory model, not a model file")
+            obj, self.kind = _load_file(self.path, trust_pickle)
+            self.program = obj if self.kind == "exported_program" else None
+            self.module = obj.module() if self.program is not None else obj
+        self.module.eval()
+        self.source = text
+        self.inputs = self._input_specs(list(input_specs) if input_specs else None)
+        self._output_names: list[str] | None = None
+        self.outputs = self._probe_outputs()
+
+    # -- signatures ---------------------------------------------------------------------------
+    def argument_names(self) -> list[str]:
+        if self.program is not None:
+            return [spec.arg.name for spec in self.program.graph_signature.input_specs
+                    if spec.kind.name == "USER_INPUT"]
+        if hasattr(self.module, "forward") and hasattr(self.module.forward, "schema"):
+            return [a.name for a in self.module.forward.schema.arguments[1:]]  # TorchScript: skip self
+        try:
+            params = inspect.signature(self.module.forward).parameters.values()
+        except (TypeError, ValueError):
+            return []
+        return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                and p.default is inspect.Parameter.empty]
+
+    def _input_specs(self, given: list[TensorSpec] | None) -> list[TensorSpec]:
+        names = self.argument_names()
+        if given is not None:
+            if names and len(given) != len(names):
+                raise UsageError(f"the model takes {len(names)} input(s) ({', '.join(names)}) "
+                                 f"but --input-shape gave {len(given)}")
+            # Positional specs take the argument names of forward(), which become the ONNX names.
+            return [TensorSpec(names[i], s.shape, s.dtype) if names and s.name == f"input_{i}" else s
+                    for i, s in enumerate(given)]
+        if self.program is not None:
+            specs = []
+            placeholders = {n.name: n for n in self.program.graph.nodes if n.op == "placeholder"}
+            for spec in self.program.graph_signature.input_specs:
+                if spec.kind.name != "USER_INPUT":
+                    continue
+                val = placeholders[spec.arg.name].meta.get("val")
+                shape = tuple(d if isinstance(d, int) else None for d in val.shape)
+                specs.append(TensorSpec(spec.arg.name, shape, framework_dtype_to_numpy(val.dtype)))
+            return specs
+        # TorchScript and plain modules carry no shapes: names only, until --input-shape is given.
+        return [TensorSpec(n, None, np.float32) for n in names]
+
+    @property
+    def shapes_known(self) -> bool:
+        return all(spec.shape is not None for spec in self.inputs)
+
+    def require_shapes(self) -> None:
+        if not self.shapes_known:
+            names = ", ".join(s.name for s in self.inputs) or "x"
+            raise UsageError(
+                f"{self.source!r} does not record its input shapes",
+                hint=f"pass --input-shape for each input ({names}), e.g. --input-shape {self.inputs[0].name if self.inputs else 'x'}:1,3,224,224")
+
+    def _probe_outputs(self) -> list[TensorSpec]:
+        """Output names, shapes and dtypes from one run on zeros (batch 1), when shapes are known."""
+        if not self.shapes_known:
+            return []
+        torch = _import_torch()
+        args = [torch.zeros([d if d is not None else 1 for d in s.shape],
+                            dtype=getattr(torch, s.dtype.name)) for s in self.inputs]
+        with torch.inference_mode():
+            flat = _flatten_outputs(self.module(*args))
+        names = output_names_for(flat)
+        self._output_names = names
+        return [TensorSpec(n, (None,) + tuple(t.shape[1:]) if t.dim() else (), framework_dtype_to_numpy(t.dtype))
+                for n, (_, t) in zip(names, flat)]
+
+    def example_args(self, batch: int | None = None):
+        """Zero-free example tensors for export: small random values, batch overridden if asked."""
+        torch = _import_torch()
+        self.require_shapes()
+        generator = torch.Generator().manual_seed(0)
+        args = []
+        for spec in self.inputs:
+            shape = [d if d is not None else 1 for d in spec.shape]
+            if batch is not None and shape:
+                shape[0] = batch
+            dtype = getattr(torch, spec.dtype.name)
+            if dtype.is_floating_point:
+                args.append(torch.rand(shape, generator=generator).to(dtype))
+            elif dtype == torch.bool:
+                args.append(torch.rand(shape, generator=generator) > 0.5)
+            else:
+                args.append(torch.randint(0, 2, shape, generator=generator, dtype=dtype))
+        return tuple(args)
+
+    # -- running ------------------------------------------------------------------------------
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        torch = _import_torch()
+        args = [torch.from_numpy(np.ascontiguousarray(feeds[s.name])) for s in self.inputs]
+        with torch.inference_mode():
+            flat = _flatten_outputs(self.module(*args))
+        names = self._output_names or output_names_for(flat)
+        return {n: t.detach().cpu().numpy() for n, (_, t) in zip(names, flat)}
+
+    def describe(self) -> dict[str, Any]:
+        torch = _import_torch()
+        kinds = {"factory": "Python factory", "torchscript": "TorchScript", "exported_program": "ExportedProgram",
+                 "pickled_module": "pickled nn.Module"}
+        params = sum(p.numel() for p in self.module.parameters()) if hasattr(self.module, "parameters") else None
+        return {"kind": kinds.get(self.kind, self.kind), "parameters": params, "torch": torch.__version__}
+
+
+def open_pytorch(source, **options) -> TorchSession:
+    return TorchSession(source, **options)

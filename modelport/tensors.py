@@ -1,0 +1,98 @@
+"""Tensor signatures and the dtype names each runtime uses for them.
+
+Only numpy is imported here; the framework tables translate through dtype *names* so that this
+module can be used on the CLI start-up path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+Shape = tuple  # tuple[int | None, ...]; None marks a dynamic dim
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, shape and dtype of one model input or output.
+
+    ``shape`` is a tuple whose ``None`` entries are dynamic dims, or ``None`` when even the rank
+    is unknown (a TorchScript model carries no shapes).
+    """
+
+    name: str
+    shape: Shape | None
+    dtype: np.dtype
+
+    def __post_init__(self):
+        object.__setattr__(self, "dtype", np.dtype(self.dtype))
+        if self.shape is not None:
+            object.__setattr__(self, "shape", tuple(None if d is None else int(d) for d in self.shape))
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return bool(self.shape) and self.shape[0] is None
+
+    def shape_str(self) -> str:
+        if self.shape is None:
+            return "?"
+        return "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": None if self.shape is None else list(self.shape),
+                "dtype": self.dtype.name}
+
+
+# ONNX TensorProto.DataType numbers (onnx.proto) for the dtypes we move between runtimes.
+_ONNX_TO_NUMPY = {
+    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
+    9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
+}
+# onnxruntime reports types as strings such as "tensor(float)".
+_ORT_TO_NUMPY = {
+    "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+    "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(int16)": "int16",
+    "tensor(uint16)": "uint16", "tensor(int32)": "int32", "tensor(int64)": "int64",
+    "tensor(uint32)": "uint32", "tensor(uint64)": "uint64", "tensor(bool)": "bool",
+}
+# torch.dtype and tf.DType expose names that map straight onto numpy's, except these.
+_FRAMEWORK_ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64",
+                      "int": "int32", "short": "int16"}
+
+
+def onnx_elem_type_to_numpy(elem_type: int) -> np.dtype:
+    try:
+        return np.dtype(_ONNX_TO_NUMPY[elem_type])
+    except KeyError:
+        raise ValueError(f"ONNX element type {elem_type} has no numpy equivalent here") from None
+
+
+def numpy_to_onnx_elem_type(dtype) -> int:
+    name = np.dtype(dtype).name
+    for number, np_name in _ONNX_TO_NUMPY.items():
+        if np_name == name:
+            return number
+    raise ValueError(f"numpy dtype {name!r} has no ONNX equivalent here")
+
+
+def ort_type_to_numpy(type_str: str) -> np.dtype:
+    try:
+        return np.dtype(_ORT_TO_NUMPY[type_str])
+    except KeyError:
+        raise ValueError(f"onnxruntime type {type_str!r} is not a supported tensor type") from None
+
+
+def framework_dtype_to_numpy(dtype) -> np.dtype:
+    """torch.dtype / tf.DType / numpy dtype / string -> numpy dtype."""
+    name = getattr(dtype, "name", None)  # tf.DType
+    if not isinstance(name, str):
+        name = str(dtype).replace("torch.", "")
+    return np.dtype(_FRAMEWORK_ALIASES.get(name, name))
+
+
+def parse_dtype(text: str) -> np.dtype:
+    try:
+        return np.dtype(_FRAMEWORK_ALIASES.get(text, text))
+    except TypeError:
+        raise ValueError(f"unknown dtype {text!r}") from None

@@ -1,0 +1,184 @@
+"""Comparing the outputs of two Sessions: staged checks, per-output metrics, ParityReport."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+REPORT_SCHEMA_VERSION = 1
+
+
+@dataclass
+class OutputParity:
+    """Metrics of one output over every sample; ``problems`` lists why it failed, if it did."""
+
+    reference_name: str
+    candidate_name: str
+    reference_shape: list[int] | None = None
+    candidate_shape: list[int] | None = None
+    max_abs: float | None = None
+    max_rel: float | None = None
+    mean_abs: float | None = None
+    rmse: float | None = None
+    cosine: float | None = None
+    out_of_tolerance: float | None = None  # share of elements beyond atol + rtol*|ref|
+    nonfinite_agree: bool | None = None    # NaN/Inf at the same positions in both
+    top1_agreement: float | None = None    # class-score outputs only
+    top5_agreement: float | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class ParityReport:
+    """The outcome of comparing a candidate model against a reference on the same feeds.
+
+    ``bool(report)`` is ``report.passed``; in a test, ``assert report, report.summary()`` shows
+    every failing output.
+    """
+
+    reference: str
+    candidate: str
+    atol: float
+    rtol: float
+    samples: int
+    batch_sizes: list[int]
+    outputs: list[OutputParity] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # stage problems not tied to one output
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures and all(o.passed for o in self.outputs)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def all_failures(self) -> list[str]:
+        return self.failures + [f"{o.candidate_name!r}: {p}" for o in self.outputs for p in o.problems]
+
+    def summary(self) -> str:
+        if self.passed:
+            worst = max((o.max_abs or 0.0 for o in self.outputs), default=0.0)
+            return (f"parity passed: {len(self.outputs)} output(s), max abs error {worst:.3g} "
+                    f"(atol {self.atol:g}, rtol {self.rtol:g})")
+        lines = [f"parity FAILED between {self.reference!r} and {self.candidate!r} "
+                 f"(atol {self.atol:g}, rtol {self.rtol:g}):"]
+        lines += [f"  - {f}" for f in self.all_failures()]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schema_version"] = REPORT_SCHEMA_VERSION
+        data["passed"] = self.passed
+        for out, obj in zip(data["outputs"], self.outputs):
+            out["passed"] = obj.passed
+        return data
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False, default=_json_default)
+
+
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def match_names(reference: Sequence[str], candidate: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Pair outputs by name; when the name sets differ, pair by position and warn."""
+    if set(reference) == set(candidate):
+        return [(n, n) for n in reference], []
+    warnings = []
+    if len(reference) != len(candidate):
+        warnings.append(f"the models have {len(reference)} and {len(candidate)} outputs")
+    warnings.append("output names differ, matched by position: "
+                    + ", ".join(f"{r!r}->{c!r}" for r, c in zip(reference, candidate)))
+    return list(zip(reference, candidate)), warnings
+
+
+class ParityAccumulator:
+    """Collects reference/candidate output pairs over samples, then computes the metrics once."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]], atol: float, rtol: float):
+        self.pairs = list(pairs)
+        self.atol, self.rtol = atol, rtol
+        self._ref: dict[str, list[np.ndarray]] = {r: [] for r, _ in self.pairs}
+        self._cand: dict[str, list[np.ndarray]] = {c: [] for _, c in self.pairs}
+        self._shape_problems: dict[str, list[str]] = {c: [] for _, c in self.pairs}
+        self._shapes: dict[str, tuple[list[int], list[int]]] = {}
+
+    def add(self, reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray]) -> None:
+        for ref_name, cand_name in self.pairs:
+            ref = np.asarray(reference[ref_name])
+            cand = np.asarray(candidate[cand_name])
+            self._shapes[cand_name] = (list(ref.shape), list(cand.shape))
+            if ref.shape != cand.shape:
+                if ref.size == cand.size and np.squeeze(ref).shape == np.squeeze(cand).shape:
+                    cand = cand.reshape(ref.shape)  # a squeezed unit dim is no numerical difference
+                else:
+                    message = f"shape {list(cand.shape)} differs from the reference's {list(ref.shape)}"
+                    if message not in self._shape_problems[cand_name]:
+                        self._shape_problems[cand_name].append(message)
+                    continue
+            self._ref[ref_name].append(ref)
+            self._cand[cand_name].append(cand)
+
+    def finish(self) -> list[OutputParity]:
+        results = []
+        for ref_name, cand_name in self.pairs:
+            shapes = self._shapes.get(cand_name, (None, None))
+            out = OutputParity(ref_name, cand_name, shapes[0], shapes[1])
+            out.problems.extend(self._shape_problems[cand_name])
+            if self._ref[ref_name]:
+                _fill_metrics(out, self._ref[ref_name], self._cand[cand_name], self.atol, self.rtol)
+            results.append(out)
+        return results
+
+
+def _fill_metrics(out: OutputParity, refs: list[np.ndarray], cands: list[np.ndarray], atol: float, rtol: float) -> None:
+    ref = np.concatenate([r.astype(np.float64).ravel() for r in refs])
+    cand = np.concatenate([c.astype(np.float64).ravel() for c in cands])
+    ref_bad, cand_bad = ~np.isfinite(ref), ~np.isfinite(cand)
+    out.nonfinite_agree = bool(np.array_equal(ref_bad, cand_bad) and np.array_equal(ref[ref_bad], cand[cand_bad], equal_nan=True))
+    if not out.nonfinite_agree:
+        out.problems.append(f"NaN/Inf at different positions ({int(ref_bad.sum())} in reference, {int(cand_bad.sum())} in candidate)")
+    finite = ~(ref_bad | cand_bad)
+    ref, cand = ref[finite], cand[finite]
+    if ref.size == 0:
+        return
+    diff = np.abs(cand - ref)
+    # Relative error floors |ref| at atol so that near-zero references do not explode it.
+    rel = diff / np.maximum(np.abs(ref), max(atol, 1e-30))
+    beyond = diff > atol + rtol * np.abs(ref)
+    out.max_abs = float(diff.max())
+    out.max_rel = float(rel.max())
+    out.mean_abs = float(diff.mean())
+    out.rmse = float(np.sqrt(np.mean(diff ** 2)))
+    norms = np.linalg.norm(ref) * np.linalg.norm(cand)
+    out.cosine = float(np.dot(ref, cand) / norms) if norms > 0 else float(np.array_equal(ref, cand))
+    out.out_of_tolerance = float(beyond.mean())
+    if beyond.any():
+        worst = int(np.argmax(diff - (atol + rtol * np.abs(ref))))
+        out.problems.append(
+            f"{int(beyond.sum())} of {beyond.size} values ({out.out_of_tolerance:.2%}) beyond tolerance; "
+            f"max abs error {out.max_abs:.3g}, e.g. {cand[worst]:.6g} vs reference {ref[worst]:.6g}")
+    _class_agreement(out, refs, cands)
+
+
+def _class_agreement(out: OutputParity, refs: list[np.ndarray], cands: list[np.ndarray]) -> None:
+    """Top-1/top-5 agreement for outputs shaped (batch, classes): information, not a pass rule."""
+    if refs[0].ndim != 2 or refs[0].shape[1] < 2 or not np.issubdtype(refs[0].dtype, np.floating):
+        return
+    ref = np.concatenate(refs)
+    cand = np.concatenate(cands)
+    out.top1_agreement = float(np.mean(ref.argmax(1) == cand.argmax(1)))
+    if ref.shape[1] > 5:
+        top_ref = np.sort(np.argsort(-ref, axis=1)[:, :5], axis=1)
+        top_cand = np.sort(np.argsort(-cand, axis=1)[:, :5], axis=1)
+        out.top5_agreement = float(np.mean(np.all(top_ref == top_cand, axis=1)))

@@ -1,0 +1,148 @@
+"""PyTorch architectures for the conversion tests and benchmarks (random weights, no torchvision)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SmallCNN(nn.Module):
+    """Conv + BatchNorm + pooling + linear head: the shape of most image classifiers."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d(1))
+        self.head = nn.Linear(16, classes)
+
+    def forward(self, image):
+        return self.head(torch.flatten(self.features(image), 1))
+
+
+class GRUClassifier(nn.Module):
+    """Two-layer GRU over a sequence, classifying from the last step."""
+
+    def __init__(self, features: int = 8, hidden: int = 16, classes: int = 4):
+        super().__init__()
+        self.rnn = nn.GRU(features, hidden, num_layers=2, batch_first=True)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, sequence):
+        out, _ = self.rnn(sequence)
+        return self.head(out[:, -1])
+
+
+class LSTMTagger(nn.Module):
+    """Embedding + bidirectional LSTM over token ids: an integer input and a per-token output."""
+
+    def __init__(self, vocab: int = 50, dim: int = 16, tags: int = 5):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.lstm = nn.LSTM(dim, dim, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(2 * dim, tags)
+
+    def forward(self, tokens):
+        out, _ = self.lstm(self.embed(tokens))
+        return self.head(out)
+
+
+class TinyTransformer(nn.Module):
+    """A two-layer torch.nn.TransformerEncoder with a linear head, returning two outputs."""
+
+    def __init__(self, dim: int = 32, heads: int = 4, classes: int = 3):
+        super().__init__()
+        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=64, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, x):
+        hidden = self.encoder(x)
+        return {"logits": self.head(hidden.mean(1)), "hidden": hidden}
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.down = None
+        if stride != 1 or cin != cout:
+            self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        identity = x if self.down is None else self.down(x)
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + identity)
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 (He et al. 2015) as torchvision lays it out: 4 stages of 2 basic blocks."""
+
+    def __init__(self, classes: int = 1000):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                                  nn.MaxPool2d(3, 2, 1))
+        stages, cin = [], 64
+        for cout, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+            stages += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
+            cin = cout
+        self.stages = nn.Sequential(*stages)
+        self.fc = nn.Linear(512, classes)
+
+    def forward(self, image):
+        x = self.stages(self.stem(image))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def _seeded(cls, **kwargs):
+    torch.manual_seed(0)
+    model = cls(**kwargs).eval()
+    # Give BatchNorm non-trivial statistics so that folding it is really exercised.
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def small_cnn():
+    return _seeded(SmallCNN)
+
+
+def gru_classifier():
+    return _seeded(GRUClassifier)
+
+
+def lstm_tagger():
+    return _seeded(LSTMTagger)
+
+
+def tiny_transformer():
+    return _seeded(TinyTransformer)
+
+
+def resnet18():
+    return _seeded(ResNet18)
+
+
+class EigenHead(nn.Module):
+    """Uses torch.linalg.eigvals, which no ONNX exporter can translate."""
+
+    def forward(self, x):
+        return torch.linalg.eigvals(x).real
+
+
+class UnsupportedNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+        self.eigen = EigenHead()
+
+    def forward(self, x):
+        return self.eigen(self.proj(x).reshape(-1, 2, 2))
+
+
+def unsupported_net():
+    return _seeded(UnsupportedNet)
