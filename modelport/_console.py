@@ -92,8 +92,17 @@ def captured_output() -> Iterator[io.StringIO]:
             print(buffer.getvalue(), file=sys.stderr)
 
 
+_debug = False
+
+
+def set_debug(enabled: bool) -> None:
+    global _debug
+    _debug = enabled
+
+
 def debug_enabled() -> bool:
-    return os.environ.get("MODELPORT_DEBUG") == "1"
+    """--debug on the command line, or MODELPORT_DEBUG=1 in the environment."""
+    return _debug or os.environ.get("MODELPORT_DEBUG") == "1"
 
 
 def eprint(*args) -> None:

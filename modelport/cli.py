@@ -17,7 +17,7 @@ import typer
 from rich.markup import escape
 
 from . import __version__
-from ._console import Steps, console, quiet_tensorflow
+from ._console import Steps, console, debug_enabled, quiet_tensorflow, set_debug
 from .errors import InternalError, ModelportError, ParityError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
@@ -27,8 +27,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 @app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks."),
           version: bool = typer.Option(False, "--version", help="Print the version and exit.")):
-    if debug:
-        os.environ["MODELPORT_DEBUG"] = "1"
+    # --debug is read by main() before parsing; it is declared here so that --help lists it.
     if version:
         typer.echo(f"modelport {__version__}")
         raise typer.Exit(0)
@@ -127,10 +126,14 @@ def main(argv: list[str] | None = None) -> int:
     import click
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args or os.environ.get("MODELPORT_DEBUG") == "1"
+    set_debug("--debug" in args)
+    debug = debug_enabled()
     try:
-        command.main(args=args, prog_name="modelport", standalone_mode=False)
-        return 0
+        # Typer turns Ctrl-C into an exit code (130) that main() returns when not standalone.
+        code = command.main(args=args, prog_name="modelport", standalone_mode=False)
+        if code == 130:
+            console.print("interrupted; no output was written")
+        return code if isinstance(code, int) else 0
     except click.exceptions.Exit as done:
         return done.exit_code
     except click.ClickException as error:

@@ -36,7 +36,7 @@ class HopResult:
     def to_dict(self) -> dict[str, Any]:
         return {"edge": self.edge, "artifact": self.artifact, "seconds": round(self.seconds, 3),
                 "exporter": self.exporter,
-                "parity": self.report.to_dict() if self.report else None}
+                "parity": self.report.to_dict() if self.report is not None else None}
 
 
 @dataclass

@@ -68,10 +68,14 @@ def detect(path: str | Path) -> Format:
     by_content, description = sniff(path)
     by_suffix = format_for_suffix(path) if path.is_file() else None
     if by_suffix is not None and by_content != by_suffix.name:
+        if by_content is not None:
+            hint = (f"it looks like a {FORMATS[by_content].title} model: give it a "
+                    f"{' or '.join(FORMATS[by_content].suffixes) or 'folder'} name")
+        else:
+            hint = "the file may be truncated, or be a download error page; fetch it again"
         raise InvalidModelError(
-            f"{str(path)!r} is named like a {by_suffix.title} model ({path.suffix}) "
-            f"but its content is {description}",
-            hint="the file may be truncated, or be a download error page; fetch it again")
+            f"{str(path)!r} has the suffix {path.suffix!r} of {by_suffix.title} models "
+            f"but its content is {description}", hint=hint)
     if by_content is None:
         raise UnsupportedFormatError(
             f"cannot tell the model format of {str(path)!r}: it is {description}",

@@ -39,8 +39,20 @@ def keras_input_specs(model) -> list[TensorSpec]:
     return specs
 
 
+def _output_names(model) -> list[str]:
+    names = getattr(model, "output_names", None)  # functional models
+    if names:
+        return list(names)
+    names = []
+    for i, tensor in enumerate(model.outputs):  # Sequential: name outputs after their layers
+        history = getattr(tensor, "_keras_history", None)
+        layer = getattr(history, "operation", None) if history else None
+        names.append(getattr(layer, "name", None) or f"output_{i}")
+    return names if len(set(names)) == len(names) else [f"output_{i}" for i in range(len(names))]
+
+
 def keras_output_specs(model) -> list[TensorSpec]:
-    names = list(getattr(model, "output_names", None) or [f"output_{i}" for i in range(len(model.outputs))])
+    names = _output_names(model)
     return [TensorSpec(n, tuple(t.shape), framework_dtype_to_numpy(t.dtype)) for n, t in zip(names, model.outputs)]
 
 

@@ -64,7 +64,11 @@ def _load_factory(spec: str, weights: str | Path | None):
         raise InvalidModelError(f"{spec!r} gave a {type(model).__name__}, not a torch.nn.Module")
     if weights is not None:
         state = load_state_dict(weights)
-        result = model.load_state_dict(state, strict=False)
+        try:
+            result = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shape mismatches are raised even when strict=False
+            problems = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+            raise InvalidModelError(f"weights {str(weights)!r} do not fit {spec!r}: " + "; ".join(problems[:5])) from exc
         if result.missing_keys or result.unexpected_keys:
             detail = []
             if result.missing_keys:
@@ -124,7 +128,12 @@ def _load_file(path: Path, trust_pickle: bool):
                 "arbitrary code, so modelport refuses by default",
                 hint="save TorchScript (torch.jit.script/trace(...).save) or torch.export instead, or "
                      "pass --trust-pickle if you trust where the file came from") from exc
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except (ImportError, AttributeError) as load_error:
+            raise InvalidModelError(
+                f"{str(path)!r} is a pickled module whose class cannot be imported here: {load_error}",
+                hint="run from the folder that holds the model's code, or install its package") from load_error
     if isinstance(obj, torch.nn.Module):
         return obj, "pickled_module"
     raise InvalidModelError(
@@ -197,7 +206,8 @@ class TorchSession(Session):
             obj, self.kind = _load_file(self.path, trust_pickle)
             self.program = obj if self.kind == "exported_program" else None
             self.module = obj.module() if self.program is not None else obj
-        self.module.eval()
+        if self.program is None:
+            self.module.eval()  # an ExportedProgram was captured in its mode and refuses eval()
         self.source = text
         self.inputs = self._input_specs(list(input_specs) if input_specs else None)
         self._output_names: list[str] | None = None

@@ -1,0 +1,169 @@
+"""Bad input exits 2 with a clear message and writes nothing; a parity failure exits 1 and keeps the artifact."""
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from modelport.convert import EDGES
+from tests import zoo_torch
+from tests.conftest import listing
+
+
+def _assert_refused(result, *phrases):
+    assert result.code == 2, (result.code, result.err)
+    for phrase in phrases:
+        assert phrase in result.err, result.err
+    assert "Traceback" not in result.err
+
+
+def test_missing_file(cli, tmp_path):
+    result = cli("convert", tmp_path / "nope.keras", tmp_path / "out.onnx")
+    _assert_refused(result, "no such file", "nope.keras")
+    assert listing(tmp_path) == []
+
+
+def test_content_does_not_match_suffix(cli, tmp_path):
+    fake = tmp_path / "model.keras"
+    fake.write_text("<html><head><title>404 Not Found</title></head></html>")
+    before = listing(tmp_path)
+    result = cli("convert", fake, tmp_path / "out.onnx")
+    _assert_refused(result, "'.keras'", "HTML")
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("name", ["cnn_bn.tflite", "two_io.keras"])
+def test_truncated_model(cli, keras_models, tmp_path, name):
+    data = keras_models[name].read_bytes()
+    broken = tmp_path / name
+    broken.write_bytes(data[: len(data) // 2])
+    before = listing(tmp_path)
+    result = cli("convert", broken, tmp_path / "out.onnx")
+    _assert_refused(result, "truncated")
+    assert listing(tmp_path) == before
+
+
+def test_truncated_onnx_info(cli, tmp_path):
+    path = tmp_path / "cnn.onnx"
+    torch.onnx.export(zoo_torch.small_cnn(), (torch.rand(1, 3, 8, 8),), str(path), dynamo=False)
+    path.write_bytes(path.read_bytes()[:2000])
+    _assert_refused(cli("info", path), "not a valid ONNX model")
+
+
+def test_truncated_torchscript(cli, tmp_path):
+    path = tmp_path / "cnn.pt"
+    torch.jit.script(zoo_torch.small_cnn()).save(str(path))
+    path.write_bytes(path.read_bytes()[:3000])
+    before = listing(tmp_path)
+    _assert_refused(cli("convert", path, tmp_path / "o.onnx", "--input-shape", "1,3,8,8"), "truncated")
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("target,phrase", [("out.xyz", "cannot tell the target format"),
+                                           ("out.onnx --to coreml", "unknown format 'coreml'")])
+def test_unknown_target_format(cli, keras_models, tmp_path, target, phrase):
+    dst, *extra = target.split()
+    result = cli("convert", keras_models["two_io.keras"], tmp_path / dst, *extra)
+    _assert_refused(result, phrase)
+    assert listing(tmp_path) == []
+
+
+def test_no_conversion_path(cli, tmp_path):
+    path = tmp_path / "cnn.onnx"
+    torch.onnx.export(zoo_torch.small_cnn(), (torch.rand(1, 3, 8, 8),), str(path), dynamo=False)
+    _assert_refused(cli("convert", path, tmp_path / "cnn.keras"), "no conversion path from onnx to keras")
+
+
+def test_torch_op_without_onnx_translation_is_named_and_located(cli, tmp_path):
+    dst = tmp_path / "u.onnx"
+    dst.write_bytes(b"previous good artifact")
+    result = cli("convert", "tests.zoo_torch:unsupported_net", dst, "--input-shape", "x:2,4")
+    _assert_refused(result, "'aten::linalg_eigvals'", "module 'eigen' (EigenHead)", "zoo_torch.py:")
+    assert dst.read_bytes() == b"previous good artifact"
+    assert listing(tmp_path) == ["u.onnx"]
+
+
+def test_tensorflow_op_without_onnx_translation(cli, tmp_path):
+    import tensorflow as tf
+
+    class Eigen(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 3, 3], tf.float32, name="x")])
+        def serve(self, x):
+            values, _ = tf.linalg.eigh(x + tf.transpose(x, [0, 2, 1]))
+            return {"values": values}
+
+    module = Eigen()
+    source = tmp_path / "eigen_savedmodel"
+    tf.saved_model.save(module, str(source), signatures={"serving_default": module.serve})
+    before = listing(tmp_path)
+    result = cli("convert", source, tmp_path / "eigen.onnx")
+    _assert_refused(result, "'SelfAdjointEigV2'", "SelfAdjointEigV2'")
+    assert listing(tmp_path) == before
+
+
+def test_pickled_module_refused_without_trust(cli, tmp_path):
+    path = tmp_path / "full.pt"
+    torch.save(zoo_torch.small_cnn(), path)
+    before = listing(tmp_path)
+    result = cli("convert", path, tmp_path / "full.onnx", "--input-shape", "1,3,8,8")
+    _assert_refused(result, "pickled", "--trust-pickle")
+    assert listing(tmp_path) == before
+    trusted = cli("convert", path, tmp_path / "full.onnx", "--input-shape", "1,3,8,8", "--trust-pickle")
+    assert trusted.code == 0, trusted.err
+
+
+def test_missing_input_shape_says_what_to_pass(cli, tmp_path):
+    result = cli("convert", "tests.zoo_torch:small_cnn", tmp_path / "cnn.onnx")
+    _assert_refused(result, "--input-shape", "image")
+    assert listing(tmp_path) == []
+
+
+def test_interrupted_conversion_leaves_nothing(cli, tmp_path, monkeypatch):
+    edge = EDGES[("pytorch", "onnx")]
+
+    def interrupted(session, dst, options):
+        dst.write_bytes(b"half a model")
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(EDGES, ("pytorch", "onnx"), edge.__class__(edge.src, edge.dst, interrupted, edge.description))
+    dst = tmp_path / "cnn.onnx"
+    dst.write_bytes(b"previous good artifact")
+    result = cli("convert", "tests.zoo_torch:small_cnn", dst, "--input-shape", "1,3,8,8")
+    assert result.code == 130
+    assert dst.read_bytes() == b"previous good artifact"
+    assert listing(tmp_path) == ["cnn.onnx"]
+
+
+def test_parity_failure_exits_1_and_keeps_artifact(cli, tmp_path):
+    dst, report = tmp_path / "t.onnx", tmp_path / "report.json"
+    # ONNX Runtime and torch differ by ~1e-7 on this model: zero tolerance must fail, honestly.
+    result = cli("convert", "tests.zoo_torch:tiny_transformer", dst, "--input-shape", "1,7,32",
+                 "--atol", "0", "--rtol", "0", "--report", report)
+    assert result.code == 1, result.err
+    assert "parity check failed" in result.err and "beyond tolerance" in result.err
+    assert "artifact was kept" in result.err
+    assert dst.is_file()
+    data = json.loads(report.read_text())
+    assert data["passed"] is False
+    assert {o["candidate_name"] for o in data["hops"][0]["parity"]["outputs"] if not o["passed"]} == {"logits", "hidden"}
+
+
+def test_no_check_skips_parity(cli, tmp_path):
+    result = cli("convert", "tests.zoo_torch:small_cnn", tmp_path / "c.onnx", "--input-shape", "1,3,8,8",
+                 "--no-check", "--json")
+    assert result.code == 0
+    assert result.json()["checked"] is False and result.json()["hops"][0]["parity"] is None
+
+
+def test_debug_shows_traceback(cli, tmp_path):
+    result = cli("--debug", "convert", tmp_path / "nope.onnx", tmp_path / "o.onnx")
+    assert result.code == 2 and "Traceback" in result.err
+
+
+def test_console_script_exit_code(tmp_path):
+    fake = tmp_path / "m.tflite"
+    fake.write_text("not a model")
+    run = subprocess.run([sys.executable, "-m", "modelport.cli", "info", str(fake)], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert "m.tflite" in run.stderr and "Traceback" not in run.stderr

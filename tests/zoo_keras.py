@@ -1,0 +1,77 @@
+"""Keras architectures for the conversion tests and benchmarks (random weights)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _keras():
+    import keras
+    keras.utils.set_random_seed(0)
+    return keras
+
+
+def two_inputs_two_outputs():
+    """Functional model: image-like and vector inputs, class logits and a regression score."""
+    keras = _keras()
+    pixels = keras.Input((12, 12, 3), name="pixels")
+    extra = keras.Input((5,), name="extra")
+    x = keras.layers.Conv2D(8, 3, activation="relu")(pixels)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Concatenate()([x, keras.layers.Dense(8, activation="tanh")(extra)])
+    logits = keras.layers.Dense(6, name="logits")(x)
+    score = keras.layers.Dense(1, name="score")(x)
+    return keras.Model([pixels, extra], [logits, score], name="two_io")
+
+
+def cnn_batchnorm():
+    """Sequential CNN with BatchNorm (non-trivial moving statistics) and a logits head."""
+    keras = _keras()
+    model = keras.Sequential([
+        keras.Input((16, 16, 3), name="image"),
+        keras.layers.Conv2D(8, 3, padding="same"), keras.layers.BatchNormalization(), keras.layers.ReLU(),
+        keras.layers.MaxPooling2D(), keras.layers.DepthwiseConv2D(3, padding="same"),
+        keras.layers.BatchNormalization(), keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(10, name="logits")], name="cnn_bn")
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights([gamma, beta, rng.uniform(-0.1, 0.1, mean.shape).astype("float32"),
+                               rng.uniform(0.5, 1.5, var.shape).astype("float32")])
+    return model
+
+
+def recurrent():
+    """LSTM then GRU over a sequence of feature vectors."""
+    keras = _keras()
+    seq = keras.Input((10, 6), name="sequence")
+    x = keras.layers.LSTM(12, return_sequences=True)(seq)
+    x = keras.layers.GRU(8)(x)
+    return keras.Model(seq, keras.layers.Dense(4, name="logits")(x), name="recurrent")
+
+
+def mobilenet_v2():
+    keras = _keras()
+    return keras.applications.MobileNetV2(weights=None, classifier_activation=None)
+
+
+def save_all(folder: Path) -> dict[str, Path]:
+    """Save each model in the forms the tests read; returns name -> path."""
+    import tensorflow as tf
+    paths: dict[str, Path] = {}
+    two_io = two_inputs_two_outputs()
+    paths["two_io.keras"] = folder / "two_io.keras"
+    two_io.save(paths["two_io.keras"])
+    paths["two_io.h5"] = folder / "two_io.h5"
+    two_io.save(paths["two_io.h5"])
+    paths["two_io_savedmodel"] = folder / "two_io_savedmodel"
+    two_io.export(str(paths["two_io_savedmodel"]), verbose=False)
+    for name, build in (("cnn_bn", cnn_batchnorm), ("recurrent", recurrent)):
+        paths[f"{name}.keras"] = folder / f"{name}.keras"
+        build().save(paths[f"{name}.keras"])
+    cnn = cnn_batchnorm()
+    paths["cnn_bn.tflite"] = folder / "cnn_bn.tflite"
+    paths["cnn_bn.tflite"].write_bytes(tf.lite.TFLiteConverter.from_keras_model(cnn).convert())
+    return paths
