@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "open_model": ("modelport.formats", "open_model"),
     "detect": ("modelport.formats", "detect"),
-    "convert": ("modelport.convert", "convert"),
+    "convert": ("modelport.convert", None),  # the subpackage is callable: modelport.convert(src, dst)
     "check_parity": ("modelport.validate.parity", "check_parity"),
     "ParityReport": ("modelport.validate.compare", "ParityReport"),
     "TensorSpec": ("modelport.tensors", "TensorSpec"),
@@ -26,5 +26,6 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
         module_name, attr = _LAZY[name]
-        return getattr(importlib.import_module(module_name), attr)
+        module = importlib.import_module(module_name)
+        return module if attr is None else getattr(module, attr)
     raise AttributeError(f"module 'modelport' has no attribute {name!r}")

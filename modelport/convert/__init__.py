@@ -9,3 +9,7 @@ from .pipeline import ConversionResult, HopResult, convert
 from .registry import EDGES, ConvertOptions, Edge, converter, plan
 
 __all__ = ["EDGES", "ConversionResult", "ConvertOptions", "Edge", "HopResult", "convert", "converter", "plan"]
+
+from .._callable_module import make_callable  # noqa: E402
+
+make_callable(__name__, "convert")

@@ -1,0 +1,91 @@
+"""``modelport demo``: build two small models, then inspect, convert and check them, end to end.
+
+Each step is the CLI command a user would type, run in this process and shown before it runs.
+Later parts of modelport (validate, edge, serve) add their steps to ``DEMO_STEPS``.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable
+
+from rich.markup import escape
+
+from ._console import console
+
+
+def demo_cnn():
+    """A small PyTorch CNN with BatchNorm: the demo's factory (``modelport.demo:demo_cnn``)."""
+    import torch
+    from torch import nn
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+    return model.eval()
+
+
+def _build_torch(workdir: Path) -> None:
+    import torch
+    model = demo_cnn()
+    for module in model.modules():  # trained-looking BatchNorm statistics
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+    torch.save(model.state_dict(), workdir / "cnn_weights.pt")
+
+
+def _build_keras(workdir: Path) -> None:
+    from .formats._tf import import_keras
+    keras = import_keras()
+    keras.utils.set_random_seed(0)
+    image = keras.Input((32, 32, 3), name="image")
+    meta = keras.Input((4,), name="meta")
+    x = keras.layers.Conv2D(8, 3, activation="relu")(image)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Concatenate()([x, meta])
+    model = keras.Model([image, meta], [keras.layers.Dense(5, name="logits")(x),
+                                        keras.layers.Dense(1, name="quality")(x)])
+    model.save(workdir / "two_heads.keras")
+
+
+def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]]:
+    """(title, action) pairs; an action is a CLI argument list or a function."""
+    w = str(workdir)
+    return [
+        ("Build a PyTorch CNN (random weights) and save its state_dict", lambda: _build_torch(workdir)),
+        ("Inspect it", ["info", "modelport.demo:demo_cnn", "--weights", f"{w}/cnn_weights.pt",
+                        "--input-shape", "image:1,3,32,32"]),
+        ("Convert it to ONNX; parity is checked against PyTorch",
+         ["convert", "modelport.demo:demo_cnn", f"{w}/cnn.onnx", "--weights", f"{w}/cnn_weights.pt",
+          "--input-shape", "image:1,3,32,32", "--report", f"{w}/cnn_parity.json"]),
+        ("Inspect the ONNX model", ["info", f"{w}/cnn.onnx"]),
+        ("Build a Keras model with two inputs and two outputs", lambda: _build_keras(workdir)),
+        ("Inspect it", ["info", f"{w}/two_heads.keras"]),
+        ("Convert it to ONNX; parity is checked against Keras",
+         ["convert", f"{w}/two_heads.keras", f"{w}/two_heads.onnx", "--report", f"{w}/two_heads_parity.json"]),
+    ]
+
+
+def run_demo(workdir: Path) -> None:
+    from .cli import main
+    from .errors import InternalError
+    workdir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    steps = demo_steps(workdir)
+    for number, (title, action) in enumerate(steps, 1):
+        console.rule(f"[bold]{number}/{len(steps)}[/] {escape(title)}")
+        if callable(action):
+            action()
+            continue
+        console.print(f"[dim]$ modelport {escape(' '.join(action))}[/]")
+        code = main(action)
+        if code != 0:
+            raise InternalError(f"demo step {number} ({title}) exited with {code}")
+    elapsed = time.perf_counter() - start
+    console.rule("[bold]done")
+    console.print(
+        f"In {elapsed:.0f}s the demo built a PyTorch CNN and a two-input, two-output Keras model, "
+        f"converted both to ONNX and checked each against its own framework on seeded inputs "
+        f"(batch 1 and 3). Models and JSON parity reports are in {escape(str(workdir))}/.")

@@ -1,0 +1,91 @@
+"""Parity metrics on arrays whose differences are known, and the staged, collect-everything report."""
+import json
+
+import numpy as np
+import pytest
+
+from modelport.validate.compare import ParityAccumulator, ParityReport, match_names
+from modelport.validate.inputs import generate_feeds, load_feeds
+from modelport.validate.tolerances import DEFAULT_TOLERANCES, tolerances_for
+from modelport.tensors import TensorSpec
+
+
+def _report(ref, cand, atol=1e-4, rtol=1e-3):
+    acc = ParityAccumulator(match_names(list(ref), list(cand))[0], atol, rtol)
+    acc.add(ref, cand)
+    report = ParityReport("ref", "cand", atol, rtol, 1, [1])
+    report.outputs = acc.finish()
+    return report
+
+
+def test_metrics_match_hand_computation():
+    ref = {"y": np.array([[1.0, 2.0, 3.0, 4.0]], np.float32)}
+    cand = {"y": np.array([[1.0, 2.0, 3.0, 4.5]], np.float32)}
+    out = _report(ref, cand).outputs[0]
+    assert out.max_abs == pytest.approx(0.5)
+    assert out.mean_abs == pytest.approx(0.125)
+    assert out.rmse == pytest.approx(np.sqrt(0.25 / 4))
+    assert out.max_rel == pytest.approx(0.125)
+    assert out.out_of_tolerance == pytest.approx(0.25)
+    assert out.cosine == pytest.approx(np.dot([1, 2, 3, 4], [1, 2, 3, 4.5]) / (np.linalg.norm([1, 2, 3, 4]) * np.linalg.norm([1, 2, 3, 4.5])))
+    assert out.top1_agreement == 1.0
+    assert not out.passed and "1 of 4 values" in out.problems[0]
+
+
+def test_within_tolerance_passes_and_bool():
+    ref = {"y": np.linspace(-1, 1, 50, dtype=np.float32).reshape(5, 10)}
+    cand = {"y": ref["y"] + 5e-5}
+    report = _report(ref, cand)
+    assert report and report.passed and report.outputs[0].top5_agreement == 1.0
+    assert "parity passed" in report.summary()
+
+
+def test_every_failure_is_collected():
+    ref = {"a": np.zeros((2, 3), np.float32), "b": np.ones(4, np.float32), "c": np.array([1.0, np.nan], np.float32)}
+    cand = {"a": np.ones((2, 3), np.float32), "b": np.ones(5, np.float32), "c": np.array([np.nan, 1.0], np.float32)}
+    report = _report(ref, cand)
+    assert not report
+    failures = report.all_failures()
+    assert any("'a'" in f and "beyond tolerance" in f for f in failures)
+    assert any("'b'" in f and "shape [5]" in f for f in failures)
+    assert any("'c'" in f and "NaN/Inf" in f for f in failures)
+    text = report.summary()
+    assert text.count("  - ") == 3
+
+
+def test_outputs_matched_by_position_with_warning():
+    pairs, warnings = match_names(["prob", "box"], ["out0", "out1"])
+    assert pairs == [("prob", "out0"), ("box", "out1")] and "position" in warnings[0]
+
+
+def test_report_json_is_strict_json():
+    report = _report({"y": np.ones(3, np.float32)}, {"y": np.ones(3, np.float32)})
+    data = json.loads(report.to_json())
+    assert data["schema_version"] == 1 and data["passed"] is True and data["outputs"][0]["passed"] is True
+
+
+def test_generated_feeds_are_seeded_and_dtype_aware():
+    specs = [TensorSpec("x", (None, 3), np.float32), TensorSpec("ids", (None, None), np.int64),
+             TensorSpec("mask", (2,), np.bool_)]
+    a = generate_feeds(specs, seed=1, batch=3, dims={"ids": 5})
+    b = generate_feeds(specs, seed=1, batch=3, dims={"ids": 5})
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert a["x"].shape == (3, 3) and a["x"].dtype == np.float32
+    assert a["ids"].shape == (3, 5) and a["ids"].dtype == np.int64 and a["ids"].min() >= 0
+    assert a["mask"].dtype == np.bool_
+
+
+def test_load_feeds_refuses_pickles(tmp_path):
+    path = tmp_path / "feeds.npz"
+    np.savez(path, x=np.array([object()], dtype=object))
+    with pytest.raises(Exception, match="cannot read inputs"):
+        load_feeds(path)
+    np.savez(path, x=np.ones(2))
+    assert load_feeds(path)["x"].tolist() == [1.0, 1.0]
+
+
+def test_tolerances_are_data():
+    assert tolerances_for("fp32") == (DEFAULT_TOLERANCES["fp32"]["atol"], DEFAULT_TOLERANCES["fp32"]["rtol"])
+    assert tolerances_for("fp16", atol=0.5) == (0.5, DEFAULT_TOLERANCES["fp16"]["rtol"])
+    with pytest.raises(ValueError):
+        tolerances_for("fp8")
