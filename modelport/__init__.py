@@ -14,6 +14,7 @@ _LAZY = {
     "open_model": ("modelport.formats", "open_model"),
     "detect": ("modelport.formats", "detect"),
     "convert": ("modelport.convert", None),  # the subpackage is callable: modelport.convert(src, dst)
+    "validate": ("modelport.validate", None),  # callable too: modelport.validate(reference, candidate)
     "check_parity": ("modelport.validate.parity", "check_parity"),
     "ParityReport": ("modelport.validate.compare", "ParityReport"),
     "TensorSpec": ("modelport.tensors", "TensorSpec"),

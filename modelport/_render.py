@@ -48,31 +48,50 @@ def _fmt(value, spec: str = ".3g") -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _parity_table(report) -> Table:
+    table = Table(show_edge=False)
+    for column in ("output", "shape", "max abs", "max rel", "cosine", "top-1", "result"):
+        table.add_column(column, justify="left" if column in ("output", "shape") else "right", overflow="fold")
+    for item in report.outputs:
+        top1 = "-" if item.top1_agreement is None else f"{item.top1_agreement:.0%}"
+        verdict = "[green]pass[/]" if item.passed else "[red]FAIL[/]"
+        table.add_row(escape(item.candidate_name), escape(str(item.candidate_shape)), _fmt(item.max_abs),
+                      _fmt(item.max_rel), _fmt(item.cosine, ".6f"), top1, verdict)
+    return table
+
+
+def _parity_details(out, report) -> None:
+    out.print(f"  {report.samples} samples, batch sizes {report.batch_sizes}, atol {report.atol:g}, rtol {report.rtol:g}")
+    for warning in report.warnings:
+        out.print(f"  [yellow]warning:[/] {escape(warning)}")
+    for failure in report.failures:
+        out.print(f"  [red]failure:[/] {escape(failure)}")
+
+
 def render_conversion(result) -> None:
     out = console.__class__(highlight=False, soft_wrap=True)
     for hop in result.hops:
         exporter = f", {hop.exporter} exporter" if hop.exporter else ""
         out.print(f"[bold]{hop.edge}[/] -> {escape(hop.artifact)} ({hop.seconds:.1f}s{exporter})")
-        report = hop.report
-        if report is None:
+        if hop.report is None:
             out.print("  parity not checked (--no-check)")
             continue
-        table = Table(show_edge=False)
-        for column in ("output", "shape", "max abs", "max rel", "cosine", "top-1", "result"):
-            table.add_column(column, justify="left" if column in ("output", "shape") else "right",
-                             overflow="fold")
-        for item in report.outputs:
-            top1 = "-" if item.top1_agreement is None else f"{item.top1_agreement:.0%}"
-            verdict = "[green]pass[/]" if item.passed else "[red]FAIL[/]"
-            table.add_row(escape(item.candidate_name), escape(str(item.candidate_shape)), _fmt(item.max_abs),
-                          _fmt(item.max_rel), _fmt(item.cosine, ".6f"), top1, verdict)
-        out.print(table)
-        out.print(f"  {report.samples} samples, batch sizes {report.batch_sizes}, atol {report.atol:g}, rtol {report.rtol:g}")
-        for warning in report.warnings:
-            out.print(f"  [yellow]warning:[/] {escape(warning)}")
-        for failure in report.failures:
-            out.print(f"  [red]failure:[/] {escape(failure)}")
+        out.print(_parity_table(hop.report))
+        _parity_details(out, hop.report)
     verdict = "[green]parity passed[/]" if result.passed else "[red]parity FAILED[/]"
     if not result.checked:
         verdict = "[yellow]not checked[/]"
     out.print(f"{verdict}: {escape(result.destination)} written in {result.seconds:.1f}s")
+
+
+def render_validation(report) -> None:
+    out = console.__class__(highlight=False, soft_wrap=True)
+    out.print(f"[bold]{escape(report.reference)}[/] ({report.reference_format}) vs "
+              f"[bold]{escape(report.candidate)}[/] ({report.candidate_format}), {report.precision} tolerances")
+    out.print(_parity_table(report))
+    _parity_details(out, report)
+    if report.localization is not None:
+        color = "red" if report.localization["status"] == "found" else "dim"
+        out.print(f"[{color}]localization:[/] {escape(report.localization['message'])}")
+    verdict = "[green]parity passed[/]" if report.passed else "[red]parity FAILED[/]"
+    out.print(f"{verdict}")

@@ -78,8 +78,8 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
     from .formats.pytorch import parse_input_specs
     from .validate.inputs import load_feeds
     quiet_tensorflow()
-    if report is not None and report.suffix.lower() not in (".json",):
-        raise _usage(f"--report {str(report)!r}: only .json reports are written so far")
+    from .validate.report import check_report_path
+    check_report_path(report)
     feeds = load_feeds(inputs) if inputs else None
     steps = Steps(enabled=True)
     try:
@@ -95,17 +95,70 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
 
 
 def _finish_convert(result, report: Optional[Path], as_json: bool) -> None:
-    from ._atomic import atomic_output
     from ._render import render_conversion
+    from .validate.report import write_report
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
-    if report is not None:
-        with atomic_output(report) as tmp:
-            tmp.write_text(json.dumps(result.to_dict(), indent=2))
+    checked = [h.report for h in result.hops if h.report is not None]
+    if report is not None and checked:
+        write_report(report, checked[-1], json_data=result.to_dict(),
+                     title=f"modelport conversion {result.source} -> {result.destination}")
+    elif report is not None:
+        console.print("[yellow]warning:[/] no report written: the parity check was skipped (--no-check)")
     if as_json:
         _print_json(result.to_dict())
     else:
         render_conversion(result)
+
+
+# ----------------------------------------------------------------------------------------- validate
+@app.command()
+def validate(reference: str = typer.Argument(..., help="The model trusted to be right (file, folder or package.module:factory)."),
+             candidate: str = typer.Argument(..., help="The model under test."),
+             inputs: Optional[Path] = typer.Option(None, "--inputs", help=".npz of feeds, by input name."),
+             samples: int = typer.Option(3, "--samples", min=1, help="Generated samples per batch size."),
+             seed: int = typer.Option(0, "--seed", help="Seed of the generated feeds."),
+             atol: Optional[float] = typer.Option(None, "--atol", help="Absolute tolerance (default: by precision)."),
+             rtol: Optional[float] = typer.Option(None, "--rtol", help="Relative tolerance (default: by precision)."),
+             precision: Optional[str] = typer.Option(None, "--precision", help="fp32, fp16, int8 or uint8-weights (default: detected from the candidate)."),
+             dim: Optional[List[str]] = typer.Option(None, "--dim", help="NAME=VALUE for a dynamic dim of input NAME (not the batch)."),
+             input_layout: Optional[str] = typer.Option(None, "--input-layout", help="REFERENCE:CANDIDATE layouts, e.g. NCHW:NHWC."),
+             output_map: Optional[List[str]] = typer.Option(None, "--output-map", help="REF_NAME=CAND_NAME[,...] to pair outputs."),
+             localize: bool = typer.Option(False, "--localize", help="Name the first op whose output diverges."),
+             report: Optional[Path] = typer.Option(None, "--report", help="Write the report (.json or .html)."),
+             weights: Optional[Path] = typer.Option(None, help="state_dict for a PyTorch factory."),
+             input_shape: Optional[List[str]] = typer.Option(None, "--input-shape", help="NAME:1,3,224,224[:dtype] for PyTorch models."),
+             trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow loading a pickled nn.Module (runs its code)."),
+             as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout.")):
+    """Prove numerical parity between two models of any supported formats."""
+    from ._render import render_validation
+    from .formats.pytorch import parse_input_specs
+    from .validate.api import parse_pairs
+    from .validate.api import validate as run_validate
+    from .validate.report import check_report_path, write_report
+    quiet_tensorflow()
+    check_report_path(report)
+    dims = {k: _int_option(v, "--dim") for k, v in parse_pairs(dim, "--dim").items()}
+    result = run_validate(reference, candidate, inputs=inputs, samples=samples, seed=seed, atol=atol, rtol=rtol,
+                          precision=precision, dims=dims, input_layout=input_layout,
+                          output_map=parse_pairs(output_map, "--output-map") or None, localize=localize,
+                          open_options={"weights": weights, "input_specs": parse_input_specs(input_shape),
+                                        "trust_pickle": trust_pickle}, steps=Steps(enabled=True))
+    if report is not None:
+        write_report(report, result)
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        render_validation(result)
+    if not result.passed:
+        raise ParityError(result)
+
+
+def _int_option(value: str, flag: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise _usage(f"{flag} expects an integer, got {value!r}") from None
 
 
 # --------------------------------------------------------------------------------------------- demo

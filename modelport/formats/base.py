@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import UsageError, quote_list
+from ..errors import InvalidModelError, ModelportError, UsageError, quote_list
 from ..tensors import TensorSpec
 
 
@@ -39,7 +39,14 @@ class Session(abc.ABC):
                 + (f"unknown {quote_list(extra)}; " if extra else "")
                 + f"expected {quote_list(names)}")
         ordered = {n: np.asarray(feeds[n]) for n in names}
-        return self._run(ordered)
+        try:
+            return self._run(ordered)
+        except ModelportError:
+            raise
+        except Exception as exc:  # the runtime refused these feeds: report it as the model's problem
+            shapes = ", ".join(f"{n} {list(v.shape)} {v.dtype}" for n, v in ordered.items())
+            raise InvalidModelError(f"{self.format_name} runtime failed on {self.path.name!r} with feeds {shapes}: "
+                                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from exc
 
     @abc.abstractmethod
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -51,6 +51,16 @@ class ParityReport:
     outputs: list[OutputParity] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # stage problems not tied to one output
     warnings: list[str] = field(default_factory=list)
+    reference_format: str | None = None
+    candidate_format: str | None = None
+    precision: str = "fp32"
+    localization: dict[str, Any] | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        # Subsampled (reference, candidate) values per output for the HTML plots; not serialised.
+        self.plot_data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.first_feed: dict[str, np.ndarray] = {}  # what localization runs on
 
     @property
     def passed(self) -> bool:
@@ -128,6 +138,18 @@ class ParityAccumulator:
                     continue
             self._ref[ref_name].append(ref)
             self._cand[cand_name].append(cand)
+
+    def plot_samples(self, points: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """An evenly spaced subsample of (reference, candidate) values per output, for plots."""
+        samples = {}
+        for ref_name, cand_name in self.pairs:
+            if not self._ref[ref_name]:
+                continue
+            ref = np.concatenate([r.ravel() for r in self._ref[ref_name]]).astype(np.float64)
+            cand = np.concatenate([c.ravel() for c in self._cand[cand_name]]).astype(np.float64)
+            step = max(1, ref.size // points)
+            samples[cand_name] = (ref[::step], cand[::step])
+        return samples
 
     def finish(self) -> list[OutputParity]:
         results = []

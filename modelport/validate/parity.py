@@ -1,6 +1,12 @@
-"""Running two Sessions on the same feeds and comparing what they return."""
+"""Running two Sessions on the same feeds and comparing what they return.
+
+Inputs pair by name, else by position (with a warning); a channels-first/last difference is
+bridged when the shapes leave no doubt, or when ``input_layout`` says so. Outputs pair by name,
+by position, or by an explicit ``output_map``.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -10,29 +16,68 @@ from ..formats.base import Session
 from ..tensors import TensorSpec
 from .compare import ParityAccumulator, ParityReport, match_names
 from .inputs import generate_feeds
+from .layout import layout_permutation, output_permutation
+
+PLOT_POINTS = 4000  # values per output kept for the HTML report's plots
 
 
-def _feed_specs(reference: Session, candidate: Session) -> tuple[list[TensorSpec], dict[str, str], list[str]]:
-    """Specs to generate feeds from, the reference->candidate input-name map, and warnings."""
+@dataclass
+class InputPairing:
+    reference: TensorSpec
+    candidate: TensorSpec
+    permutation: tuple[int, ...] | None  # reference layout -> candidate layout
+
+    def feed_spec(self) -> TensorSpec:
+        """The spec to generate a reference-layout feed from; dims fixed in either model are kept."""
+        shape = self.reference.shape
+        cand = self.candidate.shape
+        if cand is not None and self.permutation is not None:
+            inverse = np.argsort(self.permutation)
+            cand = tuple(cand[i] for i in inverse)
+        if shape is None:
+            shape = cand
+        elif cand is not None and len(cand) == len(shape):
+            shape = tuple(r if r is not None else c for r, c in zip(shape, cand))
+        return TensorSpec(self.reference.name, shape, self.reference.dtype)
+
+    def to_candidate(self, value: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(np.transpose(value, self.permutation)) if self.permutation else value
+
+
+def pair_inputs(reference: Session, candidate: Session, input_layout: str | None = None
+                ) -> tuple[list[InputPairing], list[str]]:
     ref_specs, cand_specs = reference.inputs, candidate.inputs
-    warnings: list[str] = []
-    ref_names = [s.name for s in ref_specs]
-    cand_names = [s.name for s in cand_specs]
     if len(ref_specs) != len(cand_specs):
         raise UsageError(f"the models take {len(ref_specs)} and {len(cand_specs)} inputs "
-                         f"({', '.join(ref_names)} vs {', '.join(cand_names)})")
-    pairs, name_warnings = match_names(ref_names, cand_names)
-    warnings += [w.replace("output", "input") for w in name_warnings]
+                         f"({', '.join(s.name for s in ref_specs)} vs {', '.join(s.name for s in cand_specs)})")
+    pairs, warnings = match_names([s.name for s in ref_specs], [s.name for s in cand_specs])
+    warnings = [w.replace("output", "input") for w in warnings]
     by_name = {s.name: s for s in cand_specs}
-    specs = []
+    result = []
     for ref_spec, (_, cand_name) in zip(ref_specs, pairs):
         cand_spec = by_name[cand_name]
-        shape = ref_spec.shape if ref_spec.shape is not None else cand_spec.shape
-        if shape is not None and cand_spec.shape is not None and len(shape) == len(cand_spec.shape):
-            # A dim fixed in either model must be fed at that size.
-            shape = tuple(r if r is not None else c for r, c in zip(shape, cand_spec.shape))
-        specs.append(TensorSpec(ref_spec.name, shape, ref_spec.dtype))
-    return specs, dict(pairs), warnings
+        permutation = layout_permutation(ref_spec.shape, cand_spec.shape, input_layout)
+        if permutation is not None:
+            warnings.append(f"input {ref_spec.name!r} {ref_spec.shape_str()} is fed to {cand_name!r} "
+                            f"{cand_spec.shape_str()} transposed by {list(permutation)}")
+        pairing = InputPairing(ref_spec, cand_spec, permutation)
+        _check_compatible(pairing)
+        result.append(pairing)
+    return result, warnings
+
+
+def _check_compatible(pairing: InputPairing) -> None:
+    """Fixed dims that disagree (after any layout change) mean the models cannot share a feed."""
+    ref, cand = pairing.reference.shape, pairing.candidate.shape
+    if ref is None or cand is None:
+        return
+    if pairing.permutation is not None:
+        ref = tuple(ref[i] for i in pairing.permutation)
+    if len(ref) != len(cand) or any(a is not None and b is not None and a != b for a, b in zip(ref, cand)):
+        raise UsageError(
+            f"input {pairing.reference.name!r} {pairing.reference.shape_str()} of the reference cannot feed "
+            f"{pairing.candidate.name!r} {pairing.candidate.shape_str()} of the candidate",
+            hint="check that both models are the same network; for a layout change pass --input-layout NCHW:NHWC")
 
 
 def batch_sizes_for(reference: Session, candidate: Session) -> list[int]:
@@ -47,37 +92,71 @@ def batch_sizes_for(reference: Session, candidate: Session) -> list[int]:
     return [1]
 
 
+def plan_feeds(pairings: Sequence[InputPairing], reference: Session, candidate: Session, *,
+               feeds: Mapping[str, np.ndarray] | None, samples: int, seed: int,
+               dims: Mapping[str, int] | None, batch_sizes: Sequence[int] | None) -> tuple[list[dict], list[int]]:
+    """Reference-layout feeds to run: the user's, or seeded generated ones per batch size."""
+    if feeds is not None:
+        names = [p.reference.name for p in pairings]
+        missing = [n for n in names if n not in feeds]
+        if missing:
+            raise UsageError(f"--inputs lacks {', '.join(map(repr, missing))}; it has {', '.join(map(repr, feeds))}")
+        return [{n: np.asarray(feeds[n]) for n in names}], sorted({np.shape(feeds[n])[0] for n in names if np.ndim(feeds[n])})
+    batches = list(batch_sizes or batch_sizes_for(reference, candidate))
+    specs = [p.feed_spec() for p in pairings]
+    return [generate_feeds(specs, seed=seed + 7919 * b + s, batch=b, dims=dims)
+            for b in batches for s in range(samples)], batches
+
+
 def check_parity(reference: Session, candidate: Session, *, atol: float, rtol: float,
                  feeds: Mapping[str, np.ndarray] | None = None, samples: int = 3, seed: int = 0,
                  dims: Mapping[str, int] | None = None, batch_sizes: Sequence[int] | None = None,
+                 input_layout: str | None = None, output_map: Mapping[str, str] | None = None,
                  on_sample: Callable[[int, int], None] | None = None) -> ParityReport:
     """Compare ``candidate`` against ``reference`` on given or generated feeds.
 
     Every output is compared on every sample; all failures are collected in the report.
     """
-    specs, input_map, warnings = _feed_specs(reference, candidate)
-    if feeds is not None:
-        plan = [dict(feeds)]
-        batches = sorted({np.asarray(v).shape[0] for v in feeds.values() if np.ndim(v)})
-    else:
-        batches = list(batch_sizes or batch_sizes_for(reference, candidate))
-        plan = [generate_feeds(specs, seed=seed + 7919 * b + s, batch=b, dims=dims)
-                for b in batches for s in range(samples)]
+    pairings, warnings = pair_inputs(reference, candidate, input_layout)
+    plan, batches = plan_feeds(pairings, reference, candidate, feeds=feeds, samples=samples, seed=seed,
+                               dims=dims, batch_sizes=batch_sizes)
     report = ParityReport(reference=str(reference.path), candidate=str(candidate.path), atol=atol, rtol=rtol,
                           samples=len(plan), batch_sizes=batches, warnings=warnings)
     accumulator = None
+    transposed: dict[str, tuple[int, ...]] = {}
     for index, feed in enumerate(plan):
         ref_out = reference.run(feed)
-        cand_out = candidate.run({input_map[k]: v for k, v in feed.items()})
+        cand_out = candidate.run({p.candidate.name: p.to_candidate(feed[p.reference.name]) for p in pairings})
         if accumulator is None:
-            pairs, output_warnings = match_names(list(ref_out), list(cand_out))
-            report.warnings += output_warnings
-            missing = len(ref_out) - len(pairs)
-            if missing:
-                report.failures.append(f"{missing} reference output(s) have no counterpart in the candidate")
-            accumulator = ParityAccumulator(pairs, atol, rtol)
+            accumulator = _start(report, ref_out, cand_out, output_map, atol, rtol)
+        if index == 0:  # layout of outputs: decided once, from the first sample's shapes
+            for ref_name, cand_name in accumulator.pairs:
+                perm = output_permutation(ref_out[ref_name], cand_out[cand_name])
+                if perm is not None:
+                    transposed[cand_name] = perm
+                    report.warnings.append(f"output {cand_name!r} is compared transposed by {list(perm)}")
+        for cand_name, perm in transposed.items():
+            cand_out[cand_name] = np.transpose(cand_out[cand_name], perm)
         accumulator.add(ref_out, cand_out)
         if on_sample:
             on_sample(index + 1, len(plan))
     report.outputs = accumulator.finish() if accumulator else []
+    report.plot_data = accumulator.plot_samples(PLOT_POINTS) if accumulator else {}
+    report.first_feed = plan[0] if plan else {}
     return report
+
+
+def _start(report: ParityReport, ref_out, cand_out, output_map, atol, rtol) -> ParityAccumulator:
+    if output_map:
+        unknown = [f"{r}={c}" for r, c in output_map.items() if r not in ref_out or c not in cand_out]
+        if unknown:
+            raise UsageError(f"--output-map names outputs that do not exist: {', '.join(unknown)}",
+                             hint=f"reference outputs: {', '.join(ref_out)}; candidate outputs: {', '.join(cand_out)}")
+        pairs = list(output_map.items())
+    else:
+        pairs, warnings = match_names(list(ref_out), list(cand_out))
+        report.warnings += warnings
+    unmatched = [n for n in ref_out if n not in {r for r, _ in pairs}]
+    if unmatched:
+        report.failures.append(f"reference output(s) {', '.join(map(repr, unmatched))} have no counterpart in the candidate")
+    return ParityAccumulator(pairs, atol, rtol)
