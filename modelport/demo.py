@@ -1,7 +1,7 @@
 """``modelport demo``: build two small models, then inspect, convert and check them, end to end.
 
 Each step is the CLI command a user would type, run in this process and shown before it runs.
-Later parts of modelport (validate, edge, serve) add their steps to ``DEMO_STEPS``.
+Later parts of modelport (edge, serve) add their steps to ``demo_steps``.
 """
 from __future__ import annotations
 
@@ -61,6 +61,9 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
          ["convert", "modelport.demo:demo_cnn", f"{w}/cnn.onnx", "--weights", f"{w}/cnn_weights.pt",
           "--input-shape", "image:1,3,32,32", "--report", f"{w}/cnn_parity.json"]),
         ("Inspect the ONNX model", ["info", f"{w}/cnn.onnx"]),
+        ("Validate PyTorch against ONNX module by module; write an HTML report",
+         ["validate", "modelport.demo:demo_cnn", f"{w}/cnn.onnx", "--weights", f"{w}/cnn_weights.pt",
+          "--input-shape", "image:1,3,32,32", "--localize", "--report", f"{w}/cnn_validate.html"]),
         ("Build a Keras model with two inputs and two outputs", lambda: _build_keras(workdir)),
         ("Inspect it", ["info", f"{w}/two_heads.keras"]),
         ("Convert it to ONNX; parity is checked against Keras",
@@ -88,4 +91,5 @@ def run_demo(workdir: Path) -> None:
     console.print(
         f"In {elapsed:.0f}s the demo built a PyTorch CNN and a two-input, two-output Keras model, "
         f"converted both to ONNX and checked each against its own framework on seeded inputs "
-        f"(batch 1 and 3). Models and JSON parity reports are in {escape(str(workdir))}/.")
+        f"(batch 1 and 3), then validated the CNN's ONNX against PyTorch module by module. "
+        f"Models and reports are in {escape(str(workdir))}/; open cnn_validate.html in a browser.")

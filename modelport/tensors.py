@@ -5,7 +5,7 @@ module can be used on the CLI start-up path.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,10 @@ class TensorSpec:
     name: str
     shape: Shape | None
     dtype: np.dtype
+    # Symbolic names of dynamic dims where the format records them (ONNX "batch", "seq_len").
+    dim_names: tuple | None = field(default=None, compare=False)
+    # For integer inputs used as indices: the exclusive upper bound of valid values, when known.
+    index_bound: int | None = field(default=None, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "dtype", np.dtype(self.dtype))

@@ -20,9 +20,11 @@ def _readme_commands() -> list[list[str]]:
 def test_demo_then_readme_examples(cli, tmp_path, monkeypatch):
     result = cli("demo", "--workdir", tmp_path / "modelport-demo")
     assert result.code == 0, result.err
-    for name in ("cnn.onnx", "cnn_parity.json", "two_heads.keras", "two_heads.onnx", "two_heads_parity.json"):
+    for name in ("cnn.onnx", "cnn_parity.json", "cnn_validate.html", "two_heads.keras", "two_heads.onnx",
+                 "two_heads_parity.json"):
         assert (tmp_path / "modelport-demo" / name).is_file(), name
     assert "parity passed" in result.out
+    assert "no divergence" in result.out  # the validate step localized module by module
 
     # The README's paths are relative to a folder holding modelport-demo/; /tmp/ stands for scratch.
     monkeypatch.chdir(tmp_path)
@@ -34,6 +36,6 @@ def test_demo_then_readme_examples(cli, tmp_path, monkeypatch):
         assert outcome.code == 0, (args, outcome.err)
 
     monkeypatch.chdir(tmp_path)
-    code = re.search(r"```python\n(.*?)```", README, re.S).group(1).replace("/tmp/", f"{tmp_path}/api-")
-    exec(compile(code, "README.md", "exec"), {})
+    for code in re.findall(r"```python\n(.*?)```", README, re.S):
+        exec(compile(code.replace("/tmp/", f"{tmp_path}/api-"), "README.md", "exec"), {})
     assert Path(f"{tmp_path}/api-two_heads.onnx").is_file()

@@ -69,6 +69,10 @@ class ParityReport:
     def __bool__(self) -> bool:
         return self.passed
 
+    def __repr__(self) -> str:
+        # pytest prints repr() on a failing ``assert report``: make it the list of failures.
+        return f"<ParityReport {self.summary()}>"
+
     def all_failures(self) -> list[str]:
         return self.failures + [f"{o.candidate_name!r}: {p}" for o in self.outputs for p in o.problems]
 

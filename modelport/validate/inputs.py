@@ -16,29 +16,35 @@ def generate_feeds(specs: Sequence[TensorSpec], *, seed: int = 0, batch: int | N
                    dims: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
     """One seeded feed per input.
 
-    Floats are standard-normal (the range of normalised images and embeddings), integers lie in
-    [0, 10) so that they are valid indices for any small vocabulary, booleans are fair coins.
-    ``batch`` fixes dim 0; other dynamic dims take ``dims[input_name]`` or a small default.
+    Floats are standard-normal (the range of normalised images and embeddings); integers lie in
+    [0, 10), or below the input's known index bound (the size of the table it indexes); booleans
+    are fair coins. ``batch`` fixes dim 0; another dynamic dim takes ``dims[dim name]``, then
+    ``dims[input name]``, then a small default.
     """
     rng = np.random.default_rng(seed)
+    dims = dims or {}
     feeds = {}
     for spec in specs:
         if spec.shape is None:
             raise UsageError(f"input {spec.name!r} has no known shape", hint="pass --input-shape")
         shape = []
         for axis, dim in enumerate(spec.shape):
+            symbol = spec.dim_names[axis] if spec.dim_names and axis < len(spec.dim_names) else None
             if axis == 0 and batch is not None:
                 shape.append(batch)
-            elif dim is None:
-                shape.append(int((dims or {}).get(spec.name, 1 if axis == 0 else DEFAULT_DYNAMIC_DIM)))
-            else:
+            elif dim is not None:
                 shape.append(dim)
+            elif symbol and symbol in dims:
+                shape.append(int(dims[symbol]))
+            else:
+                shape.append(int(dims.get(spec.name, 1 if axis == 0 else DEFAULT_DYNAMIC_DIM)))
         if np.issubdtype(spec.dtype, np.floating):
             feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         elif spec.dtype == np.bool_:
             feeds[spec.name] = rng.random(shape) < 0.5
         elif np.issubdtype(spec.dtype, np.integer):
-            feeds[spec.name] = rng.integers(0, 10, size=shape).astype(spec.dtype)
+            high = min(10, spec.index_bound) if spec.index_bound else 10
+            feeds[spec.name] = rng.integers(0, high, size=shape).astype(spec.dtype)
         else:
             raise UsageError(f"cannot generate values of dtype {spec.dtype.name!r} for input {spec.name!r}",
                              hint="give real inputs with --inputs FEEDS.npz")

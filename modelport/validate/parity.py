@@ -38,7 +38,9 @@ class InputPairing:
             shape = cand
         elif cand is not None and len(cand) == len(shape):
             shape = tuple(r if r is not None else c for r, c in zip(shape, cand))
-        return TensorSpec(self.reference.name, shape, self.reference.dtype)
+        return TensorSpec(self.reference.name, shape, self.reference.dtype,
+                          dim_names=self.reference.dim_names or self.candidate.dim_names,
+                          index_bound=self.reference.index_bound or self.candidate.index_bound)
 
     def to_candidate(self, value: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(np.transpose(value, self.permutation)) if self.permutation else value

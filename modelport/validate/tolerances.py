@@ -5,6 +5,8 @@ rule). These are data: ``--atol``/``--rtol`` override them per run.
 """
 from __future__ import annotations
 
+from ..errors import UsageError
+
 DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
     "fp32": {"atol": 1e-4, "rtol": 1e-3},
     "fp16": {"atol": 1e-2, "rtol": 1e-2},
@@ -17,5 +19,5 @@ def tolerances_for(precision: str = "fp32", atol: float | None = None, rtol: flo
     try:
         default = DEFAULT_TOLERANCES[precision]
     except KeyError:
-        raise ValueError(f"unknown precision {precision!r}; known: {', '.join(DEFAULT_TOLERANCES)}") from None
+        raise UsageError(f"unknown precision {precision!r}", hint=f"known: {', '.join(DEFAULT_TOLERANCES)}") from None
     return (default["atol"] if atol is None else atol, default["rtol"] if rtol is None else rtol)

@@ -167,3 +167,4 @@ def test_console_script_exit_code(tmp_path):
     run = subprocess.run([sys.executable, "-m", "modelport.cli", "info", str(fake)], capture_output=True, text=True)
     assert run.returncode == 2
     assert "m.tflite" in run.stderr and "Traceback" not in run.stderr
+

@@ -64,6 +64,15 @@ def test_table_output_and_report(cli, tmp_path):
     assert out["passed"] and out["max_abs"] < 1e-4 and out["cosine"] > 0.9999 and out["top1_agreement"] == 1.0
 
 
+def test_convert_report_html(cli, tmp_path):
+    report = tmp_path / "parity.html"
+    result = cli("convert", "tests.zoo_torch:small_cnn", tmp_path / "c.onnx", "--input-shape", "1,3,8,8",
+                 "--report", report)
+    assert result.code == 0, result.err
+    text = report.read_text()
+    assert "PASSED" in text and 'id="outputs"' in text and "data:image/png;base64," in text
+
+
 def test_opset_and_fixed_batch(cli, tmp_path):
     dst = tmp_path / "cnn.onnx"
     result = cli("convert", "tests.zoo_torch:small_cnn", dst, "--input-shape", "2,3,16,16", "--opset", "18",

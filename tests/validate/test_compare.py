@@ -7,6 +7,7 @@ import pytest
 from modelport.validate.compare import ParityAccumulator, ParityReport, match_names
 from modelport.validate.inputs import generate_feeds, load_feeds
 from modelport.validate.tolerances import DEFAULT_TOLERANCES, tolerances_for
+from modelport.errors import UsageError
 from modelport.tensors import TensorSpec
 
 
@@ -87,5 +88,5 @@ def test_load_feeds_refuses_pickles(tmp_path):
 def test_tolerances_are_data():
     assert tolerances_for("fp32") == (DEFAULT_TOLERANCES["fp32"]["atol"], DEFAULT_TOLERANCES["fp32"]["rtol"])
     assert tolerances_for("fp16", atol=0.5) == (0.5, DEFAULT_TOLERANCES["fp16"]["rtol"])
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="unknown precision 'fp8'"):
         tolerances_for("fp8")
