@@ -7,6 +7,8 @@ its TensorFlow name: we look for such nodes and report them instead of writing a
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -18,6 +20,8 @@ from .registry import ConvertOptions, converter
 
 DEFAULT_TF_OPSET = 17
 KNOWN_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
+# metadata_props key: {Keras layer name: ONNX tensor holding its output}, read by validate --localize
+KERAS_LAYER_OUTPUTS = "modelport.keras.layer_outputs"
 
 
 def _quiet_tf2onnx():
@@ -57,6 +61,37 @@ def _convert_function(tf2onnx, function, specs, opset):
     return model_proto
 
 
+@contextlib.contextmanager
+def _recording_layer_outputs(model, record: dict):
+    """While tracing, note the TF tensor each layer returns (tf2onnx keeps those names in ONNX)."""
+    tf = import_tf()
+    patched = []
+    for layer in model.layers:
+        original = layer.call
+
+        def call(*args, _layer=layer, _original=original, **kwargs):
+            out = _original(*args, **kwargs)
+            if isinstance(out, tf.Tensor) and hasattr(out, "name"):
+                record.setdefault(_layer.name, out.name)
+            return out
+        # Bypass Keras attribute tracking: this is a temporary instance override of the method.
+        object.__setattr__(layer, "call", call)
+        patched.append(layer)
+    try:
+        yield record
+    finally:
+        for layer in patched:
+            object.__delattr__(layer, "call")
+
+
+def _attach_layer_map(model_proto, record: dict) -> None:
+    produced = {name for node in model_proto.graph.node for name in node.output}
+    found = {layer: tensor for layer, tensor in record.items() if tensor in produced}
+    if found:
+        entry = model_proto.metadata_props.add()
+        entry.key, entry.value = KERAS_LAYER_OUTPUTS, json.dumps(found)
+
+
 @converter("keras", "onnx", "tf2onnx from a tf.function of the Keras model")
 def keras_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     """Keras model -> ONNX."""
@@ -76,7 +111,10 @@ def keras_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
         return {n: tf.identity(r) for n, r in zip(output_names, result)}
 
     opset = options.opset or DEFAULT_TF_OPSET
-    return _write(_convert_function(tf2onnx, serve, specs, opset), dst, opset, "Keras model")
+    with _recording_layer_outputs(model, {}) as layer_outputs:
+        model_proto = _convert_function(tf2onnx, serve, specs, opset)
+    _attach_layer_map(model_proto, layer_outputs)
+    return _write(model_proto, dst, opset, "Keras model")
 
 
 @converter("savedmodel", "onnx", "tf2onnx from the serving signature")

@@ -14,26 +14,48 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..formats.base import Session
+from .layout import to_channels_first, to_channels_last
 
 TRACE_CONTEXT = 3  # agreeing tensors shown before the divergence
+
+
+def _layouts(ref: np.ndarray, cand: np.ndarray) -> list[np.ndarray]:
+    """``cand`` in every arrangement that could hold ``ref``'s values: as is, reshaped, or transposed
+    between channels-first and channels-last (converters keep inner tensors in either layout, and a
+    square tensor such as 8x8x8 does not tell which)."""
+    options = []
+    if cand.shape == ref.shape:
+        options.append(cand)
+    elif ref.size == cand.size and np.squeeze(ref).shape == np.squeeze(cand).shape:
+        options.append(cand.reshape(ref.shape))
+    if ref.ndim >= 3 and cand.ndim == ref.ndim:
+        for perm in (to_channels_last(ref.ndim), to_channels_first(ref.ndim)):
+            if tuple(cand.shape[i] for i in perm) == ref.shape:
+                options.append(np.transpose(cand, perm))
+    return options
 
 
 def _compare(ref: np.ndarray, cand: np.ndarray, atol: float, rtol: float) -> dict[str, Any] | None:
     ref = np.asarray(ref)
     cand = np.asarray(cand)
-    if ref.shape != cand.shape:
-        if ref.size != cand.size:
-            return None
-        cand = cand.reshape(ref.shape)
     if not (np.issubdtype(ref.dtype, np.number) and np.issubdtype(cand.dtype, np.number)) or ref.size == 0:
         return None
+    best = None
+    for arranged in _layouts(ref, cand):
+        metrics = _metrics(ref, arranged, atol, rtol)
+        if best is None or metrics["beyond"] < best["beyond"]:
+            best = metrics
+    return best
+
+
+def _metrics(ref: np.ndarray, cand: np.ndarray, atol: float, rtol: float) -> dict[str, Any]:
     ref64, cand64 = ref.astype(np.float64), cand.astype(np.float64)
     finite = np.isfinite(ref64) & np.isfinite(cand64)
     diff = np.abs(ref64 - cand64)
     diff[~finite] = np.where(np.isnan(ref64[~finite]) == np.isnan(cand64[~finite]), 0.0, np.inf)
     beyond = diff > atol + rtol * np.abs(np.where(finite, ref64, 0))
-    return {"max_abs": float(diff.max()), "out_of_tolerance": float(beyond.mean()), "passed": not bool(beyond.any()),
-            "shape": list(ref.shape)}
+    return {"max_abs": float(diff.max()), "out_of_tolerance": float(beyond.mean()), "beyond": int(beyond.sum()),
+            "passed": not bool(beyond.any()), "shape": list(ref.shape)}
 
 
 def _walk(entries, ref_values, cand_values, atol, rtol, method: str, noun: str) -> dict[str, Any]:
@@ -53,7 +75,8 @@ def _walk(entries, ref_values, cand_values, atol, rtol, method: str, noun: str) 
             return {"method": method, "status": "found", "compared": compared, **row,
                     "trace": trace[-(TRACE_CONTEXT + 1):],
                     "message": f"first diverging {noun}: {where} (tensor {cand_name!r}, max abs error "
-                               f"{metrics['max_abs']:.3g}, {metrics['out_of_tolerance']:.1%} of values beyond tolerance)"}
+                               f"{metrics['max_abs']:.3g}, {metrics['beyond']} of {ref_values[ref_name].size} "
+                               f"values beyond tolerance)"}
     status = "none" if compared else "unavailable"
     message = (f"all {compared} matched intermediate tensors agree; the difference arises in ops that exist "
                f"in only one of the models" if compared else "no intermediate tensor could be matched by name")
@@ -155,6 +178,31 @@ def localize_torch_onnx(reference, candidate, ref_feed, cand_feed, atol, rtol) -
     return _walk(entries, captured, cand_values, atol, rtol, "torch-modules", "module")
 
 
+# ---------------------------------------------------------------------------------- Keras vs ONNX
+def localize_keras_onnx(reference, candidate, ref_feed, cand_feed, atol, rtol) -> dict[str, Any]:
+    import json
+    import keras
+    from ..convert.tf_onnx import KERAS_LAYER_OUTPUTS
+    props = {p.key: p.value for p in candidate.model.metadata_props}
+    recorded = json.loads(props.get(KERAS_LAYER_OUTPUTS, "{}"))
+    model = reference.model
+    layers = [layer for layer in model.layers if layer.name in recorded]
+    if not layers:
+        return {"method": "keras-layers", "status": "unavailable", "compared": 0, "trace": [],
+                "message": "the ONNX model does not record which tensors hold Keras layer outputs (modelport "
+                           "convert writes that map), so layer outputs cannot be matched"}
+    view = keras.Model(model.inputs, [layer.output for layer in layers])
+    args = [np.asarray(ref_feed[s.name], dtype=s.dtype) for s in reference.inputs]
+    values = view(args if len(args) > 1 else args[0], training=False)
+    values = values if isinstance(values, (list, tuple)) else [values]
+    captured = {layer.name: np.asarray(v) for layer, v in zip(layers, values)}
+    cand_values = run_exposed(expose_all_tensors(candidate.model), cand_feed)
+    producers = {out: node.name for node in candidate.model.graph.node for out in node.output}
+    entries = [({"layer": layer.name, "class": type(layer).__name__, "node": producers.get(recorded[layer.name], "")},
+                layer.name, recorded[layer.name]) for layer in layers]
+    return _walk(entries, captured, cand_values, atol, rtol, "keras-layers", "layer")
+
+
 def localize(reference: Session, candidate: Session, ref_feed, cand_feed, atol: float, rtol: float) -> dict[str, Any]:
     """Name the first op (or module) whose output diverges, where the pair of formats allows it."""
     pair = (reference.format_name, candidate.format_name)
@@ -162,7 +210,9 @@ def localize(reference: Session, candidate: Session, ref_feed, cand_feed, atol: 
         return localize_onnx_pair(reference, candidate, ref_feed, cand_feed, atol, rtol)
     if pair == ("pytorch", "onnx") and hasattr(reference.module, "named_modules"):
         return localize_torch_onnx(reference, candidate, ref_feed, cand_feed, atol, rtol)
+    if pair == ("keras", "onnx"):
+        return localize_keras_onnx(reference, candidate, ref_feed, cand_feed, atol, rtol)
     return {"method": None, "status": "unavailable", "compared": 0, "trace": [],
             "message": f"intermediate tensors of a {reference.format_name} model cannot be matched to those of a "
                        f"{candidate.format_name} model by name; localization works for ONNX vs ONNX and for "
-                       "PyTorch vs its dynamo-exported ONNX"}
+                       "PyTorch or Keras vs the ONNX converted from it"}

@@ -83,7 +83,7 @@ def _localization(found: dict[str, Any] | None) -> str:
         return "<p class='muted'>Not requested (run with <code>--localize</code>).</p>"
     parts = [f"<p><b>{html.escape(found['status'])}</b>: {html.escape(found['message'])}</p>"]
     if found.get("trace"):
-        keys = [k for k in ("module", "class", "node", "op_type", "tensor") if any(k in row for row in found["trace"])]
+        keys = [k for k in ("module", "layer", "class", "node", "op_type", "tensor") if any(k in row for row in found["trace"])]
         head = "".join(f"<th>{k}</th>" for k in keys) + "<th>max abs</th><th>beyond tol.</th><th>result</th>"
         body = []
         for row in found["trace"]:

@@ -162,3 +162,20 @@ def test_bad_options_exit_2(cli, cnn_onnx):
     assert cli("validate", cnn_onnx, cnn_onnx, "--precision", "fp8").code == 2
     result = cli("validate", cnn_onnx, cnn_onnx, "--output-map", "logits=nope")
     assert result.code == 2 and "do not exist" in result.err
+
+
+def test_keras_vs_onnx_localizes_to_the_layer(cli, keras_models, tmp_path):
+    converted = tmp_path / "cnn_bn.onnx"
+    assert cli("convert", keras_models["cnn_bn.keras"], converted).code == 0
+    clean = cli("validate", keras_models["cnn_bn.keras"], converted, "--localize", "--json").json()
+    assert clean["passed"] and clean["localization"]["method"] == "keras-layers"
+    assert clean["localization"]["status"] == "none" and clean["localization"]["compared"] >= 4
+    # Perturb the depthwise conv (the 2nd Conv): BatchNorm after it is the first layer whose output
+    # the ONNX graph keeps (tf2onnx fuses the conv's bias), so that is the layer named.
+    edited, node = perturb_weight(onnx.load(str(converted)), "Conv", n=1, scale=0.5)
+    candidate = _save(edited, tmp_path / "perturbed.onnx")
+    result = cli("validate", keras_models["cnn_bn.keras"], candidate, "--localize", "--json")
+    assert result.code == 1
+    found = result.json()["localization"]
+    assert found["status"] == "found" and found["layer"] == "batch_normalization_1"
+    assert all(row["passed"] for row in found["trace"][:-1]) and found["trace"][0]["layer"] in ("re_lu", "max_pooling2d")
