@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.modelport-installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench proto clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/convert_bench.py
+
+# Regenerate the Caffe protobuf module from the checked-in caffe.proto subset.
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -I modelport/convert/caffe --python_out=modelport/convert/caffe \
+		modelport/convert/caffe/caffe.proto
 
 clean:
 	rm -rf $(VENV) modelport-demo .pytest_cache

@@ -27,6 +27,7 @@ register_format(Format("savedmodel", "TensorFlow SavedModel", (), "savedmodel:op
                        is_directory=True, extra="tf", aliases=("saved_model", "tf")))
 register_format(Format("tflite", "TFLite", (".tflite",), "tflite:open_tflite", extra="tf",
                        aliases=("litert",)))
+register_format(Format("caffe", "Caffe", (".prototxt", ".caffemodel"), "caffe:open_caffe", extra="caffe"))
 
 
 def get_format(name: str) -> Format:

@@ -19,7 +19,9 @@ def sniff(path: Path) -> tuple[str | None, str]:
     if path.is_dir():
         if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
             return "savedmodel", "a TensorFlow SavedModel folder"
-        return None, "a folder without saved_model.pb"
+        if any(path.glob("*.prototxt")) and any(path.glob("*.caffemodel")):
+            return "caffe", "a folder with a Caffe prototxt and caffemodel"
+        return None, "a folder without saved_model.pb or a Caffe prototxt + caffemodel"
     with open(path, "rb") as handle:
         head = handle.read(64)
     if not head:
@@ -37,7 +39,11 @@ def sniff(path: Path) -> tuple[str | None, str]:
         return None, "an HTML/XML page"
     if _looks_like_onnx(head):
         return "onnx", "an ONNX protobuf"
+    if path.suffix == ".caffemodel" and _looks_like_caffemodel(head):
+        return "caffe", "a Caffe NetParameter protobuf"
     if _is_text(head):
+        if _looks_like_prototxt(path):
+            return "caffe", "a Caffe network definition"
         return None, "a text file"
     return None, "unrecognised binary data"
 
@@ -64,6 +70,21 @@ def _looks_like_onnx(head: bytes) -> bool:
     # A serialized ModelProto starts with field 1 (ir_version, varint), small and positive;
     # protobuf writers emit fields in number order, so this is the first byte of every ONNX file.
     return len(head) > 2 and head[0] == 0x08 and 1 <= head[1] <= 30
+
+
+def _looks_like_caffemodel(head: bytes) -> bool:
+    # NetParameter fields in number order: name (1), legacy layers (2), inputs (3, 4), ...,
+    # layer (100, whose tag is the varint a2 06).
+    return head[:1] in (b"\x0a", b"\x12", b"\x1a", b"\x20") or head[:2] == b"\xa2\x06"
+
+
+_PROTOTXT_KEYS = re.compile(rb"^\s*(name|layers?|input|input_dim|input_shape|force_backward|state)\s*[:{]", re.M)
+
+
+def _looks_like_prototxt(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        text = handle.read(4096)
+    return bool(_PROTOTXT_KEYS.search(text)) and b"layer" in text
 
 
 def _is_text(head: bytes) -> bool:

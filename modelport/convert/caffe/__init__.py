@@ -1,0 +1,37 @@
+"""Caffe -> ONNX: our own parser (caffe.proto subset) and one handler per layer type.
+
+Custom layers register with :func:`caffe_layer`, the decorator the built-in layers use.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..registry import ConvertOptions, converter
+from .graph import LAYERS, ONNX_OPSET, caffe_layer
+
+__all__ = ["LAYERS", "caffe_layer", "caffe_to_onnx"]
+
+
+@converter("caffe", "onnx", "modelport's Caffe parser")
+def caffe_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
+    """Caffe prototxt + caffemodel -> ONNX."""
+    from onnx import checker, helper
+
+    from .graph import build_graph
+    from .preprocessing import METADATA_KEY
+    preprocessing = options.extra.get("preprocessing")
+    bake = bool(options.extra.get("bake_preprocessing")) and preprocessing is not None
+    graph, _, _ = build_graph(session.net, dynamic_batch=options.dynamic_batch,
+                              preprocess=preprocessing.bake if bake else None)
+    opset = max(options.opset or ONNX_OPSET, ONNX_OPSET)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="modelport",
+                              doc_string=f"converted from Caffe {session.prototxt.name} + {session.caffemodel.name}")
+    model.ir_version = min(model.ir_version, 10)  # readable by every ONNX Runtime of the last years
+    props = {"source_format": "caffe", "caffe_network": session.net.name}
+    if preprocessing is not None:
+        props[METADATA_KEY] = preprocessing.to_metadata()
+        props["modelport.caffe.preprocessing_baked"] = "true" if bake else "false"
+    helper.set_model_props(model, props)
+    checker.check_model(model)
+    dst.write_bytes(model.SerializeToString())
+    return dst
