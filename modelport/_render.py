@@ -74,7 +74,7 @@ def render_conversion(result) -> None:
         exporter = f", {hop.exporter} exporter" if hop.exporter else ""
         out.print(f"[bold]{hop.edge}[/] -> {escape(hop.artifact)} ({hop.seconds:.1f}s{exporter})")
         if hop.report is None:
-            out.print("  parity not checked (--no-check)")
+            out.print(f"  [yellow]parity not checked[/] ({escape(hop.unchecked or '--no-check')})")
             continue
         out.print(_parity_table(hop.report))
         _parity_details(out, hop.report)

@@ -72,6 +72,10 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
             seed: int = typer.Option(0, "--seed", help="Seed of the generated feeds."),
             report: Optional[Path] = typer.Option(None, "--report", help="Write the parity report (.json)."),
             trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow loading a pickled nn.Module (runs its code)."),
+            mean: Optional[str] = typer.Option(None, "--mean", help="Caffe: mean.binaryproto or B,G,R values subtracted from the input."),
+            scale: Optional[float] = typer.Option(None, "--scale", help="Caffe: factor applied after the mean subtraction."),
+            channel_order: Optional[str] = typer.Option(None, "--channel-order", help="Caffe: BGR (Caffe's) or RGB: the order of the pixels you will feed."),
+            bake_preprocessing: bool = typer.Option(False, "--bake-preprocessing", help="Caffe: put mean/scale/channel order in front of the graph as ops."),
             as_json: bool = typer.Option(False, "--json", help="Print one JSON result on stdout.")):
     """Convert SRC to DST, then check numerical parity between them."""
     from .convert import convert as run_convert
@@ -81,17 +85,38 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
     from .validate.report import check_report_path
     check_report_path(report)
     feeds = load_feeds(inputs) if inputs else None
+    source_options, edge_options = _preprocessing_options(src, mean, scale, channel_order, bake_preprocessing)
     steps = Steps(enabled=True)
     try:
         result = run_convert(src, dst, to=to, via=via.split(",") if via else None, weights=weights,
                              input_specs=parse_input_specs(input_shape), trust_pickle=trust_pickle, opset=opset,
                              dynamic_batch=not fixed_batch, check=not no_check, atol=atol, rtol=rtol,
-                             feeds=feeds, samples=samples, seed=seed, steps=steps)
+                             feeds=feeds, samples=samples, seed=seed, source_options=source_options,
+                             edge_options=edge_options, steps=steps)
     except ParityError as error:
         if error.result is not None:
             _finish_convert(error.result, report, as_json)
         raise
     _finish_convert(result, report, as_json)
+
+
+def _preprocessing_options(src, mean, scale, channel_order, bake) -> tuple[dict, dict]:
+    """Caffe's input preprocessing: recorded in the ONNX metadata, and baked in as ops on request.
+
+    When it is baked, the reference session applies the same preprocessing to its feeds, so that
+    both models are fed the same raw pixels in the parity check.
+    """
+    if mean is None and scale is None and channel_order is None and not bake:
+        return {}, {}
+    from .formats import detect
+    from .convert.caffe.preprocessing import make_preprocessing
+    if detect(src).name != "caffe":
+        raise _usage("--mean/--scale/--channel-order/--bake-preprocessing apply to Caffe models")
+    preprocessing = make_preprocessing(mean, scale, channel_order)
+    if bake and preprocessing is None:
+        raise _usage("--bake-preprocessing needs --mean, --scale or --channel-order")
+    return ({"preprocessing": preprocessing} if bake else {},
+            {"preprocessing": preprocessing, "bake_preprocessing": bake})
 
 
 def _finish_convert(result, report: Optional[Path], as_json: bool) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._atomic import commit, staging_path
 from .._console import Steps
-from ..errors import ModelportError, ParityError, UnsupportedFormatError, UsageError
+from ..errors import ModelportError, ParityError, UnsupportedFormatError, UnsupportedOpError, UsageError
 from ..formats import FORMATS, Session, detect, format_for_suffix, get_format, is_factory_spec
 from ..tensors import TensorSpec
 from ..validate.compare import ParityReport
@@ -32,10 +32,11 @@ class HopResult:
     seconds: float
     report: ParityReport | None = None
     exporter: str | None = None
+    unchecked: str | None = None  # why parity was not checked, when it was not
 
     def to_dict(self) -> dict[str, Any]:
         return {"edge": self.edge, "artifact": self.artifact, "seconds": round(self.seconds, 3),
-                "exporter": self.exporter,
+                "exporter": self.exporter, "unchecked": self.unchecked,
                 "parity": self.report.to_dict() if self.report is not None else None}
 
 
@@ -51,7 +52,7 @@ class ConversionResult:
 
     @property
     def checked(self) -> bool:
-        return all(h.report is not None for h in self.hops)
+        return bool(self.hops) and all(h.report is not None for h in self.hops)
 
     @property
     def passed(self) -> bool:
@@ -81,8 +82,12 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             opset: int | None = None, dynamic_batch: bool = True, check: bool = True,
             atol: float | None = None, rtol: float | None = None,
             feeds: Mapping[str, np.ndarray] | None = None, samples: int = 3, seed: int = 0,
+            source_options: Mapping[str, Any] | None = None, edge_options: Mapping[str, Any] | None = None,
             steps: Steps | None = None) -> ConversionResult:
     """Convert ``source`` to ``destination`` and check every hop for numerical parity.
+
+    ``source_options`` go to the source format's Session (e.g. Caffe ``preprocessing``);
+    ``edge_options`` to the converter edges (e.g. ``bake_preprocessing``).
 
     Raises:
         ParityError: the artifact was written but differs from its source beyond tolerance;
@@ -99,7 +104,8 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
         raise UsageError(f"{str(destination)!r} exists and is a {'folder' if destination.is_dir() else 'file'}; "
                          f"a {FORMATS[target_format].title} model is a {'folder' if FORMATS[target_format].is_directory else 'file'}")
     atol, rtol = tolerances_for("fp32", atol, rtol)
-    options = ConvertOptions(opset=opset, input_specs=input_specs, dynamic_batch=dynamic_batch)
+    options = ConvertOptions(opset=opset, input_specs=input_specs, dynamic_batch=dynamic_batch,
+                             extra=dict(edge_options or {}))
     result = ConversionResult(str(source), str(destination), source_format, target_format)
     if input_specs and source_format != "pytorch":
         result.warnings.append("--input-shape is used for PyTorch sources only; the model's own signature was used")
@@ -107,7 +113,7 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
     label = str(source) if is_factory_spec(source) else Path(source).name
     with steps.step(f"Loading {label} ({FORMATS[source_format].title})"):
         session = FORMATS[source_format].open(source, weights=weights, input_specs=input_specs,
-                                              trust_pickle=trust_pickle)
+                                              trust_pickle=trust_pickle, **dict(source_options or {}))
     with contextlib.ExitStack() as stack:
         stack.callback(session.close)
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="modelport-")))
@@ -120,11 +126,20 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             hop.exporter = options.extra.pop("exporter", None)
             candidate = FORMATS[edge.dst].open(staged)
             stack.callback(candidate.close)
+            result.warnings += getattr(session, "warnings", [])
             if check:
-                hop.report = _check_hop(session, candidate, atol, rtol, feeds, samples, seed, steps)
+                try:
+                    hop.report = _check_hop(session, candidate, atol, rtol, feeds, samples, seed, steps)
+                except UnsupportedOpError as missing:  # the reference runtime cannot run this model
+                    hop.unchecked = f"the reference runtime cannot run the source: {missing.message}"
+                    result.warnings.append(f"parity NOT checked: {missing}")
+            else:
+                hop.unchecked = "--no-check"
             if last:
                 commit(staged, destination)
                 hop.artifact = str(destination)
+                if hop.report is not None:
+                    hop.report.candidate = str(destination)
             result.hops.append(hop)
             session = candidate
     result.seconds = time.perf_counter() - start

@@ -5,12 +5,13 @@ independent reference for every Caffe parity check (OpenCV 5 dropped the Caffe i
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidModelError
+from ..errors import InvalidModelError, UnsupportedOpError
 from ..tensors import TensorSpec
 from .base import Session
 
@@ -28,33 +29,63 @@ class CaffeSession(Session):
         # before OpenCV, whose errors are terse, gets to see it.
         self.net = read_net(prototxt, caffemodel)
         self.preprocessing = preprocessing
-        self._cv_net = self._load_opencv()
+        self._cv_net = None  # loaded on first run: converting needs no OpenCV, checking does
         self.inputs = [TensorSpec(name, (None, *shape[1:]), np.float32) for name, shape in self.net.inputs.items()]
         self.outputs = [TensorSpec(name, None, np.float32) for name in self.net.outputs()]
-        writers = self.net.last_writer()
-        self._layer_for_output = [writers[s.name] for s in self.outputs]
+        # OpenCV returns a layer's outputs by layer name: which layer and top index hold each output.
+        self._writers = []
+        for spec in self.outputs:
+            layer = next(lay for lay in reversed(self.net.layers) if spec.name in lay.tops)
+            self._writers.append((layer.name, layer.tops.index(spec.name)))
+        self._pins: list[tuple[str, int]] = []
+        self.warnings = list(_opencv_blind_spots(self.net))
 
     def _load_opencv(self):
         import cv2
-        try:
-            net = cv2.dnn.readNetFromCaffe(str(self.prototxt), str(self.caffemodel))
-        except cv2.error as exc:
-            raise InvalidModelError(f"OpenCV cannot load {self.prototxt.name!r} + {self.caffemodel.name!r}: "
-                                    f"{str(exc).strip().splitlines()[-1]}") from exc
+        net = cv2.dnn.readNetFromCaffe(str(self.prototxt), str(self.caffemodel))
         net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
         net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
         if hasattr(net, "enableWinograd"):
             net.enableWinograd(False)  # exact convolutions: this is the reference
+        # OpenCV may name a single-top layer after its top blob rather than after the layer.
+        known = set(net.getLayerNames())
+        self._pins = []
+        for spec, (layer, index) in zip(self.outputs, self._writers):
+            if layer in known:
+                self._pins.append((layer, index))
+            elif spec.name in known:
+                self._pins.append((spec.name, 0))
+            else:
+                raise InvalidModelError(f"OpenCV has no layer producing output {spec.name!r} (looked for {layer!r})")
         return net
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import cv2
+        try:
+            return self._forward(feeds)
+        except cv2.error as exc:
+            # OpenCV creates layers lazily: an unknown layer type surfaces at the first forward.
+            message = " ".join(str(exc).split())
+            missing = re.search(r'Can.t create layer "([^"]+)" of type "([^"]+)"', message)
+            if missing:
+                raise UnsupportedOpError(missing.group(2), where=f"layer {missing.group(1)!r}", framework="OpenCV",
+                                         hint="OpenCV, the Caffe reference runtime, has no such layer, so this "
+                                              "model cannot be checked against Caffe") from exc
+            raise InvalidModelError(f"OpenCV cannot run {self.prototxt.name!r} + {self.caffemodel.name!r}: "
+                                    f"{message}") from exc
+
+    def _forward(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._cv_net is None:
+            self._cv_net = self._load_opencv()
         for spec in self.inputs:
             value = np.ascontiguousarray(feeds[spec.name], dtype=np.float32)
             if self.preprocessing is not None:
                 value = self.preprocessing.apply(value)
             self._cv_net.setInput(value, spec.name)
-        results = self._cv_net.forward(self._layer_for_output)
-        return {spec.name: np.array(value, copy=True) for spec, value in zip(self.outputs, results)}
+        layers = list(dict.fromkeys(layer for layer, _ in self._pins))
+        retrieved = dict(zip(layers, self._cv_net.forwardAndRetrieve(layers)))
+        return {spec.name: np.array(retrieved[layer][index], copy=True)
+                for spec, (layer, index) in zip(self.outputs, self._pins)}
 
     def describe(self) -> dict[str, Any]:
         import cv2
@@ -62,6 +93,18 @@ class CaffeSession(Session):
         types = Counter(layer.type for layer in self.net.layers)
         return {"prototxt": str(self.prototxt), "caffemodel": str(self.caffemodel), "layers": len(self.net.layers),
                 "layer_types": dict(sorted(types.items())), "runtime": f"OpenCV {cv2.__version__}"}
+
+
+def _opencv_blind_spots(net):
+    """Parameters OpenCV's Caffe layers ignore (seen in OpenCV 4.14): a parity failure there is
+    OpenCV's, not the conversion's."""
+    for layer in net.layers:
+        if layer.type == "Log" and any(layer.param.log_param.HasField(f) for f in ("base", "scale", "shift")):
+            yield f"layer {layer.name!r}: OpenCV ignores Log's base/scale/shift (it computes ln(x))"
+        if layer.type == "LRN" and layer.param.lrn_param.k != 1.0:
+            yield f"layer {layer.name!r}: OpenCV ignores LRN's k={layer.param.lrn_param.k:g} (it uses 1)"
+        if layer.type == "Pooling" and layer.param.pooling_param.HasField("round_mode"):
+            yield f"layer {layer.name!r}: OpenCV does not read Pooling's round_mode"
 
 
 def open_caffe(source, **options) -> CaffeSession:

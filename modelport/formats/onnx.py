@@ -102,6 +102,8 @@ class OnnxSession(Session):
             "ir_version": self.model.ir_version,
             "producer": " ".join(p for p in (self.model.producer_name, self.model.producer_version) if p),
             "nodes": len(self.model.graph.node),
+            "metadata": {p.key: p.value if len(p.value) <= 300 else p.value[:297] + "..."
+                         for p in self.model.metadata_props},
         }
 
 

@@ -13,6 +13,7 @@ EDGE_TESTS = {
     ("keras", "onnx"): "test_tf_onnx.py",
     ("savedmodel", "onnx"): "test_tf_onnx.py",
     ("tflite", "onnx"): "test_tf_onnx.py",
+    ("caffe", "onnx"): "caffe/test_models.py",
 }
 
 
