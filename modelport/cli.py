@@ -40,7 +40,7 @@ def _print_json(data) -> None:
 # --------------------------------------------------------------------------------------------- info
 @app.command()
 def info(model: str = typer.Argument(..., help="Model file or folder, or package.module:factory."),
-         weights: Optional[Path] = typer.Option(None, help="state_dict for a PyTorch factory."),
+         weights: Optional[Path] = typer.Option(None, help="state_dict for a PyTorch factory, or the .caffemodel of a prototxt."),
          input_shape: Optional[List[str]] = typer.Option(None, "--input-shape", help="NAME:1,3,224,224[:dtype], for PyTorch models."),
          trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow loading a pickled nn.Module (runs its code)."),
          as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")):
@@ -60,7 +60,7 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
             dst: Path = typer.Argument(..., help="Destination; its suffix tells the format unless --to is given."),
             to: Optional[str] = typer.Option(None, "--to", help="Target format (onnx, ...)."),
             via: Optional[str] = typer.Option(None, "--via", help="Formats to pass through, comma separated."),
-            weights: Optional[Path] = typer.Option(None, help="state_dict (.pt) for a PyTorch factory; loaded with weights_only=True."),
+            weights: Optional[Path] = typer.Option(None, help="state_dict (.pt) for a PyTorch factory (loaded with weights_only=True), or the .caffemodel of a prototxt."),
             input_shape: Optional[List[str]] = typer.Option(None, "--input-shape", help="NAME:1,3,224,224[:dtype]; repeat per input."),
             inputs: Optional[Path] = typer.Option(None, "--inputs", help=".npz of feeds for the parity check."),
             opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset to target."),
@@ -151,7 +151,7 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
              output_map: Optional[List[str]] = typer.Option(None, "--output-map", help="REF_NAME=CAND_NAME[,...] to pair outputs."),
              localize: bool = typer.Option(False, "--localize", help="Name the first op whose output diverges."),
              report: Optional[Path] = typer.Option(None, "--report", help="Write the report (.json or .html)."),
-             weights: Optional[Path] = typer.Option(None, help="state_dict for a PyTorch factory."),
+             weights: Optional[Path] = typer.Option(None, help="state_dict for a PyTorch factory, or the .caffemodel of a prototxt."),
              input_shape: Optional[List[str]] = typer.Option(None, "--input-shape", help="NAME:1,3,224,224[:dtype] for PyTorch models."),
              trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow loading a pickled nn.Module (runs its code)."),
              as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout.")):

@@ -50,6 +50,35 @@ def _build_keras(workdir: Path) -> None:
     model.save(workdir / "two_heads.keras")
 
 
+LENET_PROTOTXT = """name: "LeNet"
+layer { name: "data" type: "Input" top: "data" input_param { shape: { dim: 1 dim: 1 dim: 28 dim: 28 } } }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" convolution_param { num_output: 20 kernel_size: 5 } }
+layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2" convolution_param { num_output: 50 kernel_size: 5 } }
+layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
+layer { name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1" inner_product_param { num_output: 500 } }
+layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
+layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2" inner_product_param { num_output: 10 } }
+layer { name: "prob" type: "Softmax" bottom: "ip2" top: "prob" }
+"""
+
+
+def _get_lenet(workdir: Path) -> None:
+    import shutil
+    target = workdir / "lenet"
+    target.mkdir(parents=True, exist_ok=True)
+    shared = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "caffe" / "lenet"
+    if (shared / "weights.caffemodel").is_file():
+        for name in ("deploy.prototxt", "weights.caffemodel"):
+            shutil.copy(shared / name, target / name)
+        console.print(f"copied the trained LeNet from {escape(str(shared))}")
+        return
+    from .convert.caffe.writer import write_random_caffemodel
+    (target / "deploy.prototxt").write_text(LENET_PROTOTXT)
+    write_random_caffemodel(target / "deploy.prototxt", target / "weights.caffemodel")
+    console.print("wrote LeNet's definition with random weights (../shared/models/caffe/lenet not found)")
+
+
 def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]]:
     """(title, action) pairs; an action is a CLI argument list or a function."""
     w = str(workdir)
@@ -68,6 +97,11 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
         ("Inspect it", ["info", f"{w}/two_heads.keras"]),
         ("Convert it to ONNX; parity is checked against Keras",
          ["convert", f"{w}/two_heads.keras", f"{w}/two_heads.onnx", "--report", f"{w}/two_heads_parity.json"]),
+        ("Get Caffe's LeNet (trained weights from ../shared, else random ones from modelport's writer)",
+         lambda: _get_lenet(workdir)),
+        ("Convert LeNet to ONNX; parity is checked against OpenCV's Caffe runtime",
+         ["convert", f"{w}/lenet/deploy.prototxt", f"{w}/lenet.onnx", "--weights", f"{w}/lenet/weights.caffemodel",
+          "--report", f"{w}/lenet_parity.json"]),
     ]
 
 
@@ -90,6 +124,6 @@ def run_demo(workdir: Path) -> None:
     console.rule("[bold]done")
     console.print(
         f"In {elapsed:.0f}s the demo built a PyTorch CNN and a two-input, two-output Keras model, "
-        f"converted both to ONNX and checked each against its own framework on seeded inputs "
-        f"(batch 1 and 3), then validated the CNN's ONNX against PyTorch module by module. "
+        f"converted both and Caffe's LeNet to ONNX, checked each against its own runtime (PyTorch, Keras, "
+        f"OpenCV) on seeded inputs (batch 1 and 3), and validated the CNN's ONNX against PyTorch module by module. "
         f"Models and reports are in {escape(str(workdir))}/; open cnn_validate.html in a browser.")

@@ -24,6 +24,8 @@ def describe_model(model: str | os.PathLike, *, weights=None, input_shapes: Sequ
     options: dict[str, Any] = {"trust_pickle": trust_pickle}
     if fmt.name == "pytorch":
         options.update(weights=weights, input_specs=parse_input_specs(input_shapes))
+    elif weights is not None:
+        options.update(weights=weights)
     with fmt.open(model, **options) as session:
         data = {
             "model": str(model),

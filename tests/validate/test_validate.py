@@ -179,3 +179,18 @@ def test_keras_vs_onnx_localizes_to_the_layer(cli, keras_models, tmp_path):
     found = result.json()["localization"]
     assert found["status"] == "found" and found["layer"] == "batch_normalization_1"
     assert all(row["passed"] for row in found["trace"][:-1]) and found["trace"][0]["layer"] in ("re_lu", "max_pooling2d")
+
+
+def test_caffe_vs_onnx(cli, tmp_path):
+    from tests.convert.caffe.helpers import SHARED
+    if not SHARED.is_dir():
+        pytest.skip("../shared/models/caffe is not beside the repository")
+    lenet = SHARED / "lenet"
+    converted = tmp_path / "lenet.onnx"
+    assert cli("convert", lenet / "deploy.prototxt", converted, "--weights", lenet / "weights.caffemodel").code == 0
+    result = cli("validate", lenet / "deploy.prototxt", converted, "--weights", lenet / "weights.caffemodel",
+                 "--localize", "--json")
+    assert result.code == 0, result.err
+    data = result.json()
+    assert data["reference_format"] == "caffe" and data["outputs"][0]["candidate_name"] == "loss"
+    assert data["localization"]["status"] == "unavailable"
