@@ -9,7 +9,6 @@ process on the same inputs, one after the other, with their default CPU threadin
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
@@ -20,16 +19,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 ZOO = REPO.parent / "shared" / "models" / "caffe" / "zoo"
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
-
-def median_ms(run, repeat: int) -> float:
-    run()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+from timing import median_ms  # noqa: E402
 
 
 def main() -> None:

@@ -40,37 +40,37 @@ def _conv_geometry(p, spatial: int):
 
 
 # ------------------------------------------------------------------------------- convolutions
-@caffe_layer("Convolution")
-def convert_convolution(ctx: LayerContext):
-    """Convolution -> Conv (group, dilation, per-axis pad/stride/kernel)."""
+def _convolution(ctx: LayerContext, transposed: bool):
     p = ctx.layer.param.convolution_param
     n, c, *spatial = ctx.shapes[0]
     kernel, stride, pad, dilation = _conv_geometry(p, len(spatial))
     group, out = int(p.group or 1), int(p.num_output)
+    # Caffe's weight layouts are ONNX's: O x C/g x k (Conv) and C x O/g x k (ConvTranspose).
+    weight_shape = (c, out // group, *kernel) if transposed else (out, c // group, *kernel)
     g = ctx.graph
-    inputs = [ctx.inputs[0], g.const(f"{ctx.layer.name}/weight", ctx.blob(0, (out, c // group, *kernel), "weight"))]
+    inputs = [ctx.inputs[0], g.const(f"{ctx.layer.name}/weight", ctx.blob(0, weight_shape, "weight"))]
     if p.bias_term:
         inputs.append(g.const(f"{ctx.layer.name}/bias", ctx.blob(1, (out,), "bias")))
-    y = g.op("Conv", inputs, ctx.base, kernel_shape=kernel, strides=stride, pads=pad + pad, dilations=dilation, group=group)
-    dims = [(x + 2 * pp - (d * (k - 1) + 1)) // s + 1 for x, k, s, pp, d in zip(spatial, kernel, stride, pad, dilation)]
+    y = g.op("ConvTranspose" if transposed else "Conv", inputs, ctx.base, kernel_shape=kernel, strides=stride,
+             pads=pad + pad, dilations=dilation, group=group)
+    geometry = zip(spatial, kernel, stride, pad, dilation)
+    if transposed:
+        dims = [(x - 1) * s - 2 * pp + d * (k - 1) + 1 for x, k, s, pp, d in geometry]
+    else:
+        dims = [(x + 2 * pp - (d * (k - 1) + 1)) // s + 1 for x, k, s, pp, d in geometry]
     return [(y, (n, out, *dims))]
+
+
+@caffe_layer("Convolution")
+def convert_convolution(ctx: LayerContext):
+    """Convolution -> Conv (group, dilation, per-axis pad/stride/kernel)."""
+    return _convolution(ctx, transposed=False)
 
 
 @caffe_layer("Deconvolution")
 def convert_deconvolution(ctx: LayerContext):
-    """Deconvolution -> ConvTranspose (Caffe's weight layout is ONNX's: C_in x C_out/group x k)."""
-    p = ctx.layer.param.convolution_param
-    n, c, *spatial = ctx.shapes[0]
-    kernel, stride, pad, dilation = _conv_geometry(p, len(spatial))
-    group, out = int(p.group or 1), int(p.num_output)
-    g = ctx.graph
-    inputs = [ctx.inputs[0], g.const(f"{ctx.layer.name}/weight", ctx.blob(0, (c, out // group, *kernel), "weight"))]
-    if p.bias_term:
-        inputs.append(g.const(f"{ctx.layer.name}/bias", ctx.blob(1, (out,), "bias")))
-    y = g.op("ConvTranspose", inputs, ctx.base, kernel_shape=kernel, strides=stride, pads=pad + pad,
-             dilations=dilation, group=group)
-    dims = [(x - 1) * s - 2 * pp + d * (k - 1) + 1 for x, k, s, pp, d in zip(spatial, kernel, stride, pad, dilation)]
-    return [(y, (n, out, *dims))]
+    """Deconvolution -> ConvTranspose."""
+    return _convolution(ctx, transposed=True)
 
 
 @caffe_layer("InnerProduct")
