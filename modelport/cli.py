@@ -7,7 +7,6 @@ Exit codes: 0 success, 1 parity check failed (artifact kept), 2 bad input (nothi
 from __future__ import annotations
 
 import json
-import os
 import sys
 import traceback
 from pathlib import Path

@@ -6,7 +6,6 @@ independent reference for every Caffe parity check (OpenCV 5 dropped the Caffe i
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np

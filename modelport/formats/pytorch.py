@@ -192,7 +192,6 @@ class TorchSession(Session):
 
     def __init__(self, source, *, weights=None, input_specs: Sequence[TensorSpec] | None = None,
                  trust_pickle: bool = False, **_ignored):
-        torch = _import_torch()
         text = str(source)
         if FACTORY_SPEC.match(text) and not Path(text).exists():
             self.kind = "factory"

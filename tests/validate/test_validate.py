@@ -7,7 +7,6 @@ import pytest
 import torch
 
 import modelport
-from modelport.errors import ParityError
 from tests import zoo_torch
 from tests.validate.onnx_edits import channels_last_input, perturb_weight, replace_relu_with_leaky
 
@@ -34,7 +33,7 @@ def test_pytorch_vs_onnx_passes_and_localizes_nothing(cli, cnn_onnx, tmp_path):
     assert result.code == 0, result.err
     data = result.json()
     assert data["passed"] and data["reference_format"] == "pytorch" and data["candidate_format"] == "onnx"
-    assert data["warnings"] == [f"output names differ, matched by position: 'output'->'logits'"]
+    assert data["warnings"] == ["output names differ, matched by position: 'output'->'logits'"]
     assert data["localization"]["method"] == "torch-modules"
     assert data["localization"]["status"] == "none" and data["localization"]["compared"] >= 5
 
