@@ -90,9 +90,6 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
          ["convert", "modelport.demo:demo_cnn", f"{w}/cnn.onnx", "--weights", f"{w}/cnn_weights.pt",
           "--input-shape", "image:1,3,32,32", "--report", f"{w}/cnn_parity.json"]),
         ("Inspect the ONNX model", ["info", f"{w}/cnn.onnx"]),
-        ("Validate PyTorch against ONNX module by module; write an HTML report",
-         ["validate", "modelport.demo:demo_cnn", f"{w}/cnn.onnx", "--weights", f"{w}/cnn_weights.pt",
-          "--input-shape", "image:1,3,32,32", "--localize", "--report", f"{w}/cnn_validate.html"]),
         ("Build a Keras model with two inputs and two outputs", lambda: _build_keras(workdir)),
         ("Inspect it", ["info", f"{w}/two_heads.keras"]),
         ("Convert it to ONNX; parity is checked against Keras",
@@ -102,6 +99,9 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
         ("Convert LeNet to ONNX; parity is checked against OpenCV's Caffe runtime",
          ["convert", f"{w}/lenet/deploy.prototxt", f"{w}/lenet.onnx", "--weights", f"{w}/lenet/weights.caffemodel",
           "--report", f"{w}/lenet_parity.json"]),
+        ("Validate PyTorch against ONNX module by module; write an HTML report",
+         ["validate", "modelport.demo:demo_cnn", f"{w}/cnn.onnx", "--weights", f"{w}/cnn_weights.pt",
+          "--input-shape", "image:1,3,32,32", "--localize", "--report", f"{w}/cnn_validate.html"]),
     ]
 
 

@@ -136,18 +136,30 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             else:
                 hop.unchecked = "--no-check"
             if last:
-                commit(staged, destination)
-                hop.artifact = str(destination)
+                final = _final_path(destination, hop.report)
+                commit(staged, final)
+                hop.artifact = str(final)
                 if hop.report is not None:
-                    hop.report.candidate = str(destination)
+                    hop.report.candidate = str(final)
             result.hops.append(hop)
             session = candidate
     result.seconds = time.perf_counter() - start
     if not result.passed:
         failing = next(h.report for h in result.hops if h.report is not None and not h.report.passed)
-        raise ParityError(failing, failing.summary() + f"\n  the artifact was kept: {str(destination)!r}",
-                          result=result)
+        kept = result.hops[-1].artifact
+        note = f"the artifact was kept: {kept!r}"
+        if kept != str(destination):
+            note += f" ({str(destination)!r}, which existed, was left as it was)"
+        raise ParityError(failing, failing.summary() + f"\n  {note}", result=result)
     return result
+
+
+def _final_path(destination: Path, report: ParityReport | None) -> Path:
+    """Where the last hop's artifact goes: the destination, unless parity failed and a file is
+    already there; a good model is then not replaced by one that failed its check."""
+    if report is None or report.passed or not destination.exists():
+        return destination
+    return destination.with_name(f"{destination.stem}.parity-failed{destination.suffix}")
 
 
 def _run_edge(edge: Edge, session: Session, staged: Path, options: ConvertOptions, steps: Steps) -> HopResult:

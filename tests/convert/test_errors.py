@@ -149,6 +149,16 @@ def test_parity_failure_exits_1_and_keeps_artifact(cli, tmp_path):
     assert {o["candidate_name"] for o in data["hops"][0]["parity"]["outputs"] if not o["passed"]} == {"logits", "hidden"}
 
 
+def test_parity_failure_does_not_replace_an_existing_model(cli, tmp_path):
+    dst = tmp_path / "t.onnx"
+    dst.write_bytes(b"previous good artifact")
+    result = cli("convert", "tests.zoo_torch:tiny_transformer", dst, "--input-shape", "1,7,32", "--atol", "0", "--rtol", "0")
+    assert result.code == 1
+    assert dst.read_bytes() == b"previous good artifact"
+    failed = tmp_path / "t.parity-failed.onnx"
+    assert failed.is_file() and str(failed) in result.err and "was left as it was" in result.err
+
+
 def test_no_check_skips_parity(cli, tmp_path):
     result = cli("convert", "tests.zoo_torch:small_cnn", tmp_path / "c.onnx", "--input-shape", "1,3,8,8",
                  "--no-check", "--json")
