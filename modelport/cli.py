@@ -1,4 +1,4 @@
-"""The ``modelport`` command line: info, convert, demo.
+"""The ``modelport`` command line: info, convert, validate, demo.
 
 Nothing here imports a framework at start-up; each command imports what it needs when it runs.
 Exit codes: 0 success, 1 parity check failed (artifact kept), 2 bad input (nothing written),
@@ -17,10 +17,10 @@ from rich.markup import escape
 
 from . import __version__
 from ._console import Steps, console, debug_enabled, quiet_tensorflow, set_debug
-from .errors import InternalError, ModelportError, ParityError
+from .errors import InternalError, ModelportError, ParityError, UsageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
-                  help="Convert models between PyTorch, TensorFlow/Keras, TFLite and ONNX, and prove the numbers match.")
+                  help="Convert models between PyTorch, TensorFlow/Keras, TFLite, Caffe and ONNX, and prove the numbers match.")
 
 
 @app.callback()
@@ -110,10 +110,10 @@ def _preprocessing_options(src, mean, scale, channel_order, bake) -> tuple[dict,
     from .formats import detect
     from .convert.caffe.preprocessing import make_preprocessing
     if detect(src).name != "caffe":
-        raise _usage("--mean/--scale/--channel-order/--bake-preprocessing apply to Caffe models")
+        raise UsageError("--mean/--scale/--channel-order/--bake-preprocessing apply to Caffe models")
     preprocessing = make_preprocessing(mean, scale, channel_order)
     if bake and preprocessing is None:
-        raise _usage("--bake-preprocessing needs --mean, --scale or --channel-order")
+        raise UsageError("--bake-preprocessing needs --mean, --scale or --channel-order")
     return ({"preprocessing": preprocessing} if bake else {},
             {"preprocessing": preprocessing, "bake_preprocessing": bake})
 
@@ -182,7 +182,7 @@ def _int_option(value: str, flag: str) -> int:
     try:
         return int(value)
     except ValueError:
-        raise _usage(f"{flag} expects an integer, got {value!r}") from None
+        raise UsageError(f"{flag} expects an integer, got {value!r}") from None
 
 
 # --------------------------------------------------------------------------------------------- demo
@@ -191,11 +191,6 @@ def demo(workdir: Path = typer.Option(Path("modelport-demo"), "--workdir", help=
     """Build small models, then run info, convert and the parity check on them, end to end."""
     from .demo import run_demo
     run_demo(workdir)
-
-
-def _usage(message: str):
-    from .errors import UsageError
-    return UsageError(message)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -209,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         # Typer turns Ctrl-C into an exit code (130) that main() returns when not standalone.
         code = command.main(args=args, prog_name="modelport", standalone_mode=False)
         if code == 130:
-            console.print("interrupted; no output was written")
+            console.print("interrupted; nothing was written")
         return code if isinstance(code, int) else 0
     except click.exceptions.Exit as done:
         return done.exit_code
@@ -231,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"[dim]hint:[/] {escape(error.hint)}")
         return error.exit_code
     except Exception as error:  # a bug of modelport itself
-        traceback.print_exc() if debug else None
+        if debug:
+            traceback.print_exc()
         bug = InternalError(f"{type(error).__name__}: {error}")
         console.print(f"[red]internal error:[/] {escape(bug.message)}\n"
                       "this is a bug of modelport; rerun with --debug and report the traceback")

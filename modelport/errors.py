@@ -97,6 +97,14 @@ class InternalError(ModelportError):
     exit_code = 3
 
 
+def first_line(error: BaseException | None, limit: int = 300) -> str:
+    """The first line of an exception's message (frameworks' messages run to pages), or its type."""
+    if error is None:
+        return ""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__
+
+
 def quote_list(names: Sequence[str]) -> str:
     """Render names for messages the same way everywhere: quoted with repr, comma separated."""
     return ", ".join(repr(n) for n in names)

@@ -17,7 +17,8 @@ import numpy as np
 
 from .._atomic import commit, staging_path
 from .._console import Steps
-from ..errors import ModelportError, ParityError, UnsupportedFormatError, UnsupportedOpError, UsageError
+from ..errors import (ConversionError, ModelportError, ParityError, UnsupportedFormatError, UnsupportedOpError,
+                      UsageError, first_line)
 from ..formats import FORMATS, Session, detect, format_for_suffix, get_format, is_factory_spec
 from ..tensors import TensorSpec
 from ..validate.compare import ParityReport
@@ -170,8 +171,7 @@ def _run_edge(edge: Edge, session: Session, staged: Path, options: ConvertOption
         except ModelportError:
             raise
         except Exception as exc:
-            from ..errors import ConversionError
-            raise ConversionError(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+            raise ConversionError(f"{type(exc).__name__}: {first_line(exc)}",
                                   hop=edge.name, hint="run with --debug for the full traceback") from exc
     return HopResult(edge.name, str(staged), time.perf_counter() - start)
 

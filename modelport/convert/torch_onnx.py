@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from .._console import captured_output
-from ..errors import ConversionError, UnsupportedOpError
+from ..errors import ConversionError, UnsupportedOpError, first_line
 from ..formats.pytorch import TorchSession
 from .registry import ConvertOptions, converter
 
@@ -38,7 +38,7 @@ def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -
         if program is None and dynamic:
             program, _ = _capture(session, False)
             if program is not None:
-                notes.append(f"the batch dimension could not be made dynamic ({_first_line(capture_error)}); "
+                notes.append(f"the batch dimension could not be made dynamic ({first_line(capture_error)}); "
                              "the ONNX model has a fixed batch")
                 dynamic = False
         dynamo_error = capture_error if program is None else None
@@ -57,7 +57,7 @@ def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -
         _export_torchscript(session, dst, input_names, output_names, options.opset, dynamic)
         options.extra["exporter"] = "torchscript"
         if dynamo_error is not None:
-            notes.append(f"the dynamo exporter failed ({_first_line(dynamo_error)}); used the TorchScript exporter")
+            notes.append(f"the dynamo exporter failed ({first_line(dynamo_error)}); used the TorchScript exporter")
         return dst
     except Exception as ts_error:
         raise _explain(dynamo_error, ts_error, program, options.opset) from ts_error
@@ -102,8 +102,8 @@ def _explain(dynamo_error, ts_error, program, opset) -> Exception:
     # decomposed into (eigvals -> eig): look both up in the captured program.
     names = [m.group(1).replace("::", ".") for m in (unsupported, dispatch) if m]
     if not names:
-        return ConversionError(f"both ONNX exporters failed; dynamo: {_first_line(dynamo_error)}; "
-                               f"TorchScript: {_first_line(ts_error)}", hop="pytorch->onnx",
+        return ConversionError(f"both ONNX exporters failed; dynamo: {first_line(dynamo_error)}; "
+                               f"TorchScript: {first_line(ts_error)}", hop="pytorch->onnx",
                                hint="run with --debug for the full tracebacks")
     op, where = _locate(program, names)
     return UnsupportedOpError(op or names[0].replace(".", "::", 1),
@@ -158,9 +158,3 @@ def _chain_text(error) -> str:
         error = error.__cause__ or error.__context__
     return "\n".join(parts)
 
-
-def _first_line(error) -> str:
-    if error is None:
-        return ""
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else type(error).__name__

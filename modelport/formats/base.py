@@ -9,7 +9,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import InvalidModelError, ModelportError, UsageError, quote_list
+from ..errors import InvalidModelError, ModelportError, UnsupportedFormatError, UsageError, first_line, quote_list
 from ..tensors import TensorSpec
 
 
@@ -46,7 +46,7 @@ class Session(abc.ABC):
         except Exception as exc:  # the runtime refused these feeds: report it as the model's problem
             shapes = ", ".join(f"{n} {list(v.shape)} {v.dtype}" for n, v in ordered.items())
             raise InvalidModelError(f"{self.format_name} runtime failed on {self.path.name!r} with feeds {shapes}: "
-                                    f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}") from exc
+                                    f"{first_line(exc)}") from exc
 
     @abc.abstractmethod
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -87,7 +87,6 @@ class Format:
         try:
             module = importlib.import_module(f"modelport.formats.{module_name}")
         except ImportError as exc:  # the runtime's extra is not installed
-            from ..errors import UnsupportedFormatError
             raise UnsupportedFormatError(
                 f"opening {self.title} models needs {exc.name!r}, which is not installed",
                 hint=f"pip install 'modelport[{self.extra}]'" if self.extra else None) from exc

@@ -56,14 +56,23 @@ def _sniff_zip(path: Path) -> tuple[str | None, str]:
         return None, "a damaged or truncated zip archive"
     if {"config.json", "metadata.json"} <= set(names):
         return "keras", "a Keras v3 archive"
+    kind = torch_archive_kind(names)
+    if kind is not None:
+        return "pytorch", {"exported_program": "a torch.export archive (.pt2)", "torchscript": "a TorchScript archive",
+                           "pickle": "a torch.save archive"}[kind]
+    return None, "a zip archive of unknown content"
+
+
+def torch_archive_kind(names: list[str]) -> str | None:
+    """'exported_program', 'torchscript', 'pickle' (torch.save) or None, from a zip's member names."""
     if any(n.endswith("serialized_exported_program.json") or n.endswith("/models/model.json")
            or n.endswith("archive_format") for n in names):
-        return "pytorch", "a torch.export archive (.pt2)"
+        return "exported_program"
     if any("/code/" in n for n in names) and any(n.endswith("/data.pkl") for n in names):
-        return "pytorch", "a TorchScript archive"
+        return "torchscript"
     if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
-        return "pytorch", "a torch.save archive"
-    return None, "a zip archive of unknown content"
+        return "pickle"
+    return None
 
 
 def _looks_like_onnx(head: bytes) -> bool:

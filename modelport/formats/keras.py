@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidModelError, UntrustedPickleError
+from ..errors import InvalidModelError, UntrustedPickleError, first_line
 from ..tensors import TensorSpec, framework_dtype_to_numpy
 from ._tf import import_keras
 from .base import Session
@@ -24,10 +24,9 @@ def load_keras_model(path: Path):
             raise UntrustedPickleError(
                 f"{str(path)!r} contains Python code (a Lambda layer); refusing to deserialize it",
                 hint="replace Lambda layers by registered custom layers") from exc
-        raise InvalidModelError(f"cannot load Keras model {str(path)!r}: {str(exc).splitlines()[0]}") from exc
+        raise InvalidModelError(f"cannot load Keras model {str(path)!r}: {first_line(exc)}") from exc
     except Exception as exc:
-        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InvalidModelError(f"cannot load Keras model {str(path)!r}: {text}",
+        raise InvalidModelError(f"cannot load Keras model {str(path)!r}: {first_line(exc)}",
                                 hint="the file may be truncated or corrupt, or hold weights only") from exc
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidModelError
+from ..errors import InvalidModelError, first_line
 from ..tensors import TensorSpec, ort_type_to_numpy
 from .base import Session
 
@@ -27,7 +27,7 @@ def load_onnx_model(path: Path):
         model = onnx.load(str(path))
     except Exception as exc:  # protobuf DecodeError and friends all mean "bad file"
         raise InvalidModelError(
-            f"{str(path)!r} is not a valid ONNX model: {_first_line(exc)}",
+            f"{str(path)!r} is not a valid ONNX model: {first_line(exc)}",
             hint="the file may be truncated or corrupt; export it again") from exc
     return model
 
@@ -37,13 +37,9 @@ def check_model(model) -> str | None:
     try:
         onnx.checker.check_model(model)
     except Exception as exc:
-        return _first_line(exc)
+        return first_line(exc)
     return None
 
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def index_bounds(model) -> dict[str, int]:
@@ -79,7 +75,7 @@ class OnnxSession(Session):
         except Exception as exc:
             problem = check_model(self.model)
             raise InvalidModelError(
-                f"{str(path)!r} is not a valid ONNX model: {problem or _first_line(exc)}",
+                f"{str(path)!r} is not a valid ONNX model: {problem or first_line(exc)}",
                 hint="the file may be truncated or corrupt; export it again") from exc
         bounds = index_bounds(self.model)
         self.inputs = [TensorSpec(i.name, tuple(_dim(d) for d in i.shape), ort_type_to_numpy(i.type),

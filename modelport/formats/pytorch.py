@@ -15,10 +15,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import InvalidModelError, UntrustedPickleError, UsageError
+from ..errors import InvalidModelError, UntrustedPickleError, UsageError, first_line
 from ..tensors import TensorSpec, framework_dtype_to_numpy
 from .base import Session
-from .detect import FACTORY_SPEC
+from .detect import FACTORY_SPEC, torch_archive_kind
+
 
 
 def _import_torch():
@@ -88,11 +89,11 @@ def load_state_dict(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        if _refused_by_weights_only(exc):
             raise UntrustedPickleError(
                 f"{str(path)!r} holds pickled Python objects, not just tensors; refusing to unpickle it",
                 hint="save the weights with torch.save(model.state_dict(), ...)") from exc
-        raise InvalidModelError(f"cannot read weights {str(path)!r}: {str(exc).splitlines()[0]}",
+        raise InvalidModelError(f"cannot read weights {str(path)!r}: {first_line(exc)}",
                                 hint="the file may be truncated or corrupt") from exc
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
@@ -112,15 +113,14 @@ def _load_file(path: Path, trust_pickle: bool):
         if kind == "torchscript":
             return torch.jit.load(str(path), map_location="cpu"), kind
     except Exception as exc:
-        raise InvalidModelError(f"cannot load {str(path)!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+        raise InvalidModelError(f"cannot load {str(path)!r}: {first_line(exc)}",
                                 hint="the file may be truncated or corrupt") from exc
     # A plain torch.save file: a state_dict (safe), or a pickled module (runs code on load).
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        message = str(exc)
-        if "weights_only" not in message and "Unsupported global" not in message:
-            raise InvalidModelError(f"cannot load {str(path)!r}: {message.splitlines()[0] if message else type(exc).__name__}",
+        if not _refused_by_weights_only(exc):
+            raise InvalidModelError(f"cannot load {str(path)!r}: {first_line(exc)}",
                                     hint="the file may be truncated or corrupt") from exc
         if not trust_pickle:
             raise UntrustedPickleError(
@@ -146,14 +146,14 @@ def _archive_kind(path: Path) -> str:
         return "exported_program"
     try:
         with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
+            return torch_archive_kind(archive.namelist()) or "pickle"
     except zipfile.BadZipFile:
-        return "pickle"
-    if any(n.endswith("serialized_exported_program.json") or n.endswith("archive_format") for n in names):
-        return "exported_program"
-    if any("/code/" in n for n in names):
-        return "torchscript"
-    return "pickle"
+        return "pickle"  # the legacy (pre-zip) torch.save format
+
+
+def _refused_by_weights_only(exc: Exception) -> bool:
+    """torch.load(weights_only=True) met a pickled object it will not build (a class, a function)."""
+    return "weights_only" in str(exc) or "Unsupported global" in str(exc)
 
 
 def parse_input_specs(texts: Sequence[str] | None) -> list[TensorSpec] | None:

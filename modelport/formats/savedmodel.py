@@ -5,7 +5,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidModelError, UsageError
+from ..errors import InvalidModelError, UsageError, first_line
 from ..tensors import TensorSpec, framework_dtype_to_numpy
 from ._tf import import_tf
 from .base import Session
@@ -20,7 +20,7 @@ class SavedModelSession(Session):
         try:
             self.loaded = tf.saved_model.load(str(self.path))
         except Exception as exc:
-            raise InvalidModelError(f"cannot load SavedModel {str(path)!r}: {str(exc).splitlines()[0]}",
+            raise InvalidModelError(f"cannot load SavedModel {str(path)!r}: {first_line(exc)}",
                                     hint="the folder may be incomplete (variables/ missing?)") from exc
         signatures = dict(self.loaded.signatures)
         if not signatures:

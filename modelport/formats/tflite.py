@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from .._console import captured_output
-from ..errors import InvalidModelError
+from ..errors import InvalidModelError, first_line
 from ..tensors import TensorSpec
 from .base import Session
 
@@ -28,7 +28,7 @@ class TFLiteSession(Session):
                 self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
             self.interpreter.allocate_tensors()
         except Exception as exc:
-            raise InvalidModelError(f"LiteRT cannot load {str(path)!r}: {str(exc).splitlines()[0] if str(exc) else exc!r}",
+            raise InvalidModelError(f"LiteRT cannot load {str(path)!r}: {first_line(exc)}",
                                     hint="the file may be truncated or corrupt") from exc
         self._input_details = self.interpreter.get_input_details()
         self._output_details = self.interpreter.get_output_details()
