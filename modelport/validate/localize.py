@@ -85,12 +85,17 @@ def _walk(entries, ref_values, cand_values, atol, rtol, method: str, noun: str) 
 
 # ----------------------------------------------------------------------------------- ONNX vs ONNX
 def expose_all_tensors(model):
-    """A copy of an ONNX model whose every typed intermediate tensor is also a graph output."""
+    """A copy of an ONNX model whose every intermediate tensor is also a graph output.
+
+    Types come from shape inference where it knows the op; outputs of ops it does not know
+    (contrib ops such as ORT's FusedConv in optimized graphs) are exposed untyped, which ONNX
+    Runtime accepts and resolves itself.
+    """
     import onnx
     from onnx import helper, shape_inference
     try:
         inferred = shape_inference.infer_shapes(model)
-    except Exception:  # inference is best effort: tensors without a type are just not exposed
+    except Exception:  # inference is best effort: untyped tensors are still exposed
         inferred = model
     types = {vi.name: vi.type for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
     exposed = onnx.ModelProto()
@@ -98,9 +103,10 @@ def expose_all_tensors(model):
     present = {o.name for o in exposed.graph.output}
     for node in exposed.graph.node:
         for name in node.output:
-            if name and name not in present and name in types and types[name].HasField("tensor_type"):
+            if name and name not in present:
                 value = helper.make_empty_tensor_value_info(name)
-                value.type.CopyFrom(types[name])
+                if name in types and types[name].HasField("tensor_type"):
+                    value.type.CopyFrom(types[name])
                 exposed.graph.output.append(value)
                 present.add(name)
     return exposed

@@ -17,7 +17,7 @@ def cnn_onnx(tmp_path_factory):
     path = tmp_path_factory.mktemp("validate") / "cnn.onnx"
     torch.onnx.export(zoo_torch.small_cnn(), (torch.rand(2, 3, 16, 16),), str(path), dynamo=True,
                       input_names=["image"], output_names=["logits"],
-                      dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+                      dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False, external_data=False)
     return path
 
 
@@ -193,3 +193,25 @@ def test_caffe_vs_onnx(cli, tmp_path):
     data = result.json()
     assert data["reference_format"] == "caffe" and data["outputs"][0]["candidate_name"] == "loss"
     assert data["localization"]["status"] == "unavailable"
+
+
+def test_ort_optimized_candidate_with_contrib_ops_is_localized(cli, cnn_onnx, tmp_path):
+    """Original vs ONNX Runtime's optimized graph (FusedConv, a contrib op shape inference does not
+    know): intermediate tensors are still exposed and a perturbed fused conv is found."""
+    import onnxruntime as ort
+    optimized = tmp_path / "optimized.onnx"
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(optimized)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    ort.InferenceSession(str(cnn_onnx), options, providers=["CPUExecutionProvider"])
+    model = onnx.load(str(optimized))
+    assert any(node.op_type == "FusedConv" for node in model.graph.node)
+    clean = cli("validate", cnn_onnx, optimized, "--localize", "--json").json()
+    assert clean["passed"] and clean["localization"]["compared"] >= 4
+    edited, node = perturb_weight(model, "FusedConv", n=1)
+    fused = next(n for n in edited.graph.node if n.name == node)
+    candidate = _save(edited, tmp_path / "perturbed.onnx")
+    result = cli("validate", cnn_onnx, candidate, "--localize", "--json")
+    assert result.code == 1
+    found = result.json()["localization"]
+    assert found["status"] == "found" and found["tensor"] == fused.output[0]
