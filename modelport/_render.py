@@ -61,7 +61,7 @@ def _parity_table(report) -> Table:
 
 
 def _parity_details(out, report) -> None:
-    out.print(f"  {report.samples} samples, batch sizes {report.batch_sizes}, atol {report.atol:g}, rtol {report.rtol:g}")
+    out.print(f"  {report.samples} samples, batch sizes {report.batch_sizes}, {report.tolerance.describe()}")
     for warning in report.warnings:
         out.print(f"  [yellow]warning:[/] {escape(warning)}")
     for failure in report.failures:

@@ -67,6 +67,7 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
             no_check: bool = typer.Option(False, "--no-check", help="Skip the parity check."),
             atol: Optional[float] = typer.Option(None, "--atol", help="Absolute tolerance (default 1e-4)."),
             rtol: Optional[float] = typer.Option(None, "--rtol", help="Relative tolerance (default 1e-3)."),
+            relative_to: Optional[str] = typer.Option(None, "--relative-to", help="rtol multiplies each |value| (element, default) or the output's max |value| (scale)."),
             samples: int = typer.Option(3, "--samples", min=1, help="Generated samples per batch size."),
             seed: int = typer.Option(0, "--seed", help="Seed of the generated feeds."),
             report: Optional[Path] = typer.Option(None, "--report", help="Write the parity report (.json)."),
@@ -90,6 +91,7 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
         result = run_convert(src, dst, to=to, via=via.split(",") if via else None, weights=weights,
                              input_specs=parse_input_specs(input_shape), trust_pickle=trust_pickle, opset=opset,
                              dynamic_batch=not fixed_batch, check=not no_check, atol=atol, rtol=rtol,
+                             relative_to=relative_to,
                              feeds=feeds, samples=samples, seed=seed, source_options=source_options,
                              edge_options=edge_options, steps=steps)
     except ParityError as error:
@@ -144,6 +146,7 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
              seed: int = typer.Option(0, "--seed", help="Seed of the generated feeds."),
              atol: Optional[float] = typer.Option(None, "--atol", help="Absolute tolerance (default: by precision)."),
              rtol: Optional[float] = typer.Option(None, "--rtol", help="Relative tolerance (default: by precision)."),
+             relative_to: Optional[str] = typer.Option(None, "--relative-to", help="rtol multiplies each |value| (element) or the output's max |value| (scale); default by precision."),
              precision: Optional[str] = typer.Option(None, "--precision", help="fp32, fp16, int8 or uint8-weights (default: detected from the candidate)."),
              dim: Optional[List[str]] = typer.Option(None, "--dim", help="NAME=VALUE for a dynamic dim of input NAME (not the batch)."),
              input_layout: Optional[str] = typer.Option(None, "--input-layout", help="REFERENCE:CANDIDATE layouts, e.g. NCHW:NHWC."),
@@ -164,7 +167,7 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
     check_report_path(report)
     dims = {k: _int_option(v, "--dim") for k, v in parse_pairs(dim, "--dim").items()}
     result = run_validate(reference, candidate, inputs=inputs, samples=samples, seed=seed, atol=atol, rtol=rtol,
-                          precision=precision, dims=dims, input_layout=input_layout,
+                          relative_to=relative_to, precision=precision, dims=dims, input_layout=input_layout,
                           output_map=parse_pairs(output_map, "--output-map") or None, localize=localize,
                           open_options={"weights": weights, "input_specs": parse_input_specs(input_shape),
                                         "trust_pickle": trust_pickle}, steps=Steps(enabled=True))

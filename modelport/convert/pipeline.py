@@ -22,7 +22,7 @@ from ..errors import (ConversionError, ModelportError, ParityError, UnsupportedF
 from ..formats import FORMATS, Session, detect, format_for_suffix, get_format, is_factory_spec
 from ..tensors import TensorSpec
 from ..validate.compare import ParityReport
-from ..validate.tolerances import tolerances_for
+from ..validate.tolerances import Tolerance, tolerances_for
 from .registry import ConvertOptions, Edge, plan
 
 
@@ -81,7 +81,7 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             via: Sequence[str] | None = None, weights: str | Path | None = None,
             input_specs: Sequence[TensorSpec] | None = None, trust_pickle: bool = False,
             opset: int | None = None, dynamic_batch: bool = True, check: bool = True,
-            atol: float | None = None, rtol: float | None = None,
+            atol: float | None = None, rtol: float | None = None, relative_to: str | None = None,
             feeds: Mapping[str, np.ndarray] | None = None, samples: int = 3, seed: int = 0,
             source_options: Mapping[str, Any] | None = None, edge_options: Mapping[str, Any] | None = None,
             steps: Steps | None = None) -> ConversionResult:
@@ -104,7 +104,7 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
     if destination.exists() and destination.is_dir() != FORMATS[target_format].is_directory:
         raise UsageError(f"{str(destination)!r} exists and is a {'folder' if destination.is_dir() else 'file'}; "
                          f"a {FORMATS[target_format].title} model is a {'folder' if FORMATS[target_format].is_directory else 'file'}")
-    atol, rtol = tolerances_for("fp32", atol, rtol)
+    tolerance = tolerances_for("fp32", atol, rtol, relative_to)
     options = ConvertOptions(opset=opset, input_specs=input_specs, dynamic_batch=dynamic_batch,
                              extra=dict(edge_options or {}))
     result = ConversionResult(str(source), str(destination), source_format, target_format)
@@ -130,7 +130,7 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             result.warnings += getattr(session, "warnings", [])
             if check:
                 try:
-                    hop.report = _check_hop(session, candidate, atol, rtol, feeds, samples, seed, steps)
+                    hop.report = _check_hop(session, candidate, tolerance, feeds, samples, seed, steps)
                 except UnsupportedOpError as missing:  # the reference runtime cannot run this model
                     hop.unchecked = f"the reference runtime cannot run the source: {missing.message}"
                     result.warnings.append(f"parity NOT checked: {missing}")
@@ -176,9 +176,9 @@ def _run_edge(edge: Edge, session: Session, staged: Path, options: ConvertOption
     return HopResult(edge.name, str(staged), time.perf_counter() - start)
 
 
-def _check_hop(reference: Session, candidate: Session, atol: float, rtol: float,
+def _check_hop(reference: Session, candidate: Session, tolerance: Tolerance,
                feeds: Mapping[str, np.ndarray] | None, samples: int, seed: int, steps: Steps) -> ParityReport:
     from ..validate.parity import check_parity
     with steps.step(f"Checking parity {reference.format_name} vs {candidate.format_name}"):
-        report = check_parity(reference, candidate, atol=atol, rtol=rtol, feeds=feeds, samples=samples, seed=seed)
+        report = check_parity(reference, candidate, tolerance=tolerance, feeds=feeds, samples=samples, seed=seed)
     return report

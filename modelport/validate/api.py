@@ -17,7 +17,8 @@ from .tolerances import tolerances_for
 
 def validate(reference: str | Path | Session, candidate: str | Path | Session, *,
              inputs: str | Path | Mapping[str, np.ndarray] | None = None, samples: int = 3, seed: int = 0,
-             atol: float | None = None, rtol: float | None = None, precision: str | None = None,
+             atol: float | None = None, rtol: float | None = None, relative_to: str | None = None,
+             precision: str | None = None,
              dims: Mapping[str, int] | None = None, input_layout: str | None = None,
              output_map: Mapping[str, str] | None = None, localize: bool = False,
              open_options: Mapping[str, Any] | None = None, steps: Steps | None = None) -> ParityReport:
@@ -27,7 +28,9 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
         reference: the model trusted to be right (a path, a factory spec, or an open Session).
         candidate: the model under test.
         inputs: an .npz path or a dict of arrays; otherwise ``samples`` seeded feeds per batch size.
-        atol, rtol: override the tolerances of ``precision`` (detected from the candidate when None).
+        atol, rtol, relative_to: override the tolerances of ``precision`` (detected from the candidate
+            when None); ``relative_to`` is "element" (rtol times each value) or "scale" (rtol times
+            the output's largest magnitude).
         dims: sizes for dynamic dims other than the batch, by input name.
         input_layout: "NCHW:NHWC" when the reference is channels-first and the candidate channels-last.
         output_map: reference output name -> candidate output name.
@@ -53,11 +56,11 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
     ref_session, cand_session = sessions
     try:
         precision = precision or detect_precision(cand_session)
-        atol, rtol = tolerances_for(precision, atol, rtol)
+        tolerance = tolerances_for(precision, atol, rtol, relative_to)
         feeds = load_feeds(inputs) if isinstance(inputs, (str, Path)) else inputs
         start = time.perf_counter()
-        with steps.step(f"Comparing outputs ({precision} tolerances: atol {atol:g}, rtol {rtol:g})"):
-            report = check_parity(ref_session, cand_session, atol=atol, rtol=rtol, feeds=feeds, samples=samples,
+        with steps.step(f"Comparing outputs ({precision} tolerances: {tolerance.describe()})"):
+            report = check_parity(ref_session, cand_session, tolerance=tolerance, feeds=feeds, samples=samples,
                                   seed=seed, dims=dims, input_layout=input_layout, output_map=output_map)
         seconds["compare"] = time.perf_counter() - start
         report.reference_format, report.candidate_format = ref_session.format_name, cand_session.format_name
@@ -69,7 +72,7 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
                 pairings, _ = pair_inputs(ref_session, cand_session, input_layout)
                 ref_feed = report.first_feed
                 cand_feed = {p.candidate.name: p.to_candidate(ref_feed[p.reference.name]) for p in pairings}
-                found = find_divergence(ref_session, cand_session, ref_feed, cand_feed, atol, rtol)
+                found = find_divergence(ref_session, cand_session, ref_feed, cand_feed, tolerance)
                 if found["status"] == "none" and report.passed:
                     found["message"] = f"no divergence: all {found['compared']} matched intermediate tensors agree"
                 report.localization = found

@@ -7,6 +7,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .tolerances import Tolerance
+
 REPORT_SCHEMA_VERSION = 1
 
 
@@ -23,7 +25,7 @@ class OutputParity:
     mean_abs: float | None = None
     rmse: float | None = None
     cosine: float | None = None
-    out_of_tolerance: float | None = None  # share of elements beyond atol + rtol*|ref|
+    out_of_tolerance: float | None = None  # share of elements beyond the tolerance
     nonfinite_agree: bool | None = None    # NaN/Inf at the same positions in both
     top1_agreement: float | None = None    # class-score outputs only
     top5_agreement: float | None = None
@@ -51,6 +53,7 @@ class ParityReport:
     outputs: list[OutputParity] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # stage problems not tied to one output
     warnings: list[str] = field(default_factory=list)
+    relative_to: str = "element"
     reference_format: str | None = None
     candidate_format: str | None = None
     precision: str = "fp32"
@@ -69,6 +72,10 @@ class ParityReport:
     def __bool__(self) -> bool:
         return self.passed
 
+    @property
+    def tolerance(self) -> Tolerance:
+        return Tolerance(self.atol, self.rtol, self.relative_to)
+
     def __repr__(self) -> str:
         # pytest prints repr() on a failing ``assert report``: make it the list of failures.
         return f"<ParityReport {self.summary()}>"
@@ -80,9 +87,9 @@ class ParityReport:
         if self.passed:
             worst = max((o.max_abs or 0.0 for o in self.outputs), default=0.0)
             return (f"parity passed: {len(self.outputs)} output(s), max abs error {worst:.3g} "
-                    f"(atol {self.atol:g}, rtol {self.rtol:g})")
+                    f"({self.tolerance.describe()})")
         lines = [f"parity FAILED between {self.reference!r} and {self.candidate!r} "
-                 f"(atol {self.atol:g}, rtol {self.rtol:g}):"]
+                 f"({self.tolerance.describe()}):"]
         lines += [f"  - {f}" for f in self.all_failures()]
         return "\n".join(lines)
 
@@ -119,9 +126,9 @@ def match_names(reference: Sequence[str], candidate: Sequence[str]) -> tuple[lis
 class ParityAccumulator:
     """Collects reference/candidate output pairs over samples, then computes the metrics once."""
 
-    def __init__(self, pairs: Iterable[tuple[str, str]], atol: float, rtol: float):
+    def __init__(self, pairs: Iterable[tuple[str, str]], tolerance: Tolerance):
         self.pairs = list(pairs)
-        self.atol, self.rtol = atol, rtol
+        self.tolerance = tolerance
         self._ref: dict[str, list[np.ndarray]] = {r: [] for r, _ in self.pairs}
         self._cand: dict[str, list[np.ndarray]] = {c: [] for _, c in self.pairs}
         self._shape_problems: dict[str, list[str]] = {c: [] for _, c in self.pairs}
@@ -162,12 +169,12 @@ class ParityAccumulator:
             out = OutputParity(ref_name, cand_name, shapes[0], shapes[1])
             out.problems.extend(self._shape_problems[cand_name])
             if self._ref[ref_name]:
-                _fill_metrics(out, self._ref[ref_name], self._cand[cand_name], self.atol, self.rtol)
+                _fill_metrics(out, self._ref[ref_name], self._cand[cand_name], self.tolerance)
             results.append(out)
         return results
 
 
-def _fill_metrics(out: OutputParity, refs: list[np.ndarray], cands: list[np.ndarray], atol: float, rtol: float) -> None:
+def _fill_metrics(out: OutputParity, refs: list[np.ndarray], cands: list[np.ndarray], tolerance: Tolerance) -> None:
     ref = np.concatenate([r.astype(np.float64).ravel() for r in refs])
     cand = np.concatenate([c.astype(np.float64).ravel() for c in cands])
     ref_bad, cand_bad = ~np.isfinite(ref), ~np.isfinite(cand)
@@ -180,8 +187,9 @@ def _fill_metrics(out: OutputParity, refs: list[np.ndarray], cands: list[np.ndar
         return
     diff = np.abs(cand - ref)
     # Relative error floors |ref| at atol so that near-zero references do not explode it.
-    rel = diff / np.maximum(np.abs(ref), max(atol, 1e-30))
-    beyond = diff > atol + rtol * np.abs(ref)
+    rel = diff / np.maximum(np.abs(ref), max(tolerance.atol, 1e-30))
+    allowed = tolerance.allowed(np.abs(ref))
+    beyond = diff > allowed
     out.max_abs = float(diff.max())
     out.max_rel = float(rel.max())
     out.mean_abs = float(diff.mean())
@@ -190,7 +198,7 @@ def _fill_metrics(out: OutputParity, refs: list[np.ndarray], cands: list[np.ndar
     out.cosine = float(np.dot(ref, cand) / norms) if norms > 0 else float(np.array_equal(ref, cand))
     out.out_of_tolerance = float(beyond.mean())
     if beyond.any():
-        worst = int(np.argmax(diff - (atol + rtol * np.abs(ref))))
+        worst = int(np.argmax(diff - allowed))
         out.problems.append(
             f"{int(beyond.sum())} of {beyond.size} values ({out.out_of_tolerance:.2%}) beyond tolerance; "
             f"max abs error {out.max_abs:.3g}, e.g. {cand[worst]:.6g} vs reference {ref[worst]:.6g}")

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..formats.base import Session
 from .layout import to_channels_first, to_channels_last
+from .tolerances import Tolerance
 
 TRACE_CONTEXT = 3  # agreeing tensors shown before the divergence
 
@@ -35,36 +36,36 @@ def _layouts(ref: np.ndarray, cand: np.ndarray) -> list[np.ndarray]:
     return options
 
 
-def _compare(ref: np.ndarray, cand: np.ndarray, atol: float, rtol: float) -> dict[str, Any] | None:
+def _compare(ref: np.ndarray, cand: np.ndarray, tolerance: Tolerance) -> dict[str, Any] | None:
     ref = np.asarray(ref)
     cand = np.asarray(cand)
     if not (np.issubdtype(ref.dtype, np.number) and np.issubdtype(cand.dtype, np.number)) or ref.size == 0:
         return None
     best = None
     for arranged in _layouts(ref, cand):
-        metrics = _metrics(ref, arranged, atol, rtol)
+        metrics = _metrics(ref, arranged, tolerance)
         if best is None or metrics["beyond"] < best["beyond"]:
             best = metrics
     return best
 
 
-def _metrics(ref: np.ndarray, cand: np.ndarray, atol: float, rtol: float) -> dict[str, Any]:
+def _metrics(ref: np.ndarray, cand: np.ndarray, tolerance: Tolerance) -> dict[str, Any]:
     ref64, cand64 = ref.astype(np.float64), cand.astype(np.float64)
     finite = np.isfinite(ref64) & np.isfinite(cand64)
     diff = np.abs(ref64 - cand64)
     diff[~finite] = np.where(np.isnan(ref64[~finite]) == np.isnan(cand64[~finite]), 0.0, np.inf)
-    beyond = diff > atol + rtol * np.abs(np.where(finite, ref64, 0))
+    beyond = diff > tolerance.allowed(np.abs(np.where(finite, ref64, 0)))
     return {"max_abs": float(diff.max()), "out_of_tolerance": float(beyond.mean()), "beyond": int(beyond.sum()),
             "passed": not bool(beyond.any()), "shape": list(ref.shape)}
 
 
-def _walk(entries, ref_values, cand_values, atol, rtol, method: str, noun: str) -> dict[str, Any]:
+def _walk(entries, ref_values, cand_values, tolerance: Tolerance, method: str, noun: str) -> dict[str, Any]:
     """entries: (label dict, reference tensor name, candidate tensor name) in execution order."""
     compared, trace = 0, []
     for label, ref_name, cand_name in entries:
         if ref_name not in ref_values or cand_name not in cand_values:
             continue
-        metrics = _compare(ref_values[ref_name], cand_values[cand_name], atol, rtol)
+        metrics = _compare(ref_values[ref_name], cand_values[cand_name], tolerance)
         if metrics is None:
             continue
         compared += 1
@@ -126,12 +127,12 @@ def run_exposed(model, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]
     return dict(zip(names, session.run(names, feeds)))
 
 
-def localize_onnx_pair(reference, candidate, ref_feed, cand_feed, atol, rtol) -> dict[str, Any]:
+def localize_onnx_pair(reference, candidate, ref_feed, cand_feed, tolerance: Tolerance) -> dict[str, Any]:
     ref_values = run_exposed(expose_all_tensors(reference.model), ref_feed)
     cand_values = run_exposed(expose_all_tensors(candidate.model), cand_feed)
     entries = [({"node": node.name or f"#{i}", "op_type": node.op_type}, out, out)
                for i, node in enumerate(reference.model.graph.node) for out in node.output if out]
-    return _walk(entries, ref_values, cand_values, atol, rtol, "onnx-intermediates", "op")
+    return _walk(entries, ref_values, cand_values, tolerance, "onnx-intermediates", "op")
 
 
 # -------------------------------------------------------------------------------- PyTorch vs ONNX
@@ -152,7 +153,7 @@ def onnx_module_outputs(model) -> dict[str, tuple[str, str]]:
     return last
 
 
-def localize_torch_onnx(reference, candidate, ref_feed, cand_feed, atol, rtol) -> dict[str, Any]:
+def localize_torch_onnx(reference, candidate, ref_feed, cand_feed, tolerance: Tolerance) -> dict[str, Any]:
     import torch
     module_outputs = onnx_module_outputs(candidate.model)
     if not module_outputs:
@@ -181,11 +182,11 @@ def localize_torch_onnx(reference, candidate, ref_feed, cand_feed, atol, rtol) -
     cand_values = run_exposed(exposed, cand_feed)
     entries = [({"module": name, "class": cls, "node": module_outputs[name][1]}, name, tensors[name])
                for name, cls in order]
-    return _walk(entries, captured, cand_values, atol, rtol, "torch-modules", "module")
+    return _walk(entries, captured, cand_values, tolerance, "torch-modules", "module")
 
 
 # ---------------------------------------------------------------------------------- Keras vs ONNX
-def localize_keras_onnx(reference, candidate, ref_feed, cand_feed, atol, rtol) -> dict[str, Any]:
+def localize_keras_onnx(reference, candidate, ref_feed, cand_feed, tolerance: Tolerance) -> dict[str, Any]:
     import json
     import keras
     from ..convert.tf_onnx import KERAS_LAYER_OUTPUTS
@@ -206,18 +207,18 @@ def localize_keras_onnx(reference, candidate, ref_feed, cand_feed, atol, rtol) -
     producers = {out: node.name for node in candidate.model.graph.node for out in node.output}
     entries = [({"layer": layer.name, "class": type(layer).__name__, "node": producers.get(recorded[layer.name], "")},
                 layer.name, recorded[layer.name]) for layer in layers]
-    return _walk(entries, captured, cand_values, atol, rtol, "keras-layers", "layer")
+    return _walk(entries, captured, cand_values, tolerance, "keras-layers", "layer")
 
 
-def localize(reference: Session, candidate: Session, ref_feed, cand_feed, atol: float, rtol: float) -> dict[str, Any]:
+def localize(reference: Session, candidate: Session, ref_feed, cand_feed, tolerance: Tolerance) -> dict[str, Any]:
     """Name the first op (or module) whose output diverges, where the pair of formats allows it."""
     pair = (reference.format_name, candidate.format_name)
     if pair == ("onnx", "onnx"):
-        return localize_onnx_pair(reference, candidate, ref_feed, cand_feed, atol, rtol)
+        return localize_onnx_pair(reference, candidate, ref_feed, cand_feed, tolerance)
     if pair == ("pytorch", "onnx") and hasattr(reference.module, "named_modules"):
-        return localize_torch_onnx(reference, candidate, ref_feed, cand_feed, atol, rtol)
+        return localize_torch_onnx(reference, candidate, ref_feed, cand_feed, tolerance)
     if pair == ("keras", "onnx"):
-        return localize_keras_onnx(reference, candidate, ref_feed, cand_feed, atol, rtol)
+        return localize_keras_onnx(reference, candidate, ref_feed, cand_feed, tolerance)
     return {"method": None, "status": "unavailable", "compared": 0, "trace": [],
             "message": f"intermediate tensors of a {reference.format_name} model cannot be matched to those of a "
                        f"{candidate.format_name} model by name; localization works for ONNX vs ONNX and for "

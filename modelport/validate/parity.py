@@ -17,6 +17,7 @@ from ..tensors import TensorSpec
 from .compare import ParityAccumulator, ParityReport, match_names
 from .inputs import generate_feeds
 from .layout import layout_permutation, output_permutation
+from .tolerances import Tolerance
 
 PLOT_POINTS = 4000  # values per output kept for the HTML report's plots
 
@@ -110,7 +111,7 @@ def plan_feeds(pairings: Sequence[InputPairing], reference: Session, candidate: 
             for b in batches for s in range(samples)], batches
 
 
-def check_parity(reference: Session, candidate: Session, *, atol: float, rtol: float,
+def check_parity(reference: Session, candidate: Session, *, tolerance: Tolerance,
                  feeds: Mapping[str, np.ndarray] | None = None, samples: int = 3, seed: int = 0,
                  dims: Mapping[str, int] | None = None, batch_sizes: Sequence[int] | None = None,
                  input_layout: str | None = None, output_map: Mapping[str, str] | None = None,
@@ -122,15 +123,16 @@ def check_parity(reference: Session, candidate: Session, *, atol: float, rtol: f
     pairings, warnings = pair_inputs(reference, candidate, input_layout)
     plan, batches = plan_feeds(pairings, reference, candidate, feeds=feeds, samples=samples, seed=seed,
                                dims=dims, batch_sizes=batch_sizes)
-    report = ParityReport(reference=str(reference.path), candidate=str(candidate.path), atol=atol, rtol=rtol,
-                          samples=len(plan), batch_sizes=batches, warnings=warnings)
+    report = ParityReport(reference=str(reference.path), candidate=str(candidate.path), atol=tolerance.atol,
+                          rtol=tolerance.rtol, relative_to=tolerance.relative_to, samples=len(plan),
+                          batch_sizes=batches, warnings=warnings)
     accumulator = None
     transposed: dict[str, tuple[int, ...]] = {}
     for index, feed in enumerate(plan):
         ref_out = reference.run(feed)
         cand_out = candidate.run({p.candidate.name: p.to_candidate(feed[p.reference.name]) for p in pairings})
         if accumulator is None:
-            accumulator = _start(report, ref_out, cand_out, output_map, atol, rtol)
+            accumulator = _start(report, ref_out, cand_out, output_map, tolerance)
         if index == 0:  # layout of outputs: decided once, from the first sample's shapes
             for ref_name, cand_name in accumulator.pairs:
                 perm = output_permutation(ref_out[ref_name], cand_out[cand_name])
@@ -148,7 +150,7 @@ def check_parity(reference: Session, candidate: Session, *, atol: float, rtol: f
     return report
 
 
-def _start(report: ParityReport, ref_out, cand_out, output_map, atol, rtol) -> ParityAccumulator:
+def _start(report: ParityReport, ref_out, cand_out, output_map, tolerance: Tolerance) -> ParityAccumulator:
     if output_map:
         unknown = [f"{r}={c}" for r, c in output_map.items() if r not in ref_out or c not in cand_out]
         if unknown:
@@ -161,4 +163,4 @@ def _start(report: ParityReport, ref_out, cand_out, output_map, atol, rtol) -> P
     unmatched = [n for n in ref_out if n not in {r for r, _ in pairs}]
     if unmatched:
         report.failures.append(f"reference output(s) {', '.join(map(repr, unmatched))} have no counterpart in the candidate")
-    return ParityAccumulator(pairs, atol, rtol)
+    return ParityAccumulator(pairs, tolerance)

@@ -112,7 +112,7 @@ def render_html(report: ParityReport, title: str = "modelport parity report") ->
 ({html.escape(str(report.reference_format or ''))}) <span class="muted">vs candidate</span>
 <code>{html.escape(report.candidate)}</code> ({html.escape(str(report.candidate_format or ''))})</p>
 <p class="muted">{report.samples} sample(s), batch sizes {report.batch_sizes}; {html.escape(report.precision)} tolerances:
-atol {report.atol:g}, rtol {report.rtol:g} (a value passes when |candidate − reference| ≤ atol + rtol·|reference|)
+a value passes when |candidate − reference| ≤ {html.escape(report.tolerance.describe().replace(", rtol", " + rtol"))}
 {('; ' + html.escape(timing)) if timing else ''}</p>
 <h2>Outputs</h2>
 <table id="outputs">{header}{''.join(_rows(report))}</table>

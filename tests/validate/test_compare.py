@@ -6,15 +6,15 @@ import pytest
 
 from modelport.validate.compare import ParityAccumulator, ParityReport, match_names
 from modelport.validate.inputs import generate_feeds, load_feeds
-from modelport.validate.tolerances import DEFAULT_TOLERANCES, tolerances_for
+from modelport.validate.tolerances import DEFAULT_TOLERANCES, Tolerance, tolerances_for
 from modelport.errors import UsageError
 from modelport.tensors import TensorSpec
 
 
-def _report(ref, cand, atol=1e-4, rtol=1e-3):
-    acc = ParityAccumulator(match_names(list(ref), list(cand))[0], atol, rtol)
+def _report(ref, cand, atol=1e-4, rtol=1e-3, relative_to="element"):
+    acc = ParityAccumulator(match_names(list(ref), list(cand))[0], Tolerance(atol, rtol, relative_to))
     acc.add(ref, cand)
-    report = ParityReport("ref", "cand", atol, rtol, 1, [1])
+    report = ParityReport("ref", "cand", atol, rtol, 1, [1], relative_to=relative_to)
     report.outputs = acc.finish()
     return report
 
@@ -54,6 +54,15 @@ def test_every_failure_is_collected():
     assert text.count("  - ") == 3
 
 
+def test_scale_rule_judges_small_values_by_the_output_scale():
+    ref = {"y": np.array([[10.0, 0.01]], np.float32)}
+    cand = {"y": np.array([[10.0, 0.03]], np.float32)}  # 200% off a tiny value, 0.2% of the scale
+    assert not _report(ref, cand, atol=0, rtol=1e-2)
+    scaled = _report(ref, cand, atol=0, rtol=1e-2, relative_to="scale")
+    assert scaled and "max |reference|" in scaled.summary()
+    assert not _report(ref, {"y": np.array([[10.2, 0.01]], np.float32)}, atol=0, rtol=1e-2, relative_to="scale")
+
+
 def test_outputs_matched_by_position_with_warning():
     pairs, warnings = match_names(["prob", "box"], ["out0", "out1"])
     assert pairs == [("prob", "out0"), ("box", "out1")] and "position" in warnings[0]
@@ -86,7 +95,10 @@ def test_load_feeds_refuses_pickles(tmp_path):
 
 
 def test_tolerances_are_data():
-    assert tolerances_for("fp32") == (DEFAULT_TOLERANCES["fp32"]["atol"], DEFAULT_TOLERANCES["fp32"]["rtol"])
-    assert tolerances_for("fp16", atol=0.5) == (0.5, DEFAULT_TOLERANCES["fp16"]["rtol"])
+    assert tolerances_for("fp32") == Tolerance(**DEFAULT_TOLERANCES["fp32"])
+    assert tolerances_for("fp16", atol=0.5) == Tolerance(0.5, DEFAULT_TOLERANCES["fp16"]["rtol"], "scale")
+    assert tolerances_for("fp32", relative_to="scale").relative_to == "scale"
+    with pytest.raises(UsageError, match="element or scale"):
+        tolerances_for("fp32", relative_to="nearby")
     with pytest.raises(UsageError, match="unknown precision 'fp8'"):
         tolerances_for("fp8")
