@@ -75,6 +75,8 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
                 found = find_divergence(ref_session, cand_session, ref_feed, cand_feed, tolerance)
                 if found["status"] == "none" and report.passed:
                     found["message"] = f"no divergence: all {found['compared']} matched intermediate tensors agree"
+                elif found["status"] == "found" and report.passed:
+                    found["message"] = "the outputs pass, but an intermediate tensor does not: " + found["message"]
                 report.localization = found
             seconds["localize"] = time.perf_counter() - start
         report.seconds = {k: round(v, 4) for k, v in seconds.items()}
