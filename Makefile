@@ -23,6 +23,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/convert_bench.py
+	$(PY) benchmarks/validate_bench.py
+	$(PY) benchmarks/caffe_bench.py
 
 # Regenerate the Caffe protobuf module from the checked-in caffe.proto subset.
 proto: $(STAMP)
