@@ -70,7 +70,8 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
             relative_to: Optional[str] = typer.Option(None, "--relative-to", help="rtol multiplies each |value| (element, default) or the output's max |value| (scale)."),
             samples: int = typer.Option(3, "--samples", min=1, help="Generated samples per batch size."),
             seed: int = typer.Option(0, "--seed", help="Seed of the generated feeds."),
-            report: Optional[Path] = typer.Option(None, "--report", help="Write the parity report (.json)."),
+            dim: Optional[List[str]] = typer.Option(None, "--dim", help="NAME=VALUE for a dynamic dim of input NAME (not the batch)."),
+            report: Optional[Path] = typer.Option(None, "--report", help="Write the parity report (.json or .html)."),
             trust_pickle: bool = typer.Option(False, "--trust-pickle", help="Allow loading a pickled nn.Module (runs its code)."),
             mean: Optional[str] = typer.Option(None, "--mean", help="Caffe: mean.binaryproto or B,G,R values subtracted from the input."),
             scale: Optional[float] = typer.Option(None, "--scale", help="Caffe: factor applied after the mean subtraction."),
@@ -92,7 +93,7 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
                              input_specs=parse_input_specs(input_shape), trust_pickle=trust_pickle, opset=opset,
                              dynamic_batch=not fixed_batch, check=not no_check, atol=atol, rtol=rtol,
                              relative_to=relative_to,
-                             feeds=feeds, samples=samples, seed=seed, source_options=source_options,
+                             feeds=feeds, samples=samples, seed=seed, dims=_dims(dim), source_options=source_options,
                              edge_options=edge_options, steps=steps)
     except ParityError as error:
         if error.result is not None:
@@ -165,9 +166,8 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
     from .validate.report import check_report_path, write_report
     quiet_tensorflow()
     check_report_path(report)
-    dims = {k: _int_option(v, "--dim") for k, v in parse_pairs(dim, "--dim").items()}
     result = run_validate(reference, candidate, inputs=inputs, samples=samples, seed=seed, atol=atol, rtol=rtol,
-                          relative_to=relative_to, precision=precision, dims=dims, input_layout=input_layout,
+                          relative_to=relative_to, precision=precision, dims=_dims(dim), input_layout=input_layout,
                           output_map=parse_pairs(output_map, "--output-map") or None, localize=localize,
                           open_options={"weights": weights, "input_specs": parse_input_specs(input_shape),
                                         "trust_pickle": trust_pickle}, steps=Steps(enabled=True))
@@ -181,11 +181,16 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
         raise ParityError(result)
 
 
-def _int_option(value: str, flag: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise UsageError(f"{flag} expects an integer, got {value!r}") from None
+def _dims(texts: Optional[List[str]]) -> dict[str, int]:
+    """--dim NAME=SIZE (repeatable, or comma separated) -> {NAME: SIZE}."""
+    from .validate.api import parse_pairs
+    dims = {}
+    for name, value in parse_pairs(texts, "--dim").items():
+        try:
+            dims[name] = int(value)
+        except ValueError:
+            raise UsageError(f"--dim {name}={value}: the size must be an integer") from None
+    return dims
 
 
 # --------------------------------------------------------------------------------------------- demo

@@ -83,7 +83,7 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             opset: int | None = None, dynamic_batch: bool = True, check: bool = True,
             atol: float | None = None, rtol: float | None = None, relative_to: str | None = None,
             feeds: Mapping[str, np.ndarray] | None = None, samples: int = 3, seed: int = 0,
-            source_options: Mapping[str, Any] | None = None, edge_options: Mapping[str, Any] | None = None,
+            dims: Mapping[str, int] | None = None, source_options: Mapping[str, Any] | None = None, edge_options: Mapping[str, Any] | None = None,
             steps: Steps | None = None) -> ConversionResult:
     """Convert ``source`` to ``destination`` and check every hop for numerical parity.
 
@@ -130,7 +130,7 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             result.warnings += getattr(session, "warnings", [])
             if check:
                 try:
-                    hop.report = _check_hop(session, candidate, tolerance, feeds, samples, seed, steps)
+                    hop.report = _check_hop(session, candidate, tolerance, feeds, samples, seed, dims, steps)
                 except UnsupportedOpError as missing:  # the reference runtime cannot run this model
                     hop.unchecked = f"the reference runtime cannot run the source: {missing.message}"
                     result.warnings.append(f"parity NOT checked: {missing}")
@@ -177,8 +177,10 @@ def _run_edge(edge: Edge, session: Session, staged: Path, options: ConvertOption
 
 
 def _check_hop(reference: Session, candidate: Session, tolerance: Tolerance,
-               feeds: Mapping[str, np.ndarray] | None, samples: int, seed: int, steps: Steps) -> ParityReport:
+               feeds: Mapping[str, np.ndarray] | None, samples: int, seed: int, dims: Mapping[str, int] | None,
+               steps: Steps) -> ParityReport:
     from ..validate.parity import check_parity
     with steps.step(f"Checking parity {reference.format_name} vs {candidate.format_name}"):
-        report = check_parity(reference, candidate, tolerance=tolerance, feeds=feeds, samples=samples, seed=seed)
+        report = check_parity(reference, candidate, tolerance=tolerance, feeds=feeds, samples=samples, seed=seed,
+                              dims=dims)
     return report

@@ -215,3 +215,17 @@ def test_ort_optimized_candidate_with_contrib_ops_is_localized(cli, cnn_onnx, tm
     assert result.code == 1
     found = result.json()["localization"]
     assert found["status"] == "found" and found["tensor"] == fused.output[0]
+
+
+def test_dynamic_dims_are_filled_by_name(cli, tmp_path):
+    path = tmp_path / "seq.onnx"
+    torch.onnx.export(zoo_torch.tiny_transformer(), (torch.rand(2, 7, 32),), str(path), dynamo=True, verbose=False,
+                      external_data=False, input_names=["x"],
+                      dynamic_shapes=({0: torch.export.Dim("batch"), 1: torch.export.Dim("seq")},))
+    by_symbol = cli("validate", path, path, "--dim", "seq=5", "--json")
+    assert by_symbol.code == 0, by_symbol.err
+    hidden = next(o for o in by_symbol.json()["outputs"] if o["candidate_shape"] and len(o["candidate_shape"]) == 3)
+    assert hidden["candidate_shape"] == [3, 5, 32]
+    by_input = cli("validate", path, path, "--dim", "x=4", "--json").json()
+    assert [3, 4, 32] in [o["candidate_shape"] for o in by_input["outputs"]]
+    assert cli("validate", path, path, "--dim", "seq=five").code == 2
