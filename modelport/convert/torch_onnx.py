@@ -20,7 +20,7 @@ from .registry import ConvertOptions, converter
 EXPORT_BATCH = 2  # torch.export specialises sizes 0 and 1, so a dynamic batch is traced at 2
 
 
-@converter("pytorch", "onnx", "torch.onnx.export, dynamo exporter")
+@converter("pytorch", "onnx", "torch.onnx.export: dynamo, else TorchScript exporter")
 def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -> Path:
     """PyTorch module or ExportedProgram -> ONNX."""
     import torch
