@@ -45,12 +45,7 @@ class Steps:
                 raise
         console.print(f"[green]✓[/] {message} [dim]({time.perf_counter() - start:.1f}s)[/]")
 
-    def note(self, message: str) -> None:
-        if self.enabled:
-            console.print(f"  {message}")
 
-    def warn(self, message: str) -> None:
-        console.print(f"[yellow]warning:[/] {message}")
 
 
 def quiet_tensorflow() -> None:
@@ -104,6 +99,3 @@ def debug_enabled() -> bool:
     """--debug on the command line, or MODELPORT_DEBUG=1 in the environment."""
     return _debug or os.environ.get("MODELPORT_DEBUG") == "1"
 
-
-def eprint(*args) -> None:
-    print(*args, file=sys.stderr)

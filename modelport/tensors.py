@@ -48,11 +48,6 @@ class TensorSpec:
                 "dtype": self.dtype.name}
 
 
-# ONNX TensorProto.DataType numbers (onnx.proto) for the dtypes we move between runtimes.
-_ONNX_TO_NUMPY = {
-    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
-    9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64",
-}
 # onnxruntime reports types as strings such as "tensor(float)".
 _ORT_TO_NUMPY = {
     "tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
@@ -63,21 +58,6 @@ _ORT_TO_NUMPY = {
 # torch.dtype and tf.DType expose names that map straight onto numpy's, except these.
 _FRAMEWORK_ALIASES = {"float": "float32", "double": "float64", "half": "float16", "long": "int64",
                       "int": "int32", "short": "int16"}
-
-
-def onnx_elem_type_to_numpy(elem_type: int) -> np.dtype:
-    try:
-        return np.dtype(_ONNX_TO_NUMPY[elem_type])
-    except KeyError:
-        raise ValueError(f"ONNX element type {elem_type} has no numpy equivalent here") from None
-
-
-def numpy_to_onnx_elem_type(dtype) -> int:
-    name = np.dtype(dtype).name
-    for number, np_name in _ONNX_TO_NUMPY.items():
-        if np_name == name:
-            return number
-    raise ValueError(f"numpy dtype {name!r} has no ONNX equivalent here")
 
 
 def ort_type_to_numpy(type_str: str) -> np.dtype:
@@ -94,9 +74,3 @@ def framework_dtype_to_numpy(dtype) -> np.dtype:
         name = str(dtype).replace("torch.", "")
     return np.dtype(_FRAMEWORK_ALIASES.get(name, name))
 
-
-def parse_dtype(text: str) -> np.dtype:
-    try:
-        return np.dtype(_FRAMEWORK_ALIASES.get(text, text))
-    except TypeError:
-        raise ValueError(f"unknown dtype {text!r}") from None

@@ -7,7 +7,7 @@ by position, or by an explicit ``output_map``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -114,8 +114,7 @@ def plan_feeds(pairings: Sequence[InputPairing], reference: Session, candidate: 
 def check_parity(reference: Session, candidate: Session, *, tolerance: Tolerance,
                  feeds: Mapping[str, np.ndarray] | None = None, samples: int = 3, seed: int = 0,
                  dims: Mapping[str, int] | None = None, batch_sizes: Sequence[int] | None = None,
-                 input_layout: str | None = None, output_map: Mapping[str, str] | None = None,
-                 on_sample: Callable[[int, int], None] | None = None) -> ParityReport:
+                 input_layout: str | None = None, output_map: Mapping[str, str] | None = None) -> ParityReport:
     """Compare ``candidate`` against ``reference`` on given or generated feeds.
 
     Every output is compared on every sample; all failures are collected in the report.
@@ -142,8 +141,6 @@ def check_parity(reference: Session, candidate: Session, *, tolerance: Tolerance
         for cand_name, perm in transposed.items():
             cand_out[cand_name] = np.transpose(cand_out[cand_name], perm)
         accumulator.add(ref_out, cand_out)
-        if on_sample:
-            on_sample(index + 1, len(plan))
     report.outputs = accumulator.finish() if accumulator else []
     report.plot_data = accumulator.plot_samples(PLOT_POINTS) if accumulator else {}
     report.first_feed = plan[0] if plan else {}
