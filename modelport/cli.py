@@ -130,6 +130,7 @@ def _finish_convert(result, report: Optional[Path], as_json: bool) -> None:
     if report is not None and checked:
         write_report(report, checked[-1], json_data=result.to_dict(),
                      title=f"modelport conversion {result.source} -> {result.destination}")
+        console.print(f"report written to {escape(str(report))}")
     elif report is not None:
         console.print("[yellow]warning:[/] no report written: the parity check was skipped (--no-check)")
     if as_json:
@@ -173,6 +174,7 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
                                         "trust_pickle": trust_pickle}, steps=Steps(enabled=True))
     if report is not None:
         write_report(report, result)
+        console.print(f"report written to {escape(str(report))}")
     if as_json:
         _print_json(result.to_dict())
     else:
@@ -228,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     except ModelportError as error:
         if debug:
             traceback.print_exc()
+        if "--json" in args and not isinstance(error, ParityError):  # a parity failure printed its result
+            _print_json({"error": {"type": type(error).__name__, "message": error.message, "hint": error.hint,
+                                   "exit_code": error.exit_code}})
         label = "parity check failed" if isinstance(error, ParityError) else "error"
         console.print(f"[red]{label}:[/] {escape(error.message)}")
         if error.hint:

@@ -178,3 +178,10 @@ def test_console_script_exit_code(tmp_path):
     assert run.returncode == 2
     assert "m.tflite" in run.stderr and "Traceback" not in run.stderr
 
+
+
+def test_json_mode_reports_errors_as_json(cli, tmp_path):
+    result = cli("convert", tmp_path / "nope.onnx", tmp_path / "o.onnx", "--json")
+    assert result.code == 2
+    error = result.json()["error"]
+    assert error["type"] == "InvalidModelError" and "no such file" in error["message"] and error["exit_code"] == 2
