@@ -116,3 +116,14 @@ def test_parse_input_specs():
     assert specs[2].shape == (2, None)
     with pytest.raises(UsageError):
         parse_input_specs(["x:1,a,3"])
+
+
+def test_keras_lambda_layer_is_refused_in_safe_mode(cli, tmp_path):
+    import keras
+    inputs = keras.Input((3,), name="x")
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2.0)(inputs))
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    result = cli("info", path)
+    assert result.code == 2
+    assert "Python code" in result.err and "Lambda" in result.err
