@@ -38,6 +38,7 @@ def _plot(name: str, ref: np.ndarray, cand: np.ndarray) -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     finite = np.isfinite(ref) & np.isfinite(cand)
     ref, cand = ref[finite], cand[finite]
     diff = np.abs(cand - ref)
@@ -47,6 +48,7 @@ def _plot(name: str, ref: np.ndarray, cand: np.ndarray) -> str:
         bins = np.logspace(np.log10(positive.min()), np.log10(positive.max()) + 1e-9, 40)
         left.hist(positive, bins=bins, color="#0969da")
         left.set_xscale("log")
+        left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # minor labels overlap
     left.set_title(f"{name}: |candidate - reference| ({diff.size - positive.size} exact)", fontsize=9)
     left.set_xlabel("absolute error")
     left.set_ylabel("values")
@@ -113,7 +115,7 @@ def render_html(report: ParityReport, title: str = "modelport parity report") ->
 <code>{html.escape(report.candidate)}</code> ({html.escape(str(report.candidate_format or ''))})</p>
 <p class="muted">{report.samples} sample(s), batch sizes {report.batch_sizes}; {html.escape(report.precision)} tolerances:
 a value passes when |candidate − reference| ≤ {html.escape(report.tolerance.describe().replace(", rtol", " + rtol"))}
-{('; ' + html.escape(timing)) if timing else ''}</p>
+{('. Timings: ' + html.escape(timing)) if timing else ''}</p>
 <h2>Outputs</h2>
 <table id="outputs">{header}{''.join(_rows(report))}</table>
 {f"<h2>Failures</h2><ul class='problems'>{problems}</ul>" if problems else ""}
