@@ -308,6 +308,16 @@ def _operand_from_bottom(ctx: LayerContext, axis: int) -> str:
                         f"{ctx.base}/operand")
 
 
+def _operand(ctx: LayerContext, axis: int, num_axes: int, kind: str) -> tuple[str, tuple[int, ...]]:
+    """The Scale/Bias operand: a second bottom, or the layer's first blob; and the dims it covers."""
+    if len(ctx.inputs) > 1:
+        return _operand_from_bottom(ctx, axis), tuple(ctx.shapes[1])
+    shape = ctx.shapes[0]
+    covered = _covered(shape, axis, num_axes)
+    value = _param_broadcast(ctx.blob(0, covered, kind), len(shape), axis)
+    return ctx.graph.const(f"{ctx.layer.name}/{kind}", value), covered
+
+
 @caffe_layer("Scale")
 def convert_scale(ctx: LayerContext):
     """Scale -> Mul (learned or from a second bottom) and optional Add of the bias blob."""
@@ -315,14 +325,11 @@ def convert_scale(ctx: LayerContext):
     shape = ctx.shapes[0]
     axis = _axis(p.axis, len(shape))
     g = ctx.graph
-    if len(ctx.inputs) > 1:
-        operand, bias_index, covered = _operand_from_bottom(ctx, axis), 0, tuple(ctx.shapes[1])
-    else:
-        covered = _covered(shape, axis, p.num_axes)
-        operand = g.const(f"{ctx.layer.name}/scale", _param_broadcast(ctx.blob(0, covered, "scale"), len(shape), axis))
-        bias_index = 1
+    operand, covered = _operand(ctx, axis, p.num_axes, "scale")
     y = g.op("Mul", [ctx.inputs[0], operand], f"{ctx.base}/scaled" if p.bias_term else ctx.base)
     if p.bias_term:
+        # The bias blob follows the scale blob, or comes first when the scale is a bottom.
+        bias_index = 0 if len(ctx.inputs) > 1 else 1
         bias = _param_broadcast(ctx.blob(bias_index, covered, "bias"), len(shape), axis)
         y = g.op("Add", [y, g.const(f"{ctx.layer.name}/bias", bias)], ctx.base)
     return [(y, shape)]
@@ -332,15 +339,9 @@ def convert_scale(ctx: LayerContext):
 def convert_bias(ctx: LayerContext):
     """Bias -> Add (learned blob or a second bottom)."""
     p = ctx.layer.param.bias_param
-    shape = ctx.shapes[0]
-    axis = _axis(p.axis, len(shape))
-    g = ctx.graph
-    if len(ctx.inputs) > 1:
-        operand = _operand_from_bottom(ctx, axis)
-    else:
-        covered = _covered(shape, axis, p.num_axes)
-        operand = g.const(f"{ctx.layer.name}/bias", _param_broadcast(ctx.blob(0, covered, "bias"), len(shape), axis))
-    return [(g.op("Add", [ctx.inputs[0], operand], ctx.base), shape)]
+    axis = _axis(p.axis, len(ctx.shapes[0]))
+    operand, _ = _operand(ctx, axis, p.num_axes, "bias")
+    return [(ctx.graph.op("Add", [ctx.inputs[0], operand], ctx.base), ctx.shapes[0])]
 
 
 # ---------------------------------------------------------------------------- blob plumbing
