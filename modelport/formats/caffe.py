@@ -24,18 +24,16 @@ class CaffeSession(Session):
         prototxt, caffemodel = resolve_pair(source, weights)
         super().__init__(prototxt)
         self.prototxt, self.caffemodel = prototxt, caffemodel
-        # Our parser validates the pair (missing layers, wrong blob shapes) with clear messages
-        # before OpenCV, whose errors are terse, gets to see it.
+        # Our parser reads the pair first: an unreadable or truncated file gets a clear message
+        # before OpenCV, whose errors are terse, sees it.
         self.net = read_net(prototxt, caffemodel)
         self.preprocessing = preprocessing
         self._cv_net = None  # loaded on first run: converting needs no OpenCV, checking does
         self.inputs = [TensorSpec(name, (None, *shape[1:]), np.float32) for name, shape in self.net.inputs.items()]
         self.outputs = [TensorSpec(name, None, np.float32) for name in self.net.outputs()]
         # OpenCV returns a layer's outputs by layer name: which layer and top index hold each output.
-        self._writers = []
-        for spec in self.outputs:
-            layer = next(lay for lay in reversed(self.net.layers) if spec.name in lay.tops)
-            self._writers.append((layer.name, layer.tops.index(spec.name)))
+        writers = self.net.last_writer()
+        self._writers = [(writers[s.name].name, writers[s.name].tops.index(s.name)) for s in self.outputs]
         self._pins: list[tuple[str, int]] = []
         self.warnings = list(_opencv_blind_spots(self.net))
 

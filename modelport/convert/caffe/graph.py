@@ -157,7 +157,7 @@ def build_graph(net: CaffeNet, blobs: BlobSource = caffemodel_blobs, *, dynamic_
             raise InvalidModelError(f"layer {layer.name!r} ({layer.type}) has {len(layer.tops)} top(s), "
                                     f"the layer computes {len(results)}")
         for top, (tensor, shape) in zip(layer.tops, results):
-            if top in outputs and last_writer[top] == layer.name and tensor != top:
+            if top in outputs and last_writer[top] is layer and tensor != top:
                 tensor = _rename_output(graph, first_node, tensor, top)
             current[top], shapes[top] = tensor, tuple(int(d) for d in shape)
     graph_outputs = []

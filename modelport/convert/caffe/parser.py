@@ -63,8 +63,9 @@ class CaffeNet:
                       if any(blob in layer.bottoms for layer in self.layers[w + 1:])}
         return [b for b in sorted(last_write, key=last_write.get) if b not in read_later]
 
-    def last_writer(self) -> dict[str, str]:
-        return {blob: layer.name for layer in self.layers for blob in layer.tops}
+    def last_writer(self) -> dict[str, CaffeLayer]:
+        """Blob -> the layer that writes it last (in-place layers rewrite their bottom)."""
+        return {blob: layer for layer in self.layers for blob in layer.tops}
 
 
 def _read(path: Path) -> bytes:
