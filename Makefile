@@ -28,8 +28,8 @@ bench: $(STAMP)
 
 # Regenerate the Caffe protobuf module from the checked-in caffe.proto subset.
 proto: $(STAMP)
-	$(PY) -m grpc_tools.protoc -I modelport/convert/caffe --python_out=modelport/convert/caffe \
-		modelport/convert/caffe/caffe.proto
+	$(PY) -m grpc_tools.protoc -I modelport/formats/caffe --python_out=modelport/formats/caffe \
+		modelport/formats/caffe/caffe.proto
 
 clean:
 	rm -rf $(VENV) modelport-demo .pytest_cache

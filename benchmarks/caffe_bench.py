@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/caffe_bench.py [--repeat 10] [--models resnet50,googlenet,squeezenet_v1.1]
 
-Model Zoo definitions from ../shared/models/caffe/zoo with random weights from modelport's
+Model Zoo definitions from tests/data/caffe/zoo with random weights from modelport's
 caffemodel writer (same shapes and FLOPs as the trained models). Both runtimes run in this
 process on the same inputs, one after the other, with their default CPU threading.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-ZOO = REPO.parent / "shared" / "models" / "caffe" / "zoo"
+ZOO = REPO / "tests" / "data" / "caffe" / "zoo"
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
@@ -32,7 +32,7 @@ def main() -> None:
     import cv2
     import onnxruntime as ort
     from modelport import convert
-    from modelport.convert.caffe.writer import write_random_caffemodel
+    from tests.caffe_writer import write_random_caffemodel
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):

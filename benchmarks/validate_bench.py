@@ -67,8 +67,8 @@ def build_models(folder: Path) -> dict[str, tuple[str, dict]]:
     onnx.save(convert_float_to_float16(onnx.load(str(folder / "mobilenet_v2.onnx")), keep_io_types=True),
               str(folder / "mobilenet_v2_fp16.onnx"))
     torch.jit.trace(zoo_torch.resnet18(), torch.rand(1, 3, 224, 224)).save(str(folder / "resnet18.pt"))
-    from modelport.convert.caffe.writer import write_random_caffemodel
-    caffe_prototxt = REPO.parent / "shared" / "models" / "caffe" / "zoo" / "resnet50.prototxt"
+    from tests.caffe_writer import write_random_caffemodel
+    caffe_prototxt = REPO / "tests" / "data" / "caffe" / "zoo" / "resnet50.prototxt"
     caffe_weights = write_random_caffemodel(caffe_prototxt, folder / "resnet50.caffemodel")
     return {
         "ONNX (MobileNetV2)": (str(folder / "mobilenet_v2.onnx"), {}),

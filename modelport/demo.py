@@ -50,33 +50,16 @@ def _build_keras(workdir: Path) -> None:
     model.save(workdir / "two_heads.keras")
 
 
-LENET_PROTOTXT = """name: "LeNet"
-layer { name: "data" type: "Input" top: "data" input_param { shape: { dim: 1 dim: 1 dim: 28 dim: 28 } } }
-layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1" convolution_param { num_output: 20 kernel_size: 5 } }
-layer { name: "pool1" type: "Pooling" bottom: "conv1" top: "pool1" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-layer { name: "conv2" type: "Convolution" bottom: "pool1" top: "conv2" convolution_param { num_output: 50 kernel_size: 5 } }
-layer { name: "pool2" type: "Pooling" bottom: "conv2" top: "pool2" pooling_param { pool: MAX kernel_size: 2 stride: 2 } }
-layer { name: "ip1" type: "InnerProduct" bottom: "pool2" top: "ip1" inner_product_param { num_output: 500 } }
-layer { name: "relu1" type: "ReLU" bottom: "ip1" top: "ip1" }
-layer { name: "ip2" type: "InnerProduct" bottom: "ip1" top: "ip2" inner_product_param { num_output: 10 } }
-layer { name: "prob" type: "Softmax" bottom: "ip2" top: "prob" }
-"""
+LENET = Path(__file__).resolve().parent / "data" / "lenet"  # trained; provenance in data/SOURCES.md
 
 
 def _get_lenet(workdir: Path) -> None:
     import shutil
     target = workdir / "lenet"
     target.mkdir(parents=True, exist_ok=True)
-    shared = Path(__file__).resolve().parent.parent.parent / "shared" / "models" / "caffe" / "lenet"
-    if (shared / "weights.caffemodel").is_file():
-        for name in ("deploy.prototxt", "weights.caffemodel"):
-            shutil.copy(shared / name, target / name)
-        console.print(f"copied the trained LeNet from {escape(str(shared))}")
-        return
-    from .convert.caffe.writer import write_random_caffemodel
-    (target / "deploy.prototxt").write_text(LENET_PROTOTXT)
-    write_random_caffemodel(target / "deploy.prototxt", target / "weights.caffemodel")
-    console.print("wrote LeNet's definition with random weights (../shared/models/caffe/lenet not found)")
+    for name in ("deploy.prototxt", "weights.caffemodel", "labels.txt"):
+        shutil.copy(LENET / name, target / name)
+    console.print(f"copied Caffe's trained MNIST LeNet to {escape(str(target))}")
 
 
 def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]]:
@@ -94,7 +77,7 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
         ("Inspect it", ["info", f"{w}/two_heads.keras"]),
         ("Convert it to ONNX; parity is checked against Keras",
          ["convert", f"{w}/two_heads.keras", f"{w}/two_heads.onnx", "--report", f"{w}/two_heads_parity.json"]),
-        ("Get Caffe's LeNet (trained weights from ../shared, else random ones from modelport's writer)",
+        ("Get Caffe's LeNet (trained on MNIST; shipped with modelport)",
          lambda: _get_lenet(workdir)),
         ("Convert LeNet to ONNX; parity is checked against OpenCV's Caffe runtime",
          ["convert", f"{w}/lenet/deploy.prototxt", f"{w}/lenet.onnx", "--weights", f"{w}/lenet/weights.caffemodel",
@@ -105,8 +88,8 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
     ]
 
 
-def run_demo(workdir: Path) -> None:
-    from .cli import main
+def run_demo(workdir: Path, run_command: Callable[[list[str]], int]) -> None:
+    """Run every step; ``run_command`` runs one CLI argument list and returns its exit code."""
     from .errors import InternalError
     workdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -117,7 +100,7 @@ def run_demo(workdir: Path) -> None:
             action()
             continue
         console.print(f"[dim]$ modelport {escape(' '.join(action))}[/]")
-        code = main(action)
+        code = run_command(action)
         if code != 0:
             raise InternalError(f"demo step {number} ({title}) exited with {code}")
     elapsed = time.perf_counter() - start

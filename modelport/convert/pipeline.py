@@ -22,8 +22,11 @@ from ..errors import (ConversionError, ModelportError, ParityError, UnsupportedF
 from ..formats import FORMATS, Session, detect, format_for_suffix, get_format, is_factory_spec
 from ..tensors import TensorSpec
 from ..validate.compare import ParityReport
-from ..validate.tolerances import Tolerance, tolerances_for
+from ..validate.tolerances import tolerances_for
 from .registry import ConvertOptions, Edge, plan
+
+# Edges that ran in this process, for the test suite's guard that every edge is exercised.
+EDGES_RUN: set[str] = set()
 
 
 @dataclass
@@ -104,17 +107,21 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
     if destination.exists() and destination.is_dir() != FORMATS[target_format].is_directory:
         raise UsageError(f"{str(destination)!r} exists and is a {'folder' if destination.is_dir() else 'file'}; "
                          f"a {FORMATS[target_format].title} model is a {'folder' if FORMATS[target_format].is_directory else 'file'}")
-    tolerance = tolerances_for("fp32", atol, rtol, relative_to)
+    if check:  # refuse bad tolerance flags before any work
+        tolerances_for("fp32", atol, rtol, relative_to)
     options = ConvertOptions(opset=opset, input_specs=input_specs, dynamic_batch=dynamic_batch,
                              extra=dict(edge_options or {}))
     result = ConversionResult(str(source), str(destination), source_format, target_format)
-    if input_specs and source_format != "pytorch":
-        result.warnings.append("--input-shape is used for PyTorch sources only; the model's own signature was used")
+    source_fmt = FORMATS[source_format]
+    open_options, ignored = source_fmt.accepted_options(
+        {"weights": weights, "input_specs": input_specs, "trust_pickle": trust_pickle, **dict(source_options or {})})
+    if "input_specs" in ignored:
+        result.warnings.append(f"--input-shape is not used for {source_fmt.title} sources; "
+                               "the model's own signature was used")
 
     label = str(source) if is_factory_spec(source) else Path(source).name
-    with steps.step(f"Loading {label} ({FORMATS[source_format].title})"):
-        session = FORMATS[source_format].open(source, weights=weights, input_specs=input_specs,
-                                              trust_pickle=trust_pickle, **dict(source_options or {}))
+    with steps.step(f"Loading {label} ({source_fmt.title})"):
+        session = source_fmt.open(source, **open_options)
     with contextlib.ExitStack() as stack:
         stack.callback(session.close)
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="modelport-")))
@@ -125,12 +132,19 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             hop = _run_edge(edge, session, staged, options, steps)
             result.warnings += options.extra.pop("warnings", [])
             hop.exporter = options.extra.pop("exporter", None)
-            candidate = FORMATS[edge.dst].open(staged)
-            stack.callback(candidate.close)
-            result.warnings += getattr(session, "warnings", [])
+            result.warnings += session.warnings
+            candidate = None
+            if check or not last:  # the artifact is opened to check it, or as the next hop's source
+                opened = time.perf_counter()
+                candidate = FORMATS[edge.dst].open(staged)
+                stack.callback(candidate.close)
+                opened = time.perf_counter() - opened
             if check:
                 try:
-                    hop.report = _check_hop(session, candidate, tolerance, feeds, samples, seed, dims, steps)
+                    hop.report = _check_hop(session, candidate, feeds, samples, seed, dims, steps,
+                                            atol=atol, rtol=rtol, relative_to=relative_to)
+                    hop.report.seconds = {"convert": round(hop.seconds, 4), "open_candidate": round(opened, 4),
+                                          **hop.report.seconds}
                 except UnsupportedOpError as missing:  # the reference runtime cannot run this model
                     hop.unchecked = f"the reference runtime cannot run the source: {missing.message}"
                     result.warnings.append(f"parity NOT checked: {missing}")
@@ -164,6 +178,7 @@ def _final_path(destination: Path, report: ParityReport | None) -> Path:
 
 
 def _run_edge(edge: Edge, session: Session, staged: Path, options: ConvertOptions, steps: Steps) -> HopResult:
+    EDGES_RUN.add(edge.name)
     start = time.perf_counter()
     with steps.step(f"Converting {edge.src} -> {edge.dst} ({edge.description})"):
         try:
@@ -176,11 +191,12 @@ def _run_edge(edge: Edge, session: Session, staged: Path, options: ConvertOption
     return HopResult(edge.name, str(staged), time.perf_counter() - start)
 
 
-def _check_hop(reference: Session, candidate: Session, tolerance: Tolerance,
-               feeds: Mapping[str, np.ndarray] | None, samples: int, seed: int, dims: Mapping[str, int] | None,
-               steps: Steps) -> ParityReport:
-    from ..validate.parity import check_parity
-    with steps.step(f"Checking parity {reference.format_name} vs {candidate.format_name}"):
-        report = check_parity(reference, candidate, tolerance=tolerance, feeds=feeds, samples=samples, seed=seed,
-                              dims=dims)
-    return report
+def _check_hop(reference: Session, candidate: Session, feeds: Mapping[str, np.ndarray] | None, samples: int,
+               seed: int, dims: Mapping[str, int] | None, steps: Steps, **overrides) -> ParityReport:
+    """The same comparison as ``modelport validate``: tolerances from the candidate's precision."""
+    from ..validate.parity import choose_tolerance, compare_sessions
+    precision, tolerance = choose_tolerance(candidate, **overrides)
+    with steps.step(f"Checking parity {reference.format_name} vs {candidate.format_name} "
+                    f"({precision}: {tolerance.describe()})"):
+        return compare_sessions(reference, candidate, tolerance=tolerance, precision=precision, feeds=feeds,
+                                samples=samples, seed=seed, dims=dims)

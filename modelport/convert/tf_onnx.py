@@ -16,12 +16,11 @@ from pathlib import Path
 from .._console import captured_output
 from ..errors import UnsupportedOpError
 from ..formats._tf import import_tf
+from ..metadata import KERAS_LAYER_OUTPUTS
 from .registry import ConvertOptions, converter
 
 DEFAULT_TF_OPSET = 17
 KNOWN_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
-# metadata_props key: {Keras layer name: ONNX tensor holding its output}, read by validate --localize
-KERAS_LAYER_OUTPUTS = "modelport.keras.layer_outputs"
 
 
 def _quiet_tf2onnx():

@@ -1,33 +1,19 @@
 """The format registry: detect what a path holds and open it as a Session.
 
-Each format registers a :class:`Format` here; its runtime module is imported only when a model of
-that format is opened.
+Each format module registers its :class:`Format` (sniffer, opener, capabilities) when imported;
+the modules are light, and a format's runtime is imported only when a model of it is opened.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from ..errors import InvalidModelError, UnsupportedFormatError
-from .base import Format, Session
+from .base import FORMATS, Format, Intermediate, Session, register_format
 from .detect import FACTORY_SPEC, sniff
 
-FORMATS: dict[str, Format] = {}
-
-
-def register_format(fmt: Format) -> Format:
-    FORMATS[fmt.name] = fmt
-    return fmt
-
-
-register_format(Format("onnx", "ONNX", (".onnx",), "onnx:open_onnx", extra=None))
-register_format(Format("pytorch", "PyTorch", (".pt", ".pth", ".pt2"), "pytorch:open_pytorch",
-                       extra="torch", aliases=("torch", "torchscript")))
-register_format(Format("keras", "Keras", (".keras", ".h5", ".hdf5"), "keras:open_keras", extra="tf"))
-register_format(Format("savedmodel", "TensorFlow SavedModel", (), "savedmodel:open_savedmodel",
-                       is_directory=True, extra="tf", aliases=("saved_model", "tf")))
-register_format(Format("tflite", "TFLite", (".tflite",), "tflite:open_tflite", extra="tf",
-                       aliases=("litert",)))
-register_format(Format("caffe", "Caffe", (".prototxt", ".caffemodel"), "caffe:open_caffe", extra="caffe"))
+# Registration order is sniffing order: formats with an unmistakable magic number come first,
+# the ONNX and Caffe protobuf heuristics last.
+from . import tflite, keras, pytorch, savedmodel, onnx, caffe  # noqa: E402,F401  (register themselves)
 
 
 def get_format(name: str) -> Format:
@@ -61,11 +47,11 @@ def detect(path: str | Path) -> Format:
         UnsupportedFormatError: the content is no format modelport knows.
     """
     if is_factory_spec(path):
-        return FORMATS["pytorch"]
+        return next(fmt for fmt in FORMATS.values() if fmt.factory_sources)
     path = Path(path)
     if not path.exists():
         raise InvalidModelError(f"no such file or folder: {str(path)!r}",
-                                hint="check the path; a PyTorch factory is written package.module:function")
+                                hint="check the path; a Python model factory is written package.module:function")
     by_content, description = sniff(path)
     by_suffix = format_for_suffix(path) if path.is_file() else None
     if by_suffix is not None and by_content != by_suffix.name:
@@ -91,10 +77,12 @@ def open_model(path: str | Path, *, format: str | None = None, **options) -> Ses
     Args:
         path: a model file or folder, or ``package.module:factory`` for a PyTorch model.
         format: skip detection and open as this format.
-        **options: format-specific options (``weights``, ``input_specs``, ``trust_pickle``).
+        **options: format-specific options (``weights``, ``input_specs``, ``trust_pickle``,
+            ``preprocessing``); options a format does not take are ignored.
     """
     fmt = get_format(format) if format else detect(path)
-    return fmt.open(path, **options)
+    taken, _ = fmt.accepted_options(options)
+    return fmt.open(path, **taken)
 
 
-__all__ = ["FORMATS", "Format", "Session", "detect", "get_format", "open_model", "register_format"]
+__all__ = ["FORMATS", "Format", "Intermediate", "Session", "detect", "get_format", "open_model", "register_format"]

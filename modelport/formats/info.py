@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..tensors import TensorSpec
 from . import FORMATS, detect, is_factory_spec
 
 
@@ -16,16 +17,11 @@ def _size_bytes(path: Path) -> int | None:
     return None
 
 
-def describe_model(model: str | os.PathLike, *, weights=None, input_shapes: Sequence[str] | None = None,
+def describe_model(model: str | os.PathLike, *, weights=None, input_specs: Sequence[TensorSpec] | None = None,
                    trust_pickle: bool = False) -> dict[str, Any]:
     """Format, inputs, outputs (names, shapes with dynamic dims, dtypes), format facts and size."""
-    from .pytorch import parse_input_specs
     fmt = detect(model)
-    options: dict[str, Any] = {"trust_pickle": trust_pickle}
-    if fmt.name == "pytorch":
-        options.update(weights=weights, input_specs=parse_input_specs(input_shapes))
-    elif weights is not None:
-        options.update(weights=weights)
+    options, _ = fmt.accepted_options({"weights": weights, "input_specs": input_specs, "trust_pickle": trust_pickle})
     with fmt.open(model, **options) as session:
         data = {
             "model": str(model),

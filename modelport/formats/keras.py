@@ -12,7 +12,9 @@ import numpy as np
 from ..errors import InvalidModelError, UntrustedPickleError, first_line
 from ..tensors import TensorSpec, framework_dtype_to_numpy
 from ._tf import import_keras
-from .base import Session
+from .base import Format, Intermediate, Probe, Session, register_format
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 def load_keras_model(path: Path):
@@ -57,6 +59,7 @@ def keras_output_specs(model) -> list[TensorSpec]:
 
 class KerasSession(Session):
     format_name = "keras"
+    intermediate_scheme = "keras-layer"
 
     def __init__(self, path, *, model=None, **_ignored):
         super().__init__(path)
@@ -68,13 +71,37 @@ class KerasSession(Session):
         self.outputs = keras_output_specs(self.model)
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        args = [np.asarray(feeds[s.name], dtype=s.dtype) for s in self.inputs]
-        result = self.model(args if len(args) > 1 else args[0], training=False)
+        result = self._call(self.model, feeds)
         if isinstance(result, dict):
             result = [result[s.name] for s in self.outputs]
         elif not isinstance(result, (list, tuple)):
             result = [result]
         return {s.name: np.asarray(r) for s, r in zip(self.outputs, result)}
+
+    def _call(self, model, feeds):
+        args = [np.asarray(feeds[s.name], dtype=s.dtype) for s in self.inputs]
+        return model(args if len(args) > 1 else args[0], training=False)
+
+    def run_with_intermediates(self, feeds, names=None) -> list[Intermediate]:
+        """Layer outputs (layers with one tensor output), in layer order."""
+        keras = import_keras()
+        ordered = self.check_feeds(feeds)
+        wanted = set(names) if names is not None else None
+        layers = []
+        for layer in self.model.layers:
+            if wanted is not None and layer.name not in wanted:
+                continue
+            try:
+                if not isinstance(layer.output, (list, tuple, dict)):
+                    layers.append(layer)
+            except (AttributeError, ValueError):  # input layers, layers called more than once
+                continue
+        if not layers:
+            return []
+        values = self._call(keras.Model(self.model.inputs, [layer.output for layer in layers]), ordered)
+        values = values if isinstance(values, (list, tuple)) else [values]
+        return [Intermediate(layer.name, np.asarray(v), {"layer": layer.name, "class": type(layer).__name__})
+                for layer, v in zip(layers, values)]
 
     def describe(self) -> dict[str, Any]:
         keras = import_keras()
@@ -84,3 +111,18 @@ class KerasSession(Session):
 
 def open_keras(path, **options) -> KerasSession:
     return KerasSession(path, **options)
+
+
+def sniff_keras(probe: Probe) -> str | None:
+    if probe.is_dir:
+        return None
+    if probe.head.startswith(HDF5_MAGIC):
+        return "an HDF5 file"
+    names = probe.zip_names
+    if names is not None and {"config.json", "metadata.json"} <= set(names):
+        return "a Keras v3 archive"
+    return None
+
+
+register_format(Format("keras", "Keras", (".keras", ".h5", ".hdf5"), open_keras, sniff_keras, extra="tf",
+                       runtime_modules=("tensorflow", "keras", "h5py")))

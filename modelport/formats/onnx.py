@@ -7,8 +7,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidModelError, first_line
+from ..metadata import KERAS_LAYER_OUTPUTS, TORCH_NAME_SCOPES
 from ..tensors import TensorSpec, ort_type_to_numpy
-from .base import Session
+from .base import Format, Intermediate, Probe, Session, register_format
+
+_STATIC_QUANT = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QLinearAdd"}
+_DYNAMIC_QUANT = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"}
 
 
 def _dim(value) -> int | None:
@@ -58,6 +62,7 @@ def index_bounds(model) -> dict[str, int]:
 
 class OnnxSession(Session):
     format_name = "onnx"
+    intermediate_scheme = "onnx"
 
     def __init__(self, path: str | Path, *, providers: list[str] | None = None, threads: int = 0,
                  model=None, **_ignored):
@@ -90,6 +95,48 @@ class OnnxSession(Session):
         names = [o.name for o in self.outputs]
         return dict(zip(names, self._session.run(names, feeds)))
 
+    @property
+    def precision(self) -> str:
+        ops = {node.op_type for node in self.model.graph.node}
+        if ops & _DYNAMIC_QUANT:
+            return "uint8-weights"
+        if ops & _STATIC_QUANT:
+            return "int8"
+        if any(init.data_type == 10 for init in self.model.graph.initializer):  # TensorProto.FLOAT16
+            return "fp16"
+        return super().precision
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        return {p.key: p.value for p in self.model.metadata_props}
+
+    def run_with_intermediates(self, feeds, names=None) -> list[Intermediate]:
+        """Every node output, computed as the graph says (no graph rewrites), in node order."""
+        import onnxruntime as ort
+        ordered = self.check_feeds(feeds)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        session = ort.InferenceSession(expose_all_tensors(self.model).SerializeToString(), options,
+                                       providers=["CPUExecutionProvider"])
+        exposed = [o.name for o in session.get_outputs()]
+        typed = {i.name: ort_type_to_numpy(i.type) for i in session.get_inputs()}
+        values = dict(zip(exposed, session.run(exposed, {k: np.asarray(v, dtype=typed[k]) for k, v in ordered.items()})))
+        wanted = set(names) if names is not None else None
+        return [Intermediate(out, values[out], {"node": node.name or f"#{i}", "op_type": node.op_type})
+                for i, node in enumerate(self.model.graph.node) for out in node.output
+                if out and out in values and (wanted is None or out in wanted)]
+
+    def intermediate_names(self, scheme: str) -> dict[str, str]:
+        if scheme == "torch-module":
+            return torch_module_outputs(self.model)
+        if scheme == "keras-layer":
+            import json
+            recorded = json.loads(self.metadata.get(KERAS_LAYER_OUTPUTS, "{}"))
+            produced = {out for node in self.model.graph.node for out in node.output}
+            return {layer: tensor for layer, tensor in recorded.items() if tensor in produced}
+        return {}
+
     def describe(self) -> dict[str, Any]:
         opsets = {(o.domain or "ai.onnx"): o.version for o in self.model.opset_import}
         return {
@@ -105,3 +152,61 @@ class OnnxSession(Session):
 
 def open_onnx(path, **options) -> OnnxSession:
     return OnnxSession(path, **options)
+
+
+def expose_all_tensors(model):
+    """A copy of an ONNX model whose every intermediate tensor is also a graph output.
+
+    Types come from shape inference where it knows the op; outputs of ops it does not know
+    (contrib ops such as ORT's FusedConv in optimized graphs) are exposed untyped, which ONNX
+    Runtime accepts and resolves itself.
+    """
+    import onnx
+    from onnx import helper, shape_inference
+    try:
+        inferred = shape_inference.infer_shapes(model)
+    except Exception:  # inference is best effort: untyped tensors are still exposed
+        inferred = model
+    types = {vi.name: vi.type for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(inferred)
+    present = {o.name for o in exposed.graph.output}
+    for node in exposed.graph.node:
+        for name in node.output:
+            if name and name not in present:
+                value = helper.make_empty_tensor_value_info(name)
+                if name in types and types[name].HasField("tensor_type"):
+                    value.type.CopyFrom(types[name])
+                exposed.graph.output.append(value)
+                present.add(name)
+    return exposed
+
+
+def torch_module_outputs(model) -> dict[str, str]:
+    """PyTorch module path -> the ONNX tensor holding that module's output, from the module
+    scopes the dynamo exporter records on each node."""
+    import ast
+    last: dict[str, str] = {}
+    for node in model.graph.node:
+        scopes = next((p.value for p in node.metadata_props if p.key == TORCH_NAME_SCOPES), None)
+        if not scopes or not node.output:
+            continue
+        try:
+            names = ast.literal_eval(scopes)
+        except (ValueError, SyntaxError):
+            continue
+        for path in names[1:-1]:  # [root '', module paths..., op name]
+            last[path] = node.output[0]
+    return last
+
+
+def sniff_onnx(probe: Probe) -> str | None:
+    # A serialized ModelProto starts with field 1 (ir_version, varint), small and positive;
+    # protobuf writers emit fields in number order, so this is the first byte of every ONNX file.
+    head = probe.head
+    if not probe.is_dir and len(head) > 2 and head[0] == 0x08 and 1 <= head[1] <= 30:
+        return "an ONNX protobuf"
+    return None
+
+
+register_format(Format("onnx", "ONNX", (".onnx",), open_onnx, sniff_onnx, runtime_modules=("onnx", "onnxruntime")))

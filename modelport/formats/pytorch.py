@@ -17,9 +17,8 @@ import numpy as np
 
 from ..errors import InvalidModelError, UntrustedPickleError, UsageError, first_line
 from ..tensors import TensorSpec, framework_dtype_to_numpy
-from .base import Session
-from .detect import FACTORY_SPEC, torch_archive_kind
-
+from .base import Format, Intermediate, Probe, Session, register_format
+from .detect import FACTORY_SPEC
 
 
 def _import_torch():
@@ -194,8 +193,8 @@ class TorchSession(Session):
                  trust_pickle: bool = False, **_ignored):
         text = str(source)
         if FACTORY_SPEC.match(text) and not Path(text).exists():
+            super().__init__(text)
             self.kind = "factory"
-            self.path = Path(text)
             self.module = _load_factory(text, weights)
             self.program = None
         else:
@@ -301,6 +300,42 @@ class TorchSession(Session):
         names = self._output_names or output_names_for(flat)
         return {n: t.detach().cpu().numpy() for n, (_, t) in zip(names, flat)}
 
+    @property
+    def handle(self):
+        return self.program if self.program is not None else self.module
+
+    @property
+    def intermediate_scheme(self) -> str | None:
+        # Forward hooks need a Python nn.Module; TorchScript modules do not call them.
+        torch = _import_torch()
+        return None if isinstance(self.module, torch.jit.ScriptModule) else "torch-module"
+
+    def run_with_intermediates(self, feeds, names=None) -> list[Intermediate]:
+        """Module outputs (forward hooks; modules returning one tensor), in the order they ran."""
+        torch = _import_torch()
+        if self.intermediate_scheme is None:
+            return super().run_with_intermediates(feeds, names)
+        wanted = set(names) if names is not None else None
+        captured: list[Intermediate] = []
+        seen: set[str] = set()
+        handles = []
+        for name, module in self.module.named_modules():
+            if not name or (wanted is not None and name not in wanted):
+                continue
+
+            def hook(mod, args, output, name=name):
+                if isinstance(output, torch.Tensor) and name not in seen:
+                    seen.add(name)
+                    captured.append(Intermediate(name, output.detach().cpu().numpy(),
+                                                 {"module": name, "class": type(mod).__name__}))
+            handles.append(module.register_forward_hook(hook))
+        try:
+            self.run(feeds)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return captured
+
     def describe(self) -> dict[str, Any]:
         torch = _import_torch()
         kinds = {"factory": "Python factory", "torchscript": "TorchScript", "exported_program": "ExportedProgram",
@@ -311,3 +346,35 @@ class TorchSession(Session):
 
 def open_pytorch(source, **options) -> TorchSession:
     return TorchSession(source, **options)
+
+
+def torch_archive_kind(names: list[str]) -> str | None:
+    """'exported_program', 'torchscript', 'pickle' (torch.save) or None, from a zip's member names."""
+    if any(n.endswith("serialized_exported_program.json") or n.endswith("/models/model.json")
+           or n.endswith("archive_format") for n in names):
+        return "exported_program"
+    if any("/code/" in n for n in names) and any(n.endswith("/data.pkl") for n in names):
+        return "torchscript"
+    if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+        return "pickle"
+    return None
+
+
+_ARCHIVE_DESCRIPTIONS = {"exported_program": "a torch.export archive (.pt2)", "torchscript": "a TorchScript archive",
+                         "pickle": "a torch.save archive"}
+
+
+def sniff_pytorch(probe: Probe) -> str | None:
+    if probe.is_dir:
+        return None
+    head = probe.head
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "a pickle (legacy torch.save format)"
+    names = probe.zip_names
+    kind = torch_archive_kind(names) if names is not None else None
+    return _ARCHIVE_DESCRIPTIONS[kind] if kind else None
+
+
+register_format(Format("pytorch", "PyTorch", (".pt", ".pth", ".pt2"), open_pytorch, sniff_pytorch, extra="torch",
+                       runtime_modules=("torch",), aliases=("torch", "torchscript"),
+                       open_options=frozenset({"weights", "input_specs", "trust_pickle"}), factory_sources=True))

@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import InvalidModelError, UsageError, first_line
 from ..tensors import TensorSpec, framework_dtype_to_numpy
 from ._tf import import_tf
-from .base import Session
+from .base import Format, Probe, Session, register_format
 
 
 class SavedModelSession(Session):
@@ -49,3 +49,13 @@ class SavedModelSession(Session):
 
 def open_savedmodel(path, **options) -> SavedModelSession:
     return SavedModelSession(path, **options)
+
+
+def sniff_savedmodel(probe: Probe) -> str | None:
+    if probe.is_dir and ((probe.path / "saved_model.pb").is_file() or (probe.path / "saved_model.pbtxt").is_file()):
+        return "a TensorFlow SavedModel folder"
+    return None
+
+
+register_format(Format("savedmodel", "TensorFlow SavedModel", (), open_savedmodel, sniff_savedmodel,
+                       is_directory=True, extra="tf", runtime_modules=("tensorflow",), aliases=("saved_model", "tf")))

@@ -8,7 +8,7 @@ import numpy as np
 from .._console import captured_output
 from ..errors import InvalidModelError, first_line
 from ..tensors import TensorSpec
-from .base import Session
+from .base import Format, Probe, Session, register_format
 
 
 def _spec(detail) -> TensorSpec:
@@ -51,6 +51,12 @@ class TFLiteSession(Session):
         return {s.name: self.interpreter.get_tensor(d["index"]).copy()
                 for s, d in zip(self.outputs, self._output_details)}
 
+    @property
+    def precision(self) -> str:
+        if any(spec.dtype.name in ("int8", "uint8") for spec in self.inputs):
+            return "int8"
+        return super().precision
+
     def describe(self) -> dict[str, Any]:
         signatures = list(self.interpreter.get_signature_list())
         return {"signatures": signatures, "tensors": len(self.interpreter.get_tensor_details())}
@@ -58,3 +64,13 @@ class TFLiteSession(Session):
 
 def open_tflite(path, **options) -> TFLiteSession:
     return TFLiteSession(path, **options)
+
+
+def sniff_tflite(probe: Probe) -> str | None:
+    if not probe.is_dir and probe.head[4:8] == b"TFL3":
+        return "a TFLite flatbuffer"
+    return None
+
+
+register_format(Format("tflite", "TFLite", (".tflite",), open_tflite, sniff_tflite, extra="tf",
+                       runtime_modules=("ai_edge_litert",), aliases=("litert",)))

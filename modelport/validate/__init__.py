@@ -9,14 +9,10 @@ from .api import validate
 from .compare import OutputParity, ParityReport
 from .tolerances import DEFAULT_TOLERANCES, tolerances_for
 
-__all__ = ["DEFAULT_TOLERANCES", "OutputParity", "ParityReport", "check_parity", "tolerances_for", "validate"]
+from .parity import check_parity, choose_tolerance, compare_sessions
 
-
-def __getattr__(name):
-    if name == "check_parity":
-        from .parity import check_parity
-        return check_parity
-    raise AttributeError(name)
+__all__ = ["DEFAULT_TOLERANCES", "OutputParity", "ParityReport", "check_parity", "choose_tolerance",
+           "compare_sessions", "tolerances_for", "validate"]
 
 
 make_callable(__name__, "validate")

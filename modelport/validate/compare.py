@@ -64,6 +64,7 @@ class ParityReport:
         # Subsampled (reference, candidate) values per output for the HTML plots; not serialised.
         self.plot_data: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.first_feed: dict[str, np.ndarray] = {}  # what localization runs on
+        self.pairings: list = []  # how reference inputs feed the candidate (parity.InputPairing)
 
     @property
     def passed(self) -> bool:
@@ -174,34 +175,79 @@ class ParityAccumulator:
         return results
 
 
-def _fill_metrics(out: OutputParity, refs: list[np.ndarray], cands: list[np.ndarray], tolerance: Tolerance) -> None:
-    ref = np.concatenate([r.astype(np.float64).ravel() for r in refs])
-    cand = np.concatenate([c.astype(np.float64).ravel() for c in cands])
+@dataclass
+class Measurement:
+    """How far a candidate tensor is from its reference: the one set of rules for every comparison
+    (conversion hops, ``validate``, localization).
+
+    Positions where either side is NaN/Inf agree only when both hold the same non-finite value; a
+    disagreement counts as beyond tolerance. The error statistics cover the finite positions.
+    """
+
+    size: int
+    nonfinite_reference: int = 0
+    nonfinite_candidate: int = 0
+    nonfinite_mismatch: int = 0
+    finite: int = 0
+    beyond_finite: int = 0
+    max_abs: float | None = None
+    max_rel: float | None = None
+    mean_abs: float | None = None
+    rmse: float | None = None
+    cosine: float | None = None
+    worst: tuple[float, float] | None = None  # (candidate, reference) where the excess is largest
+
+    @property
+    def beyond(self) -> int:
+        return self.beyond_finite + self.nonfinite_mismatch
+
+
+def measure(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) -> Measurement:
+    """Compare two arrays of the same size value by value (flattened, in float64)."""
+    ref = np.asarray(reference, dtype=np.float64).ravel()
+    cand = np.asarray(candidate, dtype=np.float64).ravel()
     ref_bad, cand_bad = ~np.isfinite(ref), ~np.isfinite(cand)
-    out.nonfinite_agree = bool(np.array_equal(ref_bad, cand_bad) and np.array_equal(ref[ref_bad], cand[cand_bad], equal_nan=True))
-    if not out.nonfinite_agree:
-        out.problems.append(f"NaN/Inf at different positions ({int(ref_bad.sum())} in reference, {int(cand_bad.sum())} in candidate)")
-    finite = ~(ref_bad | cand_bad)
+    either = ref_bad | cand_bad
+    same_nonfinite = ref_bad & cand_bad & ((ref == cand) | (np.isnan(ref) & np.isnan(cand)))
+    result = Measurement(size=ref.size, nonfinite_reference=int(ref_bad.sum()), nonfinite_candidate=int(cand_bad.sum()),
+                         nonfinite_mismatch=int((either & ~same_nonfinite).sum()))
+    finite = ~either
     ref, cand = ref[finite], cand[finite]
+    result.finite = int(ref.size)
     if ref.size == 0:
-        return
+        return result
     diff = np.abs(cand - ref)
     # Relative error floors |ref| at atol so that near-zero references do not explode it.
     rel = diff / np.maximum(np.abs(ref), max(tolerance.atol, 1e-30))
     allowed = tolerance.allowed(np.abs(ref))
     beyond = diff > allowed
-    out.max_abs = float(diff.max())
-    out.max_rel = float(rel.max())
-    out.mean_abs = float(diff.mean())
-    out.rmse = float(np.sqrt(np.mean(diff ** 2)))
+    result.beyond_finite = int(beyond.sum())
+    result.max_abs = float(diff.max())
+    result.max_rel = float(rel.max())
+    result.mean_abs = float(diff.mean())
+    result.rmse = float(np.sqrt(np.mean(diff ** 2)))
     norms = np.linalg.norm(ref) * np.linalg.norm(cand)
-    out.cosine = float(np.dot(ref, cand) / norms) if norms > 0 else float(np.array_equal(ref, cand))
-    out.out_of_tolerance = float(beyond.mean())
-    if beyond.any():
+    result.cosine = float(np.dot(ref, cand) / norms) if norms > 0 else float(np.array_equal(ref, cand))
+    if result.beyond_finite:
         worst = int(np.argmax(diff - allowed))
+        result.worst = (float(cand[worst]), float(ref[worst]))
+    return result
+
+
+def _fill_metrics(out: OutputParity, refs: list[np.ndarray], cands: list[np.ndarray], tolerance: Tolerance) -> None:
+    m = measure(np.concatenate([r.ravel() for r in refs]), np.concatenate([c.ravel() for c in cands]), tolerance)
+    out.nonfinite_agree = m.nonfinite_mismatch == 0
+    if not out.nonfinite_agree:
+        out.problems.append(f"NaN/Inf at different positions ({m.nonfinite_reference} in reference, "
+                            f"{m.nonfinite_candidate} in candidate)")
+    if m.finite == 0:
+        return
+    out.max_abs, out.max_rel, out.mean_abs, out.rmse, out.cosine = m.max_abs, m.max_rel, m.mean_abs, m.rmse, m.cosine
+    out.out_of_tolerance = m.beyond_finite / m.finite
+    if m.worst is not None:
         out.problems.append(
-            f"{int(beyond.sum())} of {beyond.size} values ({out.out_of_tolerance:.2%}) beyond tolerance; "
-            f"max abs error {out.max_abs:.3g}, e.g. {cand[worst]:.6g} vs reference {ref[worst]:.6g}")
+            f"{m.beyond_finite} of {m.finite} values ({out.out_of_tolerance:.2%}) beyond tolerance; "
+            f"max abs error {out.max_abs:.3g}, e.g. {m.worst[0]:.6g} vs reference {m.worst[1]:.6g}")
     _class_agreement(out, refs, cands)
 
 

@@ -1,23 +1,50 @@
 """Finding the first op where two models part ways.
 
-ONNX vs ONNX: both graphs run with every intermediate tensor exposed; tensors are matched by name
-and walked in the reference's topological order. PyTorch vs the ONNX exported from it: module
-outputs (forward hooks) are matched with the ONNX tensors that the dynamo exporter tags with the
-same module path (``pkg.torch.onnx.name_scopes``). Other pairs cannot be matched by name yet, and
-the result says so.
+Both models run once with their intermediate tensors exposed (``Session.run_with_intermediates``);
+tensors are paired by name, directly when both sessions name them the same way (ONNX vs ONNX), or
+through the map a model records from the other's names to its own (an ONNX model made by torch's
+dynamo exporter tags tensors with module paths; one made by ``modelport convert`` from Keras
+records layer outputs). They are walked in the reference's execution order and the first pair
+beyond tolerance is named.
+
+Localizers register per (reference format, candidate format) pair with :func:`register_localizer`;
+a converter that makes a new pair matchable registers its own. Nothing here imports a framework.
 """
 from __future__ import annotations
 
-import ast
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..formats.base import Session
+from ..formats.base import Intermediate, Session
+from .compare import measure
 from .layout import to_channels_first, to_channels_last
 from .tolerances import Tolerance
 
 TRACE_CONTEXT = 3  # agreeing tensors shown before the divergence
+
+LocalizeFunction = Callable[..., dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Localizer:
+    method: str      # reported as localization.method
+    noun: str        # what is named: "op", "module", "layer"
+    unmatched: str   # said when no tensor of the pair can be matched
+    run: LocalizeFunction
+
+
+LOCALIZERS: dict[tuple[str, str], Localizer] = {}
+
+
+def register_localizer(reference_format: str, candidate_format: str, *, method: str, noun: str,
+                       unmatched: str = "no intermediate tensor could be matched by name",
+                       run: LocalizeFunction | None = None) -> Localizer:
+    """Make (reference, candidate) localizable; ``run`` defaults to pairing intermediates by name."""
+    entry = Localizer(method, noun, unmatched, run or localize_by_names)
+    LOCALIZERS[(reference_format, candidate_format)] = entry
+    return entry
 
 
 def _layouts(ref: np.ndarray, cand: np.ndarray) -> list[np.ndarray]:
@@ -43,29 +70,19 @@ def _compare(ref: np.ndarray, cand: np.ndarray, tolerance: Tolerance) -> dict[st
         return None
     best = None
     for arranged in _layouts(ref, cand):
-        metrics = _metrics(ref, arranged, tolerance)
-        if best is None or metrics["beyond"] < best["beyond"]:
-            best = metrics
+        m = measure(ref, arranged, tolerance)
+        row = {"max_abs": m.max_abs if m.max_abs is not None else 0.0, "out_of_tolerance": m.beyond / m.size,
+               "beyond": m.beyond, "passed": m.beyond == 0, "shape": list(ref.shape)}
+        if best is None or row["beyond"] < best["beyond"]:
+            best = row
     return best
 
 
-def _metrics(ref: np.ndarray, cand: np.ndarray, tolerance: Tolerance) -> dict[str, Any]:
-    ref64, cand64 = ref.astype(np.float64), cand.astype(np.float64)
-    finite = np.isfinite(ref64) & np.isfinite(cand64)
-    diff = np.abs(ref64 - cand64)
-    diff[~finite] = np.where(np.isnan(ref64[~finite]) == np.isnan(cand64[~finite]), 0.0, np.inf)
-    beyond = diff > tolerance.allowed(np.abs(np.where(finite, ref64, 0)))
-    return {"max_abs": float(diff.max()), "out_of_tolerance": float(beyond.mean()), "beyond": int(beyond.sum()),
-            "passed": not bool(beyond.any()), "shape": list(ref.shape)}
-
-
-def _walk(entries, ref_values, cand_values, tolerance: Tolerance, method: str, noun: str) -> dict[str, Any]:
-    """entries: (label dict, reference tensor name, candidate tensor name) in execution order."""
+def _walk(entries, tolerance: Tolerance, localizer: Localizer) -> dict[str, Any]:
+    """entries: (label, reference value, candidate tensor name, candidate value) in execution order."""
     compared, trace = 0, []
-    for label, ref_name, cand_name in entries:
-        if ref_name not in ref_values or cand_name not in cand_values:
-            continue
-        metrics = _compare(ref_values[ref_name], cand_values[cand_name], tolerance)
+    for label, ref_value, cand_name, cand_value in entries:
+        metrics = _compare(ref_value, cand_value, tolerance)
         if metrics is None:
             continue
         compared += 1
@@ -73,153 +90,66 @@ def _walk(entries, ref_values, cand_values, tolerance: Tolerance, method: str, n
         trace.append(row)
         if not metrics["passed"]:
             where = ", ".join(f"{k} {v!r}" for k, v in label.items())
-            return {"method": method, "status": "found", "compared": compared, **row,
+            return {"method": localizer.method, "status": "found", "compared": compared, **row,
                     "trace": trace[-(TRACE_CONTEXT + 1):],
-                    "message": f"first diverging {noun}: {where} (tensor {cand_name!r}, max abs error "
-                               f"{metrics['max_abs']:.3g}, {metrics['beyond']} of {ref_values[ref_name].size} "
+                    "message": f"first diverging {localizer.noun}: {where} (tensor {cand_name!r}, max abs error "
+                               f"{metrics['max_abs']:.3g}, {metrics['beyond']} of {np.size(ref_value)} "
                                f"values beyond tolerance)"}
     status = "none" if compared else "unavailable"
     message = (f"all {compared} matched intermediate tensors agree; the difference arises in ops that exist "
-               f"in only one of the models" if compared else "no intermediate tensor could be matched by name")
-    return {"method": method, "status": status, "compared": compared, "trace": trace[-TRACE_CONTEXT:], "message": message}
+               f"in only one of the models" if compared else localizer.unmatched)
+    return {"method": localizer.method, "status": status, "compared": compared, "trace": trace[-TRACE_CONTEXT:],
+            "message": message}
 
 
-# ----------------------------------------------------------------------------------- ONNX vs ONNX
-def expose_all_tensors(model):
-    """A copy of an ONNX model whose every intermediate tensor is also a graph output.
-
-    Types come from shape inference where it knows the op; outputs of ops it does not know
-    (contrib ops such as ORT's FusedConv in optimized graphs) are exposed untyped, which ONNX
-    Runtime accepts and resolves itself.
-    """
-    import onnx
-    from onnx import helper, shape_inference
-    try:
-        inferred = shape_inference.infer_shapes(model)
-    except Exception:  # inference is best effort: untyped tensors are still exposed
-        inferred = model
-    types = {vi.name: vi.type for vi in list(inferred.graph.value_info) + list(inferred.graph.output)}
-    exposed = onnx.ModelProto()
-    exposed.CopyFrom(inferred)
-    present = {o.name for o in exposed.graph.output}
-    for node in exposed.graph.node:
-        for name in node.output:
-            if name and name not in present:
-                value = helper.make_empty_tensor_value_info(name)
-                if name in types and types[name].HasField("tensor_type"):
-                    value.type.CopyFrom(types[name])
-                exposed.graph.output.append(value)
-                present.add(name)
-    return exposed
-
-
-def run_exposed(model, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    # No graph rewrites: every exposed tensor must be computed as the graph says.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    names = [o.name for o in session.get_outputs()]
-    typed = {i.name: i.type for i in session.get_inputs()}
-    from ..tensors import ort_type_to_numpy
-    feeds = {k: np.asarray(v, dtype=ort_type_to_numpy(typed[k])) for k, v in feeds.items() if k in typed}
-    return dict(zip(names, session.run(names, feeds)))
-
-
-def localize_onnx_pair(reference, candidate, ref_feed, cand_feed, tolerance: Tolerance) -> dict[str, Any]:
-    ref_values = run_exposed(expose_all_tensors(reference.model), ref_feed)
-    cand_values = run_exposed(expose_all_tensors(candidate.model), cand_feed)
-    entries = [({"node": node.name or f"#{i}", "op_type": node.op_type}, out, out)
-               for i, node in enumerate(reference.model.graph.node) for out in node.output if out]
-    return _walk(entries, ref_values, cand_values, tolerance, "onnx-intermediates", "op")
-
-
-# -------------------------------------------------------------------------------- PyTorch vs ONNX
-def onnx_module_outputs(model) -> dict[str, tuple[str, str]]:
-    """Module path -> (ONNX tensor holding that module's output, node name), from dynamo metadata."""
-    last: dict[str, tuple[str, str]] = {}
-    for node in model.graph.node:
-        props = {p.key: p.value for p in node.metadata_props}
-        scopes = props.get("pkg.torch.onnx.name_scopes")
-        if not scopes or not node.output:
+def localize_by_names(reference: Session, candidate: Session, ref_feed: Mapping[str, np.ndarray],
+                      cand_feed: Mapping[str, np.ndarray], tolerance: Tolerance, localizer: Localizer) -> dict[str, Any]:
+    """Pair intermediates by shared name, or through the candidate's record of the reference's names."""
+    if reference.intermediate_scheme is None or candidate.intermediate_scheme is None:
+        return _unavailable(reference, candidate, localizer.method)
+    if reference.intermediate_scheme == candidate.intermediate_scheme:
+        mapping = None
+    else:
+        mapping = candidate.intermediate_names(reference.intermediate_scheme)
+        if not mapping:
+            return {"method": localizer.method, "status": "unavailable", "compared": 0, "trace": [],
+                    "message": localizer.unmatched}
+    ref_values = reference.run_with_intermediates(ref_feed, names=None if mapping is None else list(mapping))
+    cand_values: dict[str, Intermediate] = {
+        i.name: i for i in candidate.run_with_intermediates(cand_feed, names=None if mapping is None
+                                                            else list(mapping.values()))}
+    entries = []
+    for item in ref_values:
+        cand_name = item.name if mapping is None else mapping.get(item.name)
+        match = cand_values.get(cand_name) if cand_name is not None else None
+        if match is None:
             continue
-        try:
-            names = ast.literal_eval(scopes)
-        except (ValueError, SyntaxError):
-            continue
-        for path in names[1:-1]:  # [root '', module paths..., op name]
-            last[path] = (node.output[0], node.name)
-    return last
+        label = dict(item.label)
+        if "node" in match.label:  # the candidate op that computes it, for the report
+            label.setdefault("node", match.label["node"])
+        entries.append((label, item.value, cand_name, match.value))
+    return _walk(entries, tolerance, localizer)
 
 
-def localize_torch_onnx(reference, candidate, ref_feed, cand_feed, tolerance: Tolerance) -> dict[str, Any]:
-    import torch
-    module_outputs = onnx_module_outputs(candidate.model)
-    if not module_outputs:
-        return {"method": "torch-modules", "status": "unavailable", "compared": 0, "trace": [],
-                "message": "the ONNX model carries no PyTorch module names (only the dynamo exporter writes "
-                           "them), so its tensors cannot be matched to modules"}
-    captured: dict[str, np.ndarray] = {}
-    order: list[tuple[str, str]] = []
-    handles = []
-    for name, module in reference.module.named_modules():
-        if not name or name not in module_outputs:
-            continue
-
-        def hook(mod, args, output, name=name):
-            if isinstance(output, torch.Tensor) and name not in captured:
-                captured[name] = output.detach().cpu().numpy()
-                order.append((name, type(mod).__name__))
-        handles.append(module.register_forward_hook(hook))
-    try:
-        reference.run(ref_feed)
-    finally:
-        for handle in handles:
-            handle.remove()
-    tensors = {name: tensor for name, (tensor, _) in module_outputs.items()}
-    exposed = expose_all_tensors(candidate.model)
-    cand_values = run_exposed(exposed, cand_feed)
-    entries = [({"module": name, "class": cls, "node": module_outputs[name][1]}, name, tensors[name])
-               for name, cls in order]
-    return _walk(entries, captured, cand_values, tolerance, "torch-modules", "module")
-
-
-# ---------------------------------------------------------------------------------- Keras vs ONNX
-def localize_keras_onnx(reference, candidate, ref_feed, cand_feed, tolerance: Tolerance) -> dict[str, Any]:
-    import json
-    import keras
-    from ..convert.tf_onnx import KERAS_LAYER_OUTPUTS
-    props = {p.key: p.value for p in candidate.model.metadata_props}
-    recorded = json.loads(props.get(KERAS_LAYER_OUTPUTS, "{}"))
-    model = reference.model
-    layers = [layer for layer in model.layers if layer.name in recorded]
-    if not layers:
-        return {"method": "keras-layers", "status": "unavailable", "compared": 0, "trace": [],
-                "message": "the ONNX model does not record which tensors hold Keras layer outputs (modelport "
-                           "convert writes that map), so layer outputs cannot be matched"}
-    view = keras.Model(model.inputs, [layer.output for layer in layers])
-    args = [np.asarray(ref_feed[s.name], dtype=s.dtype) for s in reference.inputs]
-    values = view(args if len(args) > 1 else args[0], training=False)
-    values = values if isinstance(values, (list, tuple)) else [values]
-    captured = {layer.name: np.asarray(v) for layer, v in zip(layers, values)}
-    cand_values = run_exposed(expose_all_tensors(candidate.model), cand_feed)
-    producers = {out: node.name for node in candidate.model.graph.node for out in node.output}
-    entries = [({"layer": layer.name, "class": type(layer).__name__, "node": producers.get(recorded[layer.name], "")},
-                layer.name, recorded[layer.name]) for layer in layers]
-    return _walk(entries, captured, cand_values, tolerance, "keras-layers", "layer")
+def _unavailable(reference: Session, candidate: Session, method: str | None) -> dict[str, Any]:
+    pairs = ", ".join(f"{a} vs {b}" for a, b in sorted(LOCALIZERS))
+    return {"method": method, "status": "unavailable", "compared": 0, "trace": [],
+            "message": f"intermediate tensors of a {reference.format_name} model cannot be matched to those of a "
+                       f"{candidate.format_name} model by name; localization works for {pairs}"}
 
 
 def localize(reference: Session, candidate: Session, ref_feed, cand_feed, tolerance: Tolerance) -> dict[str, Any]:
-    """Name the first op (or module) whose output diverges, where the pair of formats allows it."""
-    pair = (reference.format_name, candidate.format_name)
-    if pair == ("onnx", "onnx"):
-        return localize_onnx_pair(reference, candidate, ref_feed, cand_feed, tolerance)
-    if pair == ("pytorch", "onnx") and hasattr(reference.module, "named_modules"):
-        return localize_torch_onnx(reference, candidate, ref_feed, cand_feed, tolerance)
-    if pair == ("keras", "onnx"):
-        return localize_keras_onnx(reference, candidate, ref_feed, cand_feed, tolerance)
-    return {"method": None, "status": "unavailable", "compared": 0, "trace": [],
-            "message": f"intermediate tensors of a {reference.format_name} model cannot be matched to those of a "
-                       f"{candidate.format_name} model by name; localization works for ONNX vs ONNX and for "
-                       "PyTorch or Keras vs the ONNX converted from it"}
+    """Name the first op (or module, or layer) whose output diverges, where the pair of formats allows it."""
+    entry = LOCALIZERS.get((reference.format_name, candidate.format_name))
+    if entry is None:
+        return _unavailable(reference, candidate, None)
+    return entry.run(reference, candidate, ref_feed, cand_feed, tolerance, entry)
+
+
+register_localizer("onnx", "onnx", method="onnx-intermediates", noun="op")
+register_localizer("pytorch", "onnx", method="torch-modules", noun="module",
+                   unmatched="the ONNX model carries no PyTorch module names (only the dynamo exporter writes "
+                             "them), so its tensors cannot be matched to modules")
+register_localizer("keras", "onnx", method="keras-layers", noun="layer",
+                   unmatched="the ONNX model does not record which tensors hold Keras layer outputs (modelport "
+                             "convert writes that map), so layer outputs cannot be matched")

@@ -1,4 +1,7 @@
-"""Running two Sessions on the same feeds and comparing what they return.
+"""The one parity engine: run two Sessions on the same feeds and compare what they return.
+
+``convert`` (every hop) and ``validate`` both call :func:`compare_sessions`, so the tolerance
+choice (from the candidate's precision), the metrics and the report are the same everywhere.
 
 Inputs pair by name, else by position (with a warning); a channels-first/last difference is
 bridged when the shapes leave no doubt, or when ``input_layout`` says so. Outputs pair by name,
@@ -6,6 +9,7 @@ by position, or by an explicit ``output_map``.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -17,7 +21,7 @@ from ..tensors import TensorSpec
 from .compare import ParityAccumulator, ParityReport, match_names
 from .inputs import generate_feeds
 from .layout import layout_permutation, output_permutation
-from .tolerances import Tolerance
+from .tolerances import Tolerance, tolerances_for
 
 PLOT_POINTS = 4000  # values per output kept for the HTML report's plots
 
@@ -85,9 +89,7 @@ def _check_compatible(pairing: InputPairing) -> None:
 
 def batch_sizes_for(reference: Session, candidate: Session) -> list[int]:
     """Batches 1 and 3 when both models take any batch, else the one batch they fix."""
-    def flexible(session: Session) -> bool:
-        return getattr(session, "flexible_batch", None) or all(s.dynamic_batch for s in session.inputs)
-    if reference.inputs and flexible(reference) and flexible(candidate):
+    if reference.inputs and reference.flexible_batch and candidate.flexible_batch:
         return [1, 3]
     for spec in list(candidate.inputs) + list(reference.inputs):
         if spec.shape and spec.shape[0] is not None:
@@ -111,20 +113,35 @@ def plan_feeds(pairings: Sequence[InputPairing], reference: Session, candidate: 
             for b in batches for s in range(samples)], batches
 
 
-def check_parity(reference: Session, candidate: Session, *, tolerance: Tolerance,
-                 feeds: Mapping[str, np.ndarray] | None = None, samples: int = 3, seed: int = 0,
-                 dims: Mapping[str, int] | None = None, batch_sizes: Sequence[int] | None = None,
-                 input_layout: str | None = None, output_map: Mapping[str, str] | None = None) -> ParityReport:
+def choose_tolerance(candidate: Session, precision: str | None = None, atol: float | None = None,
+                     rtol: float | None = None, relative_to: str | None = None) -> tuple[str, Tolerance]:
+    """The precision to judge by (given, else the candidate's own) and its tolerance, with the
+    user's overrides."""
+    precision = precision or candidate.precision
+    return precision, tolerances_for(precision, atol, rtol, relative_to)
+
+
+def compare_sessions(reference: Session, candidate: Session, *, feeds: Mapping[str, np.ndarray] | None = None,
+                     tolerance: Tolerance | None = None, precision: str | None = None, atol: float | None = None,
+                     rtol: float | None = None, relative_to: str | None = None, samples: int = 3, seed: int = 0,
+                     dims: Mapping[str, int] | None = None, batch_sizes: Sequence[int] | None = None,
+                     input_layout: str | None = None, output_map: Mapping[str, str] | None = None) -> ParityReport:
     """Compare ``candidate`` against ``reference`` on given or generated feeds.
 
-    Every output is compared on every sample; all failures are collected in the report.
+    The tolerance is ``tolerance`` when given, else the default of ``precision`` (detected from the
+    candidate when None) with ``atol``/``rtol``/``relative_to`` overriding it. Every output is
+    compared on every sample; all failures are collected in the report.
     """
+    start = time.perf_counter()
+    if tolerance is None:
+        precision, tolerance = choose_tolerance(candidate, precision, atol, rtol, relative_to)
     pairings, warnings = pair_inputs(reference, candidate, input_layout)
     plan, batches = plan_feeds(pairings, reference, candidate, feeds=feeds, samples=samples, seed=seed,
                                dims=dims, batch_sizes=batch_sizes)
     report = ParityReport(reference=str(reference.path), candidate=str(candidate.path), atol=tolerance.atol,
                           rtol=tolerance.rtol, relative_to=tolerance.relative_to, samples=len(plan),
-                          batch_sizes=batches, warnings=warnings)
+                          batch_sizes=batches, warnings=warnings, reference_format=reference.format_name,
+                          candidate_format=candidate.format_name, precision=precision or "fp32")
     accumulator = None
     transposed: dict[str, tuple[int, ...]] = {}
     for index, feed in enumerate(plan):
@@ -144,7 +161,24 @@ def check_parity(reference: Session, candidate: Session, *, tolerance: Tolerance
     report.outputs = accumulator.finish() if accumulator else []
     report.plot_data = accumulator.plot_samples(PLOT_POINTS) if accumulator else {}
     report.first_feed = plan[0] if plan else {}
+    report.pairings = pairings
+    _dtype_notes(report, reference, candidate)
+    report.seconds["compare"] = round(time.perf_counter() - start, 4)
     return report
+
+
+check_parity = compare_sessions  # the name of the first releases
+
+
+def _dtype_notes(report: ParityReport, reference: Session, candidate: Session) -> None:
+    """Differing output dtypes are expected (fp16 candidates) and compared in float64: say so."""
+    ref_types = {s.name: s.dtype for s in reference.outputs}
+    cand_types = {s.name: s.dtype for s in candidate.outputs}
+    for out in report.outputs:
+        a, b = ref_types.get(out.reference_name), cand_types.get(out.candidate_name)
+        if a is not None and b is not None and a != b:
+            report.warnings.append(f"output {out.candidate_name!r} is {b.name} in the candidate and {a.name} in the "
+                                   "reference; compared in float64")
 
 
 def _start(report: ParityReport, ref_out, cand_out, output_map, tolerance: Tolerance) -> ParityAccumulator:

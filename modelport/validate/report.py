@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -18,7 +18,7 @@ MAX_PLOTTED_OUTPUTS = 8
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem;color:#1d2329;max-width:1100px}
-h1{font-size:1.5rem;margin-bottom:.2rem} h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
+h1{font-size:1.5rem;margin-bottom:.2rem} h2.hop{font-size:1.3rem;border-bottom:2px solid #57606a} h2{font-size:1.15rem;margin-top:2rem;border-bottom:1px solid #ddd}
 .verdict{display:inline-block;padding:.25rem .7rem;border-radius:4px;font-weight:600;color:#fff}
 .pass{background:#1a7f37} .fail{background:#cf222e}
 table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem} th,td{border:1px solid #d0d7de;padding:.3rem .6rem}
@@ -96,8 +96,14 @@ def _localization(found: dict[str, Any] | None) -> str:
     return "".join(parts)
 
 
-def render_html(report: ParityReport, title: str = "modelport parity report") -> str:
-    verdict = "<span class='verdict pass'>PASSED</span>" if report.passed else "<span class='verdict fail'>FAILED</span>"
+def _verdict(passed: bool) -> str:
+    return "<span class='verdict pass'>PASSED</span>" if passed else "<span class='verdict fail'>FAILED</span>"
+
+
+def _section(report: ParityReport, index: int = 0) -> str:
+    """One comparison: summary, outputs, failures, warnings, localization, plots. Element ids of
+    the first section are plain (``outputs``); later ones are numbered (``outputs-2``)."""
+    suffix = "" if index == 0 else f"-{index + 1}"
     header = ("<tr><th>output</th><th>shape</th><th>max abs</th><th>max rel</th><th>mean abs</th><th>RMSE</th>"
               "<th>cosine</th><th>beyond tol.</th><th>NaN/Inf agree</th><th>top-1</th><th>top-5</th><th>result</th></tr>")
     problems = "".join(f"<li>{html.escape(p)}</li>" for p in report.all_failures())
@@ -106,25 +112,42 @@ def render_html(report: ParityReport, title: str = "modelport parity report") ->
     for name, (ref, cand) in list(report.plot_data.items())[:MAX_PLOTTED_OUTPUTS]:
         plots.append(f"<h3>{html.escape(name)}</h3><img alt='plots of {html.escape(name)}' src='{_plot(name, ref, cand)}'>")
     timing = ", ".join(f"{k.replace('_', ' ')} {v:.2f}s" for k, v in report.seconds.items())
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>
-<body>
-<h1>{html.escape(title)}</h1>
-<p>{verdict} <span class="muted">reference</span> <code>{html.escape(report.reference)}</code>
+    return f"""<p>{_verdict(report.passed)} <span class="muted">reference</span> <code>{html.escape(report.reference)}</code>
 ({html.escape(str(report.reference_format or ''))}) <span class="muted">vs candidate</span>
 <code>{html.escape(report.candidate)}</code> ({html.escape(str(report.candidate_format or ''))})</p>
 <p class="muted">{report.samples} sample(s), batch sizes {report.batch_sizes}; {html.escape(report.precision)} tolerances:
 a value passes when |candidate − reference| ≤ {html.escape(report.tolerance.describe().replace(", rtol", " + rtol"))}
 {('. Timings: ' + html.escape(timing)) if timing else ''}</p>
 <h2>Outputs</h2>
-<table id="outputs">{header}{''.join(_rows(report))}</table>
+<table id="outputs{suffix}">{header}{''.join(_rows(report))}</table>
 {f"<h2>Failures</h2><ul class='problems'>{problems}</ul>" if problems else ""}
 {f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else ""}
 <h2>Localization</h2>
 {_localization(report.localization)}
 <h2>Plots</h2>
 {''.join(plots) or "<p class='muted'>No values to plot.</p>"}
-</body></html>
+"""
+
+
+def render_html(report: ParityReport | Sequence[tuple[str, ParityReport]], title: str = "modelport parity report") -> str:
+    """One self-contained page for one comparison, or for every hop of a conversion
+    (``[(heading, report), ...]``), each hop in its own section."""
+    if isinstance(report, ParityReport):
+        body = _section(report)
+    else:
+        hops = list(report)
+        overall = all(r.passed for _, r in hops)
+        contents = "".join(f"<li><a href='#hop-{i + 1}'>{html.escape(heading)}</a>: "
+                           f"{'passed' if r.passed else 'FAILED'}</li>" for i, (heading, r) in enumerate(hops))
+        body = (f"<p>{_verdict(overall)} {len(hops)} hop(s), each checked against the artifact before it</p>"
+                f"<ol>{contents}</ol>"
+                + "".join(f"<section id='hop-{i + 1}'><h2 class='hop'>Hop {i + 1}: {html.escape(heading)}</h2>"
+                          f"{_section(r, i)}</section>" for i, (heading, r) in enumerate(hops)))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+{body}</body></html>
 """
 
 
@@ -137,13 +160,15 @@ def check_report_path(path) -> None:
         raise UsageError(f"--report {str(path)!r}: the suffix must be .json or .html")
 
 
-def write_report(path, report: ParityReport, json_data: dict[str, Any] | None = None, title: str | None = None) -> None:
-    """Write ``report`` as JSON (``json_data`` when given, e.g. a whole conversion) or HTML, atomically."""
+def write_report(path, report: ParityReport | Sequence[tuple[str, ParityReport]],
+                 json_data: dict[str, Any] | None = None, title: str | None = None) -> None:
+    """Write ``report`` (one comparison, or ``[(heading, report), ...]`` per conversion hop) as JSON
+    (``json_data`` when given, e.g. a whole conversion) or HTML, atomically."""
     import json
     from .._atomic import atomic_output
     with atomic_output(path) as tmp:
         if path.suffix.lower() == ".json":
-            tmp.write_text(json.dumps(json_data if json_data is not None else report.to_dict(), indent=2,
+            tmp.write_text(json.dumps(json_data if json_data is not None else report.to_dict(), indent=2,  # type: ignore[union-attr]
                                       allow_nan=False))
         else:
             tmp.write_text(render_html(report, title or "modelport parity report"), encoding="utf-8")

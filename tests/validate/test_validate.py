@@ -181,10 +181,8 @@ def test_keras_vs_onnx_localizes_to_the_layer(cli, keras_models, tmp_path):
 
 
 def test_caffe_vs_onnx(cli, tmp_path):
-    from tests.convert.caffe.helpers import SHARED
-    if not SHARED.is_dir():
-        pytest.skip("../shared/models/caffe is not beside the repository")
-    lenet = SHARED / "lenet"
+    from tests.convert.caffe.helpers import CAFFE_DATA
+    lenet = CAFFE_DATA / "lenet"
     converted = tmp_path / "lenet.onnx"
     assert cli("convert", lenet / "deploy.prototxt", converted, "--weights", lenet / "weights.caffemodel").code == 0
     result = cli("validate", lenet / "deploy.prototxt", converted, "--weights", lenet / "weights.caffemodel",

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..registry import ConvertOptions, converter
+from . import layers as _layers  # noqa: F401  (registers the built-in layer handlers)
 from .graph import LAYERS, ONNX_OPSET, caffe_layer
 
 __all__ = ["LAYERS", "caffe_layer", "caffe_to_onnx"]
@@ -17,8 +18,8 @@ def caffe_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     """Caffe prototxt + caffemodel -> ONNX."""
     from onnx import checker, helper
 
+    from ...metadata import CAFFE_PREPROCESSING, CAFFE_PREPROCESSING_BAKED
     from .graph import build_graph
-    from .preprocessing import METADATA_KEY
     preprocessing = options.extra.get("preprocessing")
     bake = bool(options.extra.get("bake_preprocessing")) and preprocessing is not None
     graph, _, _ = build_graph(session.net, dynamic_batch=options.dynamic_batch,
@@ -29,8 +30,8 @@ def caffe_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     model.ir_version = min(model.ir_version, 10)  # readable by every ONNX Runtime of the last years
     props = {"source_format": "caffe", "caffe_network": session.net.name}
     if preprocessing is not None:
-        props[METADATA_KEY] = preprocessing.to_metadata()
-        props["modelport.caffe.preprocessing_baked"] = "true" if bake else "false"
+        props[CAFFE_PREPROCESSING] = preprocessing.to_metadata()
+        props[CAFFE_PREPROCESSING_BAKED] = "true" if bake else "false"
     helper.set_model_props(model, props)
     checker.check_model(model)
     dst.write_bytes(model.SerializeToString())

@@ -11,8 +11,9 @@ from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from ...errors import InvalidModelError, UnsupportedOpError
-from .parser import CaffeLayer, CaffeNet, blob_array
+from ...errors import InvalidModelError
+from ...formats.caffe.parser import CaffeLayer, CaffeNet, blob_array
+from ..ops import OpRegistry
 
 ONNX_OPSET = 17
 Shape = tuple
@@ -95,16 +96,13 @@ class LayerContext:
 
 
 Handler = Callable[[LayerContext], list[tuple[str, Shape]]]
-LAYERS: dict[str, Handler] = {}
+# Caffe layer types on the shared op registry: one domain, no opsets (a layer type means one thing).
+LAYERS = OpRegistry("caffe", "Caffe", versioned=False, default_domain="caffe")
 
 
 def caffe_layer(*types: str) -> Callable[[Handler], Handler]:
     """Register a handler for Caffe layer type(s); custom layers use this same registry."""
-    def register(func: Handler) -> Handler:
-        for layer_type in types:
-            LAYERS[layer_type] = func
-        return func
-    return register
+    return LAYERS.register(*types)
 
 
 def _rename_output(graph: Graph, first_node: int, tensor: str, name: str) -> str:
@@ -124,7 +122,6 @@ def build_graph(net: CaffeNet, blobs: BlobSource = caffemodel_blobs, *, dynamic_
                 preprocess: Callable | None = None):
     """Convert ``net`` to an ONNX GraphProto; returns (graph, output names)."""
     from onnx import TensorProto, helper
-    from . import layers as _layers  # noqa: F401  (registers the built-in handlers)
     graph = Graph()
     current: dict[str, str] = {}   # Caffe blob -> ONNX tensor holding its latest value
     shapes: dict[str, Shape] = {}
@@ -141,11 +138,9 @@ def build_graph(net: CaffeNet, blobs: BlobSource = caffemodel_blobs, *, dynamic_
     for blob in outputs:  # the final value of an output blob keeps the blob's own name
         graph.reserve(blob)
     for layer in net.layers:
-        handler = LAYERS.get(layer.type)
-        if handler is None:
-            raise UnsupportedOpError(layer.type, where=f"Caffe layer {layer.name!r}", supported=LAYERS,
-                                     framework="Caffe", hint="register a handler with "
-                                     "modelport.convert.caffe.caffe_layer, or remove the layer from the deploy prototxt")
+        handler = LAYERS.handler(layer.type, where=f"Caffe layer {layer.name!r}",
+                                 hint="register a handler with modelport.convert.caffe.caffe_layer, "
+                                      "or remove the layer from the deploy prototxt")
         missing = [b for b in layer.bottoms if b not in current]
         if missing:
             raise InvalidModelError(f"layer {layer.name!r} reads blob(s) {', '.join(map(repr, missing))} that no "

@@ -1,29 +1,20 @@
-"""Shared pieces of the Caffe tests: the shared real models, softmax removal, independent runs."""
+"""Shared pieces of the Caffe tests: the real models in tests/data, softmax removal, independent runs."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pytest
 from google.protobuf import text_format
 
-from modelport.convert.caffe import caffe_pb2
+from modelport.formats.caffe import caffe_pb2
 from tests.conftest import REPO
 
-SHARED = REPO.parent / "shared" / "models" / "caffe"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/models/caffe is not beside the repository")
-
-# The shared MTCNN folders have their R-Net and O-Net prototxts swapped (each weights file matches
-# the other folder's definition: 28/48/64 channels at 24x24 is R-Net, 32/64/64/128 at 48x48 is
-# O-Net), so the tests pair them by what they are. The shipped pairing is tested as a mismatch.
-TRAINED = {
-    "lenet": ("lenet/deploy.prototxt", "lenet/weights.caffemodel"),
-    "cifar10_quick": ("cifar10_quick/deploy.prototxt", "cifar10_quick/weights.caffemodel"),
-    "cifar10_full_v1": ("cifar10_full_v1/deploy.prototxt", "cifar10_full_v1/weights.caffemodel"),
-    "mtcnn_pnet": ("mtcnn_pnet/deploy.prototxt", "mtcnn_pnet/weights.caffemodel"),
-    "mtcnn_rnet": ("mtcnn_onet/deploy.prototxt", "mtcnn_rnet/weights.caffemodel"),
-    "mtcnn_onet": ("mtcnn_rnet/deploy.prototxt", "mtcnn_onet/weights.caffemodel"),
-}
+# Real Caffe models copied into the repository (provenance: tests/data/SOURCES.md). The MTCNN
+# R-Net and O-Net folders there hold the network their name says (the published folders had the
+# prototxts swapped); the published pairing is rebuilt by the test that checks it is refused.
+CAFFE_DATA = REPO / "tests" / "data" / "caffe"
+TRAINED = {name: (f"{name}/deploy.prototxt", f"{name}/weights.caffemodel")
+           for name in ("lenet", "cifar10_quick", "cifar10_full_v1", "mtcnn_pnet", "mtcnn_rnet", "mtcnn_onet")}
 
 
 def without_final_softmax(prototxt: Path, dst: Path) -> tuple[Path, list[str]]:

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from modelport.convert.caffe import LAYERS, caffe_pb2
-from modelport.convert.caffe.writer import write_random_caffemodel
+from modelport.convert.caffe import LAYERS
+from modelport.formats.caffe import caffe_pb2
+from tests.caffe_writer import write_random_caffemodel
 from tests.convert.caffe.helpers import assert_close_to_scale, onnx_outputs, opencv_outputs
 
 

@@ -5,11 +5,9 @@ import numpy as np
 import onnx
 import pytest
 
-from modelport.convert.caffe.writer import write_random_caffemodel
-from tests.convert.caffe.helpers import (SHARED, TRAINED, assert_close_to_scale, needs_shared, onnx_outputs,
+from tests.caffe_writer import write_random_caffemodel
+from tests.convert.caffe.helpers import (CAFFE_DATA, TRAINED, assert_close_to_scale, onnx_outputs,
                                          opencv_outputs, without_final_softmax)
-
-pytestmark = needs_shared
 
 ZOO = {
     "alexnet": "bvlc_alexnet.prototxt",
@@ -56,23 +54,23 @@ def _convert_and_compare(cli, prototxt, caffemodel, tmp_path):
 @pytest.mark.parametrize("name", sorted(TRAINED))
 def test_trained_model_matches_opencv(cli, tmp_path, name):
     prototxt, weights = TRAINED[name]
-    logits, _ = _convert_and_compare(cli, SHARED / prototxt, SHARED / weights, tmp_path)
+    logits, _ = _convert_and_compare(cli, CAFFE_DATA / prototxt, CAFFE_DATA / weights, tmp_path)
     assert logits, "the final Softmax was bypassed for the comparison"
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_ZOO else n for n in ZOO])
 def test_zoo_architecture_with_random_weights_matches_opencv(cli, tmp_path, name):
     prototxt = tmp_path / ZOO[name]
-    shutil.copy(SHARED / "zoo" / ZOO[name], prototxt)
+    shutil.copy(CAFFE_DATA / "zoo" / ZOO[name], prototxt)
     weights = write_random_caffemodel(prototxt, tmp_path / "random.caffemodel", seed=1)
     _convert_and_compare(cli, prototxt, weights, tmp_path)
 
 
 def test_shipped_mtcnn_pair_is_a_mismatch(cli, tmp_path):
-    """The shared R-Net folder holds O-Net's prototxt: a real mismatched pair, refused clearly."""
+    """As published, the R-Net folder held O-Net's prototxt: a real mismatched pair, refused clearly."""
     dst = tmp_path / "rnet.onnx"
-    result = cli("convert", SHARED / "mtcnn_rnet" / "deploy.prototxt", dst,
-                 "--weights", SHARED / "mtcnn_rnet" / "weights.caffemodel")
+    result = cli("convert", CAFFE_DATA / "mtcnn_onet" / "deploy.prototxt", dst,
+                 "--weights", CAFFE_DATA / "mtcnn_rnet" / "weights.caffemodel")
     assert result.code == 2
     assert "layer 'conv1' (Convolution): blob 0 (weight) has shape [28, 3, 3, 3], the prototxt implies [32, 3, 3, 3]" in result.err
     assert not dst.exists() and list(tmp_path.iterdir()) == []
@@ -81,8 +79,8 @@ def test_shipped_mtcnn_pair_is_a_mismatch(cli, tmp_path):
 def test_legacy_v1_model_keeps_its_structure(cli, tmp_path):
     """cifar10_full is V1 (`layers {}` with enums, `input_dim`), with WITHIN_CHANNEL LRN."""
     dst = tmp_path / "cifar.onnx"
-    assert cli("convert", SHARED / "cifar10_full_v1" / "deploy.prototxt", dst,
-               "--weights", SHARED / "cifar10_full_v1" / "weights.caffemodel").code == 0
+    assert cli("convert", CAFFE_DATA / "cifar10_full_v1" / "deploy.prototxt", dst,
+               "--weights", CAFFE_DATA / "cifar10_full_v1" / "weights.caffemodel").code == 0
     model = onnx.load(str(dst))
     ops = [node.op_type for node in model.graph.node]
     assert ops.count("Conv") == 3 and "AveragePool" in ops and "Pow" in ops  # LRN WITHIN_CHANNEL

@@ -1,4 +1,4 @@
-"""Writing a .caffemodel with random weights for a network definition.
+"""Test tooling: writing a .caffemodel with random weights for a network definition.
 
 The blob shapes come from the converter's own layer walk (each handler asks for the blobs it
 needs, with their shapes), so the writer covers every layer the converter does. The tests use it
@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..._atomic import atomic_output
-from . import caffe_pb2 as pb
-from .graph import build_graph
-from .parser import CaffeLayer, read_net
+from modelport._atomic import atomic_output
+from modelport.convert.caffe import LAYERS  # noqa: F401  (importing the package registers the layers)
+from modelport.convert.caffe.graph import build_graph
+from modelport.formats.caffe import caffe_pb2 as pb
+from modelport.formats.caffe.parser import CaffeLayer, read_net
 
 
 class RandomBlobs:

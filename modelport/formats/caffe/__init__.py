@@ -10,9 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidModelError, UnsupportedOpError
-from ..tensors import TensorSpec
-from .base import Session
+from ...errors import InvalidModelError, UnsupportedOpError
+from ...tensors import TensorSpec
+from ..base import Format, Probe, Session, register_format
+from ..detect import is_text
 
 
 class CaffeSession(Session):
@@ -20,7 +21,7 @@ class CaffeSession(Session):
     flexible_batch = True  # OpenCV reshapes the net to the batch it is given
 
     def __init__(self, source, *, weights=None, preprocessing=None, **_ignored):
-        from ..convert.caffe.parser import read_net, resolve_pair
+        from .parser import read_net, resolve_pair
         prototxt, caffemodel = resolve_pair(source, weights)
         super().__init__(prototxt)
         self.prototxt, self.caffemodel = prototxt, caffemodel
@@ -106,3 +107,31 @@ def _opencv_blind_spots(net):
 
 def open_caffe(source, **options) -> CaffeSession:
     return CaffeSession(source, **options)
+
+
+def _looks_like_caffemodel(head: bytes) -> bool:
+    # NetParameter fields in number order: name (1), legacy layers (2), inputs (3, 4), ...,
+    # layer (100, whose tag is the varint a2 06).
+    return head[:1] in (b"\x0a", b"\x12", b"\x1a", b"\x20") or head[:2] == b"\xa2\x06"
+
+
+_PROTOTXT_KEYS = re.compile(rb"^\s*(name|layers?|input|input_dim|input_shape|force_backward|state)\s*[:{]", re.M)
+
+
+def sniff_caffe(probe: Probe) -> str | None:
+    path = probe.path
+    if probe.is_dir:
+        if any(path.glob("*.prototxt")) and any(path.glob("*.caffemodel")):
+            return "a folder with a Caffe prototxt and caffemodel"
+        return None
+    if path.suffix == ".caffemodel" and _looks_like_caffemodel(probe.head):
+        return "a Caffe NetParameter protobuf"
+    if is_text(probe.head):
+        text = probe.text()
+        if _PROTOTXT_KEYS.search(text) and b"layer" in text:
+            return "a Caffe network definition"
+    return None
+
+
+register_format(Format("caffe", "Caffe", (".prototxt", ".caffemodel"), open_caffe, sniff_caffe, extra="caffe",
+                       runtime_modules=("cv2", "google"), open_options=frozenset({"weights", "preprocessing"})))

@@ -13,7 +13,6 @@ import numpy as np
 
 from ...errors import InvalidModelError, UsageError
 
-METADATA_KEY = "modelport.caffe.preprocessing"
 
 
 @dataclass

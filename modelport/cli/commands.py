@@ -1,0 +1,148 @@
+"""The commands: info, convert, validate, demo. Later parts (edge, serve) add theirs beside them."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.markup import escape
+
+from .._console import Steps, console, quiet_tensorflow
+from ..errors import ParityError, UsageError
+from .app import app, print_json
+from .options import (Atol, Dim, InputShape, Inputs, Json, RelativeTo, Report, Rtol, Samples, Seed, TrustPickle,
+                      Weights, open_options, parse_dims, parse_pairs)
+
+
+# --------------------------------------------------------------------------------------------- info
+@app.command()
+def info(model: str = typer.Argument(..., help="Model file or folder, or package.module:factory."),
+         weights: Weights = None, input_shape: InputShape = None, trust_pickle: TrustPickle = False,
+         as_json: Json = False):
+    """Print a model's format, inputs, outputs, opset or producer, and size."""
+    from .._render import render_info
+    from ..formats.info import describe_model
+    data = describe_model(model, **open_options(weights, input_shape, trust_pickle))
+    if as_json:
+        print_json(data)
+    else:
+        render_info(data)
+
+
+# ------------------------------------------------------------------------------------------ convert
+@app.command()
+def convert(src: str = typer.Argument(..., help="Source model file/folder, or package.module:factory."),
+            dst: Path = typer.Argument(..., help="Destination; its suffix tells the format unless --to is given."),
+            to: Optional[str] = typer.Option(None, "--to", help="Target format (onnx, ...)."),
+            via: Optional[str] = typer.Option(None, "--via", help="Formats to pass through, comma separated."),
+            weights: Weights = None, input_shape: InputShape = None, inputs: Inputs = None,
+            opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset to target."),
+            fixed_batch: bool = typer.Option(False, "--fixed-batch", help="Keep the batch dimension static."),
+            no_check: bool = typer.Option(False, "--no-check", help="Skip the parity check."),
+            atol: Atol = None, rtol: Rtol = None, relative_to: RelativeTo = None, samples: Samples = 3,
+            seed: Seed = 0, dim: Dim = None, report: Report = None, trust_pickle: TrustPickle = False,
+            mean: Optional[str] = typer.Option(None, "--mean", help="Caffe: mean.binaryproto or B,G,R values subtracted from the input."),
+            scale: Optional[float] = typer.Option(None, "--scale", help="Caffe: factor applied after the mean subtraction."),
+            channel_order: Optional[str] = typer.Option(None, "--channel-order", help="Caffe: BGR (Caffe's) or RGB: the order of the pixels you will feed."),
+            bake_preprocessing: bool = typer.Option(False, "--bake-preprocessing", help="Caffe: put mean/scale/channel order in front of the graph as ops."),
+            as_json: Json = False):
+    """Convert SRC to DST, then check numerical parity between them."""
+    from ..convert import convert as run_convert
+    from ..validate.inputs import load_feeds
+    from ..validate.report import check_report_path
+    quiet_tensorflow()
+    check_report_path(report)
+    feeds = load_feeds(inputs) if inputs else None
+    source_options, edge_options = _preprocessing_options(src, mean, scale, channel_order, bake_preprocessing)
+    options = open_options(weights, input_shape, trust_pickle)
+    try:
+        result = run_convert(src, dst, to=to, via=via.split(",") if via else None, weights=options["weights"],
+                             input_specs=options["input_specs"], trust_pickle=trust_pickle, opset=opset,
+                             dynamic_batch=not fixed_batch, check=not no_check, atol=atol, rtol=rtol,
+                             relative_to=relative_to, feeds=feeds, samples=samples, seed=seed, dims=parse_dims(dim),
+                             source_options=source_options, edge_options=edge_options, steps=Steps(enabled=True))
+    except ParityError as error:
+        if error.result is not None:
+            _finish_convert(error.result, report, as_json)
+        raise
+    _finish_convert(result, report, as_json)
+
+
+def _preprocessing_options(src, mean, scale, channel_order, bake) -> tuple[dict, dict]:
+    """Input preprocessing (Caffe's): recorded in the ONNX metadata, and baked in as ops on request.
+
+    When it is baked, the reference session applies the same preprocessing to its feeds, so that
+    both models are fed the same raw pixels in the parity check.
+    """
+    if mean is None and scale is None and channel_order is None and not bake:
+        return {}, {}
+    from ..formats import detect
+    from ..formats.caffe.preprocessing import make_preprocessing
+    if "preprocessing" not in detect(src).open_options:
+        raise UsageError("--mean/--scale/--channel-order/--bake-preprocessing apply to Caffe models")
+    preprocessing = make_preprocessing(mean, scale, channel_order)
+    if bake and preprocessing is None:
+        raise UsageError("--bake-preprocessing needs --mean, --scale or --channel-order")
+    return ({"preprocessing": preprocessing} if bake else {},
+            {"preprocessing": preprocessing, "bake_preprocessing": bake})
+
+
+def _finish_convert(result, report: Optional[Path], as_json: bool) -> None:
+    from .._render import render_conversion
+    from ..validate.report import write_report
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    checked = [(h.edge, h.report) for h in result.hops if h.report is not None]
+    if report is not None and checked:
+        write_report(report, checked, json_data=result.to_dict(),
+                     title=f"modelport conversion {result.source} -> {result.destination}")
+        console.print(f"report written to {escape(str(report))}")
+    elif report is not None:
+        console.print("[yellow]warning:[/] no report written: the parity check was skipped (--no-check)")
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        render_conversion(result)
+
+
+# ----------------------------------------------------------------------------------------- validate
+@app.command()
+def validate(reference: str = typer.Argument(..., help="The model trusted to be right (file, folder or package.module:factory)."),
+             candidate: str = typer.Argument(..., help="The model under test."),
+             inputs: Inputs = None, samples: Samples = 3, seed: Seed = 0, atol: Atol = None, rtol: Rtol = None,
+             relative_to: RelativeTo = None,
+             precision: Optional[str] = typer.Option(None, "--precision", help="fp32, fp16, int8 or uint8-weights (default: detected from the candidate)."),
+             dim: Dim = None,
+             input_layout: Optional[str] = typer.Option(None, "--input-layout", help="REFERENCE:CANDIDATE layouts, e.g. NCHW:NHWC."),
+             output_map: Optional[List[str]] = typer.Option(None, "--output-map", help="REF_NAME=CAND_NAME[,...] to pair outputs."),
+             localize: bool = typer.Option(False, "--localize", help="Name the first op whose output diverges."),
+             report: Report = None, weights: Weights = None, input_shape: InputShape = None,
+             trust_pickle: TrustPickle = False, as_json: Json = False):
+    """Prove numerical parity between two models of any supported formats."""
+    from .._render import render_validation
+    from ..validate.api import validate as run_validate
+    from ..validate.report import check_report_path, write_report
+    quiet_tensorflow()
+    check_report_path(report)
+    result = run_validate(reference, candidate, inputs=inputs, samples=samples, seed=seed, atol=atol, rtol=rtol,
+                          relative_to=relative_to, precision=precision, dims=parse_dims(dim), input_layout=input_layout,
+                          output_map=parse_pairs(output_map, "--output-map") or None, localize=localize,
+                          open_options=open_options(weights, input_shape, trust_pickle), steps=Steps(enabled=True))
+    if report is not None:
+        write_report(report, result)
+        console.print(f"report written to {escape(str(report))}")
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        render_validation(result)
+    if not result.passed:
+        raise ParityError(result)
+
+
+# --------------------------------------------------------------------------------------------- demo
+@app.command()
+def demo(workdir: Path = typer.Option(Path("modelport-demo"), "--workdir", help="Where the demo writes its models.")):
+    """Build small models, then run info, convert and the parity check on them, end to end."""
+    from ..demo import run_demo
+    from .app import main
+    run_demo(workdir, run_command=main)

@@ -1,0 +1,66 @@
+"""Command-line options shared by several commands, declared once.
+
+Each is an ``Annotated`` type: a command lists ``atol: Atol = None`` and gets the same flag, help
+and default as every other command that takes it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from ..errors import UsageError
+
+# -- the model being opened ------------------------------------------------------------------------
+Weights = Annotated[Optional[Path], typer.Option(
+    "--weights", help="state_dict (.pt) for a PyTorch factory (loaded with weights_only=True), or the .caffemodel of a prototxt.")]
+InputShape = Annotated[Optional[List[str]], typer.Option(
+    "--input-shape", help="NAME:1,3,224,224[:dtype] for a PyTorch input; repeat per input.")]
+TrustPickle = Annotated[bool, typer.Option(
+    "--trust-pickle", help="Allow loading a pickled nn.Module (runs its code).")]
+
+# -- the parity check ------------------------------------------------------------------------------
+Inputs = Annotated[Optional[Path], typer.Option("--inputs", help=".npz of feeds, by input name, for the parity check.")]
+Samples = Annotated[int, typer.Option("--samples", min=1, help="Generated samples per batch size.")]
+Seed = Annotated[int, typer.Option("--seed", help="Seed of the generated feeds.")]
+Atol = Annotated[Optional[float], typer.Option(
+    "--atol", help="Absolute tolerance (default: by the candidate's precision; 1e-4 for fp32).")]
+Rtol = Annotated[Optional[float], typer.Option(
+    "--rtol", help="Relative tolerance (default: by the candidate's precision; 1e-3 for fp32).")]
+RelativeTo = Annotated[Optional[str], typer.Option(
+    "--relative-to", help="rtol multiplies each |value| (element) or the output's max |value| (scale); default by precision.")]
+Dim = Annotated[Optional[List[str]], typer.Option(
+    "--dim", help="NAME=SIZE for a dynamic dim (by ONNX dim name or input name), not the batch.")]
+Report = Annotated[Optional[Path], typer.Option("--report", help="Write the parity report (.json or .html).")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON result on stdout (progress stays on stderr).")]
+
+
+def open_options(weights: Optional[Path], input_shape: Optional[List[str]], trust_pickle: bool) -> dict:
+    """The options every command passes to the Session of its model; each format takes its own."""
+    from ..formats.pytorch import parse_input_specs
+    return {"weights": weights, "input_specs": parse_input_specs(input_shape), "trust_pickle": trust_pickle}
+
+
+def parse_pairs(texts: Optional[List[str]], flag: str) -> dict[str, str]:
+    """``a=b,c=d`` (possibly repeated) -> {"a": "b", "c": "d"}."""
+    pairs: dict[str, str] = {}
+    for text in texts or ():
+        for item in text.split(","):
+            key, sep, value = item.partition("=")
+            if not sep or not key or not value:
+                raise UsageError(f"{flag} {text!r}: write NAME=VALUE[,NAME=VALUE]")
+            pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def parse_dims(texts: Optional[List[str]]) -> dict[str, int]:
+    """--dim NAME=SIZE (repeatable, or comma separated) -> {NAME: SIZE}."""
+    dims = {}
+    for name, value in parse_pairs(texts, "--dim").items():
+        try:
+            dims[name] = int(value)
+        except ValueError:
+            raise UsageError(f"--dim {name}={value}: the size must be an integer") from None
+    return dims

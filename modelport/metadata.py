@@ -1,0 +1,11 @@
+"""Keys of the ONNX ``metadata_props`` that modelport writes when converting and reads back
+(validate, info, serve): one place, so that writer and reader cannot drift apart."""
+from __future__ import annotations
+
+# {Keras layer name: ONNX tensor holding its output}, JSON; written by keras -> onnx for --localize.
+KERAS_LAYER_OUTPUTS = "modelport.keras.layer_outputs"
+# Caffe input preprocessing (mean, scale, channel order), JSON; and whether it is baked into the graph.
+CAFFE_PREPROCESSING = "modelport.caffe.preprocessing"
+CAFFE_PREPROCESSING_BAKED = "modelport.caffe.preprocessing_baked"
+# Node metadata written by torch's dynamo exporter: the module scopes a node was traced in.
+TORCH_NAME_SCOPES = "pkg.torch.onnx.name_scopes"
