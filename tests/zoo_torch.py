@@ -146,3 +146,48 @@ class UnsupportedNet(nn.Module):
 
 def unsupported_net():
     return _seeded(UnsupportedNet)
+
+
+class AttentionBlock(nn.Module):
+    """Conv + GroupNorm, ConvTranspose, bilinear resize and nn.MultiheadAttention: the layers whose
+    traced TorchScript graphs the TorchScript ONNX exporter cannot type ("unknown rank")."""
+
+    def __init__(self, channels: int = 16, classes: int = 5):
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, 3, padding=1)
+        self.norm = nn.GroupNorm(4, channels)
+        self.up = nn.ConvTranspose2d(channels, channels, 2, stride=2)
+        self.attn = nn.MultiheadAttention(channels, 4, batch_first=True)
+        self.head = nn.Linear(channels, classes)
+
+    def forward(self, x):
+        y = self.up(torch.relu(self.norm(self.conv(x))))
+        y = nn.functional.interpolate(y, scale_factor=0.5, mode="bilinear", align_corners=False)
+        tokens = y.flatten(2).transpose(1, 2)
+        attended, _ = self.attn(tokens, tokens, tokens)
+        return self.head(attended.mean(1))
+
+
+def attention_block():
+    torch.manual_seed(0)
+    return AttentionBlock().eval()
+
+
+class ScriptedLoop(nn.Module):
+    """A recurrence written as a Python loop over time: scripted, it becomes prim::Loop, which
+    torch's TorchScript -> ExportedProgram converter does not take and the TorchScript exporter does."""
+
+    def __init__(self, features: int = 8):
+        super().__init__()
+        self.cell = nn.Linear(features, features)
+
+    def forward(self, sequence):
+        state = torch.zeros_like(sequence[:, 0])
+        for step in range(sequence.size(1)):
+            state = torch.tanh(self.cell(sequence[:, step]) + state)
+        return state
+
+
+def scripted_loop():
+    torch.manual_seed(0)
+    return ScriptedLoop().eval()

@@ -1,9 +1,12 @@
 """PyTorch -> ONNX with ``torch.onnx.export``.
 
 The dynamo exporter goes first, on a program we capture ourselves with ``torch.export`` so that a
-failing op can be traced back to its module and source line; the TorchScript exporter is the
-fallback for models ``torch.export`` cannot capture (TorchScript modules, data-dependent Python).
-The batch dimension is dynamic unless the model pins it or the user asks for a fixed batch.
+failing op can be traced back to its module and source line. TorchScript files take the same
+route through torch's TorchScript -> ExportedProgram converter: the TorchScript exporter cannot
+type the graphs of traced attention, GroupNorm or resize layers ("tensor of unknown rank"). The
+TorchScript exporter stays the last fallback, for what neither capture handles (data-dependent
+Python, scripted control flow). The batch dimension is dynamic unless the model pins it or the
+user asks for a fixed batch.
 """
 from __future__ import annotations
 
@@ -31,24 +34,26 @@ def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -
     dynamic = options.dynamic_batch and all(s.shape for s in session.inputs)
     notes = options.extra.setdefault("warnings", [])
 
-    dynamo_error: Exception | None = None
-    program = session.program
-    if program is None and not isinstance(session.module, torch.jit.ScriptModule):
-        program, capture_error = _capture(session, dynamic)
-        if program is None and dynamic:
-            program, _ = _capture(session, False)
-            if program is not None:
-                notes.append(f"the batch dimension could not be made dynamic ({first_line(capture_error)}); "
-                             "the ONNX model has a fixed batch")
-                dynamic = False
-        dynamo_error = capture_error if program is None else None
+    program, dynamo_error = session.program, None
+    fixed_batch_program = None  # a fixed-batch capture, the last resort of a TorchScript source
+    if program is None:
+        module = session.module
+        scripted = isinstance(module, torch.jit.ScriptModule)
+        if scripted:
+            module, dynamo_error = _from_torchscript(session)
+        if module is not None:
+            program, dynamo_error = _capture(module, session, dynamic)
+            if program is None and dynamic:
+                fixed_batch_program, _ = _capture(module, session, False)
+                if not scripted:  # a Python module: torch.export at a fixed batch beats the old exporter
+                    program, fixed_batch_program = fixed_batch_program, None
+                    if program is not None:
+                        notes.append(f"the batch dimension could not be made dynamic ({first_line(dynamo_error)}); "
+                                     "the ONNX model has a fixed batch")
+                        dynamic = False
     if program is not None:
         try:
-            with captured_output(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(program, args=(), f=str(dst), dynamo=True, input_names=input_names,
-                                  output_names=output_names, opset_version=options.opset, external_data=False,
-                                  verbose=False)
+            _export_program(program, dst, input_names, output_names, options.opset)
             options.extra["exporter"] = "dynamo"
             return dst
         except Exception as exc:  # fall through to the TorchScript exporter, then report both
@@ -60,10 +65,26 @@ def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -
             notes.append(f"the dynamo exporter failed ({first_line(dynamo_error)}); used the TorchScript exporter")
         return dst
     except Exception as ts_error:
+        if fixed_batch_program is not None:
+            try:
+                _export_program(fixed_batch_program, dst, input_names, output_names, options.opset)
+                options.extra["exporter"] = "dynamo"
+                notes.append("the batch dimension could not be made dynamic; the ONNX model has a fixed batch")
+                return dst
+            except Exception:
+                pass
         raise _explain(dynamo_error, ts_error, program, options.opset) from ts_error
 
 
-def _capture(session: TorchSession, dynamic: bool):
+def _export_program(program, dst: Path, input_names, output_names, opset) -> None:
+    import torch
+    with captured_output(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(program, args=(), f=str(dst), dynamo=True, input_names=input_names,
+                          output_names=output_names, opset_version=opset, external_data=False, verbose=False)
+
+
+def _capture(module, session: TorchSession, dynamic: bool):
     """torch.export the module; returns (program, None) or (None, error)."""
     import torch
     args = session.example_args(batch=EXPORT_BATCH if dynamic else None)
@@ -74,7 +95,23 @@ def _capture(session: TorchSession, dynamic: bool):
     try:
         with captured_output(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return torch.export.export(session.module, args, dynamic_shapes=shapes, strict=False), None
+            return torch.export.export(module, args, dynamic_shapes=shapes, strict=False), None
+    except Exception as exc:
+        return None, exc
+
+
+def _from_torchscript(session: TorchSession):
+    """A TorchScript module as a plain ``torch.fx`` module, through torch's TorchScript ->
+    ExportedProgram converter; returns (module, None) or (None, error)."""
+    try:
+        from torch._export.converter import TS2EPConverter
+    except ImportError as exc:  # a torch without the converter: the TorchScript exporter remains
+        return None, exc
+    try:
+        with captured_output(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = TS2EPConverter(session.module, session.example_args()).convert()
+        return program.module(), None
     except Exception as exc:
         return None, exc
 

@@ -85,13 +85,45 @@ def test_opset_and_fixed_batch(cli, tmp_path):
 
 
 def test_torchscript_source_uses_fallback_exporter(cli, tmp_path):
+    """A scripted Python loop (prim::Loop) that torch.export cannot take: the TorchScript exporter."""
+    source = tmp_path / "loop.pt"
+    torch.jit.script(zoo_torch.scripted_loop()).save(str(source))
+    dst = tmp_path / "loop.onnx"
+    result = cli("convert", source, dst, "--input-shape", "1,12,8", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["hops"][0]["exporter"] == "torchscript"
+    _independent_check("scripted_loop", dst, CASES["gru"][2])
+
+
+def test_scripted_gru_keeps_a_dynamic_batch(cli, tmp_path):
+    """torch.export captures the scripted GRU only at a fixed batch: the TorchScript exporter, which
+    keeps the batch dynamic, is preferred to that."""
     source = tmp_path / "gru.pt"
     torch.jit.script(zoo_torch.gru_classifier()).save(str(source))
     dst = tmp_path / "gru.onnx"
     result = cli("convert", source, dst, "--input-shape", "1,12,8", "--json")
     assert result.code == 0, result.err
-    assert result.json()["hops"][0]["exporter"] == "torchscript"
+    assert result.json()["hops"][0]["parity"]["batch_sizes"] == [1, 3]
     _independent_check("gru_classifier", dst, CASES["gru"][2])
+
+
+def test_traced_torchscript_with_attention_converts_through_torch_export(cli, tmp_path):
+    """Traced TorchScript holding MultiheadAttention, GroupNorm, ConvTranspose2d and a bilinear
+    resize: the TorchScript exporter fails on it ("unknown rank"); it goes through torch's
+    TorchScript -> ExportedProgram converter and the dynamo exporter, with a dynamic batch."""
+    model = zoo_torch.attention_block()
+    source = tmp_path / "model_ts.pt"
+    torch.jit.trace(model, torch.rand(2, 3, 32, 32), check_trace=False).save(str(source))
+    dst = tmp_path / "model.onnx"
+    result = cli("convert", source, dst, "--input-shape", "x:2,3,32,32", "--json")
+    assert result.code == 0, result.err
+    data = result.json()
+    assert data["passed"] and data["hops"][0]["exporter"] == "dynamo"
+    assert data["hops"][0]["parity"]["batch_sizes"] == [1, 3]
+    _independent_check("attention_block", dst, lambda rng, b: {"x": rng.standard_normal((b, 3, 32, 32))})
+    with torch.no_grad():
+        scale = model(torch.rand(3, 3, 32, 32)).abs().max().item()
+    assert scale > 1e-2, "the outputs are near zero: the check above would prove nothing"
 
 
 def test_exported_program_source(cli, tmp_path):
