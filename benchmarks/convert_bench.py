@@ -8,6 +8,11 @@ and of the parity check, then the median latency of the source framework and of 
 batch 1 and 8 (same process, same machine, same inputs; torch eager under inference_mode, Keras as a
 tf.function), and their ratio ORT / source
 (below 1 means ONNX Runtime is faster).
+
+Then modelport's overhead over the raw exporter call on the same source file in the same process:
+``modelport.convert(SRC, DST, check=False)`` against the bare calls a user would write (load the
+file, run the exporter, write the ONNX), interleaved round by round so that both see the same
+machine state; the ratio of medians is printed (goal: at most 1.10).
 """
 from __future__ import annotations
 
@@ -44,9 +49,68 @@ def bench_model(name, source, dst, convert_kwargs, source_runner, input_shape, r
     return name, hop.seconds, result.seconds - hop.seconds, worst, rows
 
 
+def _raw_torch_export(source: Path, dst: Path) -> None:
+    """What a user writes without modelport: load the .pt2, run the dynamo exporter."""
+    import warnings
+    import torch
+    from modelport._console import captured_output
+    program = torch.export.load(str(source))
+    with captured_output(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(program, args=(), f=str(dst), dynamo=True, external_data=False)
+
+
+def _raw_keras_export(source: Path, dst: Path) -> None:
+    """Without modelport: load the .keras, trace it as a tf.function, run tf2onnx, write the bytes."""
+    import warnings
+    import keras
+    import tensorflow as tf
+    import tf2onnx
+    from modelport._console import captured_output
+    model = keras.saving.load_model(str(source), compile=False)
+    specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name.split(":")[0]) for t in model.inputs]
+    serve = tf.function(lambda x: {"output": model(x, training=False)}, input_signature=specs)
+    with captured_output(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        proto, _ = tf2onnx.convert.from_function(serve, input_signature=specs, opset=17)
+    dst.write_bytes(proto.SerializeToString())
+
+
+def overhead_rows(tmp: Path, rounds: int):
+    """(model, raw s, modelport s, ratio) with the two calls interleaved, medians of ``rounds``."""
+    import statistics
+    import time
+    import torch
+    from modelport import convert
+    from tests import zoo_keras, zoo_torch
+    program = torch.export.export(zoo_torch.resnet18(), (torch.rand(2, 3, 224, 224),),
+                                  dynamic_shapes=({0: torch.export.Dim("batch", min=1)},))
+    pt2 = tmp / "resnet18.pt2"
+    torch.export.save(program, str(pt2))
+    keras_path = tmp / "mobilenet_v2_overhead.keras"
+    zoo_keras.mobilenet_v2().save(keras_path)
+    rows = []
+    for name, source, raw in (("ResNet-18 .pt2", pt2, _raw_torch_export),
+                              ("MobileNetV2 .keras", keras_path, _raw_keras_export)):
+        raw_times, ours = [], []
+        raw(source, tmp / "warm_raw.onnx")  # first calls import and compile; not what is measured
+        convert(source, tmp / "warm.onnx", check=False)
+        for _ in range(rounds):
+            start = time.perf_counter()
+            raw(source, tmp / "raw.onnx")
+            raw_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            convert(source, tmp / "ours.onnx", check=False)
+            ours.append(time.perf_counter() - start)
+        a, b = statistics.median(raw_times), statistics.median(ours)
+        rows.append((name, a, b, b / a))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the overhead comparison")
     args = parser.parse_args()
     import torch
     from modelport.tensors import TensorSpec
@@ -75,6 +139,7 @@ def main() -> None:
         results.append(bench_model(
             "MobileNetV2 (Keras)", keras_path, tmp / "mobilenet_v2.onnx", {"samples": 1},
             lambda x: keras_graph(x).numpy(), (224, 224, 3), args.repeat))
+        overhead = overhead_rows(tmp, args.rounds)
 
     print(f"\ntorch {torch.__version__}, threads {torch.get_num_threads()}, cores {os.cpu_count()}, "
           f"median of {args.repeat} runs after one warm-up\n")
@@ -85,6 +150,16 @@ def main() -> None:
         for i, (batch, src_ms, ort_ms) in enumerate(rows):
             lead = f"{name:<22}{convert_s:>10.2f}{check_s:>9.2f}{worst:>10.2e}" if i == 0 else " " * 51
             print(f"{lead}{batch:>7}{src_ms:>11.2f}{ort_ms:>9.2f}{ort_ms / src_ms:>12.2f}")
+    print_overhead(overhead, args.rounds)
+
+
+def print_overhead(rows, rounds: int) -> None:
+    print(f"\nconvert --no-check vs the raw exporter call, same file, same process, median of {rounds} interleaved rounds\n")
+    header = f"{'source':<22}{'raw s':>9}{'modelport s':>13}{'ratio':>8}"
+    print(header)
+    print("-" * len(header))
+    for name, raw_s, ours_s, ratio in rows:
+        print(f"{name:<22}{raw_s:>9.2f}{ours_s:>13.2f}{ratio:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ written), 3 a bug of modelport, 130 interrupted.
 """
 from __future__ import annotations
 
-from .app import app, main
+from .app import app
+from .main import main
 
 __all__ = ["app", "main"]

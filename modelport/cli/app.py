@@ -1,17 +1,11 @@
-"""The Typer application, its root options, and ``main``: the one place where errors become exit
-codes and messages."""
+"""The Typer application and its root options; commands register on ``app`` (commands.py)."""
 from __future__ import annotations
 
 import json
 import sys
-import traceback
 
 import typer
-from rich.markup import escape
-
 from .. import __version__
-from .._console import console, debug_enabled, set_debug
-from ..errors import InternalError, ModelportError, ParityError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Convert models between PyTorch, TensorFlow/Keras, TFLite, Caffe and ONNX, and prove the numbers match.")
@@ -33,86 +27,3 @@ def _root(debug: bool = typer.Option(False, "--debug", help="Show full traceback
 
 def print_json(data) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-
-
-from . import commands  # noqa: E402,F401  (registers the commands on app)
-
-
-def _click_classes():
-    """(ClickException, Exit, Abort) classes of typer's vendored click and of click itself: typer
-    0.29 raises its own copies, earlier versions click's."""
-    exceptions, exits, aborts = [], [typer.Exit], [typer.Abort]
-    try:
-        from typer._click import exceptions as vendored
-        exceptions.append(vendored.ClickException)
-    except ImportError:
-        pass
-    try:
-        import click
-        exceptions.append(click.ClickException)
-        exits.append(click.exceptions.Exit)
-        aborts.append(click.exceptions.Abort)
-    except ImportError:
-        pass
-    return tuple(exceptions), tuple(exits), tuple(aborts)
-
-
-def _report_usage_error(error, as_json: bool) -> int:
-    """A command-line mistake: the usage line and what is wrong on stderr (and as JSON), exit 2."""
-    import io
-    buffer = io.StringIO()
-    error.show(file=buffer)
-    text = buffer.getvalue().rstrip()
-    if as_json:
-        message = getattr(error, "format_message", lambda: str(error))()
-        print_json({"error": {"type": "UsageError", "message": message.strip().splitlines()[-1] if message.strip()
-                              else "usage error", "hint": "modelport --help", "exit_code": 2}})
-    console.print(escape(text), highlight=False)
-    return 2
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the console script; returns the exit code."""
-    click_errors, exits, aborts = _click_classes()
-    command = typer.main.get_command(app)
-    args = list(sys.argv[1:] if argv is None else argv)
-    set_debug("--debug" in args)
-    debug = debug_enabled()
-    as_json = "--json" in args
-    try:
-        # Typer turns Ctrl-C into an exit code (130) that main() returns when not standalone.
-        code = command.main(args=args, prog_name="modelport", standalone_mode=False)
-        if code == 130:
-            console.print("interrupted; nothing was written")
-        return code if isinstance(code, int) else 0
-    except exits as done:
-        return done.exit_code
-    except click_errors as error:
-        return _report_usage_error(error, as_json)
-    except aborts:
-        console.print("aborted")
-        return 130
-    except KeyboardInterrupt:
-        console.print("interrupted; nothing was written")
-        return 130
-    except ModelportError as error:
-        if debug:
-            traceback.print_exc()
-        if as_json and not isinstance(error, ParityError):  # a parity failure printed its result
-            print_json({"error": {"type": type(error).__name__, "message": error.message, "hint": error.hint,
-                                  "exit_code": error.exit_code}})
-        label = "parity check failed" if isinstance(error, ParityError) else "error"
-        console.print(f"[red]{label}:[/] {escape(error.message)}")
-        if error.hint:
-            console.print(f"[dim]hint:[/] {escape(error.hint)}")
-        return error.exit_code
-    except Exception as error:  # a bug of modelport itself
-        if debug:
-            traceback.print_exc()
-        bug = InternalError(f"{type(error).__name__}: {error}")
-        if as_json:
-            print_json({"error": {"type": "InternalError", "message": bug.message, "hint": "rerun with --debug",
-                                  "exit_code": bug.exit_code}})
-        console.print(f"[red]internal error:[/] {escape(bug.message)}\n"
-                      "this is a bug of modelport; rerun with --debug and report the traceback")
-        return bug.exit_code

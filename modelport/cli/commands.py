@@ -1,4 +1,4 @@
-"""The commands: info, convert, validate, demo. Later parts (edge, serve) add theirs beside them."""
+"""The commands info, convert and validate (demo: main.py). Later parts (edge, serve) add theirs beside them."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -137,12 +137,3 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
         render_validation(result)
     if not result.passed:
         raise ParityError(result)
-
-
-# --------------------------------------------------------------------------------------------- demo
-@app.command()
-def demo(workdir: Path = typer.Option(Path("modelport-demo"), "--workdir", help="Where the demo writes its models.")):
-    """Build small models, then run info, convert and the parity check on them, end to end."""
-    from ..demo import run_demo
-    from .app import main
-    run_demo(workdir, run_command=main)

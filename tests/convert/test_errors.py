@@ -185,3 +185,34 @@ def test_json_mode_reports_errors_as_json(cli, tmp_path):
     assert result.code == 2
     error = result.json()["error"]
     assert error["type"] == "InvalidModelError" and "no such file" in error["message"] and error["exit_code"] == 2
+
+
+@pytest.mark.parametrize("args,says", [
+    ([], "Usage: modelport"),
+    (["nosuchcmd"], "No such command 'nosuchcmd'"),
+    (["serve", "m.onnx"], "No such command 'serve'"),
+    (["conver", "a", "b"], "Did you mean 'convert'"),
+    (["convert", "x.keras"], "Missing argument 'dst'"),
+    (["convert", "--bogus", "a", "b"], "No such option: --bogus"),
+    (["validate", "a.onnx", "--samples", "zero"], "Invalid value for '--samples'"),
+])
+def test_usage_errors_exit_2_with_the_usage_line(cli, args, says):
+    result = cli(*args)
+    assert result.code == 2, (result.code, result.err)
+    assert says in result.err and "internal error" not in result.err
+    if args:
+        assert "Usage: modelport" in result.err
+    as_json = cli(*args, "--json") if args else None
+    if as_json is not None:
+        assert as_json.code == 2 and as_json.json()["error"]["exit_code"] == 2
+
+
+def test_version(cli):
+    from modelport import __version__
+    result = cli("--version")
+    assert result.code == 0 and result.out.strip() == f"modelport {__version__}"
+
+
+def test_console_script_usage_error_exit_code():
+    run = subprocess.run([sys.executable, "-m", "modelport.cli", "nosuchcmd"], capture_output=True, text=True)
+    assert run.returncode == 2 and "No such command" in run.stderr

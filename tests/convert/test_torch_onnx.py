@@ -107,6 +107,7 @@ def test_scripted_gru_keeps_a_dynamic_batch(cli, tmp_path):
     _independent_check("gru_classifier", dst, CASES["gru"][2])
 
 
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 def test_traced_torchscript_with_attention_converts_through_torch_export(cli, tmp_path):
     """Traced TorchScript holding MultiheadAttention, GroupNorm, ConvTranspose2d and a bilinear
     resize: the TorchScript exporter fails on it ("unknown rank"); it goes through torch's
