@@ -3,6 +3,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from tests.parity import assert_outputs_match
+
 
 def _ort(path):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -27,8 +29,8 @@ def _check_keras(keras_path, onnx_path, atol=1e-4):
         expected = expected if isinstance(expected, (list, tuple)) else [expected]
         got = session.run(None, feeds)  # ONNX keeps the model's output order
         assert len(got) == len(expected)
-        for output, value, mine in zip(session.get_outputs(), expected, got):
-            np.testing.assert_allclose(mine, np.asarray(value), atol=atol, rtol=1e-3, err_msg=output.name)
+        names = [output.name for output in session.get_outputs()]
+        assert_outputs_match(dict(zip(names, map(np.asarray, expected))), dict(zip(names, got)), atol=atol)
 
 
 @pytest.mark.parametrize("name", ["two_io.keras", "two_io.h5", "cnn_bn.keras", "recurrent.keras"])
@@ -62,8 +64,7 @@ def test_savedmodel_converts_with_parity(cli, keras_models, tmp_path):
     feeds = _feeds_for(session, np.random.default_rng(3), 2)
     expected = signature(**{k: tf.constant(v) for k, v in feeds.items()})
     got = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
-    for name, value in expected.items():
-        np.testing.assert_allclose(got[name], value.numpy(), atol=1e-4, rtol=1e-3)
+    assert_outputs_match({name: value.numpy() for name, value in expected.items()}, got)
 
 
 def test_tflite_converts_with_parity(cli, keras_models, tmp_path):
@@ -79,7 +80,7 @@ def test_tflite_converts_with_parity(cli, keras_models, tmp_path):
     expected = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     session = _ort(dst)
     got = session.run(None, {session.get_inputs()[0].name: x})[0]
-    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-3)
+    assert_outputs_match({"output": expected}, {"output": got})
 
 
 @pytest.mark.slow

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from tests import zoo_torch
+from tests.parity import assert_outputs_match
 
 CASES = {
     # factory, --input-shape, feeds for the independent check
@@ -31,8 +32,7 @@ def _independent_check(factory: str, onnx_path, make_feeds, atol=1e-4):
         names = [o.name for o in session.get_outputs()]
         got = dict(zip(names, session.run(None, feeds)))
         assert set(got) == set(expected)
-        for name, value in expected.items():
-            np.testing.assert_allclose(got[name], value.numpy(), atol=atol, rtol=1e-3, err_msg=name)
+        assert_outputs_match({n: v.numpy() for n, v in expected.items()}, got, atol=atol)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

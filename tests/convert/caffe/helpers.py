@@ -8,6 +8,7 @@ from google.protobuf import text_format
 
 from modelport.formats.caffe import caffe_pb2
 from tests.conftest import REPO
+from tests.parity import assert_outputs_match
 
 # Real Caffe models copied into the repository (provenance: tests/data/SOURCES.md). The MTCNN
 # R-Net and O-Net folders there hold the network their name says (the published folders had the
@@ -65,10 +66,4 @@ def onnx_outputs(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarr
 
 def assert_close_to_scale(expected: np.ndarray, got: np.ndarray, name: str, relative: float = 1e-4) -> float:
     """max |got - expected| <= relative * max |expected|: the issue's 1e-4 relative to the output's scale."""
-    expected = np.asarray(expected).reshape(np.asarray(got).shape) if np.size(expected) == np.size(got) else expected
-    assert np.shape(expected) == np.shape(got), (name, np.shape(expected), np.shape(got))
-    scale = float(np.abs(expected).max())
-    error = float(np.abs(np.asarray(got, np.float64) - expected).max())
-    assert scale > 0, f"{name}: the reference output is all zeros; the comparison would prove nothing"
-    assert error <= relative * scale, f"{name}: max abs error {error:.3g} > {relative:g} x scale {scale:.3g}"
-    return error / scale
+    return assert_outputs_match({name: expected}, {name: got}, atol=0.0, rtol=relative, relative_to="scale")

@@ -10,6 +10,7 @@ from modelport.formats.caffe import caffe_pb2
 from modelport.convert.caffe.graph import LAYERS
 from tests.caffe_writer import write_random_caffemodel
 from tests.conftest import listing
+from tests.parity import assert_outputs_match
 from tests.convert.caffe.helpers import CAFFE_DATA, onnx_outputs, opencv_outputs
 
 LENET = CAFFE_DATA / "lenet"
@@ -141,7 +142,7 @@ def test_custom_layer_through_the_registry(cli, tmp_path, monkeypatch):
     assert result.code == 0, result.err
     assert "parity NOT checked" in result.err and "'LeCunTanh'" in result.err
     x = np.linspace(-3, 3, 18, dtype=np.float32).reshape(1, 2, 3, 3)
-    np.testing.assert_allclose(onnx_outputs(dst, {"data": x})["out"], 1.7159 * np.tanh(2 * x / 3), rtol=1e-6)
+    assert_outputs_match({"out": 1.7159 * np.tanh(2 * x / 3)}, onnx_outputs(dst, {"data": x}), atol=0.0, rtol=1e-6)
 
 
 # ------------------------------------------------------------------------------- preprocessing
@@ -168,7 +169,7 @@ def test_preprocessing_recorded_and_baked(cli, tmp_path):
     expected = opencv_outputs(folder / "deploy.prototxt", folder / "weights.caffemodel",
                               {"data": ((rgb[:, ::-1] - mean) * 0.5).astype(np.float32)})
     got = onnx_outputs(baked, {"data": rgb})
-    np.testing.assert_allclose(got["prob"], expected["prob"], atol=1e-5)
+    assert_outputs_match({"prob": expected["prob"]}, got, atol=1e-5, rtol=1e-7)
 
 
 def test_preprocessing_flags_need_a_caffe_source(cli, keras_models, tmp_path):
