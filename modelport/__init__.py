@@ -16,6 +16,7 @@ _LAZY = {
     "convert": ("modelport.convert", None),  # the subpackage is callable: modelport.convert(src, dst)
     "validate": ("modelport.validate", None),  # callable too: modelport.validate(reference, candidate)
     "check_parity": ("modelport.validate.parity", "check_parity"),
+    "compare_sessions": ("modelport.validate.parity", "compare_sessions"),
     "ParityReport": ("modelport.validate.compare", "ParityReport"),
     "TensorSpec": ("modelport.tensors", "TensorSpec"),
 }
@@ -30,3 +31,8 @@ def __getattr__(name: str):
         module = importlib.import_module(module_name)
         return module if attr is None else getattr(module, attr)
     raise AttributeError(f"module 'modelport' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The public API, resolved lazily, and the module's own dunders.
+    return sorted(set(__all__) | {name for name in globals() if name.startswith("__")})

@@ -17,8 +17,20 @@ from rich.console import Console
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+class _Elapsed:
+    """A status line that shows the seconds since it started each time the spinner redraws it."""
+
+    def __init__(self, message: str):
+        self.message = message
+        self.start = time.perf_counter()
+
+    def __rich__(self) -> str:
+        return f"{self.message} [dim]{time.perf_counter() - self.start:.0f}s[/]"
+
+
 class Steps:
-    """Reports the steps of a long command: one spinner or one line per step, with its duration."""
+    """Reports the steps of a long command: a spinner with the elapsed time on a terminal, or one
+    line per step otherwise; each step ends with its duration."""
 
     def __init__(self, enabled: bool = True):
         self.enabled = enabled
@@ -30,7 +42,7 @@ class Steps:
             return
         start = time.perf_counter()
         if console.is_terminal:
-            with console.status(message):
+            with console.status(_Elapsed(message)):
                 try:
                     yield
                 except BaseException:

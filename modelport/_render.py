@@ -1,6 +1,7 @@
 """Human-readable tables for the CLI (rich); ``--json`` output bypasses this module."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rich.markup import escape
@@ -44,26 +45,48 @@ def render_info(data: dict[str, Any]) -> None:
         out.print(table)
 
 
+_BREAK_AFTER = re.compile(r"(?<=[/._:\-])")
+# Width the parity table's other columns take (shape, numbers, result, borders) on one line.
+_OTHER_COLUMNS = 62
+
+
+def wrap_name(name: str, width: int) -> str:
+    """Break a tensor name over lines at its separators (/ . _ : -) so that no line is wider than
+    ``width``; a terminal table would otherwise cut it in the middle of a word."""
+    if len(name) <= width:
+        return name
+    lines, line = [], ""
+    for piece in _BREAK_AFTER.split(name):
+        if line and len(line) + len(piece) > width:
+            lines.append(line)
+            line = ""
+        line += piece
+    lines.append(line)
+    return "\n".join(lines)
+
+
 def _fmt(value, spec: str = ".3g") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _parity_table(report) -> Table:
+def _parity_table(report, width: int) -> Table:
     table = Table(show_edge=False)
     for column in ("output", "shape", "max abs", "max rel", "cosine", "top-1", "result"):
         table.add_column(column, justify="left" if column in ("output", "shape") else "right", overflow="fold")
+    name_width = max(16, width - _OTHER_COLUMNS)
     for item in report.outputs:
         top1 = "-" if item.top1_agreement is None else f"{item.top1_agreement:.0%}"
         verdict = "[green]pass[/]" if item.passed else "[red]FAIL[/]"
-        table.add_row(escape(item.candidate_name), escape(str(item.candidate_shape)), _fmt(item.max_abs),
+        table.add_row(escape(wrap_name(item.candidate_name, name_width)), escape(str(item.candidate_shape)), _fmt(item.max_abs),
                       _fmt(item.max_rel), _fmt(item.cosine, ".6f"), top1, verdict)
     return table
 
 
-def _parity_details(out, report) -> None:
+def _parity_details(out, report, already_said: tuple[str, ...] = ()) -> None:
     out.print(f"  {report.samples} samples, batch sizes {report.batch_sizes}, {report.tolerance.describe()}")
     for warning in report.warnings:
-        out.print(f"  [yellow]warning:[/] {escape(warning)}")
+        if not any(warning in said for said in already_said):
+            out.print(f"  [yellow]warning:[/] {escape(warning)}")
     for failure in report.failures:
         out.print(f"  [red]failure:[/] {escape(failure)}")
 
@@ -76,8 +99,8 @@ def render_conversion(result) -> None:
         if hop.report is None:
             out.print(f"  [yellow]parity not checked[/] ({escape(hop.unchecked or '--no-check')})")
             continue
-        out.print(_parity_table(hop.report))
-        _parity_details(out, hop.report)
+        out.print(_parity_table(hop.report, out.width))
+        _parity_details(out, hop.report, tuple(result.warnings))
     verdict = "[green]parity passed[/]" if result.passed else "[red]parity FAILED[/]"
     if not result.checked:
         verdict = "[yellow]not checked[/]"
@@ -88,7 +111,7 @@ def render_validation(report) -> None:
     out = console.__class__(highlight=False, soft_wrap=True)
     out.print(f"[bold]{escape(report.reference)}[/] ({report.reference_format}) vs "
               f"[bold]{escape(report.candidate)}[/] ({report.candidate_format}), {report.precision} tolerances")
-    out.print(_parity_table(report))
+    out.print(_parity_table(report, out.width))
     _parity_details(out, report)
     if report.localization is not None:
         color = "red" if report.localization["status"] == "found" else "dim"

@@ -52,6 +52,28 @@ def recurrent():
     return keras.Model(seq, keras.layers.Dense(4, name="logits")(x), name="recurrent")
 
 
+def calibrate_batchnorm(model, inputs) -> None:
+    """Set every BatchNorm's moving statistics to those of ``inputs`` (one training-mode pass with
+    momentum 0), so that random-weight activations keep a unit scale through a deep net."""
+    keras = _keras()
+    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(inputs, training=True)
+    for layer in norms:
+        layer.momentum = 0.99
+
+
+def application(name: str, size: int = 96):
+    """A stock ``keras.applications`` model (random weights, logits out, the preprocessing the
+    application builds in kept) with BatchNorm statistics calibrated on standard-normal images,
+    the distribution the parity check feeds it."""
+    keras = _keras()
+    model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classifier_activation=None)
+    calibrate_batchnorm(model, np.random.default_rng(0).standard_normal((8, size, size, 3)).astype("float32"))
+    return model
+
+
 def mobilenet_v2():
     """MobileNetV2(weights=None, classifier_activation=None) with BatchNorm statistics calibrated.
 
@@ -62,12 +84,7 @@ def mobilenet_v2():
     """
     keras = _keras()
     model = keras.applications.MobileNetV2(weights=None, classifier_activation=None)
-    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    for layer in norms:
-        layer.momentum = 0.0
-    model(np.random.default_rng(0).uniform(-1, 1, (8, 224, 224, 3)).astype("float32"), training=True)
-    for layer in norms:
-        layer.momentum = 0.99
+    calibrate_batchnorm(model, np.random.default_rng(0).uniform(-1, 1, (8, 224, 224, 3)).astype("float32"))
     return model
 
 

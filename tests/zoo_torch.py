@@ -191,3 +191,42 @@ class ScriptedLoop(nn.Module):
 def scripted_loop():
     torch.manual_seed(0)
     return ScriptedLoop().eval()
+
+
+class DeadHead(nn.Module):
+    """A classifier whose ReLU never fires (bias -100): every output is 0 whatever the input, as
+    with the random-weight transformers and deep nets whose activations vanish."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(16, 8)
+        self.head = nn.Linear(8, 4)
+        with torch.no_grad():
+            self.body.bias.fill_(-100.0)
+            self.head.bias.zero_()
+
+    def forward(self, x):
+        return self.head(torch.relu(self.body(x)))
+
+
+def dead_head():
+    torch.manual_seed(0)
+    return DeadHead().eval()
+
+
+class SaturatedSoftmax(nn.Module):
+    """Softmax over logits that hardly depend on the input: about 1/10 everywhere."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(16, 10)
+        with torch.no_grad():
+            self.head.weight.mul_(1e-9)
+
+    def forward(self, x):
+        return torch.softmax(self.head(x), dim=-1)
+
+
+def saturated_softmax():
+    torch.manual_seed(0)
+    return SaturatedSoftmax().eval()

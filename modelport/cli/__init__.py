@@ -2,7 +2,7 @@
 
 Nothing here imports a framework at start-up; each command imports what it needs when it runs.
 Exit codes: 0 success, 1 parity check failed (artifact kept), 2 bad usage or input (nothing
-written), 3 a bug of modelport, 130 interrupted.
+written), 3 a bug of modelport, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
 """
 from __future__ import annotations
 

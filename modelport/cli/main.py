@@ -5,7 +5,10 @@ The demo command lives here rather than in commands.py: it runs the other comman
 """
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import traceback
 from pathlib import Path
 
@@ -58,8 +61,33 @@ def _report_usage_error(error, as_json: bool) -> int:
     return 2
 
 
+class Terminated(BaseException):
+    """SIGTERM (timeout, CI cancellation, docker stop), raised like Ctrl-C's KeyboardInterrupt so
+    that every staged output is removed on the way out."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds():
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise Terminated()
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
+    with _sigterm_unwinds():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     click_errors, exits, aborts = _click_classes()
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
@@ -82,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("interrupted; nothing was written")
         return 130
+    except Terminated:
+        console.print("terminated; nothing was written")
+        return 143
     except ModelportError as error:
         if debug:
             traceback.print_exc()

@@ -23,7 +23,7 @@ from ..formats import FORMATS, Session, detect, format_for_suffix, get_format, i
 from ..tensors import TensorSpec
 from ..validate.compare import ParityReport
 from ..validate.tolerances import tolerances_for
-from .registry import ConvertOptions, Edge, plan
+from .registry import ConvertOptions, Edge, check_opset, plan
 
 # Edges that ran in this process, for the test suite's guard that every edge is exercised.
 EDGES_RUN: set[str] = set()
@@ -103,6 +103,7 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
     source_format = detect(source).name
     target_format = target_format_for(destination, to)
     chain = plan(source_format, target_format, via)
+    check_opset(chain, opset)
     destination = Path(destination)
     if destination.exists() and destination.is_dir() != FORMATS[target_format].is_directory:
         raise UsageError(f"{str(destination)!r} exists and is a {'folder' if destination.is_dir() else 'file'}; "
@@ -145,6 +146,7 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
                                             atol=atol, rtol=rtol, relative_to=relative_to)
                     hop.report.seconds = {"convert": round(hop.seconds, 4), "open_candidate": round(opened, 4),
                                           **hop.report.seconds}
+                    result.warnings += [f"{edge.name}: {note}" for note in hop.report.blind_spots]
                 except UnsupportedOpError as missing:  # the reference runtime cannot run this model
                     hop.unchecked = f"the reference runtime cannot run the source: {missing.message}"
                     result.warnings.append(f"parity NOT checked: {missing}")

@@ -35,6 +35,9 @@ class Edge:
     dst: str
     func: EdgeFunction
     description: str
+    # For edges that write ONNX: () -> (lowest, highest) opset they can write, asked only when the
+    # user gives --opset (it may import the exporter).
+    opsets: Callable[[], tuple[int, int]] | None = None
 
     @property
     def name(self) -> str:
@@ -44,12 +47,26 @@ class Edge:
 EDGES: dict[tuple[str, str], Edge] = {}
 
 
-def converter(src: str, dst: str, description: str = "") -> Callable[[EdgeFunction], EdgeFunction]:
-    """Register ``func`` as the edge ``src -> dst``."""
+def converter(src: str, dst: str, description: str = "", *,
+              opsets: Callable[[], tuple[int, int]] | None = None) -> Callable[[EdgeFunction], EdgeFunction]:
+    """Register ``func`` as the edge ``src -> dst`` (``opsets``: the ONNX opsets it can write)."""
     def register(func: EdgeFunction) -> EdgeFunction:
-        EDGES[(src, dst)] = Edge(src, dst, func, description or (func.__doc__ or "").strip().splitlines()[0])
+        EDGES[(src, dst)] = Edge(src, dst, func, description or (func.__doc__ or "").strip().splitlines()[0], opsets)
         return func
     return register
+
+
+def check_opset(chain: Sequence[Edge], opset: int | None) -> None:
+    """Refuse an --opset that an edge of the chain cannot write, naming the range it can."""
+    if opset is None:
+        return
+    for edge in chain:
+        if edge.opsets is None:
+            continue
+        low, high = edge.opsets()
+        if not low <= opset <= high:
+            raise UsageError(f"--opset {opset}: {edge.name} writes ONNX opsets {low} to {high}",
+                             hint=f"pass an --opset from {low} to {high}, or leave it out for the default")
 
 
 def plan(src: str, dst: str, via: Sequence[str] | None = None) -> list[Edge]:

@@ -13,6 +13,8 @@ import logging
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 from .._console import captured_output
 from ..errors import UnsupportedOpError
 from ..formats._tf import import_tf
@@ -50,13 +52,48 @@ def _reject_unconverted_ops(model_proto, opset: int, source: str) -> None:
                 continue  # contrib ops that ONNX Runtime implements
             raise UnsupportedOpError(node.op_type, opset, where=f"{source} node {node.name!r}",
                                      framework="TensorFlow",
-                                     hint="replace that layer/op, or raise --opset if a newer opset has it")
+                                     hint=f"replace that layer/op; tf2onnx writes opsets {' to '.join(map(str, tf2onnx_opsets()))}, "
+                                          "and no opset of it translates this op")
+
+
+def _convert_erfc(ctx, node, name, args):
+    """TensorFlow's Erfc (exact GELU: 0.5 x erfc(-x / sqrt 2), ConvNeXt's activation), which
+    tf2onnx lacks, as 1 - Erf(x): ONNX has Erf from opset 9."""
+    from tf2onnx import utils
+    x = node.input[0]
+    erf = ctx.make_node("Erf", [x], op_name_scope=node.name)
+    one = ctx.make_const(utils.make_name(f"{node.name}/one"),
+                         np.array(1, dtype=utils.map_onnx_to_numpy_type(ctx.get_dtype(x))))
+    node.type = "Sub"
+    ctx.replace_inputs(node, [one.output[0], erf.output[0]])
+
+
+# TensorFlow ops tf2onnx does not translate, with our translation: {op: (handler, [])}.
+CUSTOM_TF_OPS = {"Erfc": (_convert_erfc, [])}
 
 
 def _convert_function(tf2onnx, function, specs, opset):
-    with captured_output(), warnings.catch_warnings():
+    """tf2onnx on a tf.function, with the graph inputs limited to the function's arguments.
+
+    ``tf2onnx.convert.from_function`` takes every placeholder of the concrete function as a model
+    input, tensors the function captures included: the constants of Keras preprocessing layers
+    (Normalization's mean and variance in EfficientNet) then become extra ONNX inputs. Freezing
+    turns those captures into constants; only the arguments are inputs.
+    """
+    import tensorflow as tf
+    from tf2onnx import tf_loader
+    from tf2onnx.convert import _convert_common, tensor_names_from_structed
+    concrete = function.get_concrete_function(*specs)
+    arguments = len(tf.nest.flatten(concrete.structured_input_signature))
+    input_names = [t.name for t in concrete.inputs[:arguments] if t.dtype != tf.dtypes.resource]
+    output_names = [t.name for t in concrete.outputs if t.dtype != tf.dtypes.resource]
+    with captured_output(), warnings.catch_warnings(), tf.device("/cpu:0"):
         warnings.simplefilter("ignore")
-        model_proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=opset)
+        frozen = tf_loader.from_function(concrete, input_names, output_names)
+        model_proto, _ = _convert_common(
+            frozen, name=concrete.name, continue_on_error=True, opset=opset, input_names=input_names,
+            custom_op_handlers=CUSTOM_TF_OPS,
+            output_names=output_names, tensors_to_rename=tensor_names_from_structed(concrete, input_names, output_names))
     return model_proto
 
 
@@ -83,6 +120,36 @@ def _recording_layer_outputs(model, record: dict):
             object.__delattr__(layer, "call")
 
 
+@contextlib.contextmanager
+def _inlinable_grouped_convolutions():
+    """While tracing, let Keras emit grouped convolutions as plain Conv2D ops.
+
+    Keras 3's TensorFlow backend runs grouped convolutions (ConvNeXt's depthwise 7x7) inside a
+    jit-compiled nested tf.function, because TensorFlow's CPU kernels lack them. That call stays a
+    StatefulPartitionedCall that graph freezing does not inline and tf2onnx cannot convert. The
+    traced graph is converted, never run by TensorFlow, so the plain op is what it should hold
+    (tf2onnx turns it into an ONNX Conv with ``group``); the parity check runs the real model.
+    """
+    tf = import_tf()
+    try:
+        from keras.src import backend
+        from keras.src.backend.tensorflow import nn as tf_nn
+        original, data_format_of = tf_nn.conv, tf_nn._convert_data_format
+    except (ImportError, AttributeError):  # another Keras layout: trace as it is
+        yield
+        return
+
+    def conv(inputs, kernel, strides=1, padding="valid", data_format=None, dilation_rate=1):
+        data_format = backend.standardize_data_format(data_format)
+        return tf.nn.convolution(inputs, kernel, strides, padding.upper(),
+                                 data_format=data_format_of(data_format, len(inputs.shape)), dilations=dilation_rate)
+    tf_nn.conv = conv
+    try:
+        yield
+    finally:
+        tf_nn.conv = original
+
+
 def _attach_layer_map(model_proto, record: dict) -> None:
     produced = {name for node in model_proto.graph.node for name in node.output}
     found = {layer: tensor for layer, tensor in record.items() if tensor in produced}
@@ -91,7 +158,12 @@ def _attach_layer_map(model_proto, record: dict) -> None:
         entry.key, entry.value = KERAS_LAYER_OUTPUTS, json.dumps(found)
 
 
-@converter("keras", "onnx", "tf2onnx from a tf.function of the Keras model")
+def tf2onnx_opsets() -> tuple[int, int]:
+    from tf2onnx.constants import OPSET_TO_IR_VERSION
+    return 7, max(OPSET_TO_IR_VERSION)
+
+
+@converter("keras", "onnx", "tf2onnx from a tf.function of the Keras model", opsets=tf2onnx_opsets)
 def keras_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     """Keras model -> ONNX."""
     tf = import_tf()
@@ -110,13 +182,13 @@ def keras_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
         return {n: tf.identity(r) for n, r in zip(output_names, result)}
 
     opset = options.opset or DEFAULT_TF_OPSET
-    with _recording_layer_outputs(model, {}) as layer_outputs:
+    with _recording_layer_outputs(model, {}) as layer_outputs, _inlinable_grouped_convolutions():
         model_proto = _convert_function(tf2onnx, serve, specs, opset)
     _attach_layer_map(model_proto, layer_outputs)
     return _write(model_proto, dst, opset, "Keras model")
 
 
-@converter("savedmodel", "onnx", "tf2onnx from the serving signature")
+@converter("savedmodel", "onnx", "tf2onnx from the serving signature", opsets=tf2onnx_opsets)
 def savedmodel_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     """TensorFlow SavedModel -> ONNX."""
     tf = import_tf()
@@ -133,7 +205,7 @@ def savedmodel_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     return _write(_convert_function(tf2onnx, serve, specs, opset), dst, opset, f"signature {session.signature_name!r}")
 
 
-@converter("tflite", "onnx", "tf2onnx's TFLite importer")
+@converter("tflite", "onnx", "tf2onnx's TFLite importer", opsets=tf2onnx_opsets)
 def tflite_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     """TFLite flatbuffer -> ONNX."""
     tf2onnx = _quiet_tf2onnx()

@@ -21,9 +21,15 @@ from ..formats.pytorch import TorchSession
 from .registry import ConvertOptions, converter
 
 EXPORT_BATCH = 2  # torch.export specialises sizes 0 and 1, so a dynamic batch is traced at 2
+DYNAMO_MIN_OPSET = 18  # the dynamo exporter writes opset 18 when asked for less
 
 
-@converter("pytorch", "onnx", "torch.onnx.export: dynamo, else TorchScript exporter")
+def torch_opsets() -> tuple[int, int]:
+    from torch.onnx import _constants
+    return _constants.ONNX_MIN_OPSET, _constants.ONNX_MAX_OPSET
+
+
+@converter("pytorch", "onnx", "torch.onnx.export: dynamo, else TorchScript exporter", opsets=torch_opsets)
 def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -> Path:
     """PyTorch module or ExportedProgram -> ONNX."""
     import torch
@@ -36,7 +42,11 @@ def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -
 
     program, dynamo_error = session.program, None
     fixed_batch_program = None  # a fixed-batch capture, the last resort of a TorchScript source
-    if program is None:
+    if options.opset is not None and options.opset < DYNAMO_MIN_OPSET:
+        program = None  # only the TorchScript exporter writes opsets below 18
+        notes.append(f"opset {options.opset} is below the dynamo exporter's {DYNAMO_MIN_OPSET}: "
+                     "used the TorchScript exporter")
+    elif program is None:
         module = session.module
         scripted = isinstance(module, torch.jit.ScriptModule)
         if scripted:

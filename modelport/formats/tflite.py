@@ -24,9 +24,9 @@ class TFLiteSession(Session):
         super().__init__(path)
         from ai_edge_litert.interpreter import Interpreter
         try:
-            with captured_output():  # LiteRT announces its delegate on stderr
+            with captured_output():  # LiteRT announces its XNNPACK delegate on stderr when it plans memory
                 self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
-            self.interpreter.allocate_tensors()
+                self.interpreter.allocate_tensors()
         except Exception as exc:
             raise InvalidModelError(f"LiteRT cannot load {str(path)!r}: {first_line(exc)}",
                                     hint="the file may be truncated or corrupt") from exc
@@ -42,7 +42,8 @@ class TFLiteSession(Session):
         if shapes != self._shapes:  # a new batch size: resize, then re-plan the memory
             for detail, shape in zip(self._input_details, shapes):
                 self.interpreter.resize_tensor_input(detail["index"], list(shape), strict=True)
-            self.interpreter.allocate_tensors()
+            with captured_output():
+                self.interpreter.allocate_tensors()
             self._shapes = shapes
             self._output_details = self.interpreter.get_output_details()
         for detail, array in zip(self._input_details, arrays):

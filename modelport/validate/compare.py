@@ -53,6 +53,8 @@ class ParityReport:
     outputs: list[OutputParity] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)  # stage problems not tied to one output
     warnings: list[str] = field(default_factory=list)
+    # Outputs on which the comparison proves nothing (also in warnings): see blind_spots().
+    blind_spots: list[str] = field(default_factory=list)
     relative_to: str = "element"
     reference_format: str | None = None
     candidate_format: str | None = None
@@ -163,6 +165,33 @@ class ParityAccumulator:
             samples[cand_name] = (ref[::step], cand[::step])
         return samples
 
+    def blind_spots(self) -> list[str]:
+        """Outputs on which this comparison cannot tell two models apart: the reference's values
+        all lie within the tolerance of zero, or barely change from one input to the next (random
+        weights that saturate, dead activations). A candidate that returned a constant would pass."""
+        notes = []
+        hint = "this check cannot tell the models apart: give real inputs (--inputs) or trained weights"
+        for ref_name, cand_name in self.pairs:
+            values = self._ref[ref_name]
+            if not values or not np.issubdtype(values[0].dtype, np.number) or values[0].dtype == np.bool_:
+                continue
+            flat = np.concatenate([v.astype(np.float64).ravel() for v in values])
+            finite = flat[np.isfinite(flat)]
+            if finite.size == 0:
+                continue
+            largest = float(np.abs(finite).max())
+            if largest <= self.tolerance.atol:
+                notes.append(f"output {cand_name!r}: every reference value is within atol of zero "
+                             f"(largest |value| {largest:.3g}); {hint}")
+                continue
+            rows = _rows_per_input(values)
+            if rows is not None and rows.shape[0] > 1:
+                spread = float(np.nanmax(rows.max(axis=0) - rows.min(axis=0)))
+                if spread <= self.tolerance.atol:
+                    notes.append(f"output {cand_name!r} is the same for all {rows.shape[0]} inputs (largest "
+                                 f"difference {spread:.3g}, within atol); {hint}")
+        return notes
+
     def finish(self) -> list[OutputParity]:
         results = []
         for ref_name, cand_name in self.pairs:
@@ -249,6 +278,14 @@ def _fill_metrics(out: OutputParity, refs: list[np.ndarray], cands: list[np.ndar
             f"{m.beyond_finite} of {m.finite} values ({out.out_of_tolerance:.2%}) beyond tolerance; "
             f"max abs error {out.max_abs:.3g}, e.g. {m.worst[0]:.6g} vs reference {m.worst[1]:.6g}")
     _class_agreement(out, refs, cands)
+
+
+def _rows_per_input(values: list[np.ndarray]) -> np.ndarray | None:
+    """The reference values as one row per input (batch entries of every sample), when the output
+    has a batch dimension of the same trailing shape in every sample."""
+    if any(v.ndim == 0 for v in values) or len({v.shape[1:] for v in values}) != 1:
+        return None
+    return np.concatenate([v.reshape(v.shape[0], -1).astype(np.float64) for v in values])
 
 
 def _class_agreement(out: OutputParity, refs: list[np.ndarray], cands: list[np.ndarray]) -> None:

@@ -159,6 +159,8 @@ def compare_sessions(reference: Session, candidate: Session, *, feeds: Mapping[s
             cand_out[cand_name] = np.transpose(cand_out[cand_name], perm)
         accumulator.add(ref_out, cand_out)
     report.outputs = accumulator.finish() if accumulator else []
+    report.blind_spots = accumulator.blind_spots() if accumulator else []
+    report.warnings += report.blind_spots
     report.plot_data = accumulator.plot_samples(PLOT_POINTS) if accumulator else {}
     report.first_feed = plan[0] if plan else {}
     report.pairings = pairings

@@ -216,3 +216,25 @@ def test_version(cli):
 def test_console_script_usage_error_exit_code():
     run = subprocess.run([sys.executable, "-m", "modelport.cli", "nosuchcmd"], capture_output=True, text=True)
     assert run.returncode == 2 and "No such command" in run.stderr
+
+
+@pytest.mark.parametrize("signal_name,code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_signal_during_conversion_leaves_nothing(tmp_path, signal_name, code):
+    """A real signal to a real process while the exporter runs: the staged output is removed."""
+    import signal
+    import time
+    from tests.conftest import REPO
+    dst = tmp_path / "resnet18.onnx"
+    process = subprocess.Popen([sys.executable, "-m", "modelport.cli", "convert", "tests.zoo_torch:resnet18", str(dst),
+                                "--input-shape", "image:1,3,224,224"], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".resnet18.onnx.*.partial")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(".resnet18.onnx.*.partial")), "the conversion never staged its output"
+    time.sleep(0.5)  # inside the exporter
+    process.send_signal(getattr(signal, signal_name))
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == code, err
+    assert "nothing was written" in err
+    assert list(tmp_path.iterdir()) == []

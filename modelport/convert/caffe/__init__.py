@@ -10,10 +10,17 @@ from ..registry import ConvertOptions, converter
 from . import layers as _layers  # noqa: F401  (registers the built-in layer handlers)
 from .graph import LAYERS, ONNX_OPSET, caffe_layer
 
+ONNX_OPSET_MIN = 13  # Softmax over one axis and Split sizes as an input, as the handlers write them
+
 __all__ = ["LAYERS", "caffe_layer", "caffe_to_onnx"]
 
 
-@converter("caffe", "onnx", "modelport's Caffe parser")
+def caffe_opsets() -> tuple[int, int]:
+    import onnx.defs
+    return ONNX_OPSET_MIN, onnx.defs.onnx_opset_version()
+
+
+@converter("caffe", "onnx", "modelport's Caffe parser", opsets=caffe_opsets)
 def caffe_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     """Caffe prototxt + caffemodel -> ONNX."""
     from onnx import checker, helper
@@ -24,7 +31,7 @@ def caffe_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     bake = bool(options.extra.get("bake_preprocessing")) and preprocessing is not None
     graph, _, _ = build_graph(session.net, dynamic_batch=options.dynamic_batch,
                               preprocess=preprocessing.bake if bake else None)
-    opset = max(options.opset or ONNX_OPSET, ONNX_OPSET)
+    opset = options.opset or ONNX_OPSET
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="modelport",
                               doc_string=f"converted from Caffe {session.prototxt.name} + {session.caffemodel.name}")
     model.ir_version = min(model.ir_version, 10)  # readable by every ONNX Runtime of the last years
