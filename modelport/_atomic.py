@@ -45,8 +45,13 @@ def staging_path(dst: str | os.PathLike, *, directory: bool = False) -> Iterator
     """
     dst = Path(dst)
     parent = dst.parent if str(dst.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=parent))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=parent))
+    except OSError as exc:  # read-only or missing mount, a file in the way, no permission
+        from .errors import UsageError
+        raise UsageError(f"cannot write {str(dst)!r}: {exc.strerror or exc} ({str(parent)!r})",
+                         hint="choose a destination in a folder you can write to") from exc
     try:
         yield tmp / dst.name if not directory else tmp / "out"
     finally:

@@ -230,3 +230,8 @@ class SaturatedSoftmax(nn.Module):
 def saturated_softmax():
     torch.manual_seed(0)
     return SaturatedSoftmax().eval()
+
+
+def broken_factory():
+    """A factory with a bug of its own: the error is the user's to fix, reported as such."""
+    raise RuntimeError("checkpoint directory not configured")

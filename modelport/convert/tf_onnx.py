@@ -33,8 +33,21 @@ def _quiet_tf2onnx():
     return tf2onnx
 
 
-def _tensor_specs(tf, specs):
-    return [tf.TensorSpec(s.shape, tf.as_dtype(s.dtype), name=s.name) for s in specs]
+def _tensor_specs(tf, specs, dynamic_batch: bool = True):
+    """The traced signature; --fixed-batch turns a dynamic batch into 1."""
+    def shape(spec):
+        if dynamic_batch or not spec.shape or spec.shape[0] is not None:
+            return spec.shape
+        return (1, *spec.shape[1:])
+    return [tf.TensorSpec(shape(s), tf.as_dtype(s.dtype), name=s.name) for s in specs]
+
+
+def _fix_batch(model_proto, size: int = 1) -> None:
+    """Pin a symbolic batch dim of the graph's inputs and outputs (TFLite sources, --fixed-batch)."""
+    for value in list(model_proto.graph.input) + list(model_proto.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_value = size
 
 
 def _write(model_proto, dst: Path, opset: int, source: str) -> Path:
@@ -169,7 +182,7 @@ def keras_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     tf = import_tf()
     tf2onnx = _quiet_tf2onnx()
     model = session.model
-    specs = _tensor_specs(tf, session.inputs)
+    specs = _tensor_specs(tf, session.inputs, options.dynamic_batch)
     output_names = [s.name for s in session.outputs]
 
     @tf.function(input_signature=specs)
@@ -193,7 +206,7 @@ def savedmodel_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     """TensorFlow SavedModel -> ONNX."""
     tf = import_tf()
     tf2onnx = _quiet_tf2onnx()
-    specs = _tensor_specs(tf, session.inputs)
+    specs = _tensor_specs(tf, session.inputs, options.dynamic_batch)
     names = [s.name for s in session.inputs]
     signature = session.function
 
@@ -213,4 +226,7 @@ def tflite_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     with captured_output(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model_proto, _ = tf2onnx.convert.from_tflite(str(session.path), opset=opset)
+    if not options.dynamic_batch:
+        batches = {s.shape[0] for s in session.inputs if s.shape and s.shape[0] is not None}
+        _fix_batch(model_proto, batches.pop() if len(batches) == 1 else 1)
     return _write(model_proto, dst, opset, "TFLite model")

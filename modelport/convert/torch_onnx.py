@@ -47,7 +47,7 @@ def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -
         notes.append(f"opset {options.opset} is below the dynamo exporter's {DYNAMO_MIN_OPSET}: "
                      "used the TorchScript exporter")
     elif program is None:
-        module = session.module
+        module = session.exportable
         scripted = isinstance(module, torch.jit.ScriptModule)
         if scripted:
             module, dynamo_error = _from_torchscript(session)
@@ -64,6 +64,7 @@ def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -
     if program is not None:
         try:
             _export_program(program, dst, input_names, output_names, options.opset)
+            _name_dynamic_dims(dst, dynamic_axes(session, dynamic))
             options.extra["exporter"] = "dynamo"
             return dst
         except Exception as exc:  # fall through to the TorchScript exporter, then report both
@@ -78,6 +79,7 @@ def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -
         if fixed_batch_program is not None:
             try:
                 _export_program(fixed_batch_program, dst, input_names, output_names, options.opset)
+                _name_dynamic_dims(dst, dynamic_axes(session, False))
                 options.extra["exporter"] = "dynamo"
                 notes.append("the batch dimension could not be made dynamic; the ONNX model has a fixed batch")
                 return dst
@@ -94,18 +96,55 @@ def _export_program(program, dst: Path, input_names, output_names, opset) -> Non
                           output_names=output_names, opset_version=opset, external_data=False, verbose=False)
 
 
+def dynamic_axes(session: TorchSession, dynamic_batch: bool) -> list[dict[int, str]]:
+    """Per input, axis -> dim name of the axes the ONNX model keeps dynamic: the batch (unless
+    fixed) and every dim --input-shape gave as a name, -1 or ?."""
+    axes = []
+    for spec in session.inputs:
+        named = {0: "batch"} if dynamic_batch and spec.shape else {}
+        for axis, size in enumerate(spec.shape or ()):
+            if axis > 0 and size is None:
+                names = spec.dim_names or ()
+                named[axis] = names[axis] if axis < len(names) and names[axis] else f"{spec.name}_dim{axis}"
+        axes.append(named)
+    return axes
+
+
+def _name_dynamic_dims(dst: Path, axes: list[dict[int, str]]) -> None:
+    """Give the ONNX model's symbolic dims the names the user wrote (``seq``), in place of the
+    exporter's symbols (``s17``), everywhere they occur."""
+    import onnx
+    model = onnx.load(str(dst))
+    renames = {}
+    for graph_input, named in zip(model.graph.input, axes):
+        dims = graph_input.type.tensor_type.shape.dim
+        for axis, name in named.items():
+            if axis < len(dims) and dims[axis].dim_param and dims[axis].dim_param != name:
+                renames.setdefault(dims[axis].dim_param, name)
+    if not renames:
+        return
+    for value in list(model.graph.input) + list(model.graph.output) + list(model.graph.value_info):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.dim_param in renames:
+                dim.dim_param = renames[dim.dim_param]
+    onnx.save(model, str(dst))
+
+
 def _capture(module, session: TorchSession, dynamic: bool):
     """torch.export the module; returns (program, None) or (None, error)."""
     import torch
     args = session.example_args(batch=EXPORT_BATCH if dynamic else None)
-    shapes = None
-    if dynamic:
-        batch = torch.export.Dim("batch", min=1)
-        shapes = tuple({0: batch} for _ in args)
+    # The batch is one named symbol shared by every input; other dims are left for torch.export to
+    # bound (a sequence cannot outgrow the position table) and get their names back afterwards.
+    batch = torch.export.Dim("batch", min=1)
+    shapes = tuple({axis: batch if axis == 0 else torch.export.Dim.DYNAMIC for axis in axes}
+                   for axes in dynamic_axes(session, dynamic))
+    if not any(shapes):
+        shapes = None
     try:
         with captured_output(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return torch.export.export(module, args, dynamic_shapes=shapes, strict=False), None
+            return torch.export.export(module, tuple(args), dynamic_shapes=shapes, strict=False), None
     except Exception as exc:
         return None, exc
 
@@ -129,11 +168,14 @@ def _from_torchscript(session: TorchSession):
 def _export_torchscript(session: TorchSession, dst: Path, input_names, output_names, opset, dynamic) -> None:
     import torch
     args = session.example_args()
-    axes = {n: {0: "batch"} for n in input_names + output_names} if dynamic else None
+    axes = dict(zip(input_names, dynamic_axes(session, dynamic)))
+    if dynamic:
+        axes.update({n: {0: "batch"} for n in output_names})
     with captured_output(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(session.module, args, str(dst), dynamo=False, input_names=input_names,
-                          output_names=output_names, opset_version=opset or 17, dynamic_axes=axes)
+        torch.onnx.export(session.exportable, args, str(dst), dynamo=False, input_names=input_names,
+                          output_names=output_names, opset_version=opset or 17,
+                          dynamic_axes={k: v for k, v in axes.items() if v} or None)
 
 
 _DISPATCH = re.compile(r"No ONNX function found for <OpOverload\(op='([\w.]+)', overload='(\w+)'\)>")

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import InvalidModelError, UntrustedPickleError, UsageError, first_line
+from ..errors import InvalidModelError, ModelportError, UntrustedPickleError, UsageError, first_line, quote_list
 from ..tensors import TensorSpec, framework_dtype_to_numpy
 from .base import Format, Intermediate, Probe, Session, register_format
 from .detect import FACTORY_SPEC
@@ -26,19 +26,29 @@ def _import_torch():
     return torch
 
 
-def _flatten_outputs(result) -> list[tuple[str | None, Any]]:
-    """Model outputs as (name or None, tensor) in order: a tensor, a tuple/list, or a dict."""
+TRACE_DIM = 16  # the size a dynamic dim other than the batch is exported at
+
+
+def _flatten_outputs(result, name: str | None = None) -> list[tuple[str | None, Any]]:
+    """Model outputs as (name or None, tensor) in order: a tensor, a tuple/list, or a dict
+    (Hugging Face ModelOutput included), nested or not."""
     torch = _import_torch()
     if isinstance(result, torch.Tensor):
-        return [(None, result)]
+        return [(name, result)]
     if isinstance(result, dict):
-        return [(str(k), v) for k, v in result.items()]
-    if isinstance(result, (list, tuple)):
         flat: list[tuple[str | None, Any]] = []
-        for item in result:
-            flat.extend(_flatten_outputs(item))
+        for key, value in result.items():
+            flat.extend(_flatten_outputs(value, str(key) if name is None else f"{name}.{key}"))
         return flat
-    raise InvalidModelError(f"the model returned {type(result).__name__}, not tensors")
+    if isinstance(result, (list, tuple)):
+        flat = []
+        for i, item in enumerate(result):
+            flat.extend(_flatten_outputs(item, None if name is None else f"{name}.{i}"))
+        return flat
+    where = f"output {name!r}" if name else "the model's output"
+    raise UsageError(f"{where} is a {type(result).__name__}, not a tensor; only tensors can be model outputs",
+                     hint="make forward() return tensors (a tensor, a tuple or a dict of them); for a Hugging "
+                          "Face model with a key/value cache, load it with use_cache=False")
 
 
 def output_names_for(flat: Sequence[tuple[str | None, Any]]) -> list[str]:
@@ -59,7 +69,12 @@ def _load_factory(spec: str, weights: str | Path | None):
     except (ImportError, AttributeError) as exc:
         raise InvalidModelError(f"cannot import {spec!r}: {exc}",
                                 hint="run from the folder that holds the package, or install it") from exc
-    model = target() if callable(target) and not isinstance(target, torch.nn.Module) else target
+    try:
+        model = target() if callable(target) and not isinstance(target, torch.nn.Module) else target
+    except Exception as exc:  # the user's code failed: theirs to fix, not a bug of modelport
+        raise InvalidModelError(f"the factory {spec!r} raised {type(exc).__name__}: {first_line(exc)}",
+                                hint="fix the factory (run with --debug for its traceback); it must return "
+                                     "an nn.Module without arguments") from exc
     if not isinstance(model, torch.nn.Module):
         raise InvalidModelError(f"{spec!r} gave a {type(model).__name__}, not a torch.nn.Module")
     if weights is not None:
@@ -155,8 +170,16 @@ def _refused_by_weights_only(exc: Exception) -> bool:
     return "weights_only" in str(exc) or "Unsupported global" in str(exc)
 
 
+_SPEC_HINT = "write NAME:1,3,224,224, NAME:1,seq:int64 (a named dim is dynamic) or NAME:1,3,-1,-1 (-1 or ? too)"
+
+
 def parse_input_specs(texts: Sequence[str] | None) -> list[TensorSpec] | None:
-    """``NAME:1,3,224,224[:dtype]`` or ``1,3,224,224`` (positional) -> TensorSpecs."""
+    """``NAME:1,3,224,224[:dtype]`` or ``1,3,224,224`` (positional) -> TensorSpecs.
+
+    A dim written as a name (``seq``), ``-1`` or ``?`` is dynamic: it stays symbolic in the ONNX
+    model under that name (``NAME_dimK`` for -1/?) and the parity check runs it at two sizes.
+    Dtypes take numpy's and torch's spellings (``float`` is float32, as in torch).
+    """
     if not texts:
         return None
     specs = []
@@ -167,19 +190,38 @@ def parse_input_specs(texts: Sequence[str] | None) -> list[TensorSpec] | None:
         elif len(parts) == 2:
             name, dims = parts
             dtype = "float32"
-            if not any(c.isdigit() for c in dims):
-                # "1,3,224,224:int64"? the first part then holds the dims
+            if "," not in dims and not dims.strip().isdigit() and ("," in name or name.strip().isdigit()):
+                # "1,3,224,224:int64": the first part holds the dims
                 name, dims, dtype = f"input_{i}", parts[0], parts[1]
         elif len(parts) == 3:
             name, dims, dtype = parts
         else:
-            raise UsageError(f"cannot read --input-shape {text!r}", hint="write NAME:1,3,224,224 or NAME:1,16:int64")
+            raise UsageError(f"cannot read --input-shape {text!r}", hint=_SPEC_HINT)
+        name = name.strip()
+        shape, dim_names = [], []
+        for axis, dim in enumerate(d.strip() for d in dims.split(",")):
+            if dim in ("?", "-1", "None"):
+                shape.append(None)
+                dim_names.append(f"{name}_dim{axis}")
+            elif dim.isidentifier():
+                shape.append(None)
+                dim_names.append(dim)
+            else:
+                try:
+                    size = int(dim)
+                except ValueError:
+                    raise UsageError(f"cannot read --input-shape {text!r}: {dim!r} is not a size", hint=_SPEC_HINT) from None
+                if size < 1:
+                    raise UsageError(f"--input-shape {text!r}: sizes are positive; -1 or a name marks a dynamic dim")
+                shape.append(size)
+                dim_names.append(None)
         try:
-            shape = tuple(None if d.strip() in ("?", "-1", "None") else int(d) for d in dims.split(","))
-            specs.append(TensorSpec(name, shape, np.dtype(dtype)))
-        except (ValueError, TypeError):
-            raise UsageError(f"cannot read --input-shape {text!r}",
-                             hint="write NAME:1,3,224,224 or NAME:1,16:int64") from None
+            numpy_dtype = framework_dtype_to_numpy(dtype.strip())
+        except TypeError:
+            raise UsageError(f"--input-shape {text!r}: unknown dtype {dtype!r}",
+                             hint="e.g. float32, float16, int64, int32, bool") from None
+        specs.append(TensorSpec(name, tuple(shape), numpy_dtype,
+                                dim_names=tuple(dim_names) if any(dim_names) else None))
     return specs
 
 
@@ -206,34 +248,54 @@ class TorchSession(Session):
             self.module = obj.module() if self.program is not None else obj
         if self.program is None:
             self.module.eval()  # an ExportedProgram was captured in its mode and refuses eval()
+        config = getattr(self.module, "config", None)
+        if getattr(config, "use_cache", False):  # Hugging Face: the cache is a generation-loop object, not a tensor
+            config.use_cache = False
+            self.warnings.append("use_cache was turned off (Hugging Face config): the key/value cache is not a "
+                                 "tensor output; the model returns its logits/hidden states only")
         self.source = text
+        self._keyword_inputs: list[str] | None = None  # set when forward() takes the inputs by keyword
         self.inputs = self._input_specs(list(input_specs) if input_specs else None)
         self._output_names: list[str] | None = None
         self.outputs = self._probe_outputs()
 
     # -- signatures ---------------------------------------------------------------------------
-    def argument_names(self) -> list[str]:
+    def parameters(self) -> tuple[list[str], list[str]] | None:
+        """(required, optional) argument names of forward(), or None when they cannot be read."""
         if self.program is not None:
             return [spec.arg.name for spec in self.program.graph_signature.input_specs
-                    if spec.kind.name == "USER_INPUT"]
-        if hasattr(self.module, "forward") and hasattr(self.module.forward, "schema"):
-            return [a.name for a in self.module.forward.schema.arguments[1:]]  # TorchScript: skip self
+                    if spec.kind.name == "USER_INPUT"], []
+        if hasattr(self.module, "forward") and hasattr(self.module.forward, "schema"):  # TorchScript
+            arguments = self.module.forward.schema.arguments[1:]  # skip self
+            return ([a.name for a in arguments if not a.has_default_value()],
+                    [a.name for a in arguments if a.has_default_value()])
         try:
-            params = inspect.signature(self.module.forward).parameters.values()
+            params = list(inspect.signature(self.module.forward).parameters.values())
         except (TypeError, ValueError):
-            return []
-        return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                and p.default is inspect.Parameter.empty]
+            return None
+        named = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        return ([p.name for p in named if p.default is inspect.Parameter.empty],
+                [p.name for p in named if p.default is not inspect.Parameter.empty])
+
+    def argument_names(self) -> list[str]:
+        params = self.parameters()
+        return params[0] if params else []
 
     def _input_specs(self, given: list[TensorSpec] | None) -> list[TensorSpec]:
-        names = self.argument_names()
+        params = self.parameters()
+        required, optional = params if params else ([], [])
+        accepted = required + optional
         if given is not None:
-            if names and len(given) != len(names):
-                raise UsageError(f"the model takes {len(names)} input(s) ({', '.join(names)}) "
-                                 f"but --input-shape gave {len(given)}")
-            # Positional specs take the argument names of forward(), which become the ONNX names.
-            return [TensorSpec(names[i], s.shape, s.dtype) if names and s.name == f"input_{i}" else s
-                    for i, s in enumerate(given)]
+            # Positional specs ("1,3,224,224") take forward()'s argument names in order; these
+            # become the ONNX input names.
+            named = []
+            for i, spec in enumerate(given):
+                if spec.name == f"input_{i}" and i < len(accepted):
+                    spec = TensorSpec(accepted[i], spec.shape, spec.dtype, dim_names=spec.dim_names)
+                named.append(spec)
+            if params is not None:
+                named = self._check_names(named, required, accepted)
+            return named
         if self.program is not None:
             specs = []
             placeholders = {n.name: n for n in self.program.graph.nodes if n.op == "placeholder"}
@@ -244,8 +306,54 @@ class TorchSession(Session):
                 shape = tuple(d if isinstance(d, int) else None for d in val.shape)
                 specs.append(TensorSpec(spec.arg.name, shape, framework_dtype_to_numpy(val.dtype)))
             return specs
+        if not required and optional:
+            example = f"{optional[0]}:1,128:int64" if "ids" in optional[0] else f"{optional[0]}:1,3,224,224"
+            raise UsageError(f"forward() of {self.source!r} takes only optional arguments ({', '.join(optional[:8])}"
+                             f"{', ...' if len(optional) > 8 else ''}): say which to feed",
+                             hint=f"pass --input-shape for each input to feed, e.g. --input-shape {example}")
         # TorchScript and plain modules carry no shapes: names only, until --input-shape is given.
-        return [TensorSpec(n, None, np.float32) for n in names]
+        return [TensorSpec(n, None, np.float32) for n in required]
+
+    def _check_names(self, given: list[TensorSpec], required: list[str], accepted: list[str]) -> list[TensorSpec]:
+        """Named --input-shape entries against forward()'s arguments: a near miss ("input_idz") is
+        refused; names that match no argument at all rename the inputs in order (the ONNX inputs
+        take them); a subset of the optional arguments is passed by keyword."""
+        import difflib
+        names = [s.name for s in given]
+        unknown = [n for n in names if n not in accepted]
+        for name in unknown:
+            close = difflib.get_close_matches(name, accepted, n=1, cutoff=0.75)
+            if close:
+                raise UsageError(f"--input-shape names {name!r}, which forward() of {self.source!r} does not take; "
+                                 f"did you mean {close[0]!r}?", hint=f"its arguments are {quote_list(accepted)}")
+        if unknown and len(unknown) == len(names) and len(names) == len(required):
+            self.warnings.append("inputs renamed in order: " + ", ".join(
+                f"forward() argument {arg!r} is input {name!r}" for arg, name in zip(required, names) if arg != name))
+            return given
+        if unknown:
+            raise UsageError(f"--input-shape names {quote_list(unknown)}, which forward() of {self.source!r} "
+                             f"does not take; its arguments are {quote_list(accepted)}",
+                             hint="spell the names as forward() does, or give every input a new name in order")
+        missing = [n for n in required if n not in names]
+        if missing:
+            raise UsageError(f"the model takes {len(required)} input(s) ({', '.join(required)}) "
+                             f"but --input-shape gave {len(given)}; missing {quote_list(missing)}")
+        if names != accepted[:len(names)]:
+            self._keyword_inputs = names
+        return given
+
+    def _call(self, tensors: Sequence[Any]):
+        """Run forward() on tensors in input order: positionally, or by keyword when the inputs are
+        not forward()'s first arguments in order (input_ids + token_type_ids, skipping the mask)."""
+        if self._keyword_inputs:
+            return self.module(**dict(zip(self._keyword_inputs, tensors)))
+        return self.module(*tensors)
+
+    @property
+    def exportable(self):
+        """The module for exporters, which pass inputs in order: the model itself, or a wrapper
+        that passes them by keyword (see _call)."""
+        return keyword_call(self.module, self._keyword_inputs) if self._keyword_inputs else self.module
 
     @property
     def shapes_known(self) -> bool:
@@ -259,27 +367,33 @@ class TorchSession(Session):
                 hint=f"pass --input-shape for each input ({names}), e.g. --input-shape {self.inputs[0].name if self.inputs else 'x'}:1,3,224,224")
 
     def _probe_outputs(self) -> list[TensorSpec]:
-        """Output names, shapes and dtypes from one run on zeros (batch 1), when shapes are known."""
+        """Output names, shapes and dtypes from one run (batch 1), when shapes are known."""
         if not self.shapes_known:
             return []
         torch = _import_torch()
-        args = [torch.zeros([d if d is not None else 1 for d in s.shape],
-                            dtype=getattr(torch, s.dtype.name)) for s in self.inputs]
-        with torch.inference_mode():
-            flat = _flatten_outputs(self.module(*args))
+        try:
+            with torch.inference_mode():
+                flat = _flatten_outputs(self._call(self.example_args(batch=1)))
+        except ModelportError:
+            raise
+        except Exception as exc:  # shapes or dtypes the model cannot take: the user's to change
+            given = ", ".join(f"{s.name}:{s.shape_str()}:{s.dtype.name}" for s in self.inputs)
+            raise UsageError(f"{self.source!r} fails on inputs shaped {given}: {type(exc).__name__}: {first_line(exc)}",
+                             hint="check --input-shape: the rank, the sizes and the dtype of each input") from exc
         names = output_names_for(flat)
         self._output_names = names
         return [TensorSpec(n, (None,) + tuple(t.shape[1:]) if t.dim() else (), framework_dtype_to_numpy(t.dtype))
                 for n, (_, t) in zip(names, flat)]
 
     def example_args(self, batch: int | None = None):
-        """Zero-free example tensors for export: small random values, batch overridden if asked."""
+        """Zero-free example tensors for export: small random values, batch overridden if asked;
+        dynamic dims other than the batch at TRACE_DIM."""
         torch = _import_torch()
         self.require_shapes()
         generator = torch.Generator().manual_seed(0)
         args = []
         for spec in self.inputs:
-            shape = [d if d is not None else 1 for d in spec.shape]
+            shape = [d if d is not None else (1 if axis == 0 else TRACE_DIM) for axis, d in enumerate(spec.shape)]
             if batch is not None and shape:
                 shape[0] = batch
             dtype = getattr(torch, spec.dtype.name)
@@ -296,7 +410,7 @@ class TorchSession(Session):
         torch = _import_torch()
         args = [torch.from_numpy(np.ascontiguousarray(feeds[s.name])) for s in self.inputs]
         with torch.inference_mode():
-            flat = _flatten_outputs(self.module(*args))
+            flat = _flatten_outputs(self._call(args))
         names = self._output_names or output_names_for(flat)
         return {n: t.detach().cpu().numpy() for n, (_, t) in zip(names, flat)}
 
@@ -342,6 +456,25 @@ class TorchSession(Session):
                  "pickled_module": "pickled nn.Module"}
         params = sum(p.numel() for p in self.module.parameters()) if hasattr(self.module, "parameters") else None
         return {"kind": kinds.get(self.kind, self.kind), "parameters": params, "torch": torch.__version__}
+
+
+def keyword_call(model, names: Sequence[str]):
+    """``model`` wrapped so that inputs given in order reach it by keyword (exporters pass them in
+    order). forward() declares one parameter per input, as exporters read the signature."""
+    torch = _import_torch()
+
+    def forward(self, *tensors):
+        return self.model(**dict(zip(names, tensors)))
+    forward.__signature__ = inspect.Signature(
+        [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        + [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+
+    class KeywordInputs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+    KeywordInputs.forward = forward
+    return KeywordInputs()
 
 
 def open_pytorch(source, **options) -> TorchSession:

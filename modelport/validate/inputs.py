@@ -10,16 +10,19 @@ from ..errors import InvalidModelError, UsageError
 from ..tensors import TensorSpec
 
 DEFAULT_DYNAMIC_DIM = 8  # for dynamic dims other than the batch, unless --dim says otherwise
+# The sizes of such dims, one per batch size checked: a dynamic dim is checked at two sizes.
+DYNAMIC_DIM_SIZES = (DEFAULT_DYNAMIC_DIM, 12)
 
 
 def generate_feeds(specs: Sequence[TensorSpec], *, seed: int = 0, batch: int | None = None,
-                   dims: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
+                   dims: Mapping[str, int] | None = None,
+                   default_dim: int = DEFAULT_DYNAMIC_DIM) -> dict[str, np.ndarray]:
     """One seeded feed per input.
 
     Floats are standard-normal (the range of normalised images and embeddings); integers lie in
     [0, 10), or below the input's known index bound (the size of the table it indexes); booleans
     are fair coins. ``batch`` fixes dim 0; another dynamic dim takes ``dims[dim name]``, then
-    ``dims[input name]``, then a small default.
+    ``dims[input name]``, then ``default_dim``.
     """
     rng = np.random.default_rng(seed)
     dims = dims or {}
@@ -37,7 +40,7 @@ def generate_feeds(specs: Sequence[TensorSpec], *, seed: int = 0, batch: int | N
             elif symbol and symbol in dims:
                 shape.append(int(dims[symbol]))
             else:
-                shape.append(int(dims.get(spec.name, 1 if axis == 0 else DEFAULT_DYNAMIC_DIM)))
+                shape.append(int(dims.get(spec.name, 1 if axis == 0 else default_dim)))
         if np.issubdtype(spec.dtype, np.floating):
             feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         elif spec.dtype == np.bool_:

@@ -19,7 +19,7 @@ from ..errors import UsageError
 from ..formats.base import Session
 from ..tensors import TensorSpec
 from .compare import ParityAccumulator, ParityReport, match_names
-from .inputs import generate_feeds
+from .inputs import DYNAMIC_DIM_SIZES, generate_feeds
 from .layout import layout_permutation, output_permutation
 from .tolerances import Tolerance, tolerances_for
 
@@ -109,8 +109,11 @@ def plan_feeds(pairings: Sequence[InputPairing], reference: Session, candidate: 
         return [{n: np.asarray(feeds[n]) for n in names}], sorted({np.shape(feeds[n])[0] for n in names if np.ndim(feeds[n])})
     batches = list(batch_sizes or batch_sizes_for(reference, candidate))
     specs = [p.feed_spec() for p in pairings]
-    return [generate_feeds(specs, seed=seed + 7919 * b + s, batch=b, dims=dims)
-            for b in batches for s in range(samples)], batches
+    # Dynamic dims other than the batch (and not pinned by --dim) take a second size with the
+    # second batch size, so that both are checked.
+    return [generate_feeds(specs, seed=seed + 7919 * b + s, batch=b, dims=dims,
+                           default_dim=DYNAMIC_DIM_SIZES[min(i, len(DYNAMIC_DIM_SIZES) - 1)])
+            for i, b in enumerate(batches) for s in range(samples)], batches
 
 
 def choose_tolerance(candidate: Session, precision: str | None = None, atol: float | None = None,

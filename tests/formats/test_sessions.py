@@ -114,8 +114,13 @@ def test_parse_input_specs():
     assert specs[0].shape == (1, 3, 224, 224) and specs[0].dtype == np.float32
     assert specs[1].name == "ids" and specs[1].dtype == np.int64
     assert specs[2].shape == (2, None)
-    with pytest.raises(UsageError):
-        parse_input_specs(["x:1,a,3"])
+    # A dim written as a name (or -1, ?) is dynamic and keeps its name; a size must be a positive integer.
+    named = parse_input_specs(["x:1,seq,3", "y:1,3,-1:float"])
+    assert named[0].shape == (1, None, 3) and named[0].dim_names == (None, "seq", None)
+    assert named[1].dim_names == (None, None, "y_dim2") and named[1].dtype == np.float32  # torch's float
+    for bad in ("x:1,3.5,3", "x:1,0,3", "x:1,-2,3", "x:1,3:complex_thing"):
+        with pytest.raises(UsageError):
+            parse_input_specs([bad])
 
 
 def test_keras_lambda_layer_is_refused_in_safe_mode(cli, tmp_path):
