@@ -106,3 +106,50 @@ def save_all(folder: Path) -> dict[str, Path]:
     paths["cnn_bn.tflite"] = folder / "cnn_bn.tflite"
     paths["cnn_bn.tflite"].write_bytes(tf.lite.TFLiteConverter.from_keras_model(cnn).convert())
     return paths
+
+
+def wide_mlp():
+    """An MLP whose Dense kernels are large enough (>= 1024 values) for dynamic-range quantization."""
+    keras = _keras()
+    features = keras.Input((64,), name="features")
+    hidden = keras.layers.Dense(128, activation="relu")(features)
+    return keras.Model(features, keras.layers.Dense(10, name="logits")(hidden), name="wide_mlp")
+
+
+def save_quantized(folder: Path) -> dict[str, Path]:
+    """TFLite files from TF's own converter, each quantization TFLite users ship: full int8 with
+    int8 input/output, int8 inside float io, float16 weights, and dynamic range (int8 weights)."""
+    import tensorflow as tf
+    cnn, mlp = cnn_batchnorm(), wide_mlp()
+    paths = {"cnn.keras": folder / "cnn.keras", "mlp.keras": folder / "mlp.keras"}
+    cnn.save(paths["cnn.keras"])
+    mlp.save(paths["mlp.keras"])
+    rng = np.random.default_rng(0)
+
+    def representative():
+        for _ in range(32):
+            yield [rng.standard_normal((1, 16, 16, 3)).astype(np.float32)]
+
+    def write(name, model, configure):
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        configure(converter)
+        paths[name] = folder / name
+        paths[name].write_bytes(converter.convert())
+
+    def int8_io(c):
+        c.representative_dataset = representative
+        c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        c.inference_input_type = c.inference_output_type = tf.int8
+
+    def int8_float_io(c):
+        c.representative_dataset = representative
+
+    def fp16(c):
+        c.target_spec.supported_types = [tf.float16]
+
+    write("cnn_int8.tflite", cnn, int8_io)
+    write("cnn_int8_float_io.tflite", cnn, int8_float_io)
+    write("cnn_fp16.tflite", cnn, fp16)
+    write("mlp_dynamic.tflite", mlp, lambda c: None)
+    return paths

@@ -122,12 +122,15 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
 
     label = str(source) if is_factory_spec(source) else Path(source).name
     with steps.step(f"Loading {label} ({source_fmt.title})"):
-        session = source_fmt.open(source, **open_options)
+        session = source_fmt.open(source, **open_options, **chain[0].source_options)
     with contextlib.ExitStack() as stack:
         stack.callback(session.close)
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="modelport-")))
         for index, edge in enumerate(chain):
             last = index == len(chain) - 1
+            if index and edge.source_options:  # this edge reads the previous artifact its own way
+                session = FORMATS[edge.src].open(session.path, **edge.source_options)
+                stack.callback(session.close)
             hop_dst = destination if last else scratch / f"hop{index}{(FORMATS[edge.dst].suffixes or ('',))[0]}"
             staged = Path(stack.enter_context(staging_path(hop_dst, directory=FORMATS[edge.dst].is_directory)))
             hop = _run_edge(edge, session, staged, options, steps)

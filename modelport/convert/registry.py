@@ -38,6 +38,9 @@ class Edge:
     # For edges that write ONNX: () -> (lowest, highest) opset they can write, asked only when the
     # user gives --opset (it may import the exporter).
     opsets: Callable[[], tuple[int, int]] | None = None
+    # Options the source Session must be opened with for this edge (a TFLite source keeps its
+    # integer io: the ONNX model does too, so both are compared on the same integers).
+    source_options: dict = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -47,11 +50,13 @@ class Edge:
 EDGES: dict[tuple[str, str], Edge] = {}
 
 
-def converter(src: str, dst: str, description: str = "", *,
-              opsets: Callable[[], tuple[int, int]] | None = None) -> Callable[[EdgeFunction], EdgeFunction]:
-    """Register ``func`` as the edge ``src -> dst`` (``opsets``: the ONNX opsets it can write)."""
+def converter(src: str, dst: str, description: str = "", *, opsets: Callable[[], tuple[int, int]] | None = None,
+              source_options: dict | None = None) -> Callable[[EdgeFunction], EdgeFunction]:
+    """Register ``func`` as the edge ``src -> dst`` (``opsets``: the ONNX opsets it can write;
+    ``source_options``: how its source Session must be opened)."""
     def register(func: EdgeFunction) -> EdgeFunction:
-        EDGES[(src, dst)] = Edge(src, dst, func, description or (func.__doc__ or "").strip().splitlines()[0], opsets)
+        EDGES[(src, dst)] = Edge(src, dst, func, description or (func.__doc__ or "").strip().splitlines()[0], opsets,
+                                 dict(source_options or {}))
         return func
     return register
 

@@ -218,7 +218,7 @@ def savedmodel_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     return _write(_convert_function(tf2onnx, serve, specs, opset), dst, opset, f"signature {session.signature_name!r}")
 
 
-@converter("tflite", "onnx", "tf2onnx's TFLite importer", opsets=tf2onnx_opsets)
+@converter("tflite", "onnx", "tf2onnx's TFLite importer", opsets=tf2onnx_opsets, source_options={"raw_io": True})
 def tflite_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     """TFLite flatbuffer -> ONNX."""
     tf2onnx = _quiet_tf2onnx()

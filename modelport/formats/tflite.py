@@ -1,4 +1,9 @@
-"""TFLite flatbuffers, run by the LiteRT interpreter (ai-edge-litert)."""
+"""TFLite flatbuffers, run by the LiteRT interpreter (ai-edge-litert).
+
+A quantized input or output (int8/uint8 with a scale) is presented as float32: feeds are
+quantized with the tensor's scale and zero point, results dequantized, so that a quantized model
+is compared with its float source on the same values (``raw_io=True`` keeps the integers).
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -11,16 +16,31 @@ from ..tensors import TensorSpec
 from .base import Format, Probe, Session, register_format
 
 
-def _spec(detail) -> TensorSpec:
+def _quantization(detail) -> tuple[float, int] | None:
+    """(scale, zero point) of an integer tensor quantized per tensor, else None."""
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if np.dtype(detail["dtype"]).kind in "iu" and scale:
+        return float(scale), int(zero_point)
+    return None
+
+
+def _spec(detail, raw_io: bool) -> TensorSpec:
     signature = detail.get("shape_signature")
     dims = signature if signature is not None and len(signature) else detail["shape"]
-    return TensorSpec(detail["name"], tuple(None if d < 0 else int(d) for d in dims), np.dtype(detail["dtype"]))
+    dtype = np.dtype(detail["dtype"]) if raw_io or _quantization(detail) is None else np.dtype(np.float32)
+    return TensorSpec(detail["name"], tuple(None if d < 0 else int(d) for d in dims), dtype)
+
+
+def _quantize(value: np.ndarray, params: tuple[float, int], dtype: np.dtype) -> np.ndarray:
+    scale, zero_point = params
+    info = np.iinfo(dtype)
+    return np.clip(np.round(np.asarray(value, np.float64) / scale + zero_point), info.min, info.max).astype(dtype)
 
 
 class TFLiteSession(Session):
     format_name = "tflite"
 
-    def __init__(self, path, *, threads: int | None = None, **_ignored):
+    def __init__(self, path, *, threads: int | None = None, raw_io: bool = False, **_ignored):
         super().__init__(path)
         from ai_edge_litert.interpreter import Interpreter
         try:
@@ -32,12 +52,19 @@ class TFLiteSession(Session):
                                     hint="the file may be truncated or corrupt") from exc
         self._input_details = self.interpreter.get_input_details()
         self._output_details = self.interpreter.get_output_details()
-        self.inputs = [_spec(d) for d in self._input_details]
-        self.outputs = [_spec(d) for d in self._output_details]
+        self.inputs = [_spec(d, raw_io) for d in self._input_details]
+        self.outputs = [_spec(d, raw_io) for d in self._output_details]
         self._shapes = [tuple(d["shape"]) for d in self._input_details]
+        self._raw_io = raw_io
+        self._precision: str | None = None
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        arrays = [np.ascontiguousarray(feeds[s.name], dtype=s.dtype) for s in self.inputs]
+        arrays = []
+        for spec, detail in zip(self.inputs, self._input_details):
+            params = None if self._raw_io else _quantization(detail)
+            value = feeds[spec.name]
+            arrays.append(np.ascontiguousarray(_quantize(value, params, np.dtype(detail["dtype"])) if params
+                                               else np.asarray(value, dtype=spec.dtype)))
         shapes = [a.shape for a in arrays]
         if shapes != self._shapes:  # a new batch size: resize, then re-plan the memory
             for detail, shape in zip(self._input_details, shapes):
@@ -49,14 +76,39 @@ class TFLiteSession(Session):
         for detail, array in zip(self._input_details, arrays):
             self.interpreter.set_tensor(detail["index"], array)
         self.interpreter.invoke()
-        return {s.name: self.interpreter.get_tensor(d["index"]).copy()
-                for s, d in zip(self.outputs, self._output_details)}
+        results = {}
+        for spec, detail in zip(self.outputs, self._output_details):
+            value = self.interpreter.get_tensor(detail["index"])
+            params = None if self._raw_io else _quantization(detail)
+            results[spec.name] = ((value.astype(np.float32) - params[1]) * np.float32(params[0]) if params
+                                  else value.copy())
+        return results
 
     @property
     def precision(self) -> str:
-        if any(spec.dtype.name in ("int8", "uint8") for spec in self.inputs):
+        """From the flatbuffer's own tensors and ops (read without the XNNPACK delegate, which
+        folds weights away): quantized activations are int8, int8 weights alone (dynamic range)
+        uint8-weights, float16 weights fp16."""
+        if self._precision is None:
+            self._precision = self._inspect_precision()
+        return self._precision
+
+    def _inspect_precision(self) -> str:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        if any(_quantization(d) for d in list(self._input_details) + list(self._output_details)):
             return "int8"
-        return super().precision
+        with captured_output():
+            plain = Interpreter(model_path=str(self.path),
+                                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        types = {np.dtype(t["dtype"]).name for t in plain.get_tensor_details()}
+        ops = {op["op_name"] for op in plain._get_ops_details()}
+        if "QUANTIZE" in ops and types & {"int8", "uint8", "int16"}:
+            return "int8"
+        if types & {"int8", "uint8"}:
+            return "uint8-weights"
+        if "float16" in types:
+            return "fp16"
+        return "fp32"
 
     def describe(self) -> dict[str, Any]:
         signatures = list(self.interpreter.get_signature_list())
