@@ -42,14 +42,15 @@ class UnsupportedOpError(ModelportError):
     """An operator that the converter (or the exporter it drives) cannot translate."""
 
     def __init__(self, op_type: str, opset: int | None = None, supported: Iterable[str] = (),
-                 *, where: str | None = None, framework: str | None = None, hint: str | None = None):
+                 *, where: str | None = None, framework: str | None = None, hint: str | None = None,
+                 cannot: str = "be converted"):
         self.op_type = op_type
         self.opset = opset
         self.supported = sorted(supported)
         self.where = where
         parts = [f"unsupported op {op_type!r}"]
         if framework:
-            parts[0] = f"{framework} op {op_type!r} cannot be converted"
+            parts[0] = f"{framework} op {op_type!r} cannot {cannot}"
         if opset is not None:
             parts.append(f"at opset {opset}")
         if where:

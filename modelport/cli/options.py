@@ -20,6 +20,8 @@ InputShape = Annotated[Optional[List[str]], typer.Option(
     "--input-shape", help="NAME:1,3,224,224[:dtype] for a PyTorch input; repeat per input.")]
 TrustPickle = Annotated[bool, typer.Option(
     "--trust-pickle", help="Allow loading a pickled nn.Module (runs its code).")]
+Imports = Annotated[Optional[List[str]], typer.Option(
+    "--import", help="Import MODULE first (custom Keras layers, registered ops or pytree nodes); repeatable.")]
 
 # -- the parity check ------------------------------------------------------------------------------
 Inputs = Annotated[Optional[Path], typer.Option("--inputs", help=".npz of feeds, by input name, for the parity check.")]
@@ -37,9 +39,13 @@ Report = Annotated[Optional[Path], typer.Option("--report", help="Write the pari
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON result on stdout (progress stays on stderr).")]
 
 
-def open_options(weights: Optional[Path], input_shape: Optional[List[str]], trust_pickle: bool) -> dict:
-    """The options every command passes to the Session of its model; each format takes its own."""
+def open_options(weights: Optional[Path], input_shape: Optional[List[str]], trust_pickle: bool,
+                 imports: Optional[List[str]] = None) -> dict:
+    """The options every command passes to the Session of its model (each format takes its own),
+    after importing the user's modules (--import) that the model needs."""
+    from ..formats.factory import import_modules
     from ..formats.pytorch import parse_input_specs
+    import_modules(imports or ())
     return {"weights": weights, "input_specs": parse_input_specs(input_shape), "trust_pickle": trust_pickle}
 
 

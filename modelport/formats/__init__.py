@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import InvalidModelError, UnsupportedFormatError
 from .base import FORMATS, Format, Intermediate, Session, register_format
-from .detect import FACTORY_SPEC, sniff
+from .detect import sniff
 
 # Registration order is sniffing order: formats with an unmistakable magic number come first,
 # the ONNX and Caffe protobuf heuristics last.
@@ -35,8 +35,8 @@ def format_for_suffix(path: str | Path) -> Format | None:
 
 
 def is_factory_spec(source: str | Path) -> bool:
-    text = str(source)
-    return bool(FACTORY_SPEC.match(text)) and not Path(text).exists()
+    from .factory import is_factory_spec as check
+    return check(str(source))
 
 
 def detect(path: str | Path) -> Format:
@@ -47,7 +47,14 @@ def detect(path: str | Path) -> Format:
         UnsupportedFormatError: the content is no format modelport knows.
     """
     if is_factory_spec(path):
-        return next(fmt for fmt in FORMATS.values() if fmt.factory_sources)
+        from .factory import build, framework_of
+        model = build(str(path))
+        framework = framework_of(model)
+        for fmt in FORMATS.values():
+            if framework is not None and fmt.factory_framework == framework:
+                return fmt
+        raise InvalidModelError(f"{str(path)!r} gave a {type(model).__name__}, not a model modelport can open",
+                                hint="return a torch.nn.Module or a keras.Model from the factory")
     path = Path(path)
     if not path.exists():
         raise InvalidModelError(f"no such file or folder: {str(path)!r}",

@@ -182,8 +182,9 @@ class Format:
     aliases: tuple[str, ...] = field(default_factory=tuple)
     # Options of open() beyond the path ("weights", "input_specs", "trust_pickle", "preprocessing").
     open_options: frozenset[str] = frozenset()
-    # Whether a source may be a Python factory ("package.module:function") instead of a path.
-    factory_sources: bool = False
+    # The framework ("torch", "keras") of the models a Python factory ("package.module:function")
+    # may return for this format; None when the format has no such sources.
+    factory_framework: str | None = None
 
     def open(self, path, **options) -> Session:
         try:

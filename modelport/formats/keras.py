@@ -4,12 +4,13 @@ Loading uses ``safe_mode=True``: a model whose config carries Python lambdas is 
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidModelError, UntrustedPickleError, first_line
+from ..errors import InvalidModelError, UntrustedPickleError, UsageError, first_line
 from ..tensors import TensorSpec, framework_dtype_to_numpy
 from ._tf import import_keras
 from .base import Format, Intermediate, Probe, Session, register_format
@@ -17,11 +18,35 @@ from .base import Format, Intermediate, Probe, Session, register_format
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
+_MISSING_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
+_CLASS_MODULE = re.compile(r"'module': '([\w.]+)', 'class_name': '([^']+)'")
+
+
+def _missing_custom_object(exc: BaseException) -> UsageError | None:
+    """Keras could not find a custom layer/function class: say which, and which module defines it."""
+    while exc is not None:
+        found = _MISSING_CLASS.search(str(exc))
+        if found:
+            name = found.group(1)
+            modules = [m for m, cls in _CLASS_MODULE.findall(str(exc)) if cls == name]
+            where = f", defined in module {modules[0]!r}" if modules else ""
+            return UsageError(f"the model uses the custom Keras class {name!r}{where}, which is not registered "
+                              "in this process", hint=f"pass --import {modules[0] if modules else 'MODULE'} (the module "
+                              "that defines and registers it), or keras.saving.register_keras_serializable it")
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def load_keras_model(path: Path):
     keras = import_keras()
     try:
         return keras.saving.load_model(str(path), compile=False, safe_mode=True)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
+        missing = _missing_custom_object(exc)
+        if missing is not None:
+            raise missing from exc
+        if isinstance(exc, TypeError):
+            raise InvalidModelError(f"cannot load Keras model {str(path)!r}: {first_line(exc)}") from exc
         if "safe_mode" in str(exc) or "lambda" in str(exc).lower():
             raise UntrustedPickleError(
                 f"{str(path)!r} contains Python code (a Lambda layer); refusing to deserialize it",
@@ -30,6 +55,16 @@ def load_keras_model(path: Path):
     except Exception as exc:
         raise InvalidModelError(f"cannot load Keras model {str(path)!r}: {first_line(exc)}",
                                 hint="the file may be truncated or corrupt, or hold weights only") from exc
+
+
+def _load_weights(model, weights) -> None:
+    try:
+        model.load_weights(str(weights))
+    except FileNotFoundError:
+        raise InvalidModelError(f"no such weights file: {str(weights)!r}") from None
+    except Exception as exc:
+        raise InvalidModelError(f"weights {str(weights)!r} do not fit the model: {first_line(exc)}",
+                                hint="give the .weights.h5 saved from this architecture (model.save_weights)") from exc
 
 
 def keras_input_specs(model) -> list[TensorSpec]:
@@ -61,8 +96,15 @@ class KerasSession(Session):
     format_name = "keras"
     intermediate_scheme = "keras-layer"
 
-    def __init__(self, path, *, model=None, **_ignored):
+    def __init__(self, path, *, model=None, weights=None, **_ignored):
+        from .factory import is_factory_spec, take
         super().__init__(path)
+        if model is None and is_factory_spec(str(path)):  # package.module:factory returning a keras.Model
+            model = take(str(path))
+            if weights is not None:
+                _load_weights(model, weights)
+        elif weights is not None:
+            raise UsageError("--weights goes with a package.module:factory model, not a model file")
         self.model = model if model is not None else load_keras_model(self.path)
         if not getattr(self.model, "inputs", None):
             raise InvalidModelError(f"{str(path)!r} is a subclassed Keras model without a known input signature",
@@ -125,4 +167,5 @@ def sniff_keras(probe: Probe) -> str | None:
 
 
 register_format(Format("keras", "Keras", (".keras", ".h5", ".hdf5"), open_keras, sniff_keras, extra="tf",
-                       runtime_modules=("tensorflow", "keras", "h5py")))
+                       runtime_modules=("tensorflow", "keras", "h5py"), open_options=frozenset({"weights"}),
+                       factory_framework="keras"))

@@ -6,9 +6,10 @@ the caller passes ``trust_pickle=True``.
 """
 from __future__ import annotations
 
-import importlib
+import contextlib
 import inspect
-import sys
+import logging
+import re
 import zipfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,7 +19,7 @@ import numpy as np
 from ..errors import InvalidModelError, ModelportError, UntrustedPickleError, UsageError, first_line, quote_list
 from ..tensors import TensorSpec, framework_dtype_to_numpy
 from .base import Format, Intermediate, Probe, Session, register_format
-from .detect import FACTORY_SPEC
+from .factory import is_factory_spec
 
 
 def _import_torch():
@@ -58,23 +59,9 @@ def output_names_for(flat: Sequence[tuple[str | None, Any]]) -> list[str]:
 
 
 def _load_factory(spec: str, weights: str | Path | None):
+    from .factory import take
     torch = _import_torch()
-    module_name, attr = spec.split(":", 1)
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")  # like `python -m`: the user's current folder is importable
-    try:
-        target = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
-        raise InvalidModelError(f"cannot import {spec!r}: {exc}",
-                                hint="run from the folder that holds the package, or install it") from exc
-    try:
-        model = target() if callable(target) and not isinstance(target, torch.nn.Module) else target
-    except Exception as exc:  # the user's code failed: theirs to fix, not a bug of modelport
-        raise InvalidModelError(f"the factory {spec!r} raised {type(exc).__name__}: {first_line(exc)}",
-                                hint="fix the factory (run with --debug for its traceback); it must return "
-                                     "an nn.Module without arguments") from exc
+    model = take(spec)
     if not isinstance(model, torch.nn.Module):
         raise InvalidModelError(f"{spec!r} gave a {type(model).__name__}, not a torch.nn.Module")
     if weights is not None:
@@ -123,9 +110,15 @@ def _load_file(path: Path, trust_pickle: bool):
     kind = _archive_kind(path)
     try:
         if kind == "exported_program":
-            return torch.export.load(str(path)), kind
+            with _logged("torch.export") as logged:
+                try:
+                    return torch.export.load(str(path)), kind
+                except Exception as exc:
+                    raise _unregistered_type(path, logged) or exc
         if kind == "torchscript":
             return torch.jit.load(str(path), map_location="cpu"), kind
+    except ModelportError:
+        raise
     except Exception as exc:
         raise InvalidModelError(f"cannot load {str(path)!r}: {first_line(exc)}",
                                 hint="the file may be truncated or corrupt") from exc
@@ -153,6 +146,38 @@ def _load_file(path: Path, trust_pickle: bool):
     raise InvalidModelError(
         f"{str(path)!r} holds weights only ({type(obj).__name__}), not a model",
         hint="give the model as package.module:factory and this file as --weights")
+
+
+@contextlib.contextmanager
+def _logged(name: str):
+    """Collect what a library logs instead of printing it (torch.export.load tells the reason of a
+    failure only in a logged traceback); modelport reports it in its own words."""
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+            if record.exc_info:
+                records.append(logging.Formatter().formatException(record.exc_info))
+    logger = logging.getLogger(name)
+    saved = logger.handlers[:], logger.propagate
+    logger.handlers, logger.propagate = [Collect()], False
+    try:
+        yield records
+    finally:
+        logger.handlers, logger.propagate = saved
+
+
+def _unregistered_type(path: Path, logged: list[str]) -> UsageError | None:
+    """A .pt2 whose inputs/outputs are a library's types (Hugging Face ModelOutput): loading needs the
+    library that registers them with torch's pytree."""
+    for message in logged:
+        found = re.search(r"Deserializing ([\w.]+) in pytree is not registered", message)
+        if found:
+            module = found.group(1).rsplit(".", 1)[0]  # the module that defines (and registers) the type
+            return UsageError(f"{str(path)!r} returns {found.group(1)!r} objects, a type registered with torch "
+                              "by the module that defines it", hint=f"pass --import {module}")
+    return None
 
 
 def _archive_kind(path: Path) -> str:
@@ -234,7 +259,7 @@ class TorchSession(Session):
     def __init__(self, source, *, weights=None, input_specs: Sequence[TensorSpec] | None = None,
                  trust_pickle: bool = False, **_ignored):
         text = str(source)
-        if FACTORY_SPEC.match(text) and not Path(text).exists():
+        if is_factory_spec(text):
             super().__init__(text)
             self.kind = "factory"
             self.module = _load_factory(text, weights)
@@ -373,7 +398,7 @@ class TorchSession(Session):
         torch = _import_torch()
         try:
             with torch.inference_mode():
-                flat = _flatten_outputs(self._call(self.example_args(batch=1)))
+                flat = _flatten_outputs(self._call(self.example_args()))
         except ModelportError:
             raise
         except Exception as exc:  # shapes or dtypes the model cannot take: the user's to change
@@ -510,4 +535,4 @@ def sniff_pytorch(probe: Probe) -> str | None:
 
 register_format(Format("pytorch", "PyTorch", (".pt", ".pth", ".pt2"), open_pytorch, sniff_pytorch, extra="torch",
                        runtime_modules=("torch",), aliases=("torch", "torchscript"),
-                       open_options=frozenset({"weights", "input_specs", "trust_pickle"}), factory_sources=True))
+                       open_options=frozenset({"weights", "input_specs", "trust_pickle"}), factory_framework="torch"))

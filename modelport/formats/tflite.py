@@ -6,14 +6,35 @@ is compared with its float source on the same values (``raw_io=True`` keeps the 
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 
 from .._console import captured_output
-from ..errors import InvalidModelError, first_line
+from ..errors import InvalidModelError, UnsupportedOpError, first_line
 from ..tensors import TensorSpec
 from .base import Format, Probe, Session, register_format
+
+
+def _load_error(path, exc: Exception) -> Exception:
+    """Say what LiteRT really refused: TensorFlow (Flex) ops, an unregistered custom op, or a
+    damaged file."""
+    text = " ".join(str(exc).split())
+    flex = sorted(set(re.findall(r"\b(Flex\w+)", text)))
+    if "Select TensorFlow op" in text or flex:
+        return UnsupportedOpError(", ".join(flex) or "Flex (SELECT_TF_OPS)", where=f"{path.name!r}", framework="TFLite",
+                                  cannot="be run by LiteRT in Python",
+                                  hint="the model uses TensorFlow ops through the Flex delegate, which the LiteRT "
+                                       "Python runtime does not link: it runs only where the Flex delegate is (Android: "
+                                       "tensorflow-lite-select-tf-ops); convert without SELECT_TF_OPS to run it here")
+    custom = re.search(r"unresolved custom op: (\w+)", text)
+    if custom:
+        return UnsupportedOpError(custom.group(1), where=f"{path.name!r}", framework="TFLite",
+                                  cannot="be run by LiteRT", hint="a custom op: LiteRT runs it only with the op's kernel registered")
+    damaged = any(key in text.lower() for key in ("identifier", "flatbuffer", "could not", "verif", "parse"))
+    return InvalidModelError(f"LiteRT cannot load {str(path)!r}: {first_line(exc)}",
+                             hint="the file may be truncated or corrupt" if damaged else None)
 
 
 def _quantization(detail) -> tuple[float, int] | None:
@@ -48,8 +69,7 @@ class TFLiteSession(Session):
                 self.interpreter = Interpreter(model_path=str(self.path), num_threads=threads)
                 self.interpreter.allocate_tensors()
         except Exception as exc:
-            raise InvalidModelError(f"LiteRT cannot load {str(path)!r}: {first_line(exc)}",
-                                    hint="the file may be truncated or corrupt") from exc
+            raise _load_error(self.path, exc) from exc
         self._input_details = self.interpreter.get_input_details()
         self._output_details = self.interpreter.get_output_details()
         self.inputs = [_spec(d, raw_io) for d in self._input_details]
