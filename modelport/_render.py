@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 from rich.markup import escape
+from rich.console import Group
 from rich.table import Table
 
 from ._console import console
@@ -47,16 +48,20 @@ def render_info(data: dict[str, Any]) -> None:
 
 _BREAK_AFTER = re.compile(r"(?<=[/._:\-])")
 # Width the parity table's other columns take (shape, numbers, result, borders) on one line.
-_OTHER_COLUMNS = 62
+_OTHER_COLUMNS = 64
 
 
 def wrap_name(name: str, width: int) -> str:
-    """Break a tensor name over lines at its separators (/ . _ : -) so that no line is wider than
-    ``width``; a terminal table would otherwise cut it in the middle of a word."""
+    """Break a tensor name over lines so that no line is wider than ``width``: at its slashes
+    (scopes) first, inside a scope at _ . : - only when the scope itself is too long; a terminal
+    table would otherwise cut it in the middle of a word."""
     if len(name) <= width:
         return name
+    pieces = []
+    for scope in re.split(r"(?<=/)", name):
+        pieces.extend(_BREAK_AFTER.split(scope) if len(scope) > width else [scope])
     lines, line = [], ""
-    for piece in _BREAK_AFTER.split(name):
+    for piece in pieces:
         if line and len(line) + len(piece) > width:
             lines.append(line)
             line = ""
@@ -69,17 +74,31 @@ def _fmt(value, spec: str = ".3g") -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _parity_table(report, width: int) -> Table:
+def _parity_table(report, width: int):
+    """The per-output table; names too long for the terminal's width are numbered in the table
+    and written out in full below it, broken at their separators."""
+    name_width = width - _OTHER_COLUMNS
+    pieces = [p for o in report.outputs for p in _BREAK_AFTER.split(o.candidate_name)]
+    numbered = bool(pieces) and max(map(len, pieces)) > name_width
     table = Table(show_edge=False)
     for column in ("output", "shape", "max abs", "max rel", "cosine", "top-1", "result"):
-        table.add_column(column, justify="left" if column in ("output", "shape") else "right", overflow="fold")
-    name_width = max(16, width - _OTHER_COLUMNS)
-    for item in report.outputs:
+        table.add_column("#" if numbered and column == "output" else column,
+                         justify="left" if column in ("output", "shape") else "right", overflow="fold",
+                         no_wrap=column == "result")
+    for number, item in enumerate(report.outputs, 1):
         top1 = "-" if item.top1_agreement is None else f"{item.top1_agreement:.0%}"
         verdict = "[green]pass[/]" if item.passed else "[red]FAIL[/]"
-        table.add_row(escape(wrap_name(item.candidate_name, name_width)), escape(str(item.candidate_shape)), _fmt(item.max_abs),
+        label = str(number) if numbered else escape(wrap_name(item.candidate_name, name_width))
+        table.add_row(label, escape(str(item.candidate_shape)), _fmt(item.max_abs),
                       _fmt(item.max_rel), _fmt(item.cosine, ".6f"), top1, verdict)
-    return table
+    if not numbered:
+        return table
+    legend = Table.grid(padding=(0, 1))
+    legend.add_column(justify="right")
+    legend.add_column()
+    for number, item in enumerate(report.outputs, 1):
+        legend.add_row(f"{number}:", escape(wrap_name(item.candidate_name, max(20, width - 6))))
+    return Group(table, legend)
 
 
 def _parity_details(out, report, already_said: tuple[str, ...] = ()) -> None:
@@ -94,8 +113,9 @@ def _parity_details(out, report, already_said: tuple[str, ...] = ()) -> None:
 def render_conversion(result) -> None:
     out = console.__class__(highlight=False, soft_wrap=True)
     for hop in result.hops:
-        exporter = f", {hop.exporter} exporter" if hop.exporter else ""
-        out.print(f"[bold]{hop.edge}[/] -> {escape(hop.artifact)} ({hop.seconds:.1f}s{exporter})")
+        details = [f"{hop.seconds:.1f}s"] + [escape(text) for text in (hop.exporter, hop.note) if text]
+        where = escape(hop.artifact) if hop.artifact else "[dim](intermediate)[/]"
+        out.print(f"[bold]{hop.edge}[/] -> {where} ({', '.join(details)})")
         if hop.report is None:
             out.print(f"  [yellow]parity not checked[/] ({escape(hop.unchecked or '--no-check')})")
             continue

@@ -39,6 +39,7 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
             opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset to target."),
             fixed_batch: bool = typer.Option(False, "--fixed-batch", help="Keep the batch dimension static."),
             no_check: bool = typer.Option(False, "--no-check", help="Skip the parity check."),
+            optimize: bool = typer.Option(False, "--optimize", help="Clean up the ONNX model with onnxslim (one more hop, checked against the unoptimized model)."),
             atol: Atol = None, rtol: Rtol = None, relative_to: RelativeTo = None, samples: Samples = 3,
             seed: Seed = 0, dim: Dim = None, report: Report = None, trust_pickle: TrustPickle = False,
             mean: Optional[str] = typer.Option(None, "--mean", help="Caffe: mean.binaryproto or B,G,R values subtracted from the input."),
@@ -60,7 +61,8 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
                              input_specs=options["input_specs"], trust_pickle=trust_pickle, opset=opset,
                              dynamic_batch=not fixed_batch, check=not no_check, atol=atol, rtol=rtol,
                              relative_to=relative_to, feeds=feeds, samples=samples, seed=seed, dims=parse_dims(dim),
-                             source_options=source_options, edge_options=edge_options, steps=Steps(enabled=True))
+                             source_options=source_options, edge_options=edge_options, optimize=optimize,
+                             steps=Steps(enabled=True))
     except ParityError as error:
         if error.result is not None:
             _finish_convert(error.result, report, as_json)

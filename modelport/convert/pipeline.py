@@ -32,15 +32,16 @@ EDGES_RUN: set[str] = set()
 @dataclass
 class HopResult:
     edge: str
-    artifact: str
+    artifact: str | None  # None for an intermediate artifact, which is not kept
     seconds: float
     report: ParityReport | None = None
     exporter: str | None = None
+    note: str | None = None  # what the edge reports about its work (e.g. nodes removed)
     unchecked: str | None = None  # why parity was not checked, when it was not
 
     def to_dict(self) -> dict[str, Any]:
         return {"edge": self.edge, "artifact": self.artifact, "seconds": round(self.seconds, 3),
-                "exporter": self.exporter, "unchecked": self.unchecked,
+                "exporter": self.exporter, "note": self.note, "unchecked": self.unchecked,
                 "parity": self.report.to_dict() if self.report is not None else None}
 
 
@@ -87,11 +88,12 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             atol: float | None = None, rtol: float | None = None, relative_to: str | None = None,
             feeds: Mapping[str, np.ndarray] | None = None, samples: int = 3, seed: int = 0,
             dims: Mapping[str, int] | None = None, source_options: Mapping[str, Any] | None = None, edge_options: Mapping[str, Any] | None = None,
-            steps: Steps | None = None) -> ConversionResult:
+            optimize: bool = False, steps: Steps | None = None) -> ConversionResult:
     """Convert ``source`` to ``destination`` and check every hop for numerical parity.
 
     ``source_options`` go to the source format's Session (e.g. Caffe ``preprocessing``);
-    ``edge_options`` to the converter edges (e.g. ``bake_preprocessing``).
+    ``edge_options`` to the converter edges (e.g. ``bake_preprocessing``). ``optimize`` adds an
+    onnx -> onnx hop (onnxslim) at the end, checked against the unoptimized model.
 
     Raises:
         ParityError: the artifact was written but differs from its source beyond tolerance;
@@ -104,6 +106,11 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
     target_format = target_format_for(destination, to)
     chain = plan(source_format, target_format, via)
     check_opset(chain, opset)
+    if optimize:
+        from .optimize import OPTIMIZE_EDGE
+        if target_format != OPTIMIZE_EDGE.dst:
+            raise UsageError(f"--optimize cleans up ONNX models; the target here is {target_format}")
+        chain = chain + [OPTIMIZE_EDGE]
     destination = Path(destination)
     if destination.exists() and destination.is_dir() != FORMATS[target_format].is_directory:
         raise UsageError(f"{str(destination)!r} exists and is a {'folder' if destination.is_dir() else 'file'}; "
@@ -136,6 +143,7 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             hop = _run_edge(edge, session, staged, options, steps)
             result.warnings += options.extra.pop("warnings", [])
             hop.exporter = options.extra.pop("exporter", None)
+            hop.note = options.extra.pop("note", None)
             result.warnings += session.warnings
             candidate = None
             if check or not last:  # the artifact is opened to check it, or as the next hop's source
@@ -161,6 +169,8 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
                 hop.artifact = str(final)
                 if hop.report is not None:
                     hop.report.candidate = str(final)
+            else:
+                hop.artifact = None  # an intermediate in the scratch folder, removed at the end
             result.hops.append(hop)
             session = candidate
     result.seconds = time.perf_counter() - start

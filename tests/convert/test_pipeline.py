@@ -79,3 +79,24 @@ def test_multi_hop_html_report_shows_every_hop(tmp_path, keras_models):
     text = report.read_text()
     assert "Hop 1: keras-&gt;keras" in text and "Hop 2: keras-&gt;savedmodel" in text
     assert 'id="outputs"' in text and 'id="outputs-2"' in text and text.count("verdict pass") == 3
+
+
+def test_optimize_is_one_more_hop_checked_against_the_unoptimized_model(cli, tmp_path, keras_models):
+    """--optimize: onnxslim after tf2onnx, and that hop compared (ORT vs ORT) like any other."""
+    import onnxruntime as ort
+    plain, slim = tmp_path / "plain.onnx", tmp_path / "slim.onnx"
+    assert cli("convert", keras_models["cnn_bn.keras"], plain).code == 0
+    result = cli("convert", keras_models["cnn_bn.keras"], slim, "--optimize", "--json")
+    assert result.code == 0, result.err
+    first, second = result.json()["hops"]
+    assert first["edge"] == "keras->onnx" and first["artifact"] is None  # intermediate, not kept
+    assert second["edge"] == "onnx->onnx" and second["exporter"].startswith("onnxslim")
+    assert second["parity"]["reference_format"] == second["parity"]["candidate_format"] == "onnx"
+    assert second["parity"]["passed"] and second["artifact"] == str(slim)
+    assert len(onnx.load(str(slim)).graph.node) < len(onnx.load(str(plain)).graph.node)
+    # Independently: the optimized model computes what the plain one does.
+    x = np.random.default_rng(0).standard_normal((2, 16, 16, 3)).astype(np.float32)
+    run = {p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (plain, slim)}
+    outputs = {p: s.run(None, {s.get_inputs()[0].name: x})[0] for p, s in run.items()}
+    from tests.parity import assert_outputs_match
+    assert_outputs_match({"logits": outputs[plain]}, {"logits": outputs[slim]})
