@@ -73,6 +73,9 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
          ["convert", "modelport.demo:demo_cnn", f"{w}/cnn.onnx", "--weights", f"{w}/cnn_weights.pt",
           "--input-shape", "image:1,3,32,32", "--report", f"{w}/cnn_parity.json"]),
         ("Inspect the ONNX model", ["info", f"{w}/cnn.onnx"]),
+        ("Again for images of any size (dynamic height and width, checked at two sizes), optimized by onnxslim",
+         ["convert", "modelport.demo:demo_cnn", f"{w}/cnn_any_size.onnx", "--weights", f"{w}/cnn_weights.pt",
+          "--input-shape", "image:1,3,height,width", "--optimize"]),
         ("Build a Keras model with two inputs and two outputs", lambda: _build_keras(workdir)),
         ("Inspect it", ["info", f"{w}/two_heads.keras"]),
         ("Convert it to ONNX; parity is checked against Keras",
@@ -107,6 +110,7 @@ def run_demo(workdir: Path, run_command: Callable[[list[str]], int]) -> None:
     console.rule("[bold]done")
     console.print(
         f"In {elapsed:.0f}s the demo built a PyTorch CNN and a two-input, two-output Keras model, "
-        f"converted both and Caffe's LeNet to ONNX, checked each against its own runtime (PyTorch, Keras, "
+        f"converted both (the CNN also for any image size, optimized) and Caffe's LeNet to ONNX, checked each "
+        f"against its own runtime (PyTorch, Keras, "
         f"OpenCV) on seeded inputs (batch 1 and 3), and validated the CNN's ONNX against PyTorch module by module. "
         f"Models and reports are in {escape(str(workdir))}/; open cnn_validate.html in a browser.")

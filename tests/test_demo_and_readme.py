@@ -20,7 +20,7 @@ def _readme_commands() -> list[list[str]]:
 def test_demo_then_readme_examples(cli, tmp_path, monkeypatch):
     result = cli("demo", "--workdir", tmp_path / "modelport-demo")
     assert result.code == 0, result.err
-    for name in ("cnn.onnx", "cnn_parity.json", "cnn_validate.html", "two_heads.keras", "two_heads.onnx",
+    for name in ("cnn.onnx", "cnn_any_size.onnx", "cnn_parity.json", "cnn_validate.html", "two_heads.keras", "two_heads.onnx",
                  "two_heads_parity.json", "lenet.onnx", "lenet_parity.json"):
         assert (tmp_path / "modelport-demo" / name).is_file(), name
     assert "parity passed" in result.out
