@@ -44,7 +44,7 @@ def open_options(weights: Optional[Path], input_shape: Optional[List[str]], trus
     """The options every command passes to the Session of its model (each format takes its own),
     after importing the user's modules (--import) that the model needs."""
     from ..formats.factory import import_modules
-    from ..formats.pytorch import parse_input_specs
+    from ..formats.input_specs import parse_input_specs
     import_modules(imports or ())
     return {"weights": weights, "input_specs": parse_input_specs(input_shape), "trust_pickle": trust_pickle}
 

@@ -97,3 +97,17 @@ def test_fixed_batch_pins_keras_savedmodel_and_tflite(cli, keras_models, tmp_pat
     assert result.code == 0, result.err
     assert result.json()["hops"][0]["parity"]["batch_sizes"] == [1]
     assert all(dims[0] == 1 for dims in _dims(dst).values())
+
+
+def test_opset_beyond_tf2onnx_is_exit_2_naming_the_range(cli, keras_models, tmp_path):
+    result = cli("convert", keras_models["cnn_bn.keras"], tmp_path / "x.onnx", "--opset", "20")
+    assert result.code == 2 and "keras->onnx writes ONNX opsets 7 to 18" in result.err
+    assert "make_sure" not in result.err and list(tmp_path.iterdir()) == []
+
+
+def test_opset_below_18_uses_the_torchscript_exporter(cli, tmp_path):
+    dst = tmp_path / "cnn12.onnx"
+    result = cli("convert", "tests.zoo_torch:small_cnn", dst, "--input-shape", "1,3,8,8", "--opset", "12", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["hops"][0]["exporter"] == "torchscript"
+    assert {o.domain: o.version for o in onnx.load(str(dst)).opset_import}[""] == 12

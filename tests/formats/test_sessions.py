@@ -5,7 +5,7 @@ import torch
 
 from modelport.errors import InvalidModelError, UntrustedPickleError, UsageError
 from modelport.formats import open_model
-from modelport.formats.pytorch import parse_input_specs
+from modelport.formats.input_specs import parse_input_specs
 from tests import zoo_torch
 
 

@@ -132,7 +132,7 @@ def test_fp16_candidate_passes_fp16_fails_fp32(cli, transformer_onnx, tmp_path):
 
 
 def test_every_failing_output_is_listed(transformer_onnx):
-    from modelport.formats.pytorch import parse_input_specs
+    from modelport.formats.input_specs import parse_input_specs
     report = modelport.validate("tests.zoo_torch:tiny_transformer", transformer_onnx, atol=0, rtol=0,
                                 open_options={"input_specs": parse_input_specs(["x:1,7,32"])})
     assert not report
