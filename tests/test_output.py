@@ -34,3 +34,21 @@ def test_long_output_names_break_at_separators():
         assert "result" in text and "pass" in text  # no column cut short
         for piece in ("StatefulPartitionedCall/", "functional_model/", "dense_logits_head/", "BiasAdd:0"):
             assert piece in text, text  # whole pieces, never cut inside a word
+
+
+def test_long_steps_show_elapsed_time_on_a_terminal():
+    import time
+
+    from rich.console import Console
+
+    import modelport._console as console_module
+    terminal = Console(force_terminal=True, width=80, record=True)
+    original, console_module.console = console_module.console, terminal
+    try:
+        with console_module.Steps().step("Tracing a large model"):
+            time.sleep(1.2)
+    finally:
+        console_module.console = original
+    text = terminal.export_text()
+    assert "Tracing a large model 1s" in text  # the spinner line counts seconds while it runs
+    assert "✓ Tracing a large model (1." in text
