@@ -1,0 +1,267 @@
+"""ONNX neural-network ops: matrix products, convolution, pooling, normalization, softmax.
+
+ONNX is channels-first; TensorFlow's CPU convolution and pooling kernels are channels-last, so
+this first slice transposes around each of them (the whole-graph layout plan replaces this).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import UnsupportedOpError
+from .graph import NodeContext, onnx_op
+
+
+def _tf():
+    import tensorflow as tf
+    return tf
+
+
+def _to_last(tf, x):
+    rank = len(x.shape)
+    return tf.transpose(x, [0, *range(2, rank), 1])
+
+
+def _to_first(tf, x):
+    rank = len(x.shape)
+    return tf.transpose(x, [0, rank - 1, *range(1, rank - 1)])
+
+
+@onnx_op("MatMul")
+def convert_matmul(ctx: NodeContext):
+    """ONNX MatMul (numpy semantics: 1-D operands promoted and squeezed back)."""
+    tf = _tf()
+    a, b = ctx.inputs[:2]
+    if len(a.shape) == 1 or len(b.shape) == 1:
+        return tf.experimental.numpy.matmul(a, b)
+    return tf.linalg.matmul(a, b)
+
+
+@onnx_op("Gemm")
+def convert_gemm(ctx: NodeContext):
+    """ONNX Gemm: alpha * op(A) @ op(B) + beta * C."""
+    tf = _tf()
+    a, b = ctx.inputs[:2]
+    y = tf.linalg.matmul(a, b, transpose_a=bool(ctx.attr("transA", 0)), transpose_b=bool(ctx.attr("transB", 0)))
+    alpha, beta = ctx.attr("alpha", 1.0), ctx.attr("beta", 1.0)
+    if alpha != 1.0:
+        y = y * tf.cast(alpha, y.dtype)
+    c = ctx.input(2)
+    if c is not None:
+        y = y + (c * tf.cast(beta, c.dtype) if beta != 1.0 else c)
+    return y
+
+
+def _spatial(ctx: NodeContext, x, kernel_shape):
+    """strides, dilations and explicit [(begin, end)] pads (auto_pad resolved) for each spatial dim."""
+    rank = len(x.shape) - 2
+    strides = list(ctx.attr("strides", [1] * rank))
+    dilations = list(ctx.attr("dilations", [1] * rank))
+    auto_pad = ctx.attr("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        pads = []
+        for size, k, s, d in zip(x.shape[2:], kernel_shape, strides, dilations):
+            if size is None:
+                raise UnsupportedOpError("auto_pad SAME with a dynamic spatial size", where=f"node {ctx.node.name!r}")
+            out = -(-size // s)
+            total = max(0, (out - 1) * s + (k - 1) * d + 1 - size)
+            small, big = total // 2, total - total // 2
+            pads.append((big, small) if auto_pad == "SAME_LOWER" else (small, big))
+    elif auto_pad == "VALID":
+        pads = [(0, 0)] * rank
+    else:
+        flat = list(ctx.attr("pads", [0] * (2 * rank)))
+        pads = list(zip(flat[:rank], flat[rank:]))
+    return strides, dilations, pads
+
+
+@onnx_op("Conv")
+def convert_conv(ctx: NodeContext):
+    """ONNX Conv (1-3 spatial dims, groups, dilations, explicit or SAME pads)."""
+    tf = _tf()
+    x, w = ctx.inputs[:2]
+    kernel = list(w.shape[2:])
+    strides, dilations, pads = _spatial(ctx, x, kernel)
+    group = ctx.attr("group", 1)
+    y = _to_last(tf, x)
+    if any(a or b for a, b in pads):
+        y = tf.pad(y, [[0, 0], *[[a, b] for a, b in pads], [0, 0]])
+    # ONNX weights O x C/g x k..., TF filters k... x C/g x O.
+    filters = tf.transpose(w, [*range(2, len(w.shape)), 1, 0])
+    channels = x.shape[1]
+    if group == 1 or channels is None:
+        y = tf.nn.convolution(y, filters, strides=strides, dilations=dilations, padding="VALID")
+    else:
+        outputs = w.shape[0] // group
+        per = channels // group
+        y = tf.concat([tf.nn.convolution(y[..., g * per:(g + 1) * per], filters[..., g * outputs:(g + 1) * outputs],
+                                         strides=strides, dilations=dilations, padding="VALID")
+                       for g in range(group)], axis=-1)
+    bias = ctx.input(2)
+    if bias is not None:
+        y = y + bias
+    return _to_first(tf, y)
+
+
+def _pool(ctx: NodeContext, kind: str):
+    tf = _tf()
+    x = ctx.inputs[0]
+    kernel = list(ctx.attr("kernel_shape"))
+    strides, dilations, pads = _spatial(ctx, x, kernel)
+    if any(d != 1 for d in dilations) and (kind != "max" or ctx.attr("ceil_mode", 0)):
+        raise UnsupportedOpError(f"{ctx.node.op_type} with dilations", ctx.opset, where=f"node {ctx.node.name!r}")
+    spatial = list(x.shape[2:])
+    extra = [0] * len(kernel)  # end padding added by ceil_mode, which never counts as elements
+    if ctx.attr("ceil_mode", 0):  # extend the end pads so that the last, partial window is kept
+        extra = []
+        for size, k, s, (a, b) in zip(spatial, kernel, strides, pads):
+            if size is None:
+                raise UnsupportedOpError("ceil_mode with a dynamic spatial size", where=f"node {ctx.node.name!r}")
+            out = -(-(size + a + b - k) // s) + 1
+            if (out - 1) * s >= size + a:  # the last window would start in the end padding
+                out -= 1
+            extra.append(max(0, (out - 1) * s + k - (size + a + b)))
+        pads = [(a, b + e) for (a, b), e in zip(pads, extra)]
+    y = _to_last(tf, x)
+    window = [1, *kernel, 1]
+    stride = [1, *strides, 1]
+    if kind == "max":
+        if any(a or b for a, b in pads):
+            y = tf.pad(y, [[0, 0], *[[a, b] for a, b in pads], [0, 0]], constant_values=float("-inf"))
+        if any(d != 1 for d in dilations):
+            return _to_first(tf, tf.nn.pool(y, kernel, "MAX", strides=strides, padding="VALID", dilations=dilations))
+        return _to_first(tf, tf.nn.max_pool(y, window, stride, "VALID"))
+    count_pad = ctx.attr("count_include_pad", 0)
+    padded = tf.pad(y, [[0, 0], *[[a, b] for a, b in pads], [0, 0]]) if any(a or b for a, b in pads) else y
+    total = tf.nn.avg_pool(padded, window, stride, "VALID") * float(np.prod(kernel))
+    if count_pad and not ctx.attr("ceil_mode", 0):
+        return _to_first(tf, total / float(np.prod(kernel)))
+    # Divide by the window's count of real elements (pads excluded, or ceil-mode overhang excluded).
+    ones = tf.ones_like(y[..., :1])
+    if count_pad:  # explicit pads count, the ceil-mode overhang does not
+        ones = tf.pad(ones, [[0, 0], *[[a, b - e] for (a, b), e in zip(pads, extra)], [0, 0]], constant_values=1.0)
+        ones = tf.pad(ones, [[0, 0], *[[0, e] for e in extra], [0, 0]])
+    else:
+        ones = tf.pad(ones, [[0, 0], *[[a, b] for a, b in pads], [0, 0]])
+    count = tf.nn.avg_pool(ones, window, stride, "VALID") * float(np.prod(kernel))
+    return _to_first(tf, total / count)
+
+
+@onnx_op("MaxPool")
+def convert_max_pool(ctx: NodeContext):
+    """ONNX MaxPool (values only; the Indices output is not produced)."""
+    if len(ctx.node.output) > 1 and ctx.node.output[1]:
+        raise UnsupportedOpError("MaxPool with Indices", ctx.opset, where=f"node {ctx.node.name!r}")
+    return _pool(ctx, "max")
+
+
+@onnx_op("AveragePool")
+def convert_average_pool(ctx: NodeContext):
+    """ONNX AveragePool (count_include_pad, ceil_mode)."""
+    return _pool(ctx, "average")
+
+
+@onnx_op("GlobalAveragePool")
+def convert_global_average_pool(ctx: NodeContext):
+    """ONNX GlobalAveragePool over every spatial dim."""
+    x = ctx.inputs[0]
+    return _tf().reduce_mean(x, axis=list(range(2, len(x.shape))), keepdims=True)
+
+
+@onnx_op("GlobalMaxPool")
+def convert_global_max_pool(ctx: NodeContext):
+    """ONNX GlobalMaxPool over every spatial dim."""
+    x = ctx.inputs[0]
+    return _tf().reduce_max(x, axis=list(range(2, len(x.shape))), keepdims=True)
+
+
+def _channel_shaped(tf, value, rank):
+    return tf.reshape(value, [1, -1] + [1] * (rank - 2))
+
+
+@onnx_op("BatchNormalization")
+def convert_batch_normalization(ctx: NodeContext):
+    """ONNX BatchNormalization at inference (running statistics)."""
+    tf = _tf()
+    x, scale, bias, mean, var = ctx.inputs[:5]
+    rank = len(x.shape)
+    shape = [_channel_shaped(tf, v, rank) for v in (scale, bias, mean, var)]
+    inv = shape[0] * tf.math.rsqrt(shape[3] + ctx.attr("epsilon", 1e-5))
+    return x * inv + (shape[1] - shape[2] * inv)
+
+
+@onnx_op("InstanceNormalization", since=6)
+def convert_instance_normalization(ctx: NodeContext):
+    """ONNX InstanceNormalization: per sample and channel over the spatial dims."""
+    tf = _tf()
+    x, scale, bias = ctx.inputs[:3]
+    rank = len(x.shape)
+    mean, var = tf.nn.moments(x, axes=list(range(2, rank)), keepdims=True)
+    normal = (x - mean) * tf.math.rsqrt(var + ctx.attr("epsilon", 1e-5))
+    return normal * _channel_shaped(tf, scale, rank) + _channel_shaped(tf, bias, rank)
+
+
+@onnx_op("LayerNormalization", since=17)
+def convert_layer_normalization(ctx: NodeContext):
+    """ONNX LayerNormalization from ``axis`` to the last dim: Y, and Mean and InvStdDev when asked."""
+    tf = _tf()
+    x, scale = ctx.inputs[:2]
+    rank = len(x.shape)
+    axis = ctx.attr("axis", -1)
+    axis = axis + rank if axis < 0 else axis
+    mean, var = tf.nn.moments(x, axes=list(range(axis, rank)), keepdims=True)
+    inv_std = tf.math.rsqrt(var + ctx.attr("epsilon", 1e-5))
+    y = (x - mean) * inv_std * scale
+    bias = ctx.input(2)
+    y = y + bias if bias is not None else y
+    return [y, mean, inv_std][:len(ctx.node.output)]
+
+
+def _softmax(ctx: NodeContext, log: bool):
+    tf = _tf()
+    x = ctx.inputs[0]
+    rank = len(x.shape)
+    if ctx.opset >= 13:
+        axis = ctx.attr("axis", -1)
+        return tf.nn.log_softmax(x, axis=axis) if log else tf.nn.softmax(x, axis=axis)
+    axis = ctx.attr("axis", 1)  # before 13: flatten from axis, normalise the 2-D rows, reshape back
+    axis = axis + rank if axis < 0 else axis
+    shape = tf.shape(x)
+    flat = tf.reshape(x, tf.stack([tf.reduce_prod(shape[:axis]), -1]))
+    y = tf.nn.log_softmax(flat, axis=-1) if log else tf.nn.softmax(flat, axis=-1)
+    return tf.reshape(y, shape)
+
+
+@onnx_op("Softmax")
+def convert_softmax(ctx: NodeContext):
+    """ONNX Softmax (one axis from opset 13, flattened 2-D before)."""
+    return _softmax(ctx, log=False)
+
+
+@onnx_op("LogSoftmax")
+def convert_log_softmax(ctx: NodeContext):
+    """ONNX LogSoftmax."""
+    return _softmax(ctx, log=True)
+
+
+@onnx_op("Dropout")
+def convert_dropout(ctx: NodeContext):
+    """ONNX Dropout at inference: the identity (and an all-true mask when asked for)."""
+    tf = _tf()
+    x = ctx.inputs[0]
+    if len(ctx.node.output) > 1 and ctx.node.output[1]:
+        return [tf.identity(x), tf.ones_like(x, dtype=tf.bool)]
+    return tf.identity(x)
+
+
+@onnx_op("LRN")
+def convert_lrn(ctx: NodeContext):
+    """ONNX LRN across channels: x / (bias + alpha/size * sum of squares in the window)^beta."""
+    tf = _tf()
+    x = ctx.inputs[0]
+    size = ctx.attr("size")
+    square = tf.square(x)
+    half_before, half_after = (size - 1) // 2, size // 2  # ONNX's window: floor before, ceil after
+    padded = tf.pad(square, [[0, 0], [half_before, half_after]] + [[0, 0]] * (len(x.shape) - 2))
+    window = tf.add_n([padded[:, i:i + tf.shape(x)[1]] for i in range(size)])
+    return x / tf.pow(ctx.attr("bias", 1.0) + ctx.attr("alpha", 1e-4) / size * window, ctx.attr("beta", 0.75))

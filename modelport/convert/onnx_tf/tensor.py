@@ -1,0 +1,364 @@
+"""ONNX ops that move, select and shape tensors, and the reductions."""
+from __future__ import annotations
+
+import numpy as np
+
+from .graph import NodeContext, constant_value, onnx_op
+
+# ONNX TensorProto element types -> TF dtype names.
+_ONNX_TO_TF = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
+               10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
+
+
+def _tf():
+    import tensorflow as tf
+    return tf
+
+
+def tf_dtype(onnx_type: int):
+    from ...errors import UnsupportedOpError
+    name = _ONNX_TO_TF.get(int(onnx_type))
+    if name is None:
+        raise UnsupportedOpError(f"element type {onnx_type}", hint="TensorFlow has no such dtype")
+    return getattr(_tf(), name)
+
+
+def _axes(ctx: NodeContext, index: int = 1, attr: str = "axes") -> list[int] | None:
+    """Axes given as an attribute (older opsets) or as a constant input (newer ones)."""
+    value = ctx.const(index)
+    if value is not None:
+        return [int(a) for a in np.asarray(value).ravel()]
+    if ctx.input(index) is not None:
+        return None  # computed at run time
+    given = ctx.attr(attr)
+    return None if given is None else [int(a) for a in given]
+
+
+@onnx_op("Constant")
+def convert_constant(ctx: NodeContext):
+    """ONNX Constant (value, value_float(s), value_int(s), value_string(s))."""
+    return _tf().constant(constant_value(ctx.attrs))
+
+
+@onnx_op("ConstantOfShape", since=9)
+def convert_constant_of_shape(ctx: NodeContext):
+    """ONNX ConstantOfShape: a tensor of the given shape filled with ``value`` (0.0 by default)."""
+    from onnx import numpy_helper
+    tf = _tf()
+    value = numpy_helper.to_array(ctx.attr("value")) if ctx.attr("value") is not None else np.zeros(1, np.float32)
+    return tf.fill(tf.cast(ctx.inputs[0], tf.int64), tf.constant(value.ravel()[0], dtype=value.dtype))
+
+
+@onnx_op("Shape")
+def convert_shape(ctx: NodeContext):
+    """ONNX Shape, with the start/end slice of opset 15."""
+    tf = _tf()
+    shape = tf.shape(ctx.inputs[0], out_type=tf.int64)
+    start, end = ctx.attr("start", 0), ctx.attr("end")
+    return shape[start:end] if (start or end is not None) else shape
+
+
+@onnx_op("Size")
+def convert_size(ctx: NodeContext):
+    """ONNX Size: the element count, int64."""
+    tf = _tf()
+    return tf.size(ctx.inputs[0], out_type=tf.int64)
+
+
+@onnx_op("Reshape", since=5)
+def convert_reshape(ctx: NodeContext):
+    """ONNX Reshape: 0 copies the input dim (unless allowzero), -1 is inferred."""
+    tf = _tf()
+    x, shape = ctx.inputs[0], tf.cast(ctx.inputs[1], tf.int64)
+    if not ctx.attr("allowzero", 0):
+        rank = tf.size(shape)
+        current = tf.shape(x, out_type=tf.int64)
+        padded = tf.concat([current, tf.zeros(tf.maximum(rank - tf.size(current), 0), tf.int64)], 0)[:rank]
+        shape = tf.where(tf.equal(shape, 0), padded, shape)
+    return tf.reshape(x, shape)
+
+
+@onnx_op("Flatten")
+def convert_flatten(ctx: NodeContext):
+    """ONNX Flatten to 2-D at ``axis``."""
+    tf = _tf()
+    x = ctx.inputs[0]
+    axis = ctx.attr("axis", 1)
+    shape = tf.shape(x, out_type=tf.int64)
+    axis = axis + tf.size(shape, out_type=tf.int64) if axis < 0 else axis
+    return tf.reshape(x, tf.stack([tf.reduce_prod(shape[:axis]), tf.reduce_prod(shape[axis:])]))
+
+
+@onnx_op("Transpose")
+def convert_transpose(ctx: NodeContext):
+    """ONNX Transpose (reversed dims without ``perm``)."""
+    perm = ctx.attr("perm")
+    return _tf().transpose(ctx.inputs[0], perm=list(perm) if perm is not None else None)
+
+
+def _axes_mask(tf, axes, rank: int):
+    """A boolean vector over ``rank`` dims, true at ``axes`` (a tensor; negative axes wrap)."""
+    axes = tf.cast(tf.reshape(axes, [-1]), tf.int64)
+    axes = tf.where(axes < 0, axes + rank, axes)
+    return tf.reduce_any(tf.equal(tf.range(rank, dtype=tf.int64)[:, None], axes[None, :]), axis=1)
+
+
+@onnx_op("Squeeze")
+def convert_squeeze(ctx: NodeContext):
+    """ONNX Squeeze: the listed axes (attribute, constant or computed), or every unit dim."""
+    tf = _tf()
+    x = ctx.inputs[0]
+    axes = _axes(ctx)
+    if axes is None and ctx.input(1) is not None:  # computed axes: keep the other dims
+        keep = tf.logical_not(_axes_mask(tf, ctx.inputs[1], len(x.shape)))
+        return tf.reshape(x, tf.boolean_mask(tf.shape(x, out_type=tf.int64), keep))
+    return tf.squeeze(x, axis=axes if axes else None)
+
+
+@onnx_op("Unsqueeze")
+def convert_unsqueeze(ctx: NodeContext):
+    """ONNX Unsqueeze: insert unit dims at the axes of the output."""
+    tf = _tf()
+    x = ctx.inputs[0]
+    axes = _axes(ctx)
+    if axes is None:  # computed axes: the output rank is known from the axes' length
+        given = ctx.inputs[1]
+        rank = len(x.shape) + int(given.shape[0])
+        inserted = _axes_mask(tf, given, rank)
+        positions = tf.cumsum(tf.cast(tf.logical_not(inserted), tf.int64)) - 1
+        source = tf.gather(tf.concat([tf.shape(x, out_type=tf.int64), [1]], 0),
+                           tf.where(inserted, tf.cast(tf.size(tf.shape(x)), tf.int64), positions))
+        return tf.reshape(x, source)
+    rank = len(x.shape) + len(axes)
+    for axis in sorted(a + rank if a < 0 else a for a in axes):
+        x = tf.expand_dims(x, axis)
+    return x
+
+
+@onnx_op("Concat", since=4)
+def convert_concat(ctx: NodeContext):
+    """ONNX Concat along ``axis``."""
+    return _tf().concat([v for v in ctx.inputs if v is not None], axis=ctx.attr("axis"))
+
+
+@onnx_op("Split", since=2)
+def convert_split(ctx: NodeContext):
+    """ONNX Split: sizes from the attribute or input, or into equal parts (num_outputs in 18)."""
+    tf = _tf()
+    x, axis = ctx.inputs[0], ctx.attr("axis", 0)
+    sizes = ctx.const(1) if ctx.opset >= 13 else ctx.attr("split")
+    parts = len(ctx.node.output)
+    if sizes is None or len(np.asarray(sizes)) == 0:
+        length = x.shape[axis]
+        chunk = -(-length // parts)  # ceil: the last part may be smaller (opset 18)
+        sizes = [min(chunk, length - i * chunk) for i in range(parts)]
+    return tf.split(x, [int(s) for s in np.asarray(sizes).ravel()], axis=axis)
+
+
+@onnx_op("Slice")
+def convert_slice(ctx: NodeContext):
+    """ONNX Slice: starts/ends/axes/steps from attributes (opset < 10) or inputs, clamped like numpy."""
+    tf = _tf()
+    x = ctx.inputs[0]
+    if ctx.opset < 10:
+        starts, ends, axes, steps = ctx.attr("starts"), ctx.attr("ends"), ctx.attr("axes"), None
+    else:
+        starts, ends = ctx.const(1), ctx.const(2)
+        axes, steps = ctx.const(3), ctx.const(4)
+        if starts is None or ends is None:
+            return _dynamic_slice(ctx)
+    rank = len(x.shape)
+    axes = list(range(len(starts))) if axes is None else [int(a) + rank if a < 0 else int(a) for a in axes]
+    steps = [1] * len(axes) if steps is None else [int(s) for s in steps]
+    index = [slice(None)] * rank
+    for axis, start, end, step in zip(axes, starts, ends, steps):
+        big = np.iinfo(np.int64).max
+        start = None if (step > 0 and start <= -big) or (step < 0 and start >= big) else int(start)
+        end = None if (step > 0 and end >= big) or (step < 0 and end <= -big) else int(end)
+        index[axis] = slice(start, end, step)
+    return x[tuple(index)]
+
+
+def _dynamic_slice(ctx: NodeContext):
+    tf = _tf()
+    x = ctx.inputs[0]
+    rank = len(x.shape)
+    starts, ends = tf.cast(ctx.inputs[1], tf.int64), tf.cast(ctx.inputs[2], tf.int64)
+    axes = ctx.const(3)
+    axes = list(range(rank)) if axes is None else [int(a) + rank if a < 0 else int(a) for a in axes]
+    steps = ctx.input(4)
+    steps = tf.ones_like(starts) if steps is None else tf.cast(steps, tf.int64)
+    full_begin, full_end, full_steps = [0] * rank, [0] * rank, [1] * rank
+    begin_mask = end_mask = (1 << rank) - 1
+    for position, axis in enumerate(axes):
+        begin_mask &= ~(1 << axis)
+        end_mask &= ~(1 << axis)
+        full_begin[axis], full_end[axis], full_steps[axis] = starts[position], ends[position], steps[position]
+    return tf.strided_slice(x, tf.stack([tf.cast(v, tf.int64) for v in full_begin]),
+                            tf.stack([tf.cast(v, tf.int64) for v in full_end]),
+                            tf.stack([tf.cast(v, tf.int64) for v in full_steps]), begin_mask=begin_mask, end_mask=end_mask)
+
+
+@onnx_op("Gather")
+def convert_gather(ctx: NodeContext):
+    """ONNX Gather along ``axis``; negative indices count from the end."""
+    tf = _tf()
+    x, indices = ctx.inputs[0], tf.cast(ctx.inputs[1], tf.int64)
+    axis = ctx.attr("axis", 0)
+    size = tf.shape(x, out_type=tf.int64)[axis]
+    return tf.gather(x, tf.where(indices < 0, indices + size, indices), axis=axis)
+
+
+@onnx_op("GatherElements", since=11)
+def convert_gather_elements(ctx: NodeContext):
+    """ONNX GatherElements (take_along_axis)."""
+    tf = _tf()
+    x, indices = ctx.inputs[0], tf.cast(ctx.inputs[1], tf.int64)
+    axis = ctx.attr("axis", 0)
+    size = tf.shape(x, out_type=tf.int64)[axis]
+    return tf.experimental.numpy.take_along_axis(x, tf.where(indices < 0, indices + size, indices), axis=axis)
+
+
+@onnx_op("Expand", since=8)
+def convert_expand(ctx: NodeContext):
+    """ONNX Expand: bidirectional broadcast to the shape."""
+    tf = _tf()
+    x, shape = ctx.inputs[0], tf.cast(ctx.inputs[1], tf.int64)
+    return x * tf.ones(shape, dtype=x.dtype) if x.dtype != tf.bool else tf.logical_and(x, tf.ones(shape, tf.bool))
+
+
+@onnx_op("Tile", since=6)
+def convert_tile(ctx: NodeContext):
+    """ONNX Tile."""
+    tf = _tf()
+    return tf.tile(ctx.inputs[0], tf.cast(ctx.inputs[1], tf.int64))
+
+
+@onnx_op("Range", since=11)
+def convert_range(ctx: NodeContext):
+    """ONNX Range(start, limit, delta)."""
+    tf = _tf()
+    start, limit, delta = ctx.inputs[:3]
+    return tf.range(start, limit, delta, dtype=start.dtype)
+
+
+@onnx_op("Pad", since=2)
+def convert_pad(ctx: NodeContext):
+    """ONNX Pad: constant, reflect or edge; pads as attribute (before 11) or input, axes in 18."""
+    tf = _tf()
+    x = ctx.inputs[0]
+    rank = len(x.shape)
+    pads = ctx.attr("pads") if ctx.opset < 11 else ctx.const(1)
+    if pads is None:  # computed pads (non-negative): TF pads take a tensor
+        return _pad_computed(ctx)
+    pads = [int(p) for p in np.asarray(pads).ravel()]
+    axes = ctx.const(3) if ctx.opset >= 18 else None
+    axes = list(range(rank)) if axes is None else [int(a) + rank if a < 0 else int(a) for a in axes]
+    paddings = [[0, 0] for _ in range(rank)]
+    half = len(pads) // 2
+    for i, axis in enumerate(axes):
+        paddings[axis] = [pads[i], pads[i + half]]
+    mode = ctx.attr("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if any(p < 0 for pair in paddings for p in pair):  # negative pads crop
+        begin = [max(0, -a) for a, _ in paddings]
+        size = [d - max(0, -a) - max(0, -b) for d, (a, b) in zip(tf.shape(x), paddings)]
+        x = tf.slice(x, begin, size)
+        paddings = [[max(0, a), max(0, b)] for a, b in paddings]
+    if mode == "constant":
+        value = ctx.attr("value", 0.0) if ctx.opset < 11 else ctx.input(2)
+        value = tf.cast(value if value is not None else 0, x.dtype)
+        return tf.pad(x, paddings, constant_values=tf.reshape(value, []))
+    if mode == "reflect":
+        return tf.pad(x, paddings, mode="REFLECT")
+    if mode == "edge":
+        return _edge_pad(x, paddings)
+    from ...errors import UnsupportedOpError
+    raise UnsupportedOpError(f"Pad mode {mode!r}", ctx.opset, ["constant", "reflect", "edge"])
+
+
+def _pad_computed(ctx: NodeContext):
+    tf = _tf()
+    x = ctx.inputs[0]
+    rank = len(x.shape)
+    pads = tf.cast(ctx.inputs[1], tf.int64)
+    axes = ctx.const(3) if ctx.opset >= 18 else None
+    axes = list(range(rank)) if axes is None else [int(a) + rank if a < 0 else int(a) for a in axes]
+    half = len(axes)
+    rows = [tf.zeros([2], tf.int64)] * rank
+    for i, axis in enumerate(axes):
+        rows[axis] = tf.stack([pads[i], pads[i + half]])
+    paddings = tf.stack(rows)
+    mode = ctx.attr("mode", b"constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode == "constant":
+        value = ctx.input(2)
+        value = tf.reshape(tf.cast(value if value is not None else 0, x.dtype), [])
+        return tf.pad(x, paddings, constant_values=value)
+    if mode == "reflect":
+        return tf.pad(x, paddings, mode="REFLECT")
+    from ...errors import UnsupportedOpError
+    raise UnsupportedOpError(f"Pad mode {mode!r} with computed pads", ctx.opset, ["constant", "reflect"])
+
+
+def _edge_pad(x, paddings):
+    """Edge padding (repeat the border value): TF has none, so gather the clamped indices."""
+    tf = _tf()
+    for axis, (before, after) in enumerate(paddings):
+        if before or after:
+            size = tf.shape(x)[axis]
+            index = tf.clip_by_value(tf.range(-before, size + after), 0, size - 1)
+            x = tf.gather(x, index, axis=axis)
+    return x
+
+
+def _reduce(op_type: str, reducer, since: int = 1, axes_input_since: int = 18):
+    def convert(ctx: NodeContext):
+        tf = _tf()
+        x = ctx.inputs[0]
+        if ctx.opset >= axes_input_since:
+            axes = _axes(ctx)
+            if axes is None and ctx.input(1) is not None:
+                axes = ctx.inputs[1]
+        else:
+            axes = ctx.attr("axes")
+        keep = bool(ctx.attr("keepdims", 1))
+        if axes is None or (isinstance(axes, list) and not axes):  # no axes: all, unless told to do nothing
+            if ctx.attr("noop_with_empty_axes", 0):
+                return tf.identity(x)
+            axes = None
+        return reducer(tf, x, axes, keep)
+    convert.__name__ = f"convert_{op_type.lower()}"
+    convert.__doc__ = f"ONNX {op_type} over ``axes`` (attribute, or input from its opset on)."
+    onnx_op(op_type, since=since)(convert)
+
+
+_reduce("ReduceSum", lambda tf, x, a, k: tf.reduce_sum(x, a, keepdims=k), axes_input_since=13)
+_reduce("ReduceMean", lambda tf, x, a, k: tf.reduce_mean(x, a, keepdims=k))
+_reduce("ReduceMax", lambda tf, x, a, k: tf.reduce_max(x, a, keepdims=k))
+_reduce("ReduceMin", lambda tf, x, a, k: tf.reduce_min(x, a, keepdims=k))
+_reduce("ReduceProd", lambda tf, x, a, k: tf.reduce_prod(x, a, keepdims=k))
+_reduce("ReduceL1", lambda tf, x, a, k: tf.reduce_sum(tf.abs(x), a, keepdims=k))
+_reduce("ReduceL2", lambda tf, x, a, k: tf.sqrt(tf.reduce_sum(tf.square(x), a, keepdims=k)))
+_reduce("ReduceSumSquare", lambda tf, x, a, k: tf.reduce_sum(tf.square(x), a, keepdims=k))
+_reduce("ReduceLogSum", lambda tf, x, a, k: tf.math.log(tf.reduce_sum(x, a, keepdims=k)))
+_reduce("ReduceLogSumExp", lambda tf, x, a, k: tf.reduce_logsumexp(x, a, keepdims=k))
+
+
+def _arg(op_type: str, pick):
+    def convert(ctx: NodeContext):
+        tf = _tf()
+        x, axis = ctx.inputs[0], ctx.attr("axis", 0)
+        if ctx.attr("select_last_index", 0):
+            flipped = tf.reverse(x, [axis])
+            index = tf.cast(tf.shape(x)[axis] - 1, tf.int64) - pick(tf, flipped, axis)
+        else:
+            index = pick(tf, x, axis)
+        return tf.expand_dims(index, axis) if ctx.attr("keepdims", 1) else index
+    convert.__name__ = f"convert_{op_type.lower()}"
+    convert.__doc__ = f"ONNX {op_type} (first index of ties, or the last with select_last_index)."
+    onnx_op(op_type)(convert)
+
+
+_arg("ArgMax", lambda tf, x, axis: tf.argmax(x, axis=axis, output_type=tf.int64))
+_arg("ArgMin", lambda tf, x, axis: tf.argmin(x, axis=axis, output_type=tf.int64))
