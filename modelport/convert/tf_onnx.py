@@ -229,4 +229,19 @@ def tflite_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     if not options.dynamic_batch:
         batches = {s.shape[0] for s in session.inputs if s.shape and s.shape[0] is not None}
         _fix_batch(model_proto, batches.pop() if len(batches) == 1 else 1)
+    _rename_io(model_proto, {tensor: name for name, tensor in session.tensor_names.items()})
     return _write(model_proto, dst, opset, "TFLite model")
+
+
+def _rename_io(model_proto, renames: dict[str, str]) -> None:
+    """Give graph inputs and outputs the names of the TFLite signature ("image" rather than
+    "serving_default_image:0"), everywhere the graph uses them."""
+    renames = {old: new for old, new in renames.items() if old != new}
+    taken = {v.name for v in list(model_proto.graph.input) + list(model_proto.graph.output)}
+    if not renames or set(renames.values()) & (taken - set(renames)):
+        return
+    for value in list(model_proto.graph.input) + list(model_proto.graph.output):
+        value.name = renames.get(value.name, value.name)
+    for node in model_proto.graph.node:
+        node.input[:] = [renames.get(name, name) for name in node.input]
+        node.output[:] = [renames.get(name, name) for name in node.output]

@@ -45,11 +45,26 @@ def _quantization(detail) -> tuple[float, int] | None:
     return None
 
 
-def _spec(detail, raw_io: bool) -> TensorSpec:
+def _spec(detail, raw_io: bool, names: dict[int, str]) -> TensorSpec:
     signature = detail.get("shape_signature")
     dims = signature if signature is not None and len(signature) else detail["shape"]
     dtype = np.dtype(detail["dtype"]) if raw_io or _quantization(detail) is None else np.dtype(np.float32)
-    return TensorSpec(detail["name"], tuple(None if d < 0 else int(d) for d in dims), dtype)
+    name = names.get(detail["index"], detail["name"])
+    return TensorSpec(name, tuple(None if d < 0 else int(d) for d in dims), dtype)
+
+
+def _signature_names(interpreter) -> dict[int, str]:
+    """Tensor index -> the name the model's only signature gives it ("image", not
+    "serving_default_image:0"): the names the model was exported with."""
+    try:
+        signatures = interpreter._get_full_signature_list()
+    except AttributeError:  # an interpreter without the call: tensor names it is
+        return {}
+    if len(signatures) != 1:
+        return {}
+    (signature,) = signatures.values()
+    names = {index: key for key, index in {**signature.get("inputs", {}), **signature.get("outputs", {})}.items()}
+    return names if len(set(names.values())) == len(names) else {}
 
 
 def _quantize(value: np.ndarray, params: tuple[float, int], dtype: np.dtype) -> np.ndarray:
@@ -72,8 +87,12 @@ class TFLiteSession(Session):
             raise _load_error(self.path, exc) from exc
         self._input_details = self.interpreter.get_input_details()
         self._output_details = self.interpreter.get_output_details()
-        self.inputs = [_spec(d, raw_io) for d in self._input_details]
-        self.outputs = [_spec(d, raw_io) for d in self._output_details]
+        names = _signature_names(self.interpreter)
+        self.inputs = [_spec(d, raw_io, names) for d in self._input_details]
+        self.outputs = [_spec(d, raw_io, names) for d in self._output_details]
+        # The flatbuffer's own tensor names, by the names used here (converters see those).
+        self.tensor_names = {spec.name: detail["name"] for spec, detail in
+                             zip(self.inputs + self.outputs, list(self._input_details) + list(self._output_details))}
         self._shapes = [tuple(d["shape"]) for d in self._input_details]
         self._raw_io = raw_io
         self._precision: str | None = None

@@ -15,6 +15,8 @@ EDGE_TESTS = {
     ("tflite", "onnx"): "test_tf_onnx.py",
     ("caffe", "onnx"): "caffe/test_models.py",
     ("onnx", "savedmodel"): "onnx_tf/test_models.py",
+    ("savedmodel", "tflite"): "test_tflite_edges.py",
+    ("keras", "tflite"): "test_tflite_edges.py",
 }
 
 
@@ -44,8 +46,9 @@ def test_shortest_multi_hop_plan(monkeypatch):
 def test_no_path_and_bad_via():
     with pytest.raises(NoConversionPathError, match="no conversion path from onnx to keras"):
         plan("onnx", "keras")
-    with pytest.raises(NoConversionPathError, match="keras->tflite"):
-        plan("keras", "onnx", via=["tflite"])
+    with pytest.raises(NoConversionPathError, match="keras->caffe"):  # (keras->tflite exists since the TFLite edges)
+        plan("keras", "onnx", via=["caffe"])
+    assert [e.name for e in plan("keras", "onnx", via=["tflite"])] == ["keras->tflite", "tflite->onnx"]
     with pytest.raises(UsageError, match="nothing to convert"):
         plan("onnx", "onnx")
 

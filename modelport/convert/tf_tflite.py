@@ -1,0 +1,43 @@
+"""SavedModel and Keras -> TFLite (fp32) with TensorFlow's own converter; quantized TFLite belongs
+to ``modelport edge tflite``. The TFLite hop is checked in LiteRT like every other hop."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+from .._console import captured_output
+from ..errors import ConversionError, first_line
+from ..formats._tf import import_tf
+from .registry import ConvertOptions, converter
+
+
+def _convert(make_converter, dst: Path, source: str) -> Path:
+    tf = import_tf()
+    try:
+        with captured_output() as log, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            converter_ = make_converter(tf)
+            converter_.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex: LiteRT must run it
+            flatbuffer = converter_.convert()
+    except Exception as exc:
+        ops = sorted({w for w in str(exc).replace(",", " ").split() if w.startswith("tf.")})
+        detail = f"TensorFlow ops without a TFLite builtin: {', '.join(ops)}" if ops else first_line(exc)
+        raise ConversionError(f"the TFLite converter refused {source}: {detail}", hop="->tflite",
+                              hint="TFLite builtins lack an op of this model; run with --debug for the "
+                                   "converter's log") from exc
+    del log
+    dst.write_bytes(flatbuffer)
+    return dst
+
+
+@converter("savedmodel", "tflite", "tf.lite.TFLiteConverter from the serving signature")
+def savedmodel_to_tflite(session, dst: Path, options: ConvertOptions) -> Path:
+    """TensorFlow SavedModel -> TFLite flatbuffer (fp32, builtin ops)."""
+    return _convert(lambda tf: tf.lite.TFLiteConverter.from_saved_model(
+        str(session.path), signature_keys=[session.signature_name]), dst, f"SavedModel {session.path.name!r}")
+
+
+@converter("keras", "tflite", "tf.lite.TFLiteConverter from the Keras model")
+def keras_to_tflite(session, dst: Path, options: ConvertOptions) -> Path:
+    """Keras model -> TFLite flatbuffer (fp32, builtin ops)."""
+    return _convert(lambda tf: tf.lite.TFLiteConverter.from_keras_model(session.model), dst, "the Keras model")
