@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 
 from tests.parity import assert_outputs_match
 
@@ -46,3 +47,26 @@ def test_unsupported_op_is_exit_2_naming_op_opset_and_node(cli, tmp_path):
     assert result.code == 2, result.err
     assert "'LpPool'" in result.err and "opset 13" in result.err and "pick_one" in result.err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factory,shape", [("resnet18", "image:1,3,224,224"), ("tiny_transformer", "x:1,7,32")])
+def test_real_pytorch_models_reach_tflite(cli, tmp_path, factory, shape):
+    """ResNet-18 and a TransformerEncoder: PyTorch -> ONNX -> SavedModel -> TFLite, each hop within
+    fp32 tolerances of the one before (LiteRT runs the last)."""
+    result = cli("convert", f"tests.zoo_torch:{factory}", tmp_path / f"{factory}.tflite", "--input-shape", shape,
+                 "--samples", "1", "--json")
+    assert result.code == 0, result.err
+    hops = result.json()["hops"]
+    assert [h["edge"] for h in hops] == ["pytorch->onnx", "onnx->savedmodel", "savedmodel->tflite"]
+    assert all(h["parity"]["passed"] and not h["parity"]["blind_spots"] for h in hops)
+
+
+def test_caffe_lenet_reaches_tflite(cli, tmp_path):
+    from tests.convert.caffe.helpers import CAFFE_DATA
+    lenet = CAFFE_DATA / "lenet"
+    result = cli("convert", lenet / "deploy.prototxt", tmp_path / "lenet.tflite", "--weights",
+                 lenet / "weights.caffemodel", "--json")
+    assert result.code == 0, result.err
+    assert [h["edge"] for h in result.json()["hops"]] == ["caffe->onnx", "onnx->savedmodel", "savedmodel->tflite"]
+    assert result.json()["passed"]
