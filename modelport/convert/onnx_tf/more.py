@@ -156,7 +156,7 @@ def convert_conv_transpose(ctx: NodeContext):
     pads = list(ctx.attr("pads", [0, 0, 0, 0]))
     extra = list(ctx.attr("output_padding", [0, 0]))
     kernel = list(w.shape[2:])
-    h, wd = x.shape[2], x.shape[3]
+    h, wd = tf.shape(x)[2], tf.shape(x)[3]  # dynamic after a Reshape-based norm, so computed
     full = [(size - 1) * s + (k - 1) * d + 1 + e for size, s, k, d, e in zip((h, wd), strides, kernel, dilations, extra)]
     nhwc = tf.transpose(x, [0, 2, 3, 1])
     filters = tf.transpose(w, [2, 3, 1, 0])  # ONNX C x O x kh x kw -> TF kh x kw x O x C

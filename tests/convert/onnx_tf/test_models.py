@@ -50,10 +50,12 @@ def test_unsupported_op_is_exit_2_naming_op_opset_and_node(cli, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("factory,shape", [("resnet18", "image:1,3,224,224"), ("tiny_transformer", "x:1,7,32")])
+@pytest.mark.parametrize("factory,shape", [("resnet18", "image:1,3,224,224"), ("tiny_transformer", "x:1,7,32"),
+                                           ("attention_block", "x:1,3,32,32")])
 def test_real_pytorch_models_reach_tflite(cli, tmp_path, factory, shape):
-    """ResNet-18 and a TransformerEncoder: PyTorch -> ONNX -> SavedModel -> TFLite, each hop within
-    fp32 tolerances of the one before (LiteRT runs the last)."""
+    """ResNet-18, a TransformerEncoder, and a block with GroupNorm, ConvTranspose, a bilinear resize and
+    MultiheadAttention: PyTorch -> ONNX -> SavedModel -> TFLite, each hop within fp32 tolerances of
+    the one before (LiteRT runs the last)."""
     result = cli("convert", f"tests.zoo_torch:{factory}", tmp_path / f"{factory}.tflite", "--input-shape", shape,
                  "--samples", "1", "--json")
     assert result.code == 0, result.err
