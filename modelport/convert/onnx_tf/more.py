@@ -194,3 +194,99 @@ def convert_shrink(ctx: NodeContext):
 def convert_det(ctx: NodeContext):
     """ONNX Det."""
     return _tf().linalg.det(ctx.inputs[0])
+
+
+@onnx_op("BitShift", since=11)
+def convert_bit_shift(ctx: NodeContext):
+    """ONNX BitShift (unsigned integers), LEFT or RIGHT."""
+    tf = _tf()
+    x, shift = ctx.inputs[:2]
+    direction = ctx.attr("direction")
+    direction = direction.decode() if isinstance(direction, bytes) else direction
+    shifted = tf.bitwise.left_shift if direction == "LEFT" else tf.bitwise.right_shift
+    return shifted(x, tf.cast(shift, x.dtype) * tf.ones_like(x))
+
+
+@onnx_op("CumProd", since=26)
+def convert_cumprod(ctx: NodeContext):
+    """ONNX CumProd (exclusive, reverse)."""
+    tf = _tf()
+    axis = tf.reshape(tf.cast(ctx.inputs[1], tf.int32), [])
+    return tf.math.cumprod(ctx.inputs[0], axis=axis, exclusive=bool(ctx.attr("exclusive", 0)),
+                           reverse=bool(ctx.attr("reverse", 0)))
+
+
+@onnx_op("ScatterElements", since=11)
+def convert_scatter_elements(ctx: NodeContext):
+    """ONNX ScatterElements along ``axis`` (reduction none/add/mul/max/min), as a scatter by full index."""
+    tf = _tf()
+    data, indices, updates = ctx.inputs[:3]
+    axis = ctx.attr("axis", 0)
+    rank = len(data.shape)
+    axis = axis + rank if axis < 0 else axis
+    indices = tf.cast(indices, tf.int64)
+    indices = tf.where(indices < 0, indices + tf.shape(data, out_type=tf.int64)[axis], indices)
+    grids = tf.meshgrid(*[tf.range(n, dtype=tf.int64) for n in tf.unstack(tf.shape(indices, out_type=tf.int64))],
+                        indexing="ij")
+    grids[axis] = indices
+    coordinates = tf.stack(grids, axis=-1)
+    reduction = ctx.attr("reduction", b"none")
+    reduction = reduction.decode() if isinstance(reduction, bytes) else reduction
+    if reduction == "mul":  # the product of every update landing on an element, times the element
+        shape = tf.shape(data, out_type=tf.int64)
+        strides = tf.math.cumprod(shape, exclusive=True, reverse=True)
+        flat = tf.reduce_sum(coordinates * strides, axis=-1)
+        products = tf.math.unsorted_segment_prod(tf.reshape(updates, [-1]), tf.reshape(flat, [-1]),
+                                                 tf.reduce_prod(shape))
+        return data * tf.reshape(products, shape)
+    scatter = {"none": tf.tensor_scatter_nd_update, "add": tf.tensor_scatter_nd_add,
+               "max": tf.tensor_scatter_nd_max, "min": tf.tensor_scatter_nd_min}.get(reduction)
+    if scatter is None:
+        raise UnsupportedOpError(f"ScatterElements reduction {reduction!r}", ctx.opset, ["none", "add", "mul", "max", "min"])
+    return scatter(data, coordinates, updates)
+
+
+@onnx_op("Compress", since=9)
+def convert_compress(ctx: NodeContext):
+    """ONNX Compress: the slices along ``axis`` (or of the flattened input) where the condition holds."""
+    tf = _tf()
+    x, condition = ctx.inputs[:2]
+    axis = ctx.attr("axis")
+    if axis is None:
+        x, axis = tf.reshape(x, [-1]), 0
+    axis = axis + len(x.shape) if axis < 0 else axis
+    length = tf.shape(x)[axis]
+    condition = tf.cast(condition, tf.bool)[:length]  # a shorter condition keeps the leading slices only
+    keep = tf.concat([condition, tf.zeros(tf.maximum(length - tf.size(condition), 0), tf.bool)], 0)
+    return tf.boolean_mask(x, keep, axis=axis)
+
+
+@onnx_op("LpNormalization")
+def convert_lp_normalization(ctx: NodeContext):
+    """ONNX LpNormalization (p 1 or 2) along ``axis``; zero vectors stay zero."""
+    tf = _tf()
+    x = ctx.inputs[0]
+    axis, p = ctx.attr("axis", -1), ctx.attr("p", 2)
+    norm = tf.reduce_sum(tf.abs(x), axis, keepdims=True) if p == 1 else tf.norm(x, axis=axis, keepdims=True)
+    return tf.where(tf.equal(norm, 0), tf.zeros_like(x), x / norm)
+
+
+@onnx_op("RMSNormalization", since=23)
+def convert_rms_normalization(ctx: NodeContext):
+    """ONNX RMSNormalization from ``axis`` to the last dim, times scale."""
+    tf = _tf()
+    x, scale = ctx.inputs[:2]
+    rank = len(x.shape)
+    axis = ctx.attr("axis", -1)
+    axis = axis + rank if axis < 0 else axis
+    mean_square = tf.reduce_mean(tf.square(tf.cast(x, tf.float32)), axis=list(range(axis, rank)), keepdims=True)
+    normal = tf.cast(tf.cast(x, tf.float32) * tf.math.rsqrt(mean_square + ctx.attr("epsilon", 1e-5)), x.dtype)
+    return normal * scale
+
+
+@onnx_op("Swish", since=24)
+def convert_swish(ctx: NodeContext):
+    """ONNX Swish: x * sigmoid(alpha * x)."""
+    tf = _tf()
+    x = ctx.inputs[0]
+    return x * tf.sigmoid(tf.cast(ctx.attr("alpha", 1.0), x.dtype) * x)
