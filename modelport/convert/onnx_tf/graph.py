@@ -47,6 +47,13 @@ class NodeContext:
         return self._constants.get(self.node.input[index])
 
 
+def trailing_axes(x, axis: int) -> list[int]:
+    """The axes from ``axis`` (negative counts from the end) to the last: what the normalization
+    ops (LayerNormalization, RMSNormalization) reduce over."""
+    rank = len(x.shape)
+    return list(range(axis + rank if axis < 0 else axis, rank))
+
+
 def constant_value(attrs: dict) -> np.ndarray:
     """The value of a Constant node from its attributes (value, value_float(s), value_int(s))."""
     from onnx import numpy_helper

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import UnsupportedOpError
-from .graph import NodeContext, onnx_op
+from .graph import NodeContext, onnx_op, trailing_axes
 
 
 def _tf():
@@ -276,10 +276,8 @@ def convert_rms_normalization(ctx: NodeContext):
     """ONNX RMSNormalization from ``axis`` to the last dim, times scale."""
     tf = _tf()
     x, scale = ctx.inputs[:2]
-    rank = len(x.shape)
-    axis = ctx.attr("axis", -1)
-    axis = axis + rank if axis < 0 else axis
-    mean_square = tf.reduce_mean(tf.square(tf.cast(x, tf.float32)), axis=list(range(axis, rank)), keepdims=True)
+    mean_square = tf.reduce_mean(tf.square(tf.cast(x, tf.float32)), axis=trailing_axes(x, ctx.attr("axis", -1)),
+                                 keepdims=True)
     normal = tf.cast(tf.cast(x, tf.float32) * tf.math.rsqrt(mean_square + ctx.attr("epsilon", 1e-5)), x.dtype)
     return normal * scale
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import UnsupportedOpError
-from .graph import NodeContext, onnx_op
+from .graph import NodeContext, onnx_op, trailing_axes
 
 
 def _tf():
@@ -206,10 +206,7 @@ def convert_layer_normalization(ctx: NodeContext):
     """ONNX LayerNormalization from ``axis`` to the last dim: Y, and Mean and InvStdDev when asked."""
     tf = _tf()
     x, scale = ctx.inputs[:2]
-    rank = len(x.shape)
-    axis = ctx.attr("axis", -1)
-    axis = axis + rank if axis < 0 else axis
-    mean, var = tf.nn.moments(x, axes=list(range(axis, rank)), keepdims=True)
+    mean, var = tf.nn.moments(x, axes=trailing_axes(x, ctx.attr("axis", -1)), keepdims=True)
     inv_std = tf.math.rsqrt(var + ctx.attr("epsilon", 1e-5))
     y = (x - mean) * inv_std * scale
     bias = ctx.input(2)

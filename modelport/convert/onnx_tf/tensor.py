@@ -158,7 +158,6 @@ def convert_split(ctx: NodeContext):
 @onnx_op("Slice")
 def convert_slice(ctx: NodeContext):
     """ONNX Slice: starts/ends/axes/steps from attributes (opset < 10) or inputs, clamped like numpy."""
-    tf = _tf()
     x = ctx.inputs[0]
     if ctx.opset < 10:
         starts, ends, axes, steps = ctx.attr("starts"), ctx.attr("ends"), ctx.attr("axes"), None
