@@ -76,6 +76,9 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
         ("Again for images of any size (dynamic height and width, checked at two sizes), optimized by onnxslim",
          ["convert", "modelport.demo:demo_cnn", f"{w}/cnn_any_size.onnx", "--weights", f"{w}/cnn_weights.pt",
           "--input-shape", "image:1,3,height,width", "--optimize"]),
+        ("Take the ONNX model on to TFLite (ONNX -> SavedModel -> TFLite, checked in TensorFlow and LiteRT), "
+         "channels-last inside and out",
+         ["convert", f"{w}/cnn.onnx", f"{w}/cnn.tflite", "--keep-io-layout", "nhwc"]),
         ("Build a Keras model with two inputs and two outputs", lambda: _build_keras(workdir)),
         ("Inspect it", ["info", f"{w}/two_heads.keras"]),
         ("Convert it to ONNX; parity is checked against Keras",

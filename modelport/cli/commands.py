@@ -40,6 +40,7 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
             fixed_batch: bool = typer.Option(False, "--fixed-batch", help="Keep the batch dimension static."),
             no_check: bool = typer.Option(False, "--no-check", help="Skip the parity check."),
             optimize: bool = typer.Option(False, "--optimize", help="Clean up the ONNX model with onnxslim (one more hop, checked against the unoptimized model)."),
+            keep_io_layout: Optional[str] = typer.Option(None, "--keep-io-layout", help="ONNX -> TensorFlow: nchw (ONNX's signature, the default) or nhwc (channels-last image inputs and outputs, no Transpose at all)."),
             atol: Atol = None, rtol: Rtol = None, relative_to: RelativeTo = None, samples: Samples = 3,
             seed: Seed = 0, dim: Dim = None, report: Report = None, trust_pickle: TrustPickle = False,
             mean: Optional[str] = typer.Option(None, "--mean", help="Caffe: mean.binaryproto or B,G,R values subtracted from the input."),
@@ -56,6 +57,8 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
     feeds = load_feeds(inputs) if inputs else None
     options = open_options(weights, input_shape, trust_pickle, imports)
     source_options, edge_options = _preprocessing_options(src, mean, scale, channel_order, bake_preprocessing)
+    if keep_io_layout is not None:
+        edge_options["io_layout"] = _io_layout(keep_io_layout)
     try:
         result = run_convert(src, dst, to=to, via=via.split(",") if via else None, weights=options["weights"],
                              input_specs=options["input_specs"], trust_pickle=trust_pickle, opset=opset,
@@ -68,6 +71,13 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
             _finish_convert(error.result, report, as_json)
         raise
     _finish_convert(result, report, as_json)
+
+
+def _io_layout(value: str) -> str:
+    from ..convert.onnx_tf.convert import IO_LAYOUTS
+    if value.lower() not in IO_LAYOUTS:
+        raise UsageError(f"--keep-io-layout {value!r}: choose one of {', '.join(IO_LAYOUTS)}")
+    return value.lower()
 
 
 def _preprocessing_options(src, mean, scale, channel_order, bake) -> tuple[dict, dict]:

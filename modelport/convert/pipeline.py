@@ -144,6 +144,7 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             result.warnings += options.extra.pop("warnings", [])
             hop.exporter = options.extra.pop("exporter", None)
             hop.note = options.extra.pop("note", None)
+            input_layout = options.extra.pop("input_layout", None)  # e.g. "NCHW:NHWC" when the edge moved the axes
             result.warnings += session.warnings
             candidate = None
             if check or not last:  # the artifact is opened to check it, or as the next hop's source
@@ -153,7 +154,7 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
                 opened = time.perf_counter() - opened
             if check:
                 try:
-                    hop.report = _check_hop(session, candidate, feeds, samples, seed, dims, steps,
+                    hop.report = _check_hop(session, candidate, feeds, samples, seed, dims, steps, input_layout,
                                             atol=atol, rtol=rtol, relative_to=relative_to)
                     hop.report.seconds = {"convert": round(hop.seconds, 4), "open_candidate": round(opened, 4),
                                           **hop.report.seconds}
@@ -207,11 +208,12 @@ def _run_edge(edge: Edge, session: Session, staged: Path, options: ConvertOption
 
 
 def _check_hop(reference: Session, candidate: Session, feeds: Mapping[str, np.ndarray] | None, samples: int,
-               seed: int, dims: Mapping[str, int] | None, steps: Steps, **overrides) -> ParityReport:
+               seed: int, dims: Mapping[str, int] | None, steps: Steps, input_layout: str | None = None,
+               **overrides) -> ParityReport:
     """The same comparison as ``modelport validate``: tolerances from the candidate's precision."""
     from ..validate.parity import choose_tolerance, compare_sessions
     precision, tolerance = choose_tolerance(candidate, **overrides)
     with steps.step(f"Checking parity {reference.format_name} vs {candidate.format_name} "
                     f"({precision}: {tolerance.describe()})"):
         return compare_sessions(reference, candidate, tolerance=tolerance, precision=precision, feeds=feeds,
-                                samples=samples, seed=seed, dims=dims)
+                                samples=samples, seed=seed, dims=dims, input_layout=input_layout)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -114,10 +115,20 @@ def _json_default(value):
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+def _identifier(name: str) -> str:
+    """A tensor name as runtimes that need identifiers spell it (TensorFlow signatures turn
+    ``gpu_0/data_0`` into ``gpu_0_data_0``)."""
+    return re.sub(r"\W", "_", name)
+
+
 def match_names(reference: Sequence[str], candidate: Sequence[str]) -> tuple[list[tuple[str, str]], list[str]]:
-    """Pair outputs by name; when the name sets differ, pair by position and warn."""
+    """Pair outputs by name (exactly, or spelled as identifiers); when the name sets differ, pair by
+    position and warn."""
     if set(reference) == set(candidate):
         return [(n, n) for n in reference], []
+    spelled = {_identifier(n): n for n in candidate}
+    if len(spelled) == len(candidate) and {_identifier(n) for n in reference} == set(spelled):
+        return [(n, spelled[_identifier(n)]) for n in reference], []
     warnings = []
     if len(reference) != len(candidate):
         warnings.append(f"the models have {len(reference)} and {len(candidate)} outputs")

@@ -4,23 +4,36 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ...errors import UsageError
 from ...formats._tf import import_tf
 from ..registry import ConvertOptions, converter
 from .graph import check_supported, opset_of, run_graph
+from .layout import Laid, arrange, channels_last, rank_of
+
+# --keep-io-layout: the order of the signature's image and volume tensors (rank 4 and 5; a rank-3
+# tensor is as often a sequence, batch x time x features, as a 1-D signal, so it keeps its order).
+IO_LAYOUTS = ("nchw", "nhwc")
 
 # Initializers at least this large become tf.Variables (saved as checkpoints, not graph constants).
 VARIABLE_MIN_SIZE = 16
 
 
 def tf_name(name: str) -> str:
-    """An ONNX tensor name as a valid TF signature key (letters, digits, _ . - /, not leading _)."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.\-/]", "_", name)
-    return cleaned if re.match(r"[A-Za-z0-9.]", cleaned) else f"t{cleaned}"
+    """An ONNX tensor name as a TF signature key: a Python identifier, as tf.function would make it
+    (``gpu_0/data_0`` -> ``gpu_0_data_0``); the parity check pairs the two spellings."""
+    cleaned = re.sub(r"\W", "_", name)
+    return cleaned if re.match(r"[A-Za-z]", cleaned) else f"t{cleaned}"
 
 
-def to_module(model):
+def _io_order(rank: int, io_layout: str) -> tuple[int, ...]:
+    """How a signature tensor of ``rank`` is ordered: ONNX's, or channels-last for images."""
+    return channels_last(rank) if io_layout == "nhwc" and 4 <= rank <= 5 else tuple(range(rank))
+
+
+def to_module(model, io_layout: str = "nchw"):
     """A ``tf.Module`` whose ``serve`` tf.function computes the ONNX model (inputs and outputs by
-    TF-safe ONNX names; dynamic dims stay ``None``)."""
+    TF-safe ONNX names; dynamic dims stay ``None``). With ``io_layout="nhwc"`` image inputs and
+    outputs (rank 4 and 5) are channels-last in the signature; inside, the layout plan decides."""
     tf = import_tf()
     from onnx import numpy_helper
     from .tensor import tf_dtype
@@ -32,6 +45,7 @@ def to_module(model):
     specs = []
     for value in inputs:
         dims = [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+        dims = [dims[axis] for axis in _io_order(len(dims), io_layout)]
         specs.append(tf.TensorSpec(dims, tf_dtype(value.type.tensor_type.elem_type), name=tf_name(value.name)))
 
     module = tf.Module()
@@ -47,8 +61,17 @@ def to_module(model):
     def serve(*args):
         values = {name: tf.constant(array) for name, array in constants.items() if name not in variables}
         values.update({name: var for name, var in module.weights_by_name.items()})
-        env = run_graph(graph, dict(zip([i.name for i in inputs], args)), opset, values, constants)
-        return {tf_name(name): tf.identity(env[name], name=tf_name(name)) for name in output_names}
+        feeds = {value.name: Laid(arg, _io_order(len(arg.shape), io_layout)) if io_layout == "nhwc" else arg
+                 for value, arg in zip(inputs, args)}
+        env = run_graph(graph, feeds, opset, values, constants)
+        results = {}
+        for name in output_names:
+            value = env.raw[name]
+            rank = rank_of(value)
+            if rank is not None:
+                value = arrange(tf, value, _io_order(rank, io_layout))
+            results[tf_name(name)] = tf.identity(value, name=tf_name(name))
+        return results
 
     # No autograph: the handlers build TF ops directly, and their errors (an op the converter
     # cannot translate) then reach the caller as themselves rather than wrapped by the tracer.
@@ -60,7 +83,12 @@ def to_module(model):
 def onnx_to_savedmodel(session, dst: Path, options: ConvertOptions) -> Path:
     """ONNX model -> TensorFlow SavedModel with a serving signature."""
     tf = import_tf()
-    module = to_module(session.handle)
+    io_layout = str(options.extra.get("io_layout") or "nchw").lower()
+    if io_layout not in IO_LAYOUTS:
+        raise UsageError(f"--keep-io-layout {io_layout!r}: choose one of {', '.join(IO_LAYOUTS)}")
+    module = to_module(session.handle, io_layout)
+    if io_layout == "nhwc":
+        options.extra["input_layout"] = "NCHW:NHWC"  # for the parity check of this hop
     concrete = module.serve.get_concrete_function()
     tf.saved_model.save(module, str(dst), signatures={"serving_default": concrete})
     return dst

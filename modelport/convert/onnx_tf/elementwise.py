@@ -3,6 +3,7 @@ the numpy way)."""
 from __future__ import annotations
 
 from .graph import NodeContext, onnx_op
+from .layout import ELEMENTWISE
 
 
 def _tf():
@@ -15,7 +16,7 @@ def _unary(op_type: str, make):
         return make(_tf(), ctx.inputs[0], ctx)
     convert.__name__ = f"convert_{op_type.lower()}"
     convert.__doc__ = f"ONNX {op_type}."
-    onnx_op(op_type)(convert)
+    onnx_op(op_type, layout=ELEMENTWISE)(convert)
 
 
 for _name, _make in {
@@ -45,13 +46,13 @@ for _name, _make in {
     _unary(_name, _make)
 
 
-@onnx_op("Gelu", since=20)
+@onnx_op("Gelu", since=20, layout=ELEMENTWISE)
 def convert_gelu(ctx: NodeContext):
     """ONNX Gelu (exact, or tanh approximation)."""
     return _tf().nn.gelu(ctx.inputs[0], approximate=ctx.attr("approximate", b"none") in (b"tanh", "tanh"))
 
 
-@onnx_op("IsInf", since=10)
+@onnx_op("IsInf", since=10, layout=ELEMENTWISE)
 def convert_isinf(ctx: NodeContext):
     """ONNX IsInf, with its detect_positive/detect_negative switches."""
     tf, x = _tf(), ctx.inputs[0]
@@ -69,7 +70,7 @@ def _binary(op_type: str, make, since: int = 1):
         return make(_tf(), ctx.inputs[0], ctx.inputs[1], ctx)
     convert.__name__ = f"convert_{op_type.lower()}"
     convert.__doc__ = f"ONNX {op_type} (numpy broadcasting)."
-    onnx_op(op_type, since=since)(convert)
+    onnx_op(op_type, since=since, layout=ELEMENTWISE)(convert)
 
 
 def _divide(tf, a, b, ctx):
@@ -106,7 +107,7 @@ for _name, _make in {
     _binary(_name, _make)
 
 
-@onnx_op("BitwiseNot", since=18)
+@onnx_op("BitwiseNot", since=18, layout=ELEMENTWISE)
 def convert_bitwise_not(ctx: NodeContext):
     """ONNX BitwiseNot."""
     return _tf().bitwise.invert(ctx.inputs[0])
@@ -121,7 +122,7 @@ def _variadic(op_type: str, combine):
         return result if op_type != "Mean" else result / len(values)
     convert.__name__ = f"convert_{op_type.lower()}"
     convert.__doc__ = f"ONNX {op_type} over any number of inputs (broadcasting)."
-    onnx_op(op_type)(convert)
+    onnx_op(op_type, layout=ELEMENTWISE)(convert)
 
 
 _variadic("Sum", lambda tf, a, b: a + b)
@@ -130,7 +131,7 @@ _variadic("Max", lambda tf, a, b: tf.maximum(a, b))
 _variadic("Min", lambda tf, a, b: tf.minimum(a, b))
 
 
-@onnx_op("Clip")
+@onnx_op("Clip", layout=ELEMENTWISE)
 def convert_clip(ctx: NodeContext):
     """ONNX Clip: bounds as attributes (before opset 11) or optional inputs."""
     tf, x = _tf(), ctx.inputs[0]
@@ -143,13 +144,13 @@ def convert_clip(ctx: NodeContext):
     return x
 
 
-@onnx_op("Where", since=9)
+@onnx_op("Where", since=9, layout=ELEMENTWISE)
 def convert_where(ctx: NodeContext):
     """ONNX Where (broadcasting)."""
     return _tf().where(*ctx.inputs[:3])
 
 
-@onnx_op("Cast")
+@onnx_op("Cast", layout=ELEMENTWISE)
 def convert_cast(ctx: NodeContext):
     """ONNX Cast to the ``to`` element type."""
     from .tensor import tf_dtype

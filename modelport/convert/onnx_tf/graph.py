@@ -3,8 +3,7 @@
 Each node's handler comes from the shared op registry (``OPS``), resolved by domain, op type and
 the opset the model imports. Handlers receive TF tensors and decoded attributes, and can ask for
 an input's constant value (initializers, Constant nodes) where ONNX passes a shape or axes as a
-tensor. This first slice keeps ONNX's NCHW semantics and converts to NHWC around the ops whose TF
-CPU kernels need it (convolution, pooling); planning the layout for the whole graph comes next.
+tensor. Values may be kept channels-last inside the graph (layout.py says how and who sees what).
 """
 from __future__ import annotations
 
@@ -14,13 +13,22 @@ import numpy as np
 
 from ...errors import UnsupportedOpError
 from ..ops import OpRegistry
+from .layout import ELEMENTWISE, POLICIES, align, logical, relaid
 
 OPS = OpRegistry("onnx_tf", "ONNX")
 
 
-def onnx_op(*op_types: str, since: int = 1, domain: str = "") -> Callable:
-    """Register a handler translating ONNX ``op_types`` from opset ``since`` on."""
-    return OPS.register(*op_types, domain=domain, since=since)
+def onnx_op(*op_types: str, since: int = 1, domain: str = "", layout: str | None = None) -> Callable:
+    """Register a handler translating ONNX ``op_types`` from opset ``since`` on; ``layout`` is its
+    layout policy (layout.py: None, ELEMENTWISE or AWARE)."""
+    if layout not in POLICIES:
+        raise ValueError(f"unknown layout policy {layout!r}")
+    register = OPS.register(*op_types, domain=domain, since=since)
+
+    def decorate(func: Callable) -> Callable:
+        func.layout = layout
+        return register(func)
+    return decorate
 
 
 class NodeContext:
@@ -86,40 +94,75 @@ def check_supported(graph, opset: int) -> None:
                     hint="see docs/onnx-tf-coverage.md for the ops and opsets that convert")
 
 
+class GraphValues(Mapping):
+    """The values a graph walk computed, by ONNX name, as logical (ONNX-ordered) tensors: a value
+    kept in another order is transposed back once, when first asked for."""
+
+    def __init__(self, tf):
+        self._tf = tf
+        self.raw: dict[str, Any] = {}
+        self._logical: dict[str, Any] = {}
+
+    def __getitem__(self, name: str):
+        if name not in self._logical:
+            self._logical[name] = logical(self._tf, self.raw[name])
+        return self._logical[name]
+
+    def __iter__(self):
+        return iter(self.raw)
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def set(self, name: str, value) -> None:
+        self.raw[name] = value
+        self._logical.pop(name, None)
+
+
 def run_graph(graph, feeds: Mapping[str, Any], opset: int, values: Mapping[str, Any] | None = None,
-              constants: Mapping[str, np.ndarray] | None = None) -> dict[str, Any]:
+              constants: Mapping[str, np.ndarray] | None = None) -> GraphValues:
     """Evaluate ``graph`` with TF ops: feeds and known values by name in, every node output out.
 
     ``values`` maps initializer names to TF tensors or variables; ``constants`` to their numpy
-    values (so handlers can read shapes and axes). Subgraphs (If, Loop) call this again with the
-    outer scope's values.
+    values (so handlers can read shapes and axes). Feeds may be :class:`~.layout.Laid`. Subgraphs
+    (If, Loop) call this again with the outer scope's values.
     """
     from onnx import numpy_helper
     import tensorflow as tf
-    env: dict[str, Any] = dict(values or {})
+    env = GraphValues(tf)
+    for name, value in (values or {}).items():
+        env.set(name, value)
     consts: dict[str, np.ndarray] = dict(constants or {})
     for init in graph.initializer:
-        if init.name not in env:
+        if init.name not in env.raw:
             array = numpy_helper.to_array(init)
             consts[init.name] = array
-            env[init.name] = tf.constant(array)
-    env.update(feeds)
+            env.set(init.name, tf.constant(array))
+    for name, value in feeds.items():
+        env.set(name, value)
     for node in graph.node:
         handler = OPS.handler(node.op_type, domain=node.domain or "", opset=opset,
                               where=f"node {node.name or node.op_type!r}")
         attrs = decode_attributes(node)
-        inputs = [env[name] if name else None for name in node.input]
-        missing = [name for name, value in zip(node.input, inputs) if name and value is None]
+        missing = [name for name in node.input if name and name not in env.raw]
         if missing:
             raise UnsupportedOpError(node.op_type, opset, where=f"node {node.name!r}: inputs {missing} are not computed")
+        policy = getattr(handler, "layout", None)
+        order = None
+        if policy is None:
+            inputs = [env[name] if name else None for name in node.input]
+        else:
+            inputs = [env.raw[name] if name else None for name in node.input]
+            if policy == ELEMENTWISE:
+                inputs, order = align(tf, inputs)
         ctx = NodeContext(node, inputs, consts, opset, attrs)
         with tf.name_scope(_scope_name(node)):
-            outputs = handler(ctx)
+            outputs = relaid(handler(ctx), order)
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
         for name, value in zip(node.output, outputs):
             if name:
-                env[name] = value
+                env.set(name, value)
                 if node.op_type == "Constant":
                     consts[name] = constant_value(attrs)
     return env

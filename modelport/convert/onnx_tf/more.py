@@ -6,6 +6,7 @@ import numpy as np
 
 from ...errors import UnsupportedOpError
 from .graph import NodeContext, onnx_op, trailing_axes
+from .layout import AWARE, ELEMENTWISE, Laid, arrange, channels_last, logical, rank_of
 
 
 def _tf():
@@ -140,12 +141,12 @@ def convert_space_to_depth(ctx: NodeContext):
     return tf.reshape(y, tf.stack([n, c * b * b, h // b, w // b]))
 
 
-@onnx_op("ConvTranspose")
+@onnx_op("ConvTranspose", layout=AWARE)
 def convert_conv_transpose(ctx: NodeContext):
-    """ONNX ConvTranspose (2-D, explicit pads, output_padding, groups of 1)."""
+    """ONNX ConvTranspose (2-D, explicit pads, output_padding, groups of 1), channels-last."""
     tf = _tf()
-    x, w = ctx.inputs[:2]
-    if len(x.shape) != 4 or ctx.attr("group", 1) != 1 or ctx.attr("output_shape") is not None:
+    w = logical(tf, ctx.inputs[1])
+    if rank_of(ctx.inputs[0]) != 4 or ctx.attr("group", 1) != 1 or ctx.attr("output_shape") is not None:
         raise UnsupportedOpError("ConvTranspose beyond 2-D, group 1 and explicit pads", ctx.opset,
                                  where=f"node {ctx.node.name!r}")
     auto_pad = ctx.attr("auto_pad", b"NOTSET")
@@ -156,18 +157,18 @@ def convert_conv_transpose(ctx: NodeContext):
     pads = list(ctx.attr("pads", [0, 0, 0, 0]))
     extra = list(ctx.attr("output_padding", [0, 0]))
     kernel = list(w.shape[2:])
-    h, wd = tf.shape(x)[2], tf.shape(x)[3]  # dynamic after a Reshape-based norm, so computed
+    nhwc = arrange(tf, ctx.inputs[0], channels_last(4))
+    h, wd = tf.shape(nhwc)[1], tf.shape(nhwc)[2]  # dynamic after a Reshape-based norm, so computed
     full = [(size - 1) * s + (k - 1) * d + 1 + e for size, s, k, d, e in zip((h, wd), strides, kernel, dilations, extra)]
-    nhwc = tf.transpose(x, [0, 2, 3, 1])
     filters = tf.transpose(w, [2, 3, 1, 0])  # ONNX C x O x kh x kw -> TF kh x kw x O x C
-    batch = tf.shape(x)[0]
+    batch = tf.shape(nhwc)[0]
     y = tf.nn.conv2d_transpose(nhwc, filters, tf.stack([batch, full[0], full[1], w.shape[1]]), strides=strides,
                                padding="VALID", dilations=dilations)
     y = y[:, pads[0]:full[0] - pads[2], pads[1]:full[1] - pads[3], :]
     bias = ctx.input(2)
     if bias is not None:
-        y = y + bias
-    return tf.transpose(y, [0, 3, 1, 2])
+        y = y + logical(tf, bias)
+    return Laid(y, channels_last(4))
 
 
 @onnx_op("MeanVarianceNormalization", since=9)
@@ -282,7 +283,7 @@ def convert_rms_normalization(ctx: NodeContext):
     return normal * scale
 
 
-@onnx_op("Swish", since=24)
+@onnx_op("Swish", since=24, layout=ELEMENTWISE)
 def convert_swish(ctx: NodeContext):
     """ONNX Swish: x * sigmoid(alpha * x)."""
     tf = _tf()

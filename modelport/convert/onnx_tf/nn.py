@@ -1,7 +1,7 @@
 """ONNX neural-network ops: matrix products, convolution, pooling, normalization, softmax.
 
-ONNX is channels-first; TensorFlow's CPU convolution and pooling kernels are channels-last, so
-this first slice transposes around each of them (the whole-graph layout plan replaces this).
+ONNX is channels-first; TensorFlow's CPU convolution and pooling kernels are channels-last: those
+handlers take their input in whatever order it is kept and produce channels-last values (layout.py).
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 
 from ...errors import UnsupportedOpError
 from .graph import NodeContext, onnx_op, trailing_axes
+from .layout import AWARE, ELEMENTWISE, Laid, arrange, channels_last, laid, logical, rank_of
 
 
 def _tf():
@@ -16,14 +17,10 @@ def _tf():
     return tf
 
 
-def _to_last(tf, x):
-    rank = len(x.shape)
-    return tf.transpose(x, [0, *range(2, rank), 1])
-
-
-def _to_first(tf, x):
-    rank = len(x.shape)
-    return tf.transpose(x, [0, rank - 1, *range(1, rank - 1)])
+def _channels_last_input(tf, value):
+    """The input of a convolution or pool, channels-last, and its order."""
+    order = channels_last(rank_of(value))
+    return arrange(tf, value, order), order
 
 
 @onnx_op("MatMul")
@@ -51,16 +48,17 @@ def convert_gemm(ctx: NodeContext):
     return y
 
 
-def _spatial(ctx: NodeContext, x, kernel_shape):
-    """strides, dilations and explicit [(begin, end)] pads (auto_pad resolved) for each spatial dim."""
-    rank = len(x.shape) - 2
+def _spatial(ctx: NodeContext, sizes: list, kernel_shape):
+    """strides, dilations and explicit [(begin, end)] pads (auto_pad resolved) for each spatial dim
+    of ``sizes`` (None where dynamic)."""
+    rank = len(sizes)
     strides = list(ctx.attr("strides", [1] * rank))
     dilations = list(ctx.attr("dilations", [1] * rank))
     auto_pad = ctx.attr("auto_pad", b"NOTSET")
     auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         pads = []
-        for size, k, s, d in zip(x.shape[2:], kernel_shape, strides, dilations):
+        for size, k, s, d in zip(sizes, kernel_shape, strides, dilations):
             if size is None:
                 raise UnsupportedOpError("auto_pad SAME with a dynamic spatial size", where=f"node {ctx.node.name!r}")
             out = -(-size // s)
@@ -75,42 +73,48 @@ def _spatial(ctx: NodeContext, x, kernel_shape):
     return strides, dilations, pads
 
 
-@onnx_op("Conv")
+@onnx_op("Conv", layout=AWARE)
 def convert_conv(ctx: NodeContext):
-    """ONNX Conv (1-3 spatial dims, groups, dilations, explicit or SAME pads)."""
+    """ONNX Conv (1-3 spatial dims, groups, depthwise, dilations, explicit or SAME pads), channels-last."""
     tf = _tf()
-    x, w = ctx.inputs[:2]
+    y, order = _channels_last_input(tf, ctx.inputs[0])
+    w = logical(tf, ctx.inputs[1])
     kernel = list(w.shape[2:])
-    strides, dilations, pads = _spatial(ctx, x, kernel)
+    strides, dilations, pads = _spatial(ctx, y.shape.as_list()[1:-1], kernel)
     group = ctx.attr("group", 1)
-    y = _to_last(tf, x)
     if any(a or b for a, b in pads):
         y = tf.pad(y, [[0, 0], *[[a, b] for a, b in pads], [0, 0]])
-    # ONNX weights O x C/g x k..., TF filters k... x C/g x O.
-    filters = tf.transpose(w, [*range(2, len(w.shape)), 1, 0])
-    channels = x.shape[1]
-    if group == 1 or channels is None:
-        y = tf.nn.convolution(y, filters, strides=strides, dilations=dilations, padding="VALID")
+    channels = y.shape[-1]
+    if group > 1 and group == channels and len(kernel) == 2 and (strides[0] == strides[1] or set(dilations) == {1}):
+        # Depthwise: ONNX weights (C*M) x 1 x kh x kw, output channel c*M + m -> TF kh x kw x C x M.
+        multiplier = w.shape[0] // group
+        filters = tf.transpose(tf.reshape(w, [group, multiplier, *kernel]), [2, 3, 0, 1])
+        y = tf.nn.depthwise_conv2d(y, filters, strides=[1, *strides, 1], padding="VALID", dilations=dilations)
     else:
-        outputs = w.shape[0] // group
-        per = channels // group
-        y = tf.concat([tf.nn.convolution(y[..., g * per:(g + 1) * per], filters[..., g * outputs:(g + 1) * outputs],
-                                         strides=strides, dilations=dilations, padding="VALID")
-                       for g in range(group)], axis=-1)
+        # ONNX weights O x C/g x k..., TF filters k... x C/g x O.
+        filters = tf.transpose(w, [*range(2, len(w.shape)), 1, 0])
+        if group == 1 or channels is None:
+            y = tf.nn.convolution(y, filters, strides=strides, dilations=dilations, padding="VALID")
+        else:
+            outputs = w.shape[0] // group
+            per = channels // group
+            y = tf.concat([tf.nn.convolution(y[..., g * per:(g + 1) * per], filters[..., g * outputs:(g + 1) * outputs],
+                                             strides=strides, dilations=dilations, padding="VALID")
+                           for g in range(group)], axis=-1)
     bias = ctx.input(2)
     if bias is not None:
-        y = y + bias
-    return _to_first(tf, y)
+        y = y + logical(tf, bias)
+    return Laid(y, order)
 
 
 def _pool(ctx: NodeContext, kind: str):
     tf = _tf()
-    x = ctx.inputs[0]
+    y, order = _channels_last_input(tf, ctx.inputs[0])
     kernel = list(ctx.attr("kernel_shape"))
-    strides, dilations, pads = _spatial(ctx, x, kernel)
+    spatial = y.shape.as_list()[1:-1]
+    strides, dilations, pads = _spatial(ctx, spatial, kernel)
     if any(d != 1 for d in dilations) and (kind != "max" or ctx.attr("ceil_mode", 0)):
         raise UnsupportedOpError(f"{ctx.node.op_type} with dilations", ctx.opset, where=f"node {ctx.node.name!r}")
-    spatial = list(x.shape[2:])
     extra = [0] * len(kernel)  # end padding added by ceil_mode, which never counts as elements
     if ctx.attr("ceil_mode", 0):  # extend the end pads so that the last, partial window is kept
         extra = []
@@ -122,20 +126,21 @@ def _pool(ctx: NodeContext, kind: str):
                 out -= 1
             extra.append(max(0, (out - 1) * s + k - (size + a + b)))
         pads = [(a, b + e) for (a, b), e in zip(pads, extra)]
-    y = _to_last(tf, x)
     window = [1, *kernel, 1]
     stride = [1, *strides, 1]
     if kind == "max":
         if any(a or b for a, b in pads):
             y = tf.pad(y, [[0, 0], *[[a, b] for a, b in pads], [0, 0]], constant_values=float("-inf"))
         if any(d != 1 for d in dilations):
-            return _to_first(tf, tf.nn.pool(y, kernel, "MAX", strides=strides, padding="VALID", dilations=dilations))
-        return _to_first(tf, tf.nn.max_pool(y, window, stride, "VALID"))
+            return Laid(tf.nn.pool(y, kernel, "MAX", strides=strides, padding="VALID", dilations=dilations), order)
+        return Laid(tf.nn.max_pool(y, window, stride, "VALID"), order)
+    if not any(a or b for a, b in pads):
+        return Laid(tf.nn.avg_pool(y, window, stride, "VALID"), order)  # every window is whole
     count_pad = ctx.attr("count_include_pad", 0)
     padded = tf.pad(y, [[0, 0], *[[a, b] for a, b in pads], [0, 0]]) if any(a or b for a, b in pads) else y
     total = tf.nn.avg_pool(padded, window, stride, "VALID") * float(np.prod(kernel))
     if count_pad and not ctx.attr("ceil_mode", 0):
-        return _to_first(tf, total / float(np.prod(kernel)))
+        return Laid(total / float(np.prod(kernel)), order)
     # Divide by the window's count of real elements (pads excluded, or ceil-mode overhang excluded).
     ones = tf.ones_like(y[..., :1])
     if count_pad:  # explicit pads count, the ceil-mode overhang does not
@@ -144,10 +149,10 @@ def _pool(ctx: NodeContext, kind: str):
     else:
         ones = tf.pad(ones, [[0, 0], *[[a, b] for a, b in pads], [0, 0]])
     count = tf.nn.avg_pool(ones, window, stride, "VALID") * float(np.prod(kernel))
-    return _to_first(tf, total / count)
+    return Laid(total / count, order)
 
 
-@onnx_op("MaxPool")
+@onnx_op("MaxPool", layout=AWARE)
 def convert_max_pool(ctx: NodeContext):
     """ONNX MaxPool (values only; the Indices output is not produced)."""
     if len(ctx.node.output) > 1 and ctx.node.output[1]:
@@ -155,39 +160,46 @@ def convert_max_pool(ctx: NodeContext):
     return _pool(ctx, "max")
 
 
-@onnx_op("AveragePool")
+@onnx_op("AveragePool", layout=AWARE)
 def convert_average_pool(ctx: NodeContext):
     """ONNX AveragePool (count_include_pad, ceil_mode)."""
     return _pool(ctx, "average")
 
 
-@onnx_op("GlobalAveragePool")
+def _spatial_axes(x: Laid) -> list[int]:
+    return sorted(x.axis(axis) for axis in range(2, x.rank))
+
+
+@onnx_op("GlobalAveragePool", layout=AWARE)
 def convert_global_average_pool(ctx: NodeContext):
-    """ONNX GlobalAveragePool over every spatial dim."""
-    x = ctx.inputs[0]
-    return _tf().reduce_mean(x, axis=list(range(2, len(x.shape))), keepdims=True)
+    """ONNX GlobalAveragePool over every spatial dim (in the order the input is kept)."""
+    x = laid(ctx.inputs[0])
+    return Laid(_tf().reduce_mean(x.tensor, axis=_spatial_axes(x), keepdims=True), x.perm)
 
 
-@onnx_op("GlobalMaxPool")
+@onnx_op("GlobalMaxPool", layout=AWARE)
 def convert_global_max_pool(ctx: NodeContext):
-    """ONNX GlobalMaxPool over every spatial dim."""
-    x = ctx.inputs[0]
-    return _tf().reduce_max(x, axis=list(range(2, len(x.shape))), keepdims=True)
+    """ONNX GlobalMaxPool over every spatial dim (in the order the input is kept)."""
+    x = laid(ctx.inputs[0])
+    return Laid(_tf().reduce_max(x.tensor, axis=_spatial_axes(x), keepdims=True), x.perm)
 
 
-def _channel_shaped(tf, value, rank):
-    return tf.reshape(value, [1, -1] + [1] * (rank - 2))
+def _channel_shaped(tf, value, rank, channel_axis: int = 1):
+    shape = [1] * rank
+    shape[channel_axis] = -1
+    return tf.reshape(value, shape)
 
 
-@onnx_op("BatchNormalization")
+@onnx_op("BatchNormalization", layout=AWARE)
 def convert_batch_normalization(ctx: NodeContext):
-    """ONNX BatchNormalization at inference (running statistics)."""
+    """ONNX BatchNormalization at inference (running statistics), in the order the input is kept."""
     tf = _tf()
-    x, scale, bias, mean, var = ctx.inputs[:5]
-    rank = len(x.shape)
-    shape = [_channel_shaped(tf, v, rank) for v in (scale, bias, mean, var)]
+    x = laid(ctx.inputs[0])
+    scale, bias, mean, var = (logical(tf, v) for v in ctx.inputs[1:5])
+    channel = x.axis(1) if x.rank > 1 else 0
+    shape = [_channel_shaped(tf, v, x.rank, channel) for v in (scale, bias, mean, var)]
     inv = shape[0] * tf.math.rsqrt(shape[3] + ctx.attr("epsilon", 1e-5))
-    return x * inv + (shape[1] - shape[2] * inv)
+    return Laid(x.tensor * inv + (shape[1] - shape[2] * inv), x.perm)
 
 
 @onnx_op("InstanceNormalization", since=6)
@@ -241,7 +253,7 @@ def convert_log_softmax(ctx: NodeContext):
     return _softmax(ctx, log=True)
 
 
-@onnx_op("Dropout")
+@onnx_op("Dropout", layout=ELEMENTWISE)
 def convert_dropout(ctx: NodeContext):
     """ONNX Dropout at inference: the identity (and an all-true mask when asked for)."""
     tf = _tf()

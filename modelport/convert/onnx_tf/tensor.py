@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import NodeContext, constant_value, onnx_op
+from .layout import AWARE, Laid, align, laid, logical, rank_of
 
 # ONNX TensorProto element types -> TF dtype names.
 _ONNX_TO_TF = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
@@ -135,10 +136,14 @@ def convert_unsqueeze(ctx: NodeContext):
     return x
 
 
-@onnx_op("Concat", since=4)
+@onnx_op("Concat", since=4, layout=AWARE)
 def convert_concat(ctx: NodeContext):
-    """ONNX Concat along ``axis``."""
-    return _tf().concat([v for v in ctx.inputs if v is not None], axis=ctx.attr("axis"))
+    """ONNX Concat along ``axis``, in the order its first laid-out input is kept."""
+    tf = _tf()
+    values, order = align(tf, [v for v in ctx.inputs if v is not None])  # same rank: align only permutes
+    if order is None:
+        return tf.concat(values, axis=ctx.attr("axis"))
+    return Laid(tf.concat(values, axis=Laid(values[0], order).axis(ctx.attr("axis"))), order)
 
 
 @onnx_op("Split", since=2)
@@ -315,21 +320,30 @@ def _reduce(op_type: str, reducer, since: int = 1, axes_input_since: int = 18):
     def convert(ctx: NodeContext):
         tf = _tf()
         x = ctx.inputs[0]
+        x = laid(x) if rank_of(x) is not None else Laid(x, ())  # unknown rank: no order to keep
         if ctx.opset >= axes_input_since:
             axes = _axes(ctx)
-            if axes is None and ctx.input(1) is not None:
-                axes = ctx.inputs[1]
+            if axes is None and ctx.input(1) is not None:  # computed axes: reduce the logical tensor
+                x, axes = Laid(logical(tf, ctx.inputs[0]), ()), logical(tf, ctx.inputs[1])
         else:
             axes = ctx.attr("axes")
         keep = bool(ctx.attr("keepdims", 1))
         if axes is None or (isinstance(axes, list) and not axes):  # no axes: all, unless told to do nothing
             if ctx.attr("noop_with_empty_axes", 0):
-                return tf.identity(x)
-            axes = None
-        return reducer(tf, x, axes, keep)
+                return Laid(tf.identity(x.tensor), x.perm)
+            axes = None if x.tensor.shape.rank is None else list(range(x.rank))
+        if not isinstance(axes, list) or x.tensor.shape.rank is None:
+            return reducer(tf, x.tensor, axes, keep)
+        # Constant axes: reduce where they are kept; the remaining axes keep their relative order.
+        kept = sorted({x.axis(a) for a in axes})
+        y = reducer(tf, x.tensor, kept, keep)
+        if keep:
+            return Laid(y, x.perm)
+        remaining = [a for a in x.perm if x.perm.index(a) not in kept]
+        return Laid(y, [sorted(remaining).index(a) for a in remaining])
     convert.__name__ = f"convert_{op_type.lower()}"
     convert.__doc__ = f"ONNX {op_type} over ``axes`` (attribute, or input from its opset on)."
-    onnx_op(op_type, since=since)(convert)
+    onnx_op(op_type, since=since, layout=AWARE)(convert)
 
 
 _reduce("ReduceSum", lambda tf, x, a, k: tf.reduce_sum(x, a, keepdims=k), axes_input_since=13)

@@ -2,6 +2,9 @@
 the SavedModel compared with ONNX Runtime by TensorFlow itself."""
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -49,19 +52,56 @@ def test_unsupported_op_is_exit_2_naming_op_opset_and_node(cli, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def tflite_op_counts(path) -> Counter:
+    """How many times each builtin op appears in a TFLite file (as LiteRT reads it)."""
+    from ai_edge_litert.interpreter import Interpreter
+    return Counter(op["op_name"] for op in Interpreter(model_path=str(path))._get_ops_details())
+
+
+# The most Transpose ops a converted model may keep: the one taking the NCHW input to NHWC.
+TRANSPOSES_AT_MOST = {"resnet18": 1, "mobilenet_v2": 1}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("factory,shape", [("resnet18", "image:1,3,224,224"), ("tiny_transformer", "x:1,7,32"),
-                                           ("attention_block", "x:1,3,32,32")])
+@pytest.mark.parametrize("factory,shape", [("resnet18", "image:1,3,224,224"), ("mobilenet_v2", "image:1,3,224,224"),
+                                           ("tiny_transformer", "x:1,7,32"), ("attention_block", "x:1,3,32,32")])
 def test_real_pytorch_models_reach_tflite(cli, tmp_path, factory, shape):
-    """ResNet-18, a TransformerEncoder, and a block with GroupNorm, ConvTranspose, a bilinear resize and
-    MultiheadAttention: PyTorch -> ONNX -> SavedModel -> TFLite, each hop within fp32 tolerances of
-    the one before (LiteRT runs the last)."""
-    result = cli("convert", f"tests.zoo_torch:{factory}", tmp_path / f"{factory}.tflite", "--input-shape", shape,
-                 "--samples", "1", "--json")
+    """ResNet-18, MobileNetV2, a TransformerEncoder, and a block with GroupNorm, ConvTranspose, a
+    bilinear resize and MultiheadAttention: PyTorch -> ONNX -> SavedModel -> TFLite, each hop within
+    fp32 tolerances of the one before (LiteRT runs the last). The CNNs are laid out channels-last
+    as a whole: no Transpose in the body, only the one at the NCHW input."""
+    target = tmp_path / f"{factory}.tflite"
+    result = cli("convert", f"tests.zoo_torch:{factory}", target, "--input-shape", shape, "--samples", "1", "--json")
     assert result.code == 0, result.err
     hops = result.json()["hops"]
     assert [h["edge"] for h in hops] == ["pytorch->onnx", "onnx->savedmodel", "savedmodel->tflite"]
     assert all(h["parity"]["passed"] and not h["parity"]["blind_spots"] for h in hops)
+    if factory in TRANSPOSES_AT_MOST:
+        ops = tflite_op_counts(target)
+        assert ops["TRANSPOSE"] <= TRANSPOSES_AT_MOST[factory], ops
+        assert ops["CONV_2D"] >= 20  # the convolutions are really there (and BatchNorm folded into them)
+        assert "MUL" not in ops  # no BatchNorm left over as arithmetic
+
+
+@pytest.mark.slow
+def test_nhwc_io_layout_leaves_no_transpose(cli, tmp_path):
+    """--keep-io-layout nhwc: a channels-last signature, so ResNet-18's TFLite has no Transpose at all;
+    the SavedModel hop is checked against ONNX with its input moved to NHWC."""
+    from ai_edge_litert.interpreter import Interpreter
+    onnx_path, target = tmp_path / "r18.onnx", tmp_path / "r18.tflite"
+    assert cli("convert", "tests.zoo_torch:resnet18", onnx_path, "--input-shape", "image:1,3,224,224",
+               "--no-check").code == 0
+    result = cli("convert", onnx_path, target, "--keep-io-layout", "nhwc", "--samples", "1", "--json")
+    assert result.code == 0, result.err
+    assert all(h["parity"]["passed"] for h in result.json()["hops"])
+    assert tflite_op_counts(target)["TRANSPOSE"] == 0
+    assert list(Interpreter(model_path=str(target)).get_input_details()[0]["shape"]) == [1, 224, 224, 3]
+
+
+def test_bad_io_layout_is_exit_2_before_any_work(cli, tmp_path):
+    result = cli("convert", "tests.zoo_torch:small_cnn", tmp_path / "m.tflite", "--keep-io-layout", "nwhc")
+    assert result.code == 2 and "nchw, nhwc" in result.err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_caffe_lenet_reaches_tflite(cli, tmp_path):
@@ -72,3 +112,80 @@ def test_caffe_lenet_reaches_tflite(cli, tmp_path):
     assert result.code == 0, result.err
     assert [h["edge"] for h in result.json()["hops"]] == ["caffe->onnx", "onnx->savedmodel", "savedmodel->tflite"]
     assert result.json()["passed"]
+
+
+LIGHT_MODELS = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet",
+                "squeezenet", "zfnet512"]
+
+
+def _weights_for(consumer, index: int, shape: list[int], rng) -> np.ndarray:
+    """Random weights of the kind the consuming op expects: He-scaled filters and matrices,
+    BatchNorm statistics near identity, small biases (so that activations stay of order one)."""
+    if consumer.op_type == "Conv" and index == 1:
+        return rng.standard_normal(shape) * np.sqrt(2.0 / np.prod(shape[1:]))
+    if consumer.op_type == "Gemm" and index == 1:
+        trans_b = any(a.name == "transB" and a.i for a in consumer.attribute)
+        return rng.standard_normal(shape) * np.sqrt(1.0 / shape[1 if trans_b else 0])
+    if consumer.op_type == "BatchNormalization":
+        low, high = {1: (0.8, 1.2), 4: (0.5, 1.5)}.get(index, (-0.1, 0.1))
+        return rng.uniform(low, high, shape)
+    if consumer.op_type == "Mul":
+        return rng.uniform(0.8, 1.2, shape)
+    return rng.uniform(-0.1, 0.1, shape)
+
+
+def _light_model_with_weights(name: str, target):
+    """onnx's light model ``name`` with its ConstantOfShape fills replaced by seeded random weights
+    (a constant fill makes every channel equal and the output independent of the input, which would
+    prove nothing) and its final Softmax dropped, so that the logits are compared."""
+    import onnx
+    from onnx import helper, numpy_helper
+    light = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
+    model = onnx.load(str(light / f"light_{name}.onnx"))
+    graph, rng = model.graph, np.random.default_rng(0)
+    constants = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    consumers = {}
+    for node in graph.node:
+        for index, value in enumerate(node.input):
+            consumers.setdefault(value, (node, index))
+    fills = [n for n in graph.node if n.op_type == "ConstantOfShape"]
+    for fill in fills:
+        shape = [int(d) for d in constants[fill.input[0]]]
+        consumer, index = consumers[fill.output[0]]
+        while consumer.op_type == "Unsqueeze":  # per-channel scales reach Mul/Add through an Unsqueeze
+            consumer, index = consumers[consumer.output[0]]
+        array = _weights_for(consumer, index, shape, rng).astype(np.float32)
+        graph.initializer.append(numpy_helper.from_array(array, fill.output[0]))
+        graph.node.remove(fill)
+    last = graph.node[-1]
+    if last.op_type == "Softmax" and last.output[0] == graph.output[0].name:
+        graph.node.remove(last)
+        graph.output.pop()
+        graph.output.append(helper.make_tensor_value_info(last.input[0], onnx.TensorProto.FLOAT, None))
+    onnx.save(model, str(target))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", LIGHT_MODELS)
+def test_onnx_light_models_reach_tflite(cli, tmp_path, name):
+    """The model-zoo graphs onnx ships in its package (opset 9: LRN, Sum, Concat, grouped convs and
+    channel shuffles; vgg19 left out, it has alexnet's ops at four times the time), with random weights: ONNX -> SavedModel -> TFLite, both hops checked against
+    the hop before (ONNX Runtime, then TensorFlow), and LiteRT against ONNX Runtime directly."""
+    source, target = tmp_path / f"{name}.onnx", tmp_path / f"{name}.tflite"
+    _light_model_with_weights(name, source)
+    # Random deep nets reach large logits (shufflenet's ~1e6): the scale rule judges float32 rounding fairly.
+    result = cli("convert", source, target, "--samples", "1", "--fixed-batch", "--relative-to", "scale", "--json")
+    assert result.code == 0, result.err
+    assert [h["edge"] for h in result.json()["hops"]] == ["onnx->savedmodel", "savedmodel->tflite"]
+    from ai_edge_litert.interpreter import Interpreter
+    session = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
+    feed = session.get_inputs()[0]
+    x = np.random.default_rng(1).standard_normal(feed.shape).astype(np.float32)
+    expected = session.run(None, {feed.name: x})[0]
+    interpreter = Interpreter(model_path=str(target))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    assert expected.std() > 0.1  # logits that really depend on the input
+    assert_outputs_match({"logits": expected}, {"logits": got.reshape(expected.shape)}, relative_to="scale")
