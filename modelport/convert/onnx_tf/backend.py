@@ -19,12 +19,23 @@ class TensorFlowRep(BackendRep):
 
     def run(self, inputs: Any, **kwargs) -> tuple[np.ndarray, ...]:
         from .convert import tf_name
+        from onnx import TensorProto, numpy_helper
         if isinstance(inputs, dict):
             inputs = [inputs[name] for name in self.input_names]
         elif not isinstance(inputs, (list, tuple)):
             inputs = [inputs]
+        # Cases whose values numpy cannot hold exactly (bfloat16, NaN payloads) come as TensorProtos.
+        inputs = [numpy_helper.to_array(i) if isinstance(i, TensorProto) else i for i in inputs]
         results = self.module.serve(*inputs)
-        return tuple(np.asarray(results[tf_name(name)]) for name in self.output_names)
+        return tuple(_to_numpy(results[tf_name(name)]) for name in self.output_names)
+
+
+def _to_numpy(tensor) -> np.ndarray:
+    """A TF result as numpy; TF's strings are bytes, ONNX's (numpy object arrays) are str."""
+    array = np.asarray(tensor)
+    if array.dtype == object:
+        array = np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(array) if array.size else array
+    return array
 
 
 class TensorFlowBackend(Backend):

@@ -7,7 +7,7 @@ from pathlib import Path
 from ...errors import UsageError
 from ...formats._tf import import_tf
 from ..registry import ConvertOptions, converter
-from .graph import check_supported, opset_of, run_graph
+from .graph import check_supported, opsets_of, run_graph, static_shapes
 from .layout import Laid, arrange, channels_last, rank_of
 
 # --keep-io-layout: the order of the signature's image and volume tensors (rank 4 and 5; a rank-3
@@ -38,7 +38,7 @@ def to_module(model, io_layout: str = "nchw"):
     from onnx import numpy_helper
     from .tensor import tf_dtype
     graph = model.graph
-    opset = opset_of(model)
+    opset = opsets_of(model)
     check_supported(graph, opset)
     initializers = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
@@ -57,13 +57,14 @@ def to_module(model, io_layout: str = "nchw"):
             variables[init.name] = tf.Variable(array, trainable=False, name=tf_name(init.name))
     module.weights_by_name = variables
     output_names = [o.name for o in graph.output]
+    shapes = static_shapes(model)
 
     def serve(*args):
         values = {name: tf.constant(array) for name, array in constants.items() if name not in variables}
         values.update({name: var for name, var in module.weights_by_name.items()})
         feeds = {value.name: Laid(arg, _io_order(len(arg.shape), io_layout)) if io_layout == "nhwc" else arg
                  for value, arg in zip(inputs, args)}
-        env = run_graph(graph, feeds, opset, values, constants)
+        env = run_graph(graph, feeds, opset, values, constants, shapes)
         results = {}
         for name in output_names:
             value = env.raw[name]

@@ -37,7 +37,7 @@ for _name, _make in {
     "Elu": lambda tf, x, c: tf.where(x > 0, x, c.attr("alpha", 1.0) * (tf.exp(x) - 1)),
     "Selu": lambda tf, x, c: c.attr("gamma", 1.0507009873554805) * tf.where(
         x > 0, x, c.attr("alpha", 1.6732632423543772) * (tf.exp(x) - 1)),
-    "Celu": lambda tf, x, c: tf.maximum(x, 0.0) + tf.minimum(0.0, c.attr("alpha", 1.0) * (tf.exp(x / c.attr("alpha", 1.0)) - 1)),
+    "Celu": lambda tf, x, c: tf.maximum(x, 0.0) + tf.minimum(c.attr("alpha", 1.0) * (tf.exp(x / c.attr("alpha", 1.0)) - 1), 0.0),
     "HardSigmoid": lambda tf, x, c: tf.clip_by_value(c.attr("alpha", 0.2) * x + c.attr("beta", 0.5), 0.0, 1.0),
     "HardSwish": lambda tf, x, c: x * tf.clip_by_value(x / 6.0 + 0.5, 0.0, 1.0),
     "Mish": lambda tf, x, c: x * tf.tanh(tf.nn.softplus(x)),
@@ -86,6 +86,8 @@ def _power(tf, a, b, ctx):
 
 
 def _modulo(tf, a, b, ctx):
+    if a.dtype in (tf.float16, tf.bfloat16):  # TF's CPU mod kernels take float32
+        return tf.cast(_modulo(tf, tf.cast(a, tf.float32), tf.cast(b, tf.float32), ctx), a.dtype)
     if ctx.attr("fmod", 0):
         return tf.truncatemod(a, b)  # C fmod: the sign of the dividend
     return tf.math.floormod(a, b)  # Python %: the sign of the divisor

@@ -13,7 +13,8 @@ import numpy as np
 
 from ...errors import UnsupportedOpError
 from ..ops import OpRegistry
-from .layout import ELEMENTWISE, POLICIES, align, logical, relaid
+from . import shapes as shapes_fold
+from .layout import ELEMENTWISE, POLICIES, Laid, align, logical, relaid
 
 OPS = OpRegistry("onnx_tf", "ONNX")
 
@@ -35,12 +36,29 @@ class NodeContext:
     """What a handler sees: the node, its inputs as TF tensors (None for an omitted optional input),
     its attributes as Python values, and the constant value of inputs that are constants."""
 
-    def __init__(self, node, inputs: list, constants: Mapping[str, np.ndarray], opset: int, attrs: dict[str, Any]):
+    def __init__(self, node, inputs: list, constants: Mapping[str, np.ndarray], opset: int, attrs: dict[str, Any],
+                 scope: "GraphValues | None" = None, opsets: "int | Opsets | None" = None):
         self.node = node
         self.inputs = inputs
         self._constants = constants
         self.opset = opset
         self.attrs = attrs
+        self.scope = scope  # the enclosing graph's values, which subgraphs (If, Loop, Scan) may read
+        self.opsets = opset if opsets is None else opsets  # every domain's, for subgraphs
+        self.partials: Mapping[str, Any] = {}  # shape arithmetic folded so far (shapes.py)
+
+    def known(self, index: int) -> list | None:
+        """Input ``index``'s value where shape arithmetic fixes it: ints, None where dynamic."""
+        if index >= len(self.node.input) or not self.node.input[index]:
+            return None
+        found = self.partials.get(self.node.input[index])
+        return None if found is None else found[1]
+
+    def run_subgraph(self, graph, feeds: Mapping[str, Any]) -> list:
+        """Run a subgraph attribute with ``feeds`` for its inputs and this graph's values in scope;
+        its outputs, in order, as logical tensors."""
+        values = run_graph(graph, feeds, self.opsets, dict(self.scope.raw) if self.scope else {}, self._constants)
+        return [values[output.name] for output in graph.output]
 
     def attr(self, name: str, default=None):
         return self.attrs.get(name, default)
@@ -79,18 +97,26 @@ def decode_attributes(node) -> dict[str, Any]:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def opset_of(model, domain: str = "") -> int:
-    for entry in model.opset_import:
-        if (entry.domain or "") == domain or (domain == "" and entry.domain == "ai.onnx"):
-            return entry.version
-    return 1
+Opsets = Mapping[str, int]  # domain ("" for ai.onnx) -> the version the model imports
 
 
-def check_supported(graph, opset: int) -> None:
+def opsets_of(model) -> dict[str, int]:
+    """Every domain's imported opset ("" for ai.onnx)."""
+    return {("" if entry.domain == "ai.onnx" else entry.domain): entry.version for entry in model.opset_import}
+
+
+def _domain_opset(opsets: "int | Opsets", domain: str) -> int:
+    if isinstance(opsets, int):
+        return opsets
+    return opsets.get(domain, opsets.get("", 1))
+
+
+def check_supported(graph, opset: "int | Opsets") -> None:
     """Resolve every node's handler before tracing: an unsupported op is reported as itself (inside
     a tf.function trace TensorFlow would wrap the error), naming the op, the opset and the node."""
     for node in graph.node:
-        OPS.handler(node.op_type, domain=node.domain or "", opset=opset, where=f"node {node.name or node.op_type!r}",
+        OPS.handler(node.op_type, domain=node.domain or "", opset=_domain_opset(opset, node.domain or ""),
+                    where=f"node {node.name or node.op_type!r}",
                     hint="see docs/onnx-tf-coverage.md for the ops and opsets that convert")
 
 
@@ -119,8 +145,38 @@ class GraphValues(Mapping):
         self._logical.pop(name, None)
 
 
-def run_graph(graph, feeds: Mapping[str, Any], opset: int, values: Mapping[str, Any] | None = None,
-              constants: Mapping[str, np.ndarray] | None = None) -> GraphValues:
+def static_shapes(model) -> dict[str, list[int | None]]:
+    """The dims ONNX shape inference fixes for each value (None where symbolic or unknown)."""
+    from onnx import shape_inference
+    try:
+        inferred = shape_inference.infer_shapes(model)
+    except Exception:  # noqa: BLE001  (a model shape inference cannot follow converts without the hints)
+        return {}
+    shapes = {}
+    for info in [*inferred.graph.value_info, *inferred.graph.output]:
+        tensor = info.type.tensor_type
+        if tensor.HasField("shape"):
+            shapes[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+    return shapes
+
+
+def _refine(value, dims: list[int | None]):
+    """Tell TF the dims ONNX knows (a reshape from a computed shape loses them; TFLite needs them)."""
+    from .layout import Laid
+    tensor = value.tensor if isinstance(value, Laid) else value
+    if not hasattr(tensor, "set_shape") or tensor.shape.rank not in (None, len(dims)):
+        return
+    if isinstance(value, Laid):
+        dims = [dims[axis] for axis in value.perm]
+    try:
+        tensor.set_shape(dims)
+    except ValueError:  # TF knows better (or differently): keep its shape
+        pass
+
+
+def run_graph(graph, feeds: Mapping[str, Any], opset: "int | Opsets", values: Mapping[str, Any] | None = None,
+              constants: Mapping[str, np.ndarray] | None = None,
+              shapes: Mapping[str, list[int | None]] | None = None) -> GraphValues:
     """Evaluate ``graph`` with TF ops: feeds and known values by name in, every node output out.
 
     ``values`` maps initializer names to TF tensors or variables; ``constants`` to their numpy
@@ -140,13 +196,31 @@ def run_graph(graph, feeds: Mapping[str, Any], opset: int, values: Mapping[str, 
             env.set(init.name, tf.constant(array))
     for name, value in feeds.items():
         env.set(name, value)
+    partials: dict[str, Any] = {}
+
+    def partial_of(name: str):
+        if name in partials:
+            return partials[name]
+        return shapes_fold.initial(consts[name]) if name in consts else None
+
+    def static_shape_of(name: str):
+        value = env.raw.get(name)
+        if value is None:
+            return None
+        if isinstance(value, Laid):
+            return value.logical_shape()
+        return value.shape.as_list() if getattr(value, "shape", None) is not None and value.shape.rank is not None \
+            else None
+
     for node in graph.node:
-        handler = OPS.handler(node.op_type, domain=node.domain or "", opset=opset,
+        node_opset = _domain_opset(opset, node.domain or "")
+        handler = OPS.handler(node.op_type, domain=node.domain or "", opset=node_opset,
                               where=f"node {node.name or node.op_type!r}")
         attrs = decode_attributes(node)
         missing = [name for name in node.input if name and name not in env.raw]
         if missing:
-            raise UnsupportedOpError(node.op_type, opset, where=f"node {node.name!r}: inputs {missing} are not computed")
+            raise UnsupportedOpError(node.op_type, node_opset,
+                                     where=f"node {node.name!r}: inputs {missing} are not computed")
         policy = getattr(handler, "layout", None)
         order = None
         if policy is None:
@@ -155,16 +229,23 @@ def run_graph(graph, feeds: Mapping[str, Any], opset: int, values: Mapping[str, 
             inputs = [env.raw[name] if name else None for name in node.input]
             if policy == ELEMENTWISE:
                 inputs, order = align(tf, inputs)
-        ctx = NodeContext(node, inputs, consts, opset, attrs)
+        ctx = NodeContext(node, inputs, consts, node_opset, attrs, env, opset)
+        ctx.partials = {name: partial_of(name) for name in node.input if name}
         with tf.name_scope(_scope_name(node)):
             outputs = relaid(handler(ctx), order)
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
         for name, value in zip(node.output, outputs):
             if name:
+                if shapes and name in shapes and value is not None:
+                    _refine(value, shapes[name])
                 env.set(name, value)
                 if node.op_type == "Constant":
                     consts[name] = constant_value(attrs)
+        if node.output and node.output[0]:
+            folded = shapes_fold.fold(node, attrs, partial_of, consts.get, static_shape_of)
+            if folded is not None:
+                partials[node.output[0]] = folded
     return env
 
 

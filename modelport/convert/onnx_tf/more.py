@@ -59,10 +59,12 @@ def convert_one_hot(ctx: NodeContext):
     """ONNX OneHot(indices, depth, [off, on]) along ``axis``; negative indices wrap."""
     tf = _tf()
     indices, depth, values = ctx.inputs[:3]
-    depth = tf.cast(tf.reshape(depth, []), tf.int64)
+    depth = tf.cast(tf.reshape(depth, []), tf.int32)  # TF's one_hot takes an int32 depth
     indices = tf.cast(indices, tf.int64)
-    indices = tf.where(indices < 0, indices + depth, indices)
-    return tf.one_hot(indices, depth, on_value=values[1], off_value=values[0], axis=ctx.attr("axis", -1))
+    indices = tf.where(indices < 0, indices + tf.cast(depth, tf.int64), indices)
+    axis = ctx.attr("axis", -1)
+    axis = axis + len(indices.shape) + 1 if axis < -1 else axis  # TF takes -1 or a position
+    return tf.one_hot(indices, depth, on_value=values[1], off_value=values[0], axis=axis)
 
 
 @onnx_op("Einsum", since=12)
@@ -99,11 +101,25 @@ def convert_scatter_nd(ctx: NodeContext):
     indices = tf.cast(indices, tf.int64)
     reduction = ctx.attr("reduction", b"none")
     reduction = reduction.decode() if isinstance(reduction, bytes) else reduction
-    scatter = {"none": tf.tensor_scatter_nd_update, "add": tf.tensor_scatter_nd_add,
+    scatter = {"none": tf.tensor_scatter_nd_update, "add": tf.tensor_scatter_nd_add, "mul": _scatter_nd_multiply,
                "max": tf.tensor_scatter_nd_max, "min": tf.tensor_scatter_nd_min}.get(reduction)
     if scatter is None:
-        raise UnsupportedOpError(f"ScatterND reduction {reduction!r}", ctx.opset, ["none", "add", "max", "min"])
+        raise UnsupportedOpError(f"ScatterND reduction {reduction!r}", ctx.opset, ["none", "add", "mul", "max", "min"])
     return scatter(data, indices, updates)
+
+
+def _scatter_nd_multiply(data, indices, updates):
+    """ScatterND with reduction mul (TF has none): the product of the updates aimed at each slice
+    (a segment product over the linearized index), multiplied into the data."""
+    tf = _tf()
+    depth = indices.shape[-1]
+    lead = tf.shape(data, out_type=tf.int64)[:depth]
+    rest = tf.shape(data, out_type=tf.int64)[depth:]
+    strides = tf.math.cumprod(lead, exclusive=True, reverse=True)
+    flat_index = tf.reshape(tf.reduce_sum(indices * strides, axis=-1), [-1])
+    flat_updates = tf.reshape(updates, tf.concat([[-1], rest], 0))
+    factors = tf.math.unsorted_segment_prod(flat_updates, flat_index, tf.reduce_prod(lead))
+    return data * tf.reshape(factors, tf.shape(data))
 
 
 @onnx_op("NonZero", since=9)
@@ -137,7 +153,9 @@ def convert_space_to_depth(ctx: NodeContext):
     x, b = ctx.inputs[0], ctx.attr("blocksize")
     n, c, h, w = (tf.shape(x)[i] for i in range(4))
     y = tf.reshape(x, tf.stack([n, c, h // b, b, w // b, b]))
-    y = tf.transpose(y, [0, 3, 5, 1, 2, 4])
+    mode = ctx.attr("mode", b"DCR")
+    crd = (mode.decode() if isinstance(mode, bytes) else mode) == "CRD"
+    y = tf.transpose(y, [0, 1, 3, 5, 2, 4] if crd else [0, 3, 5, 1, 2, 4])
     return tf.reshape(y, tf.stack([n, c * b * b, h // b, w // b]))
 
 
@@ -199,13 +217,19 @@ def convert_det(ctx: NodeContext):
 
 @onnx_op("BitShift", since=11)
 def convert_bit_shift(ctx: NodeContext):
-    """ONNX BitShift (unsigned integers), LEFT or RIGHT."""
+    """ONNX BitShift, LEFT or RIGHT; a shift outside [0, bit width) gives 0 (or -1 for a negative
+    number shifted right)."""
     tf = _tf()
     x, shift = ctx.inputs[:2]
     direction = ctx.attr("direction")
     direction = direction.decode() if isinstance(direction, bytes) else direction
-    shifted = tf.bitwise.left_shift if direction == "LEFT" else tf.bitwise.right_shift
-    return shifted(x, tf.cast(shift, x.dtype) * tf.ones_like(x))
+    shift = tf.cast(shift, x.dtype) * tf.ones_like(x)
+    outside = (shift < 0) | (shift >= x.dtype.size * 8)
+    safe = tf.where(outside, tf.zeros_like(shift), shift)
+    if direction == "LEFT":
+        return tf.where(outside, tf.zeros_like(x), tf.bitwise.left_shift(x, safe))
+    fill = tf.where(x < 0, -tf.ones_like(x), tf.zeros_like(x)) if x.dtype.is_unsigned is False else tf.zeros_like(x)
+    return tf.where(outside, fill, tf.bitwise.right_shift(x, safe))
 
 
 @onnx_op("CumProd", since=26)
@@ -217,6 +241,7 @@ def convert_cumprod(ctx: NodeContext):
                            reverse=bool(ctx.attr("reverse", 0)))
 
 
+@onnx_op("Scatter", since=9)  # ScatterElements under its deprecated name
 @onnx_op("ScatterElements", since=11)
 def convert_scatter_elements(ctx: NodeContext):
     """ONNX ScatterElements along ``axis`` (reduction none/add/mul/max/min), as a scatter by full index."""

@@ -113,14 +113,13 @@ def _pool(ctx: NodeContext, kind: str):
     kernel = list(ctx.attr("kernel_shape"))
     spatial = y.shape.as_list()[1:-1]
     strides, dilations, pads = _spatial(ctx, spatial, kernel)
-    if any(d != 1 for d in dilations) and (kind != "max" or ctx.attr("ceil_mode", 0)):
-        raise UnsupportedOpError(f"{ctx.node.op_type} with dilations", ctx.opset, where=f"node {ctx.node.name!r}")
     extra = [0] * len(kernel)  # end padding added by ceil_mode, which never counts as elements
     if ctx.attr("ceil_mode", 0):  # extend the end pads so that the last, partial window is kept
         extra = []
-        for size, k, s, (a, b) in zip(spatial, kernel, strides, pads):
+        for size, k, s, d, (a, b) in zip(spatial, kernel, strides, dilations, pads):
             if size is None:
                 raise UnsupportedOpError("ceil_mode with a dynamic spatial size", where=f"node {ctx.node.name!r}")
+            k = (k - 1) * d + 1  # the window's reach
             out = -(-(size + a + b - k) // s) + 1
             if (out - 1) * s >= size + a:  # the last window would start in the end padding
                 out -= 1
@@ -128,11 +127,12 @@ def _pool(ctx: NodeContext, kind: str):
         pads = [(a, b + e) for (a, b), e in zip(pads, extra)]
     window = [1, *kernel, 1]
     stride = [1, *strides, 1]
+    if any(d != 1 for d in dilations):
+        return Laid(_dilated_pool(tf, y, kind, kernel, strides, dilations, pads, extra,
+                                  ctx.attr("count_include_pad", 0)), order)
     if kind == "max":
         if any(a or b for a, b in pads):
-            y = tf.pad(y, [[0, 0], *[[a, b] for a, b in pads], [0, 0]], constant_values=float("-inf"))
-        if any(d != 1 for d in dilations):
-            return Laid(tf.nn.pool(y, kernel, "MAX", strides=strides, padding="VALID", dilations=dilations), order)
+            y = tf.pad(y, [[0, 0], *[[a, b] for a, b in pads], [0, 0]], constant_values=_lowest(tf, y.dtype))
         return Laid(tf.nn.max_pool(y, window, stride, "VALID"), order)
     if not any(a or b for a, b in pads):
         return Laid(tf.nn.avg_pool(y, window, stride, "VALID"), order)  # every window is whole
@@ -150,6 +150,38 @@ def _pool(ctx: NodeContext, kind: str):
         ones = tf.pad(ones, [[0, 0], *[[a, b] for a, b in pads], [0, 0]])
     count = tf.nn.avg_pool(ones, window, stride, "VALID") * float(np.prod(kernel))
     return Laid(total / count, order)
+
+
+def _lowest(tf, dtype):
+    return float("-inf") if dtype.is_floating else dtype.min
+
+
+def _dilated_pool(tf, y, kind: str, kernel, strides, dilations, pads, extra, count_pad):
+    """Pooling with dilated windows (channels-last): one strided slice per kernel offset, combined."""
+    rank = len(kernel)
+    paddings = [[0, 0], *[[a, b] for a, b in pads], [0, 0]]
+    fill = _lowest(tf, y.dtype) if kind == "max" else 0
+    padded = tf.pad(y, paddings, constant_values=fill)
+    sizes = padded.shape.as_list()[1:-1]
+    outs = [(size - ((k - 1) * d + 1)) // s + 1 for size, k, d, s in zip(sizes, kernel, dilations, strides)]
+
+    def windows(tensor):
+        for offset in np.ndindex(*kernel):
+            begin = [0, *[o * d for o, d in zip(offset, dilations)], 0]
+            end = [0, *[b + (n - 1) * s + 1 for b, n, s in zip(begin[1:-1], outs, strides)], 0]
+            yield tf.strided_slice(tensor, begin, end, [1, *strides, 1], begin_mask=1 | (1 << (rank + 1)),
+                                   end_mask=1 | (1 << (rank + 1)))
+
+    if kind == "max":
+        return tf.reduce_max(tf.stack(list(windows(padded))), axis=0)
+    total = tf.add_n(list(windows(padded)))
+    ones = tf.ones_like(y[..., :1])
+    if count_pad:  # explicit pads count as elements, the ceil-mode overhang does not
+        counted = [[0, 0], *[[a, b - e] for (a, b), e in zip(pads, extra)], [0, 0]]
+        ones = tf.pad(tf.pad(ones, counted, constant_values=1.0), [[0, 0], *[[0, e] for e in extra], [0, 0]])
+    else:
+        ones = tf.pad(ones, paddings)
+    return total / tf.add_n(list(windows(ones)))
 
 
 @onnx_op("MaxPool", layout=AWARE)
@@ -197,6 +229,13 @@ def convert_batch_normalization(ctx: NodeContext):
     x = laid(ctx.inputs[0])
     scale, bias, mean, var = (logical(tf, v) for v in ctx.inputs[1:5])
     channel = x.axis(1) if x.rank > 1 else 0
+    if ctx.attr("training_mode", 0):  # batch statistics; the running ones updated with momentum
+        momentum = ctx.attr("momentum", 0.9)
+        batch_mean, batch_var = tf.nn.moments(x.tensor, axes=[a for a in range(x.rank) if a != channel])
+        shape = [_channel_shaped(tf, v, x.rank, channel) for v in (scale, bias, batch_mean, batch_var)]
+        inv = shape[0] * tf.math.rsqrt(shape[3] + ctx.attr("epsilon", 1e-5))
+        y = Laid(x.tensor * inv + (shape[1] - shape[2] * inv), x.perm)
+        return [y, mean * momentum + batch_mean * (1 - momentum), var * momentum + batch_var * (1 - momentum)]
     shape = [_channel_shaped(tf, v, x.rank, channel) for v in (scale, bias, mean, var)]
     inv = shape[0] * tf.math.rsqrt(shape[3] + ctx.attr("epsilon", 1e-5))
     return Laid(x.tensor * inv + (shape[1] - shape[2] * inv), x.perm)

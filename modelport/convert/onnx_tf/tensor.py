@@ -7,8 +7,13 @@ from .graph import NodeContext, constant_value, onnx_op
 from .layout import AWARE, Laid, align, laid, logical, rank_of
 
 # ONNX TensorProto element types -> TF dtype names.
-_ONNX_TO_TF = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 9: "bool",
+_ONNX_TO_TF = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string",
+               9: "bool",
                10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
+
+
+# TF dtype names -> ONNX TensorProto element types.
+ONNX_TYPE_OF = {name: code for code, name in _ONNX_TO_TF.items()}
 
 
 def _tf():
@@ -71,12 +76,30 @@ def convert_reshape(ctx: NodeContext):
     """ONNX Reshape: 0 copies the input dim (unless allowzero), -1 is inferred."""
     tf = _tf()
     x, shape = ctx.inputs[0], tf.cast(ctx.inputs[1], tf.int64)
+    static = _static_target(ctx, x)
+    if static is not None:
+        return tf.reshape(x, static)
     if not ctx.attr("allowzero", 0):
         rank = tf.size(shape)
         current = tf.shape(x, out_type=tf.int64)
         padded = tf.concat([current, tf.zeros(tf.maximum(rank - tf.size(current), 0), tf.int64)], 0)[:rank]
         shape = tf.where(tf.equal(shape, 0), padded, shape)
     return tf.reshape(x, shape)
+
+
+def _static_target(ctx: NodeContext, x) -> list[int] | None:
+    """The reshape target as a list with at most one -1, when the shape arithmetic before it fixes
+    the other dims (TF then knows them too)."""
+    target = ctx.known(1)
+    if target is None:
+        return None
+    dims = x.shape.as_list() if x.shape.rank is not None else []
+    values = []
+    for i, v in enumerate(target):
+        if v == 0 and not ctx.attr("allowzero", 0):
+            v = dims[i] if i < len(dims) else None
+        values.append(-1 if v is None else v)
+    return values if values.count(-1) <= 1 else None
 
 
 @onnx_op("Flatten")
@@ -153,6 +176,13 @@ def convert_split(ctx: NodeContext):
     x, axis = ctx.inputs[0], ctx.attr("axis", 0)
     sizes = ctx.const(1) if ctx.opset >= 13 else ctx.attr("split")
     parts = len(ctx.node.output)
+    if sizes is None and ctx.opset >= 13 and ctx.input(1) is not None:  # sizes computed at run time
+        return tf.split(x, tf.reshape(ctx.inputs[1], [-1]), num=parts, axis=axis)
+    if (sizes is None or len(np.asarray(sizes)) == 0) and x.shape[axis] is None:  # equal parts of a dynamic dim
+        length = tf.shape(x)[axis]
+        chunk = -(-length // parts)
+        return tf.split(x, tf.stack([tf.minimum(chunk, tf.maximum(length - i * chunk, 0)) for i in range(parts)]),
+                        num=parts, axis=axis)
     if sizes is None or len(np.asarray(sizes)) == 0:
         length = x.shape[axis]
         chunk = -(-length // parts)  # ceil: the last part may be smaller (opset 18)
@@ -184,23 +214,21 @@ def convert_slice(ctx: NodeContext):
 
 
 def _dynamic_slice(ctx: NodeContext):
+    """Slice with starts/ends (and maybe axes/steps) computed at run time: the full begin/end/stride
+    vectors are scattered from them (an axis not sliced runs from 0 to the end)."""
     tf = _tf()
     x = ctx.inputs[0]
     rank = len(x.shape)
-    starts, ends = tf.cast(ctx.inputs[1], tf.int64), tf.cast(ctx.inputs[2], tf.int64)
-    axes = ctx.const(3)
-    axes = list(range(rank)) if axes is None else [int(a) + rank if a < 0 else int(a) for a in axes]
+    starts, ends = tf.cast(tf.reshape(ctx.inputs[1], [-1]), tf.int64), tf.cast(tf.reshape(ctx.inputs[2], [-1]), tf.int64)
+    axes = ctx.input(3)
+    axes = tf.range(tf.size(starts, out_type=tf.int64)) if axes is None else tf.cast(tf.reshape(axes, [-1]), tf.int64)
+    axes = tf.where(axes < 0, axes + rank, axes)[:, None]
     steps = ctx.input(4)
-    steps = tf.ones_like(starts) if steps is None else tf.cast(steps, tf.int64)
-    full_begin, full_end, full_steps = [0] * rank, [0] * rank, [1] * rank
-    begin_mask = end_mask = (1 << rank) - 1
-    for position, axis in enumerate(axes):
-        begin_mask &= ~(1 << axis)
-        end_mask &= ~(1 << axis)
-        full_begin[axis], full_end[axis], full_steps[axis] = starts[position], ends[position], steps[position]
-    return tf.strided_slice(x, tf.stack([tf.cast(v, tf.int64) for v in full_begin]),
-                            tf.stack([tf.cast(v, tf.int64) for v in full_end]),
-                            tf.stack([tf.cast(v, tf.int64) for v in full_steps]), begin_mask=begin_mask, end_mask=end_mask)
+    steps = tf.ones_like(starts) if steps is None else tf.cast(tf.reshape(steps, [-1]), tf.int64)
+    begin = tf.tensor_scatter_nd_update(tf.zeros([rank], tf.int64), axes, starts)
+    end = tf.tensor_scatter_nd_update(tf.fill([rank], tf.constant(np.iinfo(np.int64).max)), axes, ends)
+    stride = tf.tensor_scatter_nd_update(tf.ones([rank], tf.int64), axes, steps)
+    return tf.strided_slice(x, begin, end, stride)
 
 
 @onnx_op("Gather")
@@ -242,7 +270,7 @@ def convert_tile(ctx: NodeContext):
 def convert_range(ctx: NodeContext):
     """ONNX Range(start, limit, delta)."""
     tf = _tf()
-    start, limit, delta = ctx.inputs[:3]
+    start, limit, delta = (tf.reshape(v, []) for v in ctx.inputs[:3])  # one-element tensors too
     return tf.range(start, limit, delta, dtype=start.dtype)
 
 
@@ -275,24 +303,24 @@ def convert_pad(ctx: NodeContext):
         return tf.pad(x, paddings, constant_values=tf.reshape(value, []))
     if mode == "reflect":
         return tf.pad(x, paddings, mode="REFLECT")
-    if mode == "edge":
-        return _edge_pad(x, paddings)
+    if mode in ("edge", "wrap"):
+        return _gather_pad(x, paddings, mode)
     from ...errors import UnsupportedOpError
-    raise UnsupportedOpError(f"Pad mode {mode!r}", ctx.opset, ["constant", "reflect", "edge"])
+    raise UnsupportedOpError(f"Pad mode {mode!r}", ctx.opset, ["constant", "reflect", "edge", "wrap"])
 
 
 def _pad_computed(ctx: NodeContext):
+    """Pad with pads (and maybe axes) computed at run time."""
     tf = _tf()
     x = ctx.inputs[0]
     rank = len(x.shape)
-    pads = tf.cast(ctx.inputs[1], tf.int64)
-    axes = ctx.const(3) if ctx.opset >= 18 else None
-    axes = list(range(rank)) if axes is None else [int(a) + rank if a < 0 else int(a) for a in axes]
-    half = len(axes)
-    rows = [tf.zeros([2], tf.int64)] * rank
-    for i, axis in enumerate(axes):
-        rows[axis] = tf.stack([pads[i], pads[i + half]])
-    paddings = tf.stack(rows)
+    pads = tf.cast(tf.reshape(ctx.inputs[1], [-1]), tf.int64)
+    axes = ctx.input(3) if ctx.opset >= 18 else None
+    axes = tf.range(rank, dtype=tf.int64) if axes is None else tf.cast(tf.reshape(axes, [-1]), tf.int64)
+    axes = tf.where(axes < 0, axes + rank, axes)
+    half = tf.size(axes)
+    paddings = tf.tensor_scatter_nd_update(tf.zeros([rank, 2], tf.int64), axes[:, None],
+                                           tf.stack([pads[:half], pads[half:]], axis=1))
     mode = ctx.attr("mode", b"constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode
     if mode == "constant":
@@ -301,18 +329,21 @@ def _pad_computed(ctx: NodeContext):
         return tf.pad(x, paddings, constant_values=value)
     if mode == "reflect":
         return tf.pad(x, paddings, mode="REFLECT")
+    if mode in ("edge", "wrap"):
+        return _gather_pad(x, [(paddings[a, 0], paddings[a, 1]) for a in range(rank)], mode)
     from ...errors import UnsupportedOpError
-    raise UnsupportedOpError(f"Pad mode {mode!r} with computed pads", ctx.opset, ["constant", "reflect"])
+    raise UnsupportedOpError(f"Pad mode {mode!r}", ctx.opset, ["constant", "reflect", "edge", "wrap"])
 
 
-def _edge_pad(x, paddings):
-    """Edge padding (repeat the border value): TF has none, so gather the clamped indices."""
+def _gather_pad(x, paddings, mode: str):
+    """Edge padding (repeat the border value) or wrap padding (continue from the other side): TF has
+    neither, so gather the clamped or wrapped indices along each axis."""
     tf = _tf()
     for axis, (before, after) in enumerate(paddings):
-        if before or after:
-            size = tf.shape(x)[axis]
-            index = tf.clip_by_value(tf.range(-before, size + after), 0, size - 1)
-            x = tf.gather(x, index, axis=axis)
+        size = tf.shape(x, out_type=tf.int64)[axis]
+        index = tf.range(-tf.cast(before, tf.int64), size + tf.cast(after, tf.int64))
+        index = tf.clip_by_value(index, 0, size - 1) if mode == "edge" else tf.math.floormod(index, size)
+        x = tf.gather(x, index, axis=axis)
     return x
 
 
@@ -332,7 +363,13 @@ def _reduce(op_type: str, reducer, since: int = 1, axes_input_since: int = 18):
             if ctx.attr("noop_with_empty_axes", 0):
                 return Laid(tf.identity(x.tensor), x.perm)
             axes = None if x.tensor.shape.rank is None else list(range(x.rank))
-        if not isinstance(axes, list) or x.tensor.shape.rank is None:
+        if not isinstance(axes, list):  # computed axes: an empty list means all (or none, with noop)
+            axes = tf.reshape(axes, [-1])
+            if ctx.attr("noop_with_empty_axes", 0):
+                return tf.cond(tf.size(axes) > 0, lambda: reducer(tf, x.tensor, axes, keep), lambda: x.tensor)
+            axes = tf.cond(tf.size(axes) > 0, lambda: axes, lambda: tf.range(tf.rank(x.tensor), dtype=axes.dtype))
+            return reducer(tf, x.tensor, axes, keep)
+        if x.tensor.shape.rank is None:
             return reducer(tf, x.tensor, axes, keep)
         # Constant axes: reduce where they are kept; the remaining axes keep their relative order.
         kept = sorted({x.axis(a) for a in axes})

@@ -40,15 +40,17 @@ def test_planner_chains_pytorch_to_savedmodel(cli, tmp_path):
 def test_unsupported_op_is_exit_2_naming_op_opset_and_node(cli, tmp_path):
     import onnx
     from onnx import TensorProto, helper
-    graph = helper.make_graph([helper.make_node("LpPool", ["x"], ["y"], name="pick_one", kernel_shape=[2, 2])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+    graph = helper.make_graph([helper.make_node("DeformConv", ["x", "w", "offset"], ["y"], name="pick_one")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4]),
+                               helper.make_tensor_value_info("w", TensorProto.FLOAT, [1, 1, 2, 2]),
+                               helper.make_tensor_value_info("offset", TensorProto.FLOAT, [1, 8, 3, 3])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 3, 3])])
-    source = tmp_path / "lppool.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(source))
+    source = tmp_path / "deform.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]), str(source))
     before = sorted(p.name for p in tmp_path.iterdir())
     result = cli("convert", source, tmp_path / "out", "--to", "savedmodel")
     assert result.code == 2, result.err
-    assert "'LpPool'" in result.err and "opset 13" in result.err and "pick_one" in result.err
+    assert "'DeformConv'" in result.err and "opset 19" in result.err and "pick_one" in result.err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
@@ -64,12 +66,15 @@ TRANSPOSES_AT_MOST = {"resnet18": 1, "mobilenet_v2": 1}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("factory,shape", [("resnet18", "image:1,3,224,224"), ("mobilenet_v2", "image:1,3,224,224"),
-                                           ("tiny_transformer", "x:1,7,32"), ("attention_block", "x:1,3,32,32")])
+                                           ("tiny_transformer", "x:1,7,32"), ("attention_block", "x:1,3,32,32"),
+                                           ("gru_classifier", "sequence:1,7,8"), ("lstm_tagger", "tokens:1,9:int64")])
 def test_real_pytorch_models_reach_tflite(cli, tmp_path, factory, shape):
-    """ResNet-18, MobileNetV2, a TransformerEncoder, and a block with GroupNorm, ConvTranspose, a
-    bilinear resize and MultiheadAttention: PyTorch -> ONNX -> SavedModel -> TFLite, each hop within
-    fp32 tolerances of the one before (LiteRT runs the last). The CNNs are laid out channels-last
-    as a whole: no Transpose in the body, only the one at the NCHW input."""
+    """ResNet-18, MobileNetV2, a TransformerEncoder, a block with GroupNorm, ConvTranspose, a
+    bilinear resize and MultiheadAttention, a two-layer GRU and an embedding + bidirectional LSTM:
+    PyTorch -> ONNX -> SavedModel -> TFLite, each hop within fp32 tolerances of the one before
+    (LiteRT runs the last), with TFLite builtins only (the recurrent layers are unrolled over their
+    known length, which the reshapes between them would hide without shape folding). The CNNs are
+    laid out channels-last as a whole: no Transpose in the body, only the one at the NCHW input."""
     target = tmp_path / f"{factory}.tflite"
     result = cli("convert", f"tests.zoo_torch:{factory}", target, "--input-shape", shape, "--samples", "1", "--json")
     assert result.code == 0, result.err

@@ -1,0 +1,119 @@
+"""ONNX control flow: If (tf.cond), Loop and Scan (tf.while_loop), their bodies converted by the
+same graph walk with the enclosing graph's values in scope."""
+from __future__ import annotations
+
+from .graph import NodeContext, onnx_op
+
+
+def _tf():
+    import tensorflow as tf
+    return tf
+
+
+@onnx_op("If")
+def convert_if(ctx: NodeContext):
+    """ONNX If: one branch or the other, on a boolean scalar."""
+    tf = _tf()
+    condition = tf.reshape(tf.cast(ctx.inputs[0], tf.bool), [])
+    then_branch, else_branch = ctx.attr("then_branch"), ctx.attr("else_branch")
+    return tf.cond(condition, lambda: ctx.run_subgraph(then_branch, {}), lambda: ctx.run_subgraph(else_branch, {}))
+
+
+@onnx_op("Loop")
+def convert_loop(ctx: NodeContext):
+    """ONNX Loop: up to M iterations while the condition holds; loop-carried values, and scan
+    outputs stacked along a new first axis."""
+    tf = _tf()
+    body = ctx.attr("body")
+    trip_count, condition = ctx.input(0), ctx.input(1)
+    carried = [v for v in ctx.inputs[2:]]
+    n_carried = len(carried)
+    n_scans = len(body.output) - 1 - n_carried
+    limit = tf.reshape(tf.cast(trip_count, tf.int64), []) if trip_count is not None else tf.constant(2**62, tf.int64)
+    keep_going = tf.reshape(tf.cast(condition, tf.bool), []) if condition is not None else tf.constant(True)
+    names = [value.name for value in body.input]
+    scans = []
+
+    def step(i, go, values, arrays):
+        feeds = {names[0]: i, names[1]: go, **dict(zip(names[2:], values))}
+        outputs = ctx.run_subgraph(body, feeds)
+        new_go = tf.reshape(tf.cast(outputs[0], tf.bool), [])
+        new_values = [tf.cast(o, v.dtype) for o, v in zip(outputs[1:1 + n_carried], values)]
+        new_arrays = [a.write(tf.cast(i, tf.int32), tf.cast(o, a.dtype)) for a, o in
+                      zip(arrays, outputs[1 + n_carried:])]
+        return i + 1, new_go, new_values, new_arrays
+
+    if n_scans:  # the scan outputs' dtypes come from one trace of the body
+        probe = ctx.run_subgraph(body, {names[0]: tf.constant(0, tf.int64), names[1]: keep_going,
+                                        **dict(zip(names[2:], carried))})
+        scans = [tf.TensorArray(o.dtype, size=0, dynamic_size=True, infer_shape=False) for o in probe[1 + n_carried:]]
+    _, _, final, arrays = tf.while_loop(
+        lambda i, go, values, arrays: tf.logical_and(i < limit, go), step,
+        (tf.constant(0, tf.int64), keep_going, carried, scans),
+        shape_invariants=(tf.TensorShape([]), tf.TensorShape([]), [tf.TensorShape(None) for _ in carried],
+                          [tf.TensorShape(None) for _ in scans]))
+    stacked = [a.stack() for a in arrays]
+    return [*final, *stacked]
+
+
+@onnx_op("Scan", since=9)
+def convert_scan(ctx: NodeContext):
+    """ONNX Scan: the body over slices of the scan inputs (any axis, either direction), carrying
+    state; scan outputs stacked along their axes."""
+    n_inputs = ctx.attr("num_scan_inputs")
+    return _scan(ctx, list(ctx.inputs[:len(ctx.inputs) - n_inputs]), list(ctx.inputs[len(ctx.inputs) - n_inputs:]),
+                 list(ctx.attr("scan_input_directions") or [0] * n_inputs))
+
+
+@onnx_op("Scan", since=8)
+def convert_scan_8(ctx: NodeContext):
+    """ONNX Scan before opset 9: batched (axis 0), time on axis 1, an optional (unsupported when
+    given) sequence_lens first; each batch entry is scanned on its own."""
+    from ...errors import UnsupportedOpError
+    tf = _tf()
+    if ctx.input(0) is not None:
+        raise UnsupportedOpError("Scan-8 with sequence_lens", ctx.opset, where=f"node {ctx.node.name!r}")
+    n_inputs = ctx.attr("num_scan_inputs")
+    inputs = ctx.inputs[1:]
+    states, sequences = inputs[:len(inputs) - n_inputs], inputs[len(inputs) - n_inputs:]
+    reverse = list(ctx.attr("directions") or [0] * n_inputs)
+    per_batch = [_scan(ctx, [s[b] for s in states], [q[b] for q in sequences], reverse)
+                 for b in range(sequences[0].shape[0])]
+    return [tf.stack(parts) for parts in zip(*per_batch)]
+
+
+def _scan(ctx: NodeContext, states: list, sequences: list, in_reverse: list):
+    tf = _tf()
+    body = ctx.attr("body")
+    n_inputs = len(sequences)
+    in_axes = list(ctx.attr("scan_input_axes") or [0] * n_inputs)
+    sequences = [tf.experimental.numpy.moveaxis(s, a, 0) for s, a in zip(sequences, in_axes)]
+    sequences = [tf.reverse(s, [0]) if r else s for s, r in zip(sequences, in_reverse)]
+    names = [value.name for value in body.input]
+    n_states = len(states)
+    n_outputs = len(body.output) - n_states
+    steps = tf.shape(sequences[0])[0]
+
+    def run(values, i):
+        feeds = dict(zip(names, [*values, *[s[i] for s in sequences]]))
+        return ctx.run_subgraph(body, feeds)
+
+    probe = run(states, 0)
+    arrays = [tf.TensorArray(o.dtype, size=steps, infer_shape=False) for o in probe[n_states:]]
+
+    def step(i, values, arrays):
+        outputs = run(values, i)
+        return (i + 1, [tf.cast(o, v.dtype) for o, v in zip(outputs[:n_states], values)],
+                [a.write(i, o) for a, o in zip(arrays, outputs[n_states:])])
+
+    _, final, arrays = tf.while_loop(lambda i, values, arrays: i < steps, step, (tf.constant(0), states, arrays),
+                                     shape_invariants=(tf.TensorShape([]), [tf.TensorShape(None) for _ in states],
+                                                       [tf.TensorShape(None) for _ in arrays]))
+    out_axes = list(ctx.attr("scan_output_axes") or [0] * n_outputs)
+    out_reverse = list(ctx.attr("scan_output_directions") or [0] * n_outputs)
+    results = []
+    for array, axis, reverse in zip(arrays, out_axes, out_reverse):
+        stacked = array.stack()
+        stacked = tf.reverse(stacked, [0]) if reverse else stacked
+        results.append(tf.experimental.numpy.moveaxis(stacked, 0, axis))
+    return [*final, *results]
