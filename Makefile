@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.modelport-installed
 
-.PHONY: install demo test bench proto clean
+.PHONY: install demo test bench bench-onnx-tf proto clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ bench: $(STAMP)
 	$(PY) benchmarks/convert_bench.py
 	$(PY) benchmarks/validate_bench.py
 	$(PY) benchmarks/caffe_bench.py
+
+# ONNX -> TFLite against onnx2tf (installs onnx2tf into benchmarks/.venvs/onnx2tf on first use).
+bench-onnx-tf: $(STAMP)
+	$(PY) benchmarks/onnx_tf_bench.py
 
 # Regenerate the Caffe protobuf module from the checked-in caffe.proto subset.
 proto: $(STAMP)

@@ -5,7 +5,7 @@
 For ResNet-18 and MobileNetV2 (tests/zoo_torch.py, random weights, BatchNorm calibrated), exported
 to ONNX at batch 1: the wall time of ``modelport convert X.onnx X.tflite --no-check`` and of
 ``onnx2tf -i X.onnx`` (both command lines, so both pay their imports), then the median latency of
-each TFLite in LiteRT (1 thread, batch 1), its Transpose count, and the ratio to onnx2tf's (goal:
+each TFLite in LiteRT (1 thread, batch 1, the models invoked in turn round after round), its Transpose count, and the ratio to onnx2tf's (goal:
 at most 1.0). TF's own Keras MobileNetV2 -> TFLite is the NHWC-native floor.
 
 onnx2tf (1.29.x) pins TensorFlow 2.19, so it is installed with ``--no-deps`` into its own venv,
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,9 +29,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
 
-from timing import median_ms  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 PEER_VENV = REPO / "benchmarks" / ".venvs" / "onnx2tf"
@@ -61,15 +60,28 @@ def timed(command: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def litert_latency(path: Path, repeat: int) -> tuple[float, int]:
-    """Median latency (ms) in LiteRT at 1 thread, and the number of TRANSPOSE ops."""
+def litert_latencies(paths: dict, repeat: int) -> dict:
+    """Median latency (ms) of each TFLite in LiteRT at 1 thread, and its number of TRANSPOSE ops.
+    The models are invoked in turn, round after round, so that all see the same machine state."""
     from ai_edge_litert.interpreter import Interpreter
-    interpreter = Interpreter(model_path=str(path), num_threads=1)
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
-    interpreter.set_tensor(detail["index"], np.random.default_rng(0).standard_normal(detail["shape"]).astype(np.float32))
-    ops = Counter(op["op_name"] for op in interpreter._get_ops_details())
-    return median_ms(interpreter.invoke, repeat), ops["TRANSPOSE"]
+    interpreters = {}
+    for key, path in paths.items():
+        interpreter = Interpreter(model_path=str(path), num_threads=1)
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        interpreter.set_tensor(detail["index"],
+                               np.random.default_rng(0).standard_normal(detail["shape"]).astype(np.float32))
+        interpreter.invoke()  # warm-up
+        interpreters[key] = interpreter
+    times = {key: [] for key in paths}
+    for _ in range(repeat):
+        for key, interpreter in interpreters.items():
+            start = time.perf_counter()
+            interpreter.invoke()
+            times[key].append((time.perf_counter() - start) * 1000)
+    return {key: (statistics.median(times[key]),
+                  Counter(op["op_name"] for op in interpreters[key]._get_ops_details())["TRANSPOSE"])
+            for key in paths}
 
 
 def keras_floor(work: Path) -> Path:
@@ -90,39 +102,33 @@ def main() -> None:
     args = parser.parse_args()
     onnx2tf = ensure_peer()
     modelport = [str(Path(sys.executable).parent / "modelport")]
-    rows = []
+    names = args.models.split(",")
     with tempfile.TemporaryDirectory(prefix="onnx_tf_bench-") as tmp:
         work = Path(tmp)
         np.save(work / CALIBRATION, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
-        for name in args.models.split(","):
+        seconds, paths = {}, {}
+        for name in names:
             source = work / f"{name}.onnx"
             timed(modelport + ["convert", f"tests.zoo_torch:{name}", str(source), "--input-shape",
                                "image:1,3,224,224", "--fixed-batch", "--no-check"], REPO)
-            ours = {}
             for layout in ("nchw", "nhwc"):
-                target = work / f"{name}_{layout}.tflite"
-                seconds = timed(modelport + ["convert", str(source), str(target), "--no-check",
-                                             "--keep-io-layout", layout], work)
-                ours[layout] = (seconds, *litert_latency(target, args.repeat))
-            peer_dir = work / f"{name}_onnx2tf"
-            peer_seconds = timed([str(onnx2tf), "-i", str(source), "-o", str(peer_dir)], work)
-            peer = (peer_seconds, *litert_latency(peer_dir / f"{name}_float32.tflite", args.repeat))
-            rows.append((name, ours, peer))
-        floor = litert_latency(keras_floor(work), args.repeat) if "mobilenet_v2" in args.models else None
+                key = (name, f"modelport (io {layout})")
+                paths[key] = work / f"{name}_{layout}.tflite"
+                seconds[key] = timed(modelport + ["convert", str(source), str(paths[key]), "--no-check",
+                                                  "--keep-io-layout", layout], work)
+            key = (name, "onnx2tf 1.29 (NHWC io)")
+            seconds[key] = timed([str(onnx2tf), "-i", str(source), "-o", str(work / f"{name}_onnx2tf")], work)
+            paths[key] = work / f"{name}_onnx2tf" / f"{name}_float32.tflite"
+        if "mobilenet_v2" in names:
+            paths[("mobilenet_v2", "Keras -> TFLite (floor)")] = keras_floor(work)
+        measured = litert_latencies(paths, args.repeat)
 
-    print(f"\nONNX -> TFLite, LiteRT 1 thread batch 1, median of {args.repeat} runs")
+    print(f"\nONNX -> TFLite, LiteRT 1 thread batch 1, median of {args.repeat} interleaved runs")
     print(f"{'model':<14}{'converter':<26}{'convert s':>10}{'latency ms':>12}{'transposes':>12}{'vs onnx2tf':>12}")
-    for name, ours, peer in rows:
-        for label, (seconds, latency, transposes) in [(f"modelport (io {k})", v) for k, v in ours.items()] + [
-                ("onnx2tf 1.29 (NHWC io)", peer)]:
-            ratio = latency / peer[1]
-            print(f"{name:<14}{label:<26}{seconds:>10.1f}{latency:>12.2f}{transposes:>12d}{ratio:>11.2f}x")
-    if floor is not None:
-        mobilenet = next(r for r in rows if r[0] == "mobilenet_v2")
-        print(f"{'mobilenet_v2':<14}{'Keras -> TFLite (floor)':<26}{'':>10}{floor[0]:>12.2f}{floor[1]:>12d}"
-              f"{floor[0] / mobilenet[2][1]:>11.2f}x")
-        print(f"modelport (io nchw) / Keras floor: {mobilenet[1]['nchw'][1] / floor[0]:.2f}x")
-
+    for (name, label), (latency, transposes) in measured.items():
+        peer = measured[(name, "onnx2tf 1.29 (NHWC io)")][0]
+        took = f"{seconds[(name, label)]:>10.1f}" if (name, label) in seconds else f"{'':>10}"
+        print(f"{name:<14}{label:<26}{took}{latency:>12.2f}{transposes:>12d}{latency / peer:>11.2f}x")
 
 if __name__ == "__main__":
     main()

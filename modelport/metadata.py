@@ -9,3 +9,7 @@ CAFFE_PREPROCESSING = "modelport.caffe.preprocessing"
 CAFFE_PREPROCESSING_BAKED = "modelport.caffe.preprocessing_baked"
 # Node metadata written by torch's dynamo exporter: the module scopes a node was traced in.
 TORCH_NAME_SCOPES = "pkg.torch.onnx.name_scopes"
+
+# A SavedModel written by onnx -> savedmodel records, in assets/, the TF tensor computing each ONNX
+# value (and the axis order it is kept in) so that validate --localize pairs the two models.
+SAVEDMODEL_ONNX_TENSORS = "modelport_onnx_tensors.json"

@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import InvalidModelError, UsageError, first_line
 from ..tensors import TensorSpec, framework_dtype_to_numpy
 from ._tf import import_tf
-from .base import Format, Probe, Session, register_format
+from .base import Format, Intermediate, Probe, Session, register_format
 
 
 class SavedModelSession(Session):
@@ -35,6 +35,42 @@ class SavedModelSession(Session):
         self.inputs = [TensorSpec(k, tuple(v.shape), framework_dtype_to_numpy(v.dtype)) for k, v in sorted(kwargs.items())]
         outputs = self.function.structured_outputs
         self.outputs = [TensorSpec(k, tuple(v.shape), framework_dtype_to_numpy(v.dtype)) for k, v in sorted(outputs.items())]
+        self._onnx_tensors = _read_onnx_tensors(self.path)
+        if self._onnx_tensors is not None:
+            self.intermediate_scheme = "onnx"  # written by modelport's onnx -> savedmodel: ONNX value names
+        self._pruned: dict[tuple[str, ...], Any] = {}
+
+    def run_with_intermediates(self, feeds, names=None) -> list[Intermediate]:
+        """The ONNX values the converter recorded, computed by this SavedModel's own graph (variables
+        frozen, the graph pruned to them), in ONNX's axis order."""
+        if self._onnx_tensors is None:
+            return super().run_with_intermediates(feeds, names)
+        tf = import_tf()
+        record = self._onnx_tensors["tensors"]
+        wanted = tuple(n for n in (names if names is not None else record) if n in record)
+        if wanted not in self._pruned:
+            self._pruned[wanted] = self._prune([record[n][0] for n in wanted])
+        feeds = self.check_feeds(feeds)
+        order = self._onnx_tensors["inputs"]
+        values = self._pruned[wanted](*[tf.constant(feeds[name]) for name in order])
+        result = []
+        for name, value in zip(wanted, values):
+            _, perm, node, op_type = record[name]
+            array = value.numpy()
+            if perm is not None and array.ndim == len(perm):
+                array = np.transpose(array, np.argsort(perm))
+            result.append(Intermediate(name, array, {"node": node, "op_type": op_type}))
+        return result
+
+    def _prune(self, tensor_names: list[str]):
+        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+        tf = import_tf()
+        function = getattr(self.loaded, self._onnx_tensors["function"]).concrete_functions[0]
+        graph_def = convert_variables_to_constants_v2(function).graph.as_graph_def()
+        wrapped = tf.compat.v1.wrap_function(lambda: tf.graph_util.import_graph_def(graph_def, name=""), [])
+        graph = wrapped.graph
+        return wrapped.prune([graph.get_tensor_by_name(f"{name}:0") for name in self._onnx_tensors["inputs"]],
+                             [graph.get_tensor_by_name(name) for name in tensor_names])
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         tf = import_tf()
@@ -45,6 +81,16 @@ class SavedModelSession(Session):
         tf = import_tf()
         return {"signature": self.signature_name, "signatures": sorted(self.loaded.signatures),
                 "tensorflow": tf.__version__}
+
+
+def _read_onnx_tensors(path) -> dict | None:
+    import json
+    from ..metadata import SAVEDMODEL_ONNX_TENSORS
+    record = path / "assets" / SAVEDMODEL_ONNX_TENSORS
+    try:
+        return json.loads(record.read_text()) if record.is_file() else None
+    except (OSError, ValueError):
+        return None  # unreadable: no localization, the model still runs
 
 
 def open_savedmodel(path, **options) -> SavedModelSession:

@@ -153,3 +153,6 @@ register_localizer("pytorch", "onnx", method="torch-modules", noun="module",
 register_localizer("keras", "onnx", method="keras-layers", noun="layer",
                    unmatched="the ONNX model does not record which tensors hold Keras layer outputs (modelport "
                              "convert writes that map), so layer outputs cannot be matched")
+register_localizer("onnx", "savedmodel", method="onnx-scopes", noun="op",
+                   unmatched="the SavedModel does not record which TF tensor computes each ONNX value (modelport's "
+                             "onnx -> savedmodel writes that record), so its tensors cannot be matched")

@@ -1,6 +1,8 @@
 """ONNX's transformer ops: Attention (opset 23 on: masks, causal, KV cache, grouped-query heads,
-softcap, sliding window) and RotaryEmbedding."""
+softcap, sliding window), RotaryEmbedding and LinearAttention."""
 from __future__ import annotations
+
+import numpy as np
 
 from .graph import NodeContext, onnx_op
 
@@ -149,3 +151,53 @@ def convert_rotary_embedding(ctx: NodeContext):
         rotated = tf.concat([real, imag], axis=-1)
     y = tf.concat([rotated, keep], axis=-1)
     return tf.transpose(y, [0, 2, 1, 3]) if four_d else tf.reshape(y, shape)
+
+
+@onnx_op("LinearAttention", since=26)
+def convert_linear_attention(ctx: NodeContext):
+    """ONNX LinearAttention: a [d_k x d_v] state per KV head, decayed (gated rules), corrected
+    toward the value (delta rules), written with k (x) v and read by q at each step; grouped-query
+    heads share their KV head's state. Computed in float32, over the known sequence length."""
+    tf = _tf()
+    query, key, value = ctx.inputs[:3]
+    past, decay, beta = ctx.input(3), ctx.input(4), ctx.input(5)
+    q_heads, kv_heads = ctx.attr("q_num_heads"), ctx.attr("kv_num_heads")
+    rule = ctx.attr("update_rule", b"gated_delta")
+    rule = rule.decode() if isinstance(rule, bytes) else rule
+    gating, delta = rule in ("gated", "gated_delta"), rule in ("delta", "gated_delta")
+    out_dtype = query.dtype
+    q = tf.cast(_split_heads(tf, query, q_heads), tf.float32)  # [B, H, T, d]
+    k = tf.cast(_split_heads(tf, key, kv_heads), tf.float32)
+    v = tf.cast(_split_heads(tf, value, kv_heads), tf.float32)
+    d_k = q.shape[-1]
+    steps = query.shape[1]
+    if gating:  # per head [B, T, H] or per key dim [B, T, H * d_k] -> [B, H, T, 1 | d_k]
+        if decay.shape[-1] == kv_heads:
+            decay = tf.transpose(decay, [0, 2, 1])[..., None]
+        else:
+            decay = _split_heads(tf, decay, kv_heads)
+        decay = tf.cast(decay, tf.float32)
+    if delta:  # [B, T, H | 1] -> [B, H | 1, T, 1]
+        beta = tf.cast(tf.transpose(beta, [0, 2, 1])[..., None], tf.float32)
+    if past is not None:
+        state = tf.cast(past, tf.float32)
+    else:
+        state = tf.zeros(tf.stack([tf.shape(k)[0], kv_heads, d_k, tf.shape(v)[-1]]), tf.float32)
+    scale = ctx.attr("scale") or 0.0
+    scale = scale if scale else 1.0 / float(np.sqrt(d_k))
+    outputs = []
+    for t in range(steps):
+        k_t, v_t = k[:, :, t], v[:, :, t]
+        if gating:
+            state = state * tf.exp(decay[:, :, t])[..., None]
+        if delta:
+            retrieved = tf.einsum("bhdm,bhd->bhm", state, k_t)
+            v_t = beta[:, :, t] * (v_t - retrieved)
+        state = state + k_t[..., :, None] * v_t[..., None, :]
+        read = tf.repeat(state, q_heads // kv_heads, axis=1) if q_heads != kv_heads else state
+        outputs.append(scale * tf.einsum("bhd,bhdm->bhm", q[:, :, t], read))
+    y = tf.stack(outputs, axis=2)  # [B, H_q, T, d_v]
+    shape = tf.shape(y)
+    y = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), tf.stack([shape[0], shape[2], -1]))
+    state_dtype = past.dtype if past is not None else out_dtype
+    return [tf.cast(y, out_dtype), tf.cast(state, state_dtype)][:len(ctx.node.output)]

@@ -10,6 +10,19 @@ def _tf():
     return tf
 
 
+def _loose(tf, value):
+    """A loop-carried value's shape invariant: any dims, the same rank (downstream ops need it)."""
+    rank = value.shape.rank
+    return tf.TensorShape(None if rank is None else [None] * rank)
+
+
+def _array_for(tf, value, size=None):
+    """A TensorArray collecting per-iteration values like ``value`` (same dtype and rank); it grows
+    when no ``size`` is given."""
+    return tf.TensorArray(value.dtype, size=0 if size is None else size, dynamic_size=size is None,
+                          infer_shape=False, element_shape=_loose(tf, value))
+
+
 @onnx_op("If")
 def convert_if(ctx: NodeContext):
     """ONNX If: one branch or the other, on a boolean scalar."""
@@ -46,11 +59,11 @@ def convert_loop(ctx: NodeContext):
     if n_scans:  # the scan outputs' dtypes come from one trace of the body
         probe = ctx.run_subgraph(body, {names[0]: tf.constant(0, tf.int64), names[1]: keep_going,
                                         **dict(zip(names[2:], carried))})
-        scans = [tf.TensorArray(o.dtype, size=0, dynamic_size=True, infer_shape=False) for o in probe[1 + n_carried:]]
+        scans = [_array_for(tf, o) for o in probe[1 + n_carried:]]
     _, _, final, arrays = tf.while_loop(
         lambda i, go, values, arrays: tf.logical_and(i < limit, go), step,
         (tf.constant(0, tf.int64), keep_going, carried, scans),
-        shape_invariants=(tf.TensorShape([]), tf.TensorShape([]), [tf.TensorShape(None) for _ in carried],
+        shape_invariants=(tf.TensorShape([]), tf.TensorShape([]), [_loose(tf, v) for v in carried],
                           [tf.TensorShape(None) for _ in scans]))
     stacked = [a.stack() for a in arrays]
     return [*final, *stacked]
@@ -99,7 +112,7 @@ def _scan(ctx: NodeContext, states: list, sequences: list, in_reverse: list):
         return ctx.run_subgraph(body, feeds)
 
     probe = run(states, 0)
-    arrays = [tf.TensorArray(o.dtype, size=steps, infer_shape=False) for o in probe[n_states:]]
+    arrays = [_array_for(tf, o, steps) for o in probe[n_states:]]
 
     def step(i, values, arrays):
         outputs = run(values, i)
@@ -107,7 +120,7 @@ def _scan(ctx: NodeContext, states: list, sequences: list, in_reverse: list):
                 [a.write(i, o) for a, o in zip(arrays, outputs[n_states:])])
 
     _, final, arrays = tf.while_loop(lambda i, values, arrays: i < steps, step, (tf.constant(0), states, arrays),
-                                     shape_invariants=(tf.TensorShape([]), [tf.TensorShape(None) for _ in states],
+                                     shape_invariants=(tf.TensorShape([]), [_loose(tf, v) for v in states],
                                                        [tf.TensorShape(None) for _ in arrays]))
     out_axes = list(ctx.attr("scan_output_axes") or [0] * n_outputs)
     out_reverse = list(ctx.attr("scan_output_directions") or [0] * n_outputs)

@@ -56,6 +56,10 @@ def to_module(model, io_layout: str = "nchw"):
         if array.size >= VARIABLE_MIN_SIZE and array.dtype.kind == "f":
             variables[init.name] = tf.Variable(array, trainable=False, name=tf_name(init.name))
     module.weights_by_name = variables
+    # ONNX value -> (TF tensor name, axis order, node, op type), from the last trace. Kept in a closure:
+    # a dict set on a tf.Module would be wrapped for tracking (and saved).
+    traced: dict[str, list] = {}
+    module.tensor_record = lambda: dict(traced)
     output_names = [o.name for o in graph.output]
     shapes = static_shapes(model)
 
@@ -65,6 +69,8 @@ def to_module(model, io_layout: str = "nchw"):
         feeds = {value.name: Laid(arg, _io_order(len(arg.shape), io_layout)) if io_layout == "nhwc" else arg
                  for value, arg in zip(inputs, args)}
         env = run_graph(graph, feeds, opset, values, constants, shapes)
+        traced.clear()
+        traced.update(_tensor_record(graph, env))
         results = {}
         for name in output_names:
             value = env.raw[name]
@@ -80,6 +86,19 @@ def to_module(model, io_layout: str = "nchw"):
     return module
 
 
+def _tensor_record(graph, env) -> dict[str, list]:
+    """Where each ONNX node output lives in the traced graph: tensor name, axis order, node, op."""
+    record = {}
+    for node in graph.node:
+        for name in node.output:
+            value = env.raw.get(name) if name else None
+            tensor = value.tensor if isinstance(value, Laid) else value
+            if getattr(tensor, "name", None) and hasattr(tensor, "op"):
+                order = list(value.perm) if isinstance(value, Laid) else None
+                record[name] = [tensor.name, order, node.name or node.op_type, node.op_type]
+    return record
+
+
 @converter("onnx", "savedmodel", "modelport's ONNX -> TensorFlow converter")
 def onnx_to_savedmodel(session, dst: Path, options: ConvertOptions) -> Path:
     """ONNX model -> TensorFlow SavedModel with a serving signature."""
@@ -92,4 +111,16 @@ def onnx_to_savedmodel(session, dst: Path, options: ConvertOptions) -> Path:
         options.extra["input_layout"] = "NCHW:NHWC"  # for the parity check of this hop
     concrete = module.serve.get_concrete_function()
     tf.saved_model.save(module, str(dst), signatures={"serving_default": concrete})
+    _write_tensor_record(dst, module, concrete)
     return dst
+
+
+def _write_tensor_record(dst: Path, module, concrete) -> None:
+    """assets/<SAVEDMODEL_ONNX_TENSORS>: the ONNX value -> TF tensor map, for validate --localize."""
+    import json
+    from ...metadata import SAVEDMODEL_ONNX_TENSORS
+    inputs = [spec.name for spec in concrete.structured_input_signature[0]]
+    assets = dst / "assets"
+    assets.mkdir(exist_ok=True)
+    (assets / SAVEDMODEL_ONNX_TENSORS).write_text(json.dumps(
+        {"function": "serve", "inputs": inputs, "tensors": module.tensor_record()}))

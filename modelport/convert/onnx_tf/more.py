@@ -159,34 +159,107 @@ def convert_space_to_depth(ctx: NodeContext):
     return tf.reshape(y, tf.stack([n, c * b * b, h // b, w // b]))
 
 
+def _spread(tf, x, axis: int, stride: int):
+    """Insert stride - 1 zeros between neighbours along ``axis`` (n -> (n - 1) * stride + 1)."""
+    if stride == 1:
+        return x
+    x = tf.expand_dims(x, axis + 1)
+    paddings = [[0, 0]] * len(x.shape)
+    paddings[axis + 1] = [0, stride - 1]
+    x = tf.pad(x, paddings)
+    shape = tf.shape(x)
+    merged = tf.concat([shape[:axis], [shape[axis] * stride], shape[axis + 2:]], 0)
+    x = tf.reshape(x, merged)
+    length = tf.shape(x)[axis] - (stride - 1)
+    return tf.gather(x, tf.range(length), axis=axis)
+
+
+def _transposed_by_conv(tf, ctx: NodeContext, x, w, order, strides, dilations, reach, group: int):
+    """The full transposed convolution as a Conv: the input spread by the strides and fully padded,
+    convolved with the flipped kernel; group j's output channels read group j's inputs."""
+    from .graph import NodeContext as Context
+    from .nn import convert_conv
+    spatial = len(strides)
+    kernel = list(w.shape[2:])
+    for i in range(spatial):
+        x = _spread(tf, x, 1 + i, strides[i])
+    x = tf.pad(x, [[0, 0], *[[r - 1, r - 1] for r in reach], [0, 0]])
+    c_in, c_out_per_group = w.shape[0], w.shape[1]
+    grouped = tf.reshape(w, [group, c_in // group, c_out_per_group, *kernel])
+    grouped = tf.transpose(grouped, [0, 2, 1, *range(3, 3 + spatial)])
+    filters = tf.reverse(tf.reshape(grouped, [group * c_out_per_group, c_in // group, *kernel]),
+                         axis=list(range(2, 2 + spatial)))
+    conv_attrs = {"group": group, "dilations": dilations}
+    return convert_conv(Context(ctx.node, [Laid(x, order), filters], {}, ctx.opset, conv_attrs)).tensor
+
+
 @onnx_op("ConvTranspose", layout=AWARE)
 def convert_conv_transpose(ctx: NodeContext):
-    """ONNX ConvTranspose (2-D, explicit pads, output_padding, groups of 1), channels-last."""
+    """ONNX ConvTranspose (1-3 spatial dims, groups, dilations, output_padding, explicit or SAME
+    pads, output_shape), channels-last: the full result (TF's conv2d_transpose where it applies,
+    else a convolution), then cut to the output."""
     tf = _tf()
-    w = logical(tf, ctx.inputs[1])
-    if rank_of(ctx.inputs[0]) != 4 or ctx.attr("group", 1) != 1 or ctx.attr("output_shape") is not None:
-        raise UnsupportedOpError("ConvTranspose beyond 2-D, group 1 and explicit pads", ctx.opset,
-                                 where=f"node {ctx.node.name!r}")
-    auto_pad = ctx.attr("auto_pad", b"NOTSET")
-    if (auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad) not in ("NOTSET", "VALID"):
-        raise UnsupportedOpError("ConvTranspose with auto_pad SAME", ctx.opset, where=f"node {ctx.node.name!r}")
-    strides = list(ctx.attr("strides", [1, 1]))
-    dilations = list(ctx.attr("dilations", [1, 1]))
-    pads = list(ctx.attr("pads", [0, 0, 0, 0]))
-    extra = list(ctx.attr("output_padding", [0, 0]))
+    w = logical(tf, ctx.inputs[1])  # C_in x C_out/group x k...
+    rank = rank_of(ctx.inputs[0])
+    spatial = rank - 2
+    order = channels_last(rank)
+    x = arrange(tf, ctx.inputs[0], order)
+    sizes = x.shape.as_list()[1:-1]
     kernel = list(w.shape[2:])
-    nhwc = arrange(tf, ctx.inputs[0], channels_last(4))
-    h, wd = tf.shape(nhwc)[1], tf.shape(nhwc)[2]  # dynamic after a Reshape-based norm, so computed
-    full = [(size - 1) * s + (k - 1) * d + 1 + e for size, s, k, d, e in zip((h, wd), strides, kernel, dilations, extra)]
-    filters = tf.transpose(w, [2, 3, 1, 0])  # ONNX C x O x kh x kw -> TF kh x kw x O x C
-    batch = tf.shape(nhwc)[0]
-    y = tf.nn.conv2d_transpose(nhwc, filters, tf.stack([batch, full[0], full[1], w.shape[1]]), strides=strides,
-                               padding="VALID", dilations=dilations)
-    y = y[:, pads[0]:full[0] - pads[2], pads[1]:full[1] - pads[3], :]
+    strides = list(ctx.attr("strides", [1] * spatial))
+    dilations = list(ctx.attr("dilations", [1] * spatial))
+    extra = list(ctx.attr("output_padding", [0] * spatial))
+    reach = [(k - 1) * d + 1 for k, d in zip(kernel, dilations)]
+    group = ctx.attr("group", 1)
+    if spatial == 2 and group == 1 and dilations == [1, 1]:  # TF's own kernel (TFLite's TRANSPOSE_CONV)
+        shape = tf.shape(x)
+        natural = [((sizes[i] if sizes[i] is not None else shape[1 + i]) - 1) * strides[i] + kernel[i]
+                   for i in range(2)]
+        full = tf.nn.conv2d_transpose(x, tf.transpose(w, [2, 3, 1, 0]),  # -> kh x kw x C_out x C_in
+                                      tf.stack([shape[0], natural[0], natural[1], w.shape[1]]), strides=strides,
+                                      padding="VALID")
+    else:
+        full = _transposed_by_conv(tf, ctx, x, w, order, strides, dilations, reach, group)
+    # Output size and the begin pad cut from the full result (ONNX's rules for each way to give them).
+    auto_pad = ctx.attr("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    output_shape = ctx.attr("output_shape")
+    pads = ctx.attr("pads")
+    begins, lengths = [], []
+    for i in range(spatial):
+        natural = (sizes[i] - 1) * strides[i] + reach[i] + extra[i] if sizes[i] is not None else None
+        if pads is None and auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            out = list(output_shape)[-spatial:][i] if output_shape is not None else sizes[i] * strides[i]
+            total = natural - out
+            begin = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+        elif output_shape is not None:
+            out, begin = list(output_shape)[-spatial:][i], (pads[i] if pads else 0)
+        else:
+            begin = pads[i] if pads else 0
+            end = pads[i + spatial] if pads else 0
+            out = None if natural is None else natural - begin - end
+            if out is None:  # a dynamic size: computed
+                out = (tf.shape(arrange(tf, ctx.inputs[0], order))[1 + i] - 1) * strides[i] + reach[i] + extra[i] \
+                    - begin - end
+        begins.append(begin)
+        lengths.append(out)
+    y = full
+    for i in range(spatial):  # positions past the full result (output_padding, output_shape) are zeros
+        known = y.shape[1 + i]
+        if known is not None and isinstance(lengths[i], int) and begins[i] + lengths[i] <= known:
+            if begins[i] or lengths[i] != known:  # a plain crop
+                index = [slice(None)] * rank
+                index[1 + i] = slice(begins[i], begins[i] + lengths[i])
+                y = y[tuple(index)]
+            continue
+        have = tf.shape(y)[1 + i]
+        short = tf.maximum(begins[i] + lengths[i] - have, 0)
+        paddings = tf.tensor_scatter_nd_update(tf.zeros([rank, 2], tf.int32), [[1 + i]], [[0, short]])
+        y = tf.gather(tf.pad(y, paddings), tf.range(begins[i], begins[i] + lengths[i]), axis=1 + i)
     bias = ctx.input(2)
     if bias is not None:
         y = y + logical(tf, bias)
-    return Laid(y, channels_last(4))
+    return Laid(y, order)
 
 
 @onnx_op("MeanVarianceNormalization", since=9)
