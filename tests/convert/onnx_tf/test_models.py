@@ -109,11 +109,16 @@ def test_bad_io_layout_is_exit_2_before_any_work(cli, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_caffe_lenet_reaches_tflite(cli, tmp_path):
+@pytest.mark.slow
+@pytest.mark.parametrize("folder", ["lenet", "cifar10_quick", "cifar10_full_v1", "mtcnn_pnet", "mtcnn_onet"])
+def test_trained_caffe_models_reach_tflite(cli, tmp_path, folder):
+    """Trained Caffe models (tests/data/caffe: ceil-mode pooling, LRN within and across channels,
+    PReLU, several outputs, the legacy V1 format): Caffe -> ONNX -> SavedModel -> TFLite, each hop
+    checked (OpenCV's Caffe runtime, ONNX Runtime, TensorFlow, LiteRT)."""
     from tests.convert.caffe.helpers import CAFFE_DATA
-    lenet = CAFFE_DATA / "lenet"
-    result = cli("convert", lenet / "deploy.prototxt", tmp_path / "lenet.tflite", "--weights",
-                 lenet / "weights.caffemodel", "--json")
+    model = CAFFE_DATA / folder
+    result = cli("convert", model / "deploy.prototxt", tmp_path / f"{folder}.tflite", "--weights",
+                 model / "weights.caffemodel", "--samples", "1", "--json")
     assert result.code == 0, result.err
     assert [h["edge"] for h in result.json()["hops"]] == ["caffe->onnx", "onnx->savedmodel", "savedmodel->tflite"]
     assert result.json()["passed"]
