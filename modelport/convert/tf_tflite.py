@@ -2,6 +2,7 @@
 to ``modelport edge tflite``. The TFLite hop is checked in LiteRT like every other hop."""
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -20,11 +21,14 @@ def _convert(make_converter, dst: Path, source: str) -> Path:
             converter_.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex: LiteRT must run it
             flatbuffer = converter_.convert()
     except Exception as exc:
-        ops = sorted({w for w in str(exc).replace(",", " ").split() if w.startswith("tf.")})
+        ops = sorted(set(re.findall(r"'(tf\.\w+)' op", str(exc))))
         detail = f"TensorFlow ops without a TFLite builtin: {', '.join(ops)}" if ops else first_line(exc)
-        raise ConversionError(f"the TFLite converter refused {source}: {detail}", hop="->tflite",
-                              hint="TFLite builtins lack an op of this model; run with --debug for the "
-                                   "converter's log") from exc
+        hint = "TFLite builtins lack an op of this model; run with --debug for the converter's log"
+        if any(op.startswith("tf.TensorList") for op in ops):  # a loop TFLite could only lower with fixed shapes
+            hint = ("the model loops (a recurrent layer, an ONNX Loop or Scan) in a way TFLite's builtins cannot "
+                    "hold; fixed sizes (--fixed-batch, --input-shape with a fixed sequence length) let ONNX "
+                    "RNN/GRU/LSTM layers unroll; a SavedModel (--to savedmodel) runs it as it is")
+        raise ConversionError(f"the TFLite converter refused {source}: {detail}", hop="->tflite", hint=hint) from exc
     del log
     dst.write_bytes(flatbuffer)
     return dst

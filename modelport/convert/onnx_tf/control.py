@@ -16,11 +16,22 @@ def _loose(tf, value):
     return tf.TensorShape(None if rank is None else [None] * rank)
 
 
+def _like(tf, new, old):
+    """A body's new loop-carried value in the old one's dtype, with its rank (when the body's ops
+    lost track of it, the loop would refuse the value)."""
+    new = tf.cast(new, old.dtype)
+    if new.shape.rank is None and old.shape.rank is not None:
+        new = tf.ensure_shape(new, _loose(tf, old))
+    return new
+
+
 def _array_for(tf, value, size=None):
     """A TensorArray collecting per-iteration values like ``value`` (same dtype and rank); it grows
     when no ``size`` is given."""
+    # A fully known element shape lets TFLite lower the array to builtins; else keep the rank only.
+    element = value.shape if value.shape.is_fully_defined() else _loose(tf, value)
     return tf.TensorArray(value.dtype, size=0 if size is None else size, dynamic_size=size is None,
-                          infer_shape=False, element_shape=_loose(tf, value))
+                          infer_shape=False, element_shape=element)
 
 
 @onnx_op("If")
@@ -51,7 +62,7 @@ def convert_loop(ctx: NodeContext):
         feeds = {names[0]: i, names[1]: go, **dict(zip(names[2:], values))}
         outputs = ctx.run_subgraph(body, feeds)
         new_go = tf.reshape(tf.cast(outputs[0], tf.bool), [])
-        new_values = [tf.cast(o, v.dtype) for o, v in zip(outputs[1:1 + n_carried], values)]
+        new_values = [_like(tf, o, v) for o, v in zip(outputs[1:1 + n_carried], values)]
         new_arrays = [a.write(tf.cast(i, tf.int32), tf.cast(o, a.dtype)) for a, o in
                       zip(arrays, outputs[1 + n_carried:])]
         return i + 1, new_go, new_values, new_arrays
@@ -116,7 +127,7 @@ def _scan(ctx: NodeContext, states: list, sequences: list, in_reverse: list):
 
     def step(i, values, arrays):
         outputs = run(values, i)
-        return (i + 1, [tf.cast(o, v.dtype) for o, v in zip(outputs[:n_states], values)],
+        return (i + 1, [_like(tf, o, v) for o, v in zip(outputs[:n_states], values)],
                 [a.write(i, o) for a, o in zip(arrays, outputs[n_states:])])
 
     _, final, arrays = tf.while_loop(lambda i, values, arrays: i < steps, step, (tf.constant(0), states, arrays),

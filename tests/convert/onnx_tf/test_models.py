@@ -199,3 +199,27 @@ def test_onnx_light_models_reach_tflite(cli, tmp_path, name):
     got = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     assert expected.std() > 0.1  # logits that really depend on the input
     assert_outputs_match({"logits": expected}, {"logits": got.reshape(expected.shape)}, relative_to="scale")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("factory,target", [("two_inputs_two_outputs", "tflite"), ("cnn_batchnorm", "tflite"),
+                                            ("mobilenet_v2", "tflite"), ("recurrent", "savedmodel")])
+def test_keras_models_round_trip_through_onnx(cli, tmp_path, factory, target):
+    """The Keras models of the Keras -> ONNX tests (two inputs and outputs, BatchNorm + depthwise,
+    MobileNetV2, LSTM + GRU) go the long way, keras -> onnx -> savedmodel (-> tflite): tf2onnx's
+    channels-last ONNX graphs through modelport's converter, each hop checked. tf2onnx writes the
+    Keras GRU as an ONNX Loop over a computed trip count, which TFLite's builtins cannot lower: that
+    model stops at the SavedModel, and asking for TFLite says why."""
+    from tests import zoo_keras
+    source = tmp_path / f"{factory}.keras"
+    getattr(zoo_keras, factory)().save(source)
+    via = "onnx,savedmodel" if target == "tflite" else "onnx"
+    result = cli("convert", source, tmp_path / f"{factory}.out", "--to", target, "--via", via, "--samples", "1",
+                 "--relative-to", "scale", "--json")
+    assert result.code == 0, result.err
+    edges = ["keras->onnx", "onnx->savedmodel", "savedmodel->tflite"][:3 if target == "tflite" else 2]
+    assert [h["edge"] for h in result.json()["hops"]] == edges
+    assert result.json()["passed"]
+    if factory == "recurrent":
+        refused = cli("convert", source, tmp_path / "recurrent.tflite", "--via", "onnx,savedmodel", "--no-check")
+        assert refused.code == 2 and "tf.TensorListReserve" in refused.err and "--to savedmodel" in refused.err
