@@ -162,7 +162,6 @@ def static_shapes(model) -> dict[str, list[int | None]]:
 
 def _refine(value, dims: list[int | None]):
     """Tell TF the dims ONNX knows (a reshape from a computed shape loses them; TFLite needs them)."""
-    from .layout import Laid
     tensor = value.tensor if isinstance(value, Laid) else value
     if not hasattr(tensor, "set_shape") or tensor.shape.rank not in (None, len(dims)):
         return
