@@ -58,7 +58,8 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
     options = open_options(weights, input_shape, trust_pickle, imports)
     source_options, edge_options = _preprocessing_options(src, mean, scale, channel_order, bake_preprocessing)
     if keep_io_layout is not None:
-        edge_options["io_layout"] = _io_layout(keep_io_layout)
+        from ..convert.onnx_tf.convert import check_io_layout
+        edge_options["io_layout"] = check_io_layout(keep_io_layout)  # refused before any work
     try:
         result = run_convert(src, dst, to=to, via=via.split(",") if via else None, weights=options["weights"],
                              input_specs=options["input_specs"], trust_pickle=trust_pickle, opset=opset,
@@ -71,13 +72,6 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
             _finish_convert(error.result, report, as_json)
         raise
     _finish_convert(result, report, as_json)
-
-
-def _io_layout(value: str) -> str:
-    from ..convert.onnx_tf.convert import IO_LAYOUTS
-    if value.lower() not in IO_LAYOUTS:
-        raise UsageError(f"--keep-io-layout {value!r}: choose one of {', '.join(IO_LAYOUTS)}")
-    return value.lower()
 
 
 def _preprocessing_options(src, mean, scale, channel_order, bake) -> tuple[dict, dict]:

@@ -39,6 +39,7 @@ class SavedModelSession(Session):
         if self._onnx_tensors is not None:
             self.intermediate_scheme = "onnx"  # written by modelport's onnx -> savedmodel: ONNX value names
         self._pruned: dict[tuple[str, ...], Any] = {}
+        self._frozen = None  # the recorded function's graph with variables as constants, made once
 
     def run_with_intermediates(self, feeds, names=None) -> list[Intermediate]:
         """The ONNX values the converter recorded, computed by this SavedModel's own graph (variables
@@ -65,8 +66,10 @@ class SavedModelSession(Session):
     def _prune(self, tensor_names: list[str]):
         from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
         tf = import_tf()
-        function = getattr(self.loaded, self._onnx_tensors["function"]).concrete_functions[0]
-        graph_def = convert_variables_to_constants_v2(function).graph.as_graph_def()
+        if self._frozen is None:
+            function = getattr(self.loaded, self._onnx_tensors["function"]).concrete_functions[0]
+            self._frozen = convert_variables_to_constants_v2(function).graph.as_graph_def()
+        graph_def = self._frozen
         wrapped = tf.compat.v1.wrap_function(lambda: tf.graph_util.import_graph_def(graph_def, name=""), [])
         graph = wrapped.graph
         return wrapped.prune([graph.get_tensor_by_name(f"{name}:0") for name in self._onnx_tensors["inputs"]],

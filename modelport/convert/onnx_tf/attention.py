@@ -162,8 +162,7 @@ def convert_linear_attention(ctx: NodeContext):
     query, key, value = ctx.inputs[:3]
     past, decay, beta = ctx.input(3), ctx.input(4), ctx.input(5)
     q_heads, kv_heads = ctx.attr("q_num_heads"), ctx.attr("kv_num_heads")
-    rule = ctx.attr("update_rule", b"gated_delta")
-    rule = rule.decode() if isinstance(rule, bytes) else rule
+    rule = ctx.attr("update_rule", "gated_delta")
     gating, delta = rule in ("gated", "gated_delta"), rule in ("delta", "gated_delta")
     out_dtype = query.dtype
     q = tf.cast(_split_heads(tf, query, q_heads), tf.float32)  # [B, H, T, d]

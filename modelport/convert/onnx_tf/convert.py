@@ -25,6 +25,13 @@ def tf_name(name: str) -> str:
     return cleaned if re.match(r"[A-Za-z]", cleaned) else f"t{cleaned}"
 
 
+def check_io_layout(value: str) -> str:
+    """``value`` as one of IO_LAYOUTS (any case); UsageError otherwise."""
+    if value.lower() not in IO_LAYOUTS:
+        raise UsageError(f"--keep-io-layout {value!r}: choose one of {', '.join(IO_LAYOUTS)}")
+    return value.lower()
+
+
 def _io_order(rank: int, io_layout: str) -> tuple[int, ...]:
     """How a signature tensor of ``rank`` is ordered: ONNX's, or channels-last for images."""
     return channels_last(rank) if io_layout == "nhwc" and 4 <= rank <= 5 else tuple(range(rank))
@@ -103,9 +110,7 @@ def _tensor_record(graph, env) -> dict[str, list]:
 def onnx_to_savedmodel(session, dst: Path, options: ConvertOptions) -> Path:
     """ONNX model -> TensorFlow SavedModel with a serving signature."""
     tf = import_tf()
-    io_layout = str(options.extra.get("io_layout") or "nchw").lower()
-    if io_layout not in IO_LAYOUTS:
-        raise UsageError(f"--keep-io-layout {io_layout!r}: choose one of {', '.join(IO_LAYOUTS)}")
+    io_layout = check_io_layout(options.extra.get("io_layout") or "nchw")
     module = to_module(session.handle, io_layout)
     if io_layout == "nhwc":
         options.extra["input_layout"] = "NCHW:NHWC"  # for the parity check of this hop

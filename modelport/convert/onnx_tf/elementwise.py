@@ -49,7 +49,7 @@ for _name, _make in {
 @onnx_op("Gelu", since=20, layout=ELEMENTWISE)
 def convert_gelu(ctx: NodeContext):
     """ONNX Gelu (exact, or tanh approximation)."""
-    return _tf().nn.gelu(ctx.inputs[0], approximate=ctx.attr("approximate", b"none") in (b"tanh", "tanh"))
+    return _tf().nn.gelu(ctx.inputs[0], approximate=ctx.attr("approximate", "none") == "tanh")
 
 
 @onnx_op("IsInf", since=10, layout=ELEMENTWISE)

@@ -54,6 +54,10 @@ class NodeContext:
         found = self.partials.get(self.node.input[index])
         return None if found is None else found[1]
 
+    def derive(self, inputs: list, attrs: dict[str, Any] | None = None) -> "NodeContext":
+        """This node with other inputs (and attributes): to reuse another op's handler."""
+        return NodeContext(self.node, inputs, {}, self.opset, self.attrs if attrs is None else attrs)
+
     def run_subgraph(self, graph, feeds: Mapping[str, Any]) -> list:
         """Run a subgraph attribute with ``feeds`` for its inputs and this graph's values in scope;
         its outputs, in order, as logical tensors."""
@@ -93,8 +97,17 @@ def constant_value(attrs: dict) -> np.ndarray:
 
 
 def decode_attributes(node) -> dict[str, Any]:
+    """A node's attributes as Python values; string attributes (and lists of them) as str."""
     from onnx import helper
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    attrs = {}
+    for attribute in node.attribute:
+        value = helper.get_attribute_value(attribute)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        elif isinstance(value, list) and value and isinstance(value[0], bytes):
+            value = [v.decode("utf-8") for v in value]
+        attrs[attribute.name] = value
+    return attrs
 
 
 Opsets = Mapping[str, int]  # domain ("" for ai.onnx) -> the version the model imports

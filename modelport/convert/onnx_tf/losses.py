@@ -22,8 +22,7 @@ def _nll(ctx: NodeContext, log_prob):
     picked = tf.squeeze(tf.experimental.numpy.take_along_axis(log_prob, tf.expand_dims(safe, 1), axis=1), 1)
     zero = tf.zeros([], log_prob.dtype)
     loss = tf.where(ignored, zero, -picked)
-    reduction = ctx.attr("reduction", b"mean")
-    reduction = reduction.decode() if isinstance(reduction, bytes) else reduction
+    reduction = ctx.attr("reduction", "mean")
     if weight is not None:
         per_item = tf.where(ignored, zero, tf.gather(weight, safe))
     elif ignore is not None:

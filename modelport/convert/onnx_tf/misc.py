@@ -75,8 +75,8 @@ def convert_tensor_scatter(ctx: NodeContext):
     start = ctx.input(2)
     start = tf.zeros([batch], tf.int32) if start is None else tf.cast(start, tf.int32)
     position = start[:, None] + tf.range(steps)[None, :]  # [batch, steps]
-    mode = ctx.attr("mode", b"linear")
-    if (mode.decode() if isinstance(mode, bytes) else mode) == "circular":
+    mode = ctx.attr("mode", "linear")
+    if mode == "circular":
         position = position % length
     # Move the axis next to the batch, scatter rows [batch, position], move it back.
     order = [0, axis, *[a for a in range(1, rank) if a != axis]]
@@ -114,13 +114,12 @@ def convert_center_crop_pad(ctx: NodeContext):
 def convert_lp_pool(ctx: NodeContext):
     """ONNX LpPool: (sum over each window of |x|^p)^(1/p), padding counting as zeros."""
     from .nn import convert_average_pool
-    from .graph import NodeContext as Context
     tf = _tf()
     p = float(ctx.attr("p", 2))
     powered = tf.pow(tf.abs(logical(tf, ctx.inputs[0])), p)
     attrs = dict(ctx.attrs, count_include_pad=1)
     attrs.pop("p", None)
-    mean = convert_average_pool(Context(ctx.node, [powered], {}, ctx.opset, attrs))
+    mean = convert_average_pool(ctx.derive([powered], attrs))
     window = float(np.prod(ctx.attr("kernel_shape")))
     return Laid(tf.pow(mean.tensor * window, 1.0 / p), mean.perm)
 

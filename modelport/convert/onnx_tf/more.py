@@ -71,7 +71,7 @@ def convert_one_hot(ctx: NodeContext):
 def convert_einsum(ctx: NodeContext):
     """ONNX Einsum."""
     equation = ctx.attr("equation")
-    return _tf().einsum(equation.decode() if isinstance(equation, bytes) else equation, *ctx.inputs)
+    return _tf().einsum(equation, *ctx.inputs)
 
 
 @onnx_op("Hardmax")
@@ -99,8 +99,7 @@ def convert_scatter_nd(ctx: NodeContext):
     tf = _tf()
     data, indices, updates = ctx.inputs[:3]
     indices = tf.cast(indices, tf.int64)
-    reduction = ctx.attr("reduction", b"none")
-    reduction = reduction.decode() if isinstance(reduction, bytes) else reduction
+    reduction = ctx.attr("reduction", "none")
     scatter = {"none": tf.tensor_scatter_nd_update, "add": tf.tensor_scatter_nd_add, "mul": _scatter_nd_multiply,
                "max": tf.tensor_scatter_nd_max, "min": tf.tensor_scatter_nd_min}.get(reduction)
     if scatter is None:
@@ -134,8 +133,7 @@ def convert_depth_to_space(ctx: NodeContext):
     """ONNX DepthToSpace (DCR or CRD order) on NCHW."""
     tf = _tf()
     x, b = ctx.inputs[0], ctx.attr("blocksize")
-    mode = ctx.attr("mode", b"DCR")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = ctx.attr("mode", "DCR")
     n, c, h, w = (tf.shape(x)[i] for i in range(4))
     if mode == "DCR":
         y = tf.reshape(x, tf.stack([n, b, b, c // (b * b), h, w]))
@@ -153,8 +151,8 @@ def convert_space_to_depth(ctx: NodeContext):
     x, b = ctx.inputs[0], ctx.attr("blocksize")
     n, c, h, w = (tf.shape(x)[i] for i in range(4))
     y = tf.reshape(x, tf.stack([n, c, h // b, b, w // b, b]))
-    mode = ctx.attr("mode", b"DCR")
-    crd = (mode.decode() if isinstance(mode, bytes) else mode) == "CRD"
+    mode = ctx.attr("mode", "DCR")
+    crd = mode == "CRD"
     y = tf.transpose(y, [0, 1, 3, 5, 2, 4] if crd else [0, 3, 5, 1, 2, 4])
     return tf.reshape(y, tf.stack([n, c * b * b, h // b, w // b]))
 
@@ -177,7 +175,6 @@ def _spread(tf, x, axis: int, stride: int):
 def _transposed_by_conv(tf, ctx: NodeContext, x, w, order, strides, dilations, reach, group: int):
     """The full transposed convolution as a Conv: the input spread by the strides and fully padded,
     convolved with the flipped kernel; group j's output channels read group j's inputs."""
-    from .graph import NodeContext as Context
     from .nn import convert_conv
     spatial = len(strides)
     kernel = list(w.shape[2:])
@@ -190,7 +187,7 @@ def _transposed_by_conv(tf, ctx: NodeContext, x, w, order, strides, dilations, r
     filters = tf.reverse(tf.reshape(grouped, [group * c_out_per_group, c_in // group, *kernel]),
                          axis=list(range(2, 2 + spatial)))
     conv_attrs = {"group": group, "dilations": dilations}
-    return convert_conv(Context(ctx.node, [Laid(x, order), filters], {}, ctx.opset, conv_attrs)).tensor
+    return convert_conv(ctx.derive([Laid(x, order), filters], conv_attrs)).tensor
 
 
 @onnx_op("ConvTranspose", layout=AWARE)
@@ -221,8 +218,7 @@ def convert_conv_transpose(ctx: NodeContext):
     else:
         full = _transposed_by_conv(tf, ctx, x, w, order, strides, dilations, reach, group)
     # Output size and the begin pad cut from the full result (ONNX's rules for each way to give them).
-    auto_pad = ctx.attr("auto_pad", b"NOTSET")
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
     output_shape = ctx.attr("output_shape")
     pads = ctx.attr("pads")
     begins, lengths = [], []
@@ -295,7 +291,6 @@ def convert_bit_shift(ctx: NodeContext):
     tf = _tf()
     x, shift = ctx.inputs[:2]
     direction = ctx.attr("direction")
-    direction = direction.decode() if isinstance(direction, bytes) else direction
     shift = tf.cast(shift, x.dtype) * tf.ones_like(x)
     outside = (shift < 0) | (shift >= x.dtype.size * 8)
     safe = tf.where(outside, tf.zeros_like(shift), shift)
@@ -329,8 +324,7 @@ def convert_scatter_elements(ctx: NodeContext):
                         indexing="ij")
     grids[axis] = indices
     coordinates = tf.stack(grids, axis=-1)
-    reduction = ctx.attr("reduction", b"none")
-    reduction = reduction.decode() if isinstance(reduction, bytes) else reduction
+    reduction = ctx.attr("reduction", "none")
     if reduction == "mul":  # the product of every update landing on an element, times the element
         shape = tf.shape(data, out_type=tf.int64)
         strides = tf.math.cumprod(shape, exclusive=True, reverse=True)

@@ -54,8 +54,7 @@ def _spatial(ctx: NodeContext, sizes: list, kernel_shape):
     rank = len(sizes)
     strides = list(ctx.attr("strides", [1] * rank))
     dilations = list(ctx.attr("dilations", [1] * rank))
-    auto_pad = ctx.attr("auto_pad", b"NOTSET")
-    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+    auto_pad = ctx.attr("auto_pad", "NOTSET")
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         pads = []
         for size, k, s, d in zip(sizes, kernel_shape, strides, dilations):

@@ -129,11 +129,10 @@ def convert_qlinear_matmul(ctx: NodeContext):
 
 def _float_conv(ctx: NodeContext, x, w, bias=None):
     """ONNX Conv with this node's attributes on float operands (integers up to 2**24 are exact)."""
-    from .graph import NodeContext as Context
     from .layout import logical
     from .nn import convert_conv
     inputs = [x, w] + ([bias] if bias is not None else [])
-    return logical(_tf(), convert_conv(Context(ctx.node, inputs, {}, ctx.opset, ctx.attrs)))
+    return logical(_tf(), convert_conv(ctx.derive(inputs)))
 
 
 @onnx_op("ConvInteger", since=10)

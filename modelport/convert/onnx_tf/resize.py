@@ -12,11 +12,6 @@ def _tf():
     return tf
 
 
-def _text(value, default: str) -> str:
-    if value is None:
-        return default
-    return value.decode() if isinstance(value, bytes) else value
-
 
 def _source_coordinates(tf, out_len, in_len, scale, mode: str, roi_start=None, roi_end=None):
     """The input coordinate each output index samples, by coordinate_transformation_mode (float32:
@@ -65,8 +60,8 @@ def _cubic_weights(tf, t, a: float):
 
 def _resize_axis(tf, x, axis: int, out_len, scale, ctx: NodeContext, roi):
     in_len = tf.shape(x, out_type=tf.int64)[axis]
-    mode = _text(ctx.attr("mode"), "nearest")
-    transform = _text(ctx.attr("coordinate_transformation_mode"), "half_pixel" if ctx.opset >= 11 else "asymmetric")
+    mode = ctx.attr("mode", "nearest")
+    transform = ctx.attr("coordinate_transformation_mode", "half_pixel" if ctx.opset >= 11 else "asymmetric")
     coords = _source_coordinates(tf, out_len, in_len, scale, transform, *(roi or (None, None)))
     last = tf.cast(in_len - 1, tf.float32)
     outside = (coords < 0) | (coords > last) if transform == "tf_crop_and_resize" else None
@@ -78,7 +73,7 @@ def _resize_axis(tf, x, axis: int, out_len, scale, ctx: NodeContext, roi):
     shape = [1] * len(x.shape)
     shape[axis] = -1
     if mode == "nearest":
-        y = take(_nearest_index(tf, coords, _text(ctx.attr("nearest_mode"), "round_prefer_floor")))
+        y = take(_nearest_index(tf, coords, ctx.attr("nearest_mode", "round_prefer_floor")))
     elif mode == "linear":
         base = tf.floor(coords)
         weight = tf.reshape(tf.cast(coords - base, x.dtype), shape)
@@ -119,7 +114,7 @@ def convert_resize(ctx: NodeContext):
     if sizes is not None and (sizes.shape.rank is None or sizes.shape[0] != 0):
         sizes = tf.cast(tf.reshape(sizes, [-1]), tf.int64)
         ratio = tf.cast(sizes, tf.float32) / tf.cast(in_lengths, tf.float32)
-        policy = _text(ctx.attr("keep_aspect_ratio_policy"), "stretch")
+        policy = ctx.attr("keep_aspect_ratio_policy", "stretch")
         if policy in ("not_larger", "not_smaller"):
             ratio = tf.fill(tf.shape(ratio), tf.reduce_min(ratio) if policy == "not_larger" else tf.reduce_max(ratio))
             sizes = tf.cast(tf.round(ratio * tf.cast(in_lengths, tf.float32)), tf.int64)

@@ -12,7 +12,6 @@ def _tf():
 
 
 def _activation(tf, name, alpha, beta):
-    name = name.decode() if isinstance(name, bytes) else name
     table = {
         "Relu": lambda x: tf.nn.relu(x), "Tanh": tf.tanh, "Sigmoid": tf.sigmoid,
         "Affine": lambda x: (1.0 if alpha is None else alpha) * x + (0.0 if beta is None else beta),
@@ -135,8 +134,7 @@ def _recurrent(ctx: NodeContext):
     c0 = ctx.input(6) if op_type == "LSTM" else None
     peep = ctx.input(7) if op_type == "LSTM" else None
     hidden = ctx.attr("hidden_size") or r.shape[-1]
-    direction = ctx.attr("direction", b"forward")
-    direction = direction.decode() if isinstance(direction, bytes) else direction
+    direction = ctx.attr("direction", "forward")
     directions = 2 if direction == "bidirectional" else 1
     batch_major = ctx.attr("layout", 0) == 1
     if batch_major:  # [batch, seq, ...] -> time-major

@@ -63,11 +63,9 @@ def convert_grid_sample(ctx: NodeContext):
     """ONNX GridSample: sample X [N, C, spatial...] at the grid's normalized positions."""
     tf = _tf()
     x, grid = ctx.inputs[:2]
-    mode = ctx.attr("mode", b"linear" if ctx.opset >= 20 else b"bilinear")
-    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode.decode() if isinstance(mode, bytes) else mode,
-                                                         mode.decode() if isinstance(mode, bytes) else mode)
-    padding = ctx.attr("padding_mode", b"zeros")
-    padding = padding.decode() if isinstance(padding, bytes) else padding
+    mode = ctx.attr("mode", "linear" if ctx.opset >= 20 else "bilinear")
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)  # opset 16's names
+    padding = ctx.attr("padding_mode", "zeros")
     align = bool(ctx.attr("align_corners", 0))
     k = len(x.shape) - 2
     sizes = [tf.cast(tf.shape(x)[2 + i], tf.float64) for i in range(k)]

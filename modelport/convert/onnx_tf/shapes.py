@@ -14,7 +14,8 @@ import numpy as np
 Partial = tuple[int, list[Optional[int]]]
 
 
-def _from_array(array) -> Partial | None:
+def initial(array) -> Partial | None:
+    """A constant's value, when it is a small integer scalar or vector."""
     array = np.asarray(array)
     if array.dtype.kind not in "iu" or array.ndim > 1 or array.size > 16:
         return None
@@ -83,7 +84,3 @@ def fold(node, attrs: dict, partial_of: Callable[[str], Partial | None], const_o
         return 1, value[1][start:end:step]
     return None
 
-
-def initial(array) -> Partial | None:
-    """A constant's value, when it is a small integer scalar or vector."""
-    return _from_array(array)

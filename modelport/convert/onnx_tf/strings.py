@@ -10,11 +10,6 @@ def _tf():
     return tf
 
 
-def _text(value, default=None):
-    if value is None:
-        return default
-    return value.decode() if isinstance(value, bytes) else value
-
 
 @onnx_op("StringConcat", since=20)
 def convert_string_concat(ctx: NodeContext):
@@ -25,7 +20,7 @@ def convert_string_concat(ctx: NodeContext):
 @onnx_op("RegexFullMatch", since=20)
 def convert_regex_full_match(ctx: NodeContext):
     """ONNX RegexFullMatch: whether each string matches the RE2 pattern entirely."""
-    return _tf().strings.regex_full_match(ctx.inputs[0], _text(ctx.attr("pattern")))
+    return _tf().strings.regex_full_match(ctx.inputs[0], ctx.attr("pattern"))
 
 
 @onnx_op("StringSplit", since=20)
@@ -34,7 +29,7 @@ def convert_string_split(ctx: NodeContext):
     delimiter splits on runs of whitespace."""
     tf = _tf()
     x = ctx.inputs[0]
-    delimiter = _text(ctx.attr("delimiter")) or None
+    delimiter = ctx.attr("delimiter") or None
     maxsplit = ctx.attr("maxsplit")
     parts = tf.strings.split(x, sep=delimiter, maxsplit=-1 if maxsplit is None else maxsplit)
     counts = tf.reshape(parts.nested_row_lengths()[-1], tf.shape(x))  # innermost lengths, row-major
@@ -47,8 +42,8 @@ def convert_string_normalizer(ctx: NodeContext):
     input leaves one empty string."""
     tf = _tf()
     x = ctx.inputs[0]
-    action = _text(ctx.attr("case_change_action"), "NONE")
-    stopwords = [_text(w) for w in (ctx.attr("stopwords") or [])]
+    action = ctx.attr("case_change_action", "NONE")
+    stopwords = list(ctx.attr("stopwords") or [])
     sensitive = ctx.attr("is_case_sensitive", 0)
     flat = tf.reshape(x, [-1])
     if stopwords:
@@ -83,7 +78,7 @@ def convert_label_encoder(ctx: NodeContext):
     keys = first("keys_strings", "keys_int64s", "keys_floats", "keys_tensor")
     values = first("values_strings", "values_int64s", "values_floats", "values_tensor")
     if ctx.attr("values_strings") is not None:
-        values, default = [_text(v) for v in values], _text(ctx.attr("default_string"), "")
+        values, default = list(values), ctx.attr("default_string", "")
     elif ctx.attr("values_int64s") is not None:
         values, default = np.asarray(values, np.int64), ctx.attr("default_int64", -1)
     elif ctx.attr("values_floats") is not None:
@@ -91,7 +86,7 @@ def convert_label_encoder(ctx: NodeContext):
     else:
         default = numpy_helper.to_array(ctx.attr("default_tensor")).reshape(-1)[0]
     if ctx.attr("keys_strings") is not None:
-        keys = [_text(k) for k in keys]
+        keys = list(keys)
     keys = tf.constant(keys, dtype=x.dtype)
     values = tf.constant(values)
     hit = tf.equal(x[..., None], keys)

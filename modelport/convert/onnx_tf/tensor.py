@@ -290,8 +290,7 @@ def convert_pad(ctx: NodeContext):
     half = len(pads) // 2
     for i, axis in enumerate(axes):
         paddings[axis] = [pads[i], pads[i + half]]
-    mode = ctx.attr("mode", b"constant")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = ctx.attr("mode", "constant")
     if any(p < 0 for pair in paddings for p in pair):  # negative pads crop
         begin = [max(0, -a) for a, _ in paddings]
         size = [d - max(0, -a) - max(0, -b) for d, (a, b) in zip(tf.shape(x), paddings)]
@@ -321,8 +320,7 @@ def _pad_computed(ctx: NodeContext):
     half = tf.size(axes)
     paddings = tf.tensor_scatter_nd_update(tf.zeros([rank, 2], tf.int64), axes[:, None],
                                            tf.stack([pads[:half], pads[half:]], axis=1))
-    mode = ctx.attr("mode", b"constant")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = ctx.attr("mode", "constant")
     if mode == "constant":
         value = ctx.input(2)
         value = tf.reshape(tf.cast(value if value is not None else 0, x.dtype), [])

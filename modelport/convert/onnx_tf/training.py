@@ -65,8 +65,8 @@ def convert_momentum(ctx: NodeContext):
     tf = _tf()
     rate, step, groups = _groups(ctx, 3)
     alpha, beta = ctx.attr("alpha"), ctx.attr("beta")
-    mode = ctx.attr("mode", b"standard")
-    nesterov = (mode.decode() if isinstance(mode, bytes) else mode) == "nesterov"
+    mode = ctx.attr("mode", "standard")
+    nesterov = mode == "nesterov"
     updated = []
     for x, g, v in groups:
         g = ctx.attr("norm_coefficient", 0.0) * x + g
