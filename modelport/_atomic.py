@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from ._signals import raise_if_interrupted
+
 
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
@@ -22,6 +24,7 @@ def _remove(path: Path) -> None:
 
 def commit(tmp: Path, dst: Path) -> None:
     """Move a finished temp file or folder onto ``dst``, replacing what was there."""
+    raise_if_interrupted()  # an interrupt swallowed by the writer still means "write nothing"
     if tmp.is_dir() and dst.exists():
         # os.replace cannot swap a folder onto a non-empty one: park the old one aside first so
         # that at every instant either the old or the new artifact is in place.

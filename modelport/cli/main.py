@@ -5,10 +5,7 @@ The demo command lives here rather than in commands.py: it runs the other comman
 """
 from __future__ import annotations
 
-import contextlib
-import signal
 import sys
-import threading
 import traceback
 from pathlib import Path
 
@@ -16,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from .._console import console, debug_enabled, set_debug
+from .._signals import Terminated, raise_if_interrupted, received_interrupt, remembered_interrupts
 from ..errors import InternalError, ModelportError, ParityError
 from . import commands  # noqa: F401  (registers the commands on app)
 from .app import app, print_json
@@ -61,29 +59,9 @@ def _report_usage_error(error, as_json: bool) -> int:
     return 2
 
 
-class Terminated(BaseException):
-    """SIGTERM (timeout, CI cancellation, docker stop), raised like Ctrl-C's KeyboardInterrupt so
-    that every staged output is removed on the way out."""
-
-
-@contextlib.contextmanager
-def _sigterm_unwinds():
-    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
-        yield
-        return
-
-    def raise_terminated(signum, frame):
-        raise Terminated()
-    previous = signal.signal(signal.SIGTERM, raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
-    with _sigterm_unwinds():
+    with remembered_interrupts():
         return _main(argv)
 
 
@@ -97,6 +75,7 @@ def _main(argv: list[str] | None) -> int:
     try:
         # Typer turns Ctrl-C into an exit code (130) that main() returns when not standalone.
         code = command.main(args=args, prog_name="modelport", standalone_mode=False)
+        raise_if_interrupted()  # a library that swallowed the interrupt does not turn it into success
         if code == 130:
             console.print("interrupted; nothing was written")
         return code if isinstance(code, int) else 0
@@ -107,13 +86,24 @@ def _main(argv: list[str] | None) -> int:
     except aborts:
         console.print("aborted")
         return 130
-    except KeyboardInterrupt:
-        console.print("interrupted; nothing was written")
-        return 130
-    except Terminated:
+    except (KeyboardInterrupt, Terminated) as interrupt:
+        return _report_interrupt(type(interrupt))
+    except Exception as error:
+        if received_interrupt() is not None:  # the error is the interrupt's fallout, swallowed on the way
+            return _report_interrupt(received_interrupt())
+        return _report_error(error, debug, as_json)
+
+
+def _report_interrupt(kind: type[BaseException]) -> int:
+    if kind is Terminated:
         console.print("terminated; nothing was written")
         return 143
-    except ModelportError as error:
+    console.print("interrupted; nothing was written")
+    return 130
+
+
+def _report_error(error: Exception, debug: bool, as_json: bool) -> int:
+    if isinstance(error, ModelportError):
         if debug:
             traceback.print_exc()
         if as_json and not isinstance(error, ParityError):  # a parity failure printed its result
@@ -124,13 +114,13 @@ def _main(argv: list[str] | None) -> int:
         if error.hint:
             console.print(f"[dim]hint:[/] {escape(error.hint)}")
         return error.exit_code
-    except Exception as error:  # a bug of modelport itself
-        if debug:
-            traceback.print_exc()
-        bug = InternalError(f"{type(error).__name__}: {error}")
-        if as_json:
-            print_json({"error": {"type": "InternalError", "message": bug.message, "hint": "rerun with --debug",
-                                  "exit_code": bug.exit_code}})
-        console.print(f"[red]internal error:[/] {escape(bug.message)}\n"
-                      "this is a bug of modelport; rerun with --debug and report the traceback")
-        return bug.exit_code
+    # anything else is a bug of modelport itself
+    if debug:
+        traceback.print_exc()
+    bug = InternalError(f"{type(error).__name__}: {error}")
+    if as_json:
+        print_json({"error": {"type": "InternalError", "message": bug.message, "hint": "rerun with --debug",
+                              "exit_code": bug.exit_code}})
+    console.print(f"[red]internal error:[/] {escape(bug.message)}\n"
+                  "this is a bug of modelport; rerun with --debug and report the traceback")
+    return bug.exit_code

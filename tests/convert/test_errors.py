@@ -240,3 +240,24 @@ def test_signal_during_conversion_leaves_nothing(tmp_path, signal_name, codes):
     assert process.returncode in codes, err
     assert "nothing was written" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_an_interrupt_swallowed_by_a_library_still_writes_nothing(tmp_path, signal_name):
+    """Exporters catch broad exceptions and carry on; the remembered signal still stops the commit."""
+    import os
+    import signal
+    import time
+    from modelport._atomic import atomic_output
+    from modelport._signals import Terminated, remembered_interrupts
+    expected = Terminated if signal_name == "SIGTERM" else KeyboardInterrupt
+    dst = tmp_path / "out.bin"
+    with remembered_interrupts(), pytest.raises(expected):
+        with atomic_output(dst) as staged:
+            staged.write_bytes(b"half")
+            try:
+                os.kill(os.getpid(), getattr(signal, signal_name))
+                time.sleep(5)
+            except BaseException:  # noqa: B036 - what the library under us does
+                pass
+    assert list(tmp_path.iterdir()) == []
