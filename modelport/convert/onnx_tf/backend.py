@@ -8,6 +8,7 @@ import numpy as np
 from onnx.backend.base import Backend, BackendRep
 
 from .convert import to_module
+from .narrow import NARROW, from_carrier, to_carrier
 
 
 class TensorFlowRep(BackendRep):
@@ -16,6 +17,7 @@ class TensorFlowRep(BackendRep):
         self.input_names = [i.name for i in model.graph.input
                             if i.name not in {init.name for init in model.graph.initializer}]
         self.output_names = [o.name for o in model.graph.output]
+        self.output_types = [o.type.tensor_type.elem_type for o in model.graph.output]
 
     def run(self, inputs: Any, **kwargs) -> tuple[np.ndarray, ...]:
         from .convert import tf_name
@@ -26,15 +28,18 @@ class TensorFlowRep(BackendRep):
             inputs = [inputs]
         # Cases whose values numpy cannot hold exactly (bfloat16, NaN payloads) come as TensorProtos.
         inputs = [numpy_helper.to_array(i) if isinstance(i, TensorProto) else i for i in inputs]
-        results = self.module.serve(*inputs)
-        return tuple(_to_numpy(results[tf_name(name)]) for name in self.output_names)
+        results = self.module.serve(*[to_carrier(i) for i in inputs])
+        return tuple(_to_numpy(results[tf_name(name)], code) for name, code in zip(self.output_names, self.output_types))
 
 
-def _to_numpy(tensor) -> np.ndarray:
-    """A TF result as numpy; TF's strings are bytes, ONNX's (numpy object arrays) are str."""
+def _to_numpy(tensor, code: int) -> np.ndarray:
+    """A TF result as numpy in the ONNX output's type: TF's strings are bytes, ONNX's (numpy object
+    arrays) str; a narrow type comes back from its carrier."""
     array = np.asarray(tensor)
     if array.dtype == object:
         array = np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(array) if array.size else array
+    if code in NARROW:
+        array = from_carrier(array, code)
     return array
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from ...errors import UsageError
 from ...formats._tf import import_tf
 from ..registry import ConvertOptions, converter
-from .graph import check_supported, opsets_of, run_graph, static_shapes
+from .graph import check_supported, opsets_of, run_graph, static_info
+from .narrow import to_carrier
 from .layout import Laid, arrange, channels_last, rank_of
 
 # --keep-io-layout: the order of the signature's image and volume tensors (rank 4 and 5; a rank-3
@@ -58,7 +59,7 @@ def to_module(model, io_layout: str = "nchw"):
     module = tf.Module()
     constants, variables = {}, {}
     for init in graph.initializer:
-        array = numpy_helper.to_array(init)
+        array = to_carrier(numpy_helper.to_array(init))
         constants[init.name] = array
         if array.size >= VARIABLE_MIN_SIZE and array.dtype.kind == "f":
             variables[init.name] = tf.Variable(array, trainable=False, name=tf_name(init.name))
@@ -68,14 +69,14 @@ def to_module(model, io_layout: str = "nchw"):
     traced: dict[str, list] = {}
     module.tensor_record = lambda: dict(traced)
     output_names = [o.name for o in graph.output]
-    shapes = static_shapes(model)
+    info = static_info(model)
 
     def serve(*args):
         values = {name: tf.constant(array) for name, array in constants.items() if name not in variables}
         values.update({name: var for name, var in module.weights_by_name.items()})
         feeds = {value.name: Laid(arg, _io_order(len(arg.shape), io_layout)) if io_layout == "nhwc" else arg
                  for value, arg in zip(inputs, args)}
-        env = run_graph(graph, feeds, opset, values, constants, shapes)
+        env = run_graph(graph, feeds, opset, values, constants, info)
         traced.clear()
         traced.update(_tensor_record(graph, env))
         results = {}

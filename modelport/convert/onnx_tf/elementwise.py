@@ -154,12 +154,20 @@ def convert_where(ctx: NodeContext):
 
 @onnx_op("Cast", layout=ELEMENTWISE)
 def convert_cast(ctx: NodeContext):
-    """ONNX Cast to the ``to`` element type."""
-    from .tensor import tf_dtype
-    return _tf().cast(ctx.inputs[0], tf_dtype(ctx.attr("to")))
+    """ONNX Cast to the ``to`` element type (narrow types rounded onto their grid: narrow.py)."""
+    return _cast(ctx, ctx.inputs[0], ctx.attr("to"))
 
 
 @onnx_op("CastLike", since=15)
 def convert_cast_like(ctx: NodeContext):
-    """ONNX CastLike: to the dtype of the second input."""
-    return _tf().cast(ctx.inputs[0], ctx.inputs[1].dtype)
+    """ONNX CastLike: to the element type of the second input."""
+    return _cast(ctx, ctx.inputs[0], ctx.onnx_type(1))
+
+
+def _cast(ctx: NodeContext, x, to: int):
+    from .narrow import NARROW, cast_to_narrow
+    from .tensor import tf_dtype
+    if int(to) in NARROW:
+        return cast_to_narrow(_tf(), x, to, saturate=bool(ctx.attr("saturate", 1)),
+                              round_mode=ctx.attr("round_mode", "up"))
+    return _tf().cast(x, tf_dtype(to))

@@ -7,7 +7,7 @@ tensor. Values may be kept channels-last inside the graph (layout.py says how an
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from ...errors import UnsupportedOpError
 from ..ops import OpRegistry
 from . import shapes as shapes_fold
 from .layout import ELEMENTWISE, POLICIES, Laid, align, logical, relaid
+from .narrow import to_carrier
 
 OPS = OpRegistry("onnx_tf", "ONNX")
 
@@ -46,6 +47,7 @@ class NodeContext:
         self.scope = scope  # the enclosing graph's values, which subgraphs (If, Loop, Scan) may read
         self.opsets = opset if opsets is None else opsets  # every domain's, for subgraphs
         self.partials: Mapping[str, Any] = {}  # shape arithmetic folded so far (shapes.py)
+        self.types: Mapping[str, int] = {}  # ONNX element types declared or inferred, by value name
 
     def known(self, index: int) -> list | None:
         """Input ``index``'s value where shape arithmetic fixes it: ints, None where dynamic."""
@@ -53,6 +55,18 @@ class NodeContext:
             return None
         found = self.partials.get(self.node.input[index])
         return None if found is None else found[1]
+
+    def onnx_type(self, index: int) -> int | None:
+        """Input ``index``'s ONNX element type: as declared or inferred, else read off its TF dtype
+        (a narrow type's carrier alone cannot tell int4 from int8: narrow.py)."""
+        if index >= len(self.node.input) or not self.node.input[index]:
+            return None
+        if self.node.input[index] in self.types:
+            return self.types[self.node.input[index]]
+        from .tensor import ONNX_TYPE_OF
+        value = self.inputs[index]
+        tensor = value.tensor if isinstance(value, Laid) else value
+        return ONNX_TYPE_OF.get(tensor.dtype.name) if hasattr(tensor, "dtype") else None
 
     def derive(self, inputs: list, attrs: dict[str, Any] | None = None) -> "NodeContext":
         """This node with other inputs (and attributes): to reuse another op's handler."""
@@ -88,7 +102,7 @@ def constant_value(attrs: dict) -> np.ndarray:
     """The value of a Constant node from its attributes (value, value_float(s), value_int(s))."""
     from onnx import numpy_helper
     if "value" in attrs:
-        return numpy_helper.to_array(attrs["value"])
+        return to_carrier(numpy_helper.to_array(attrs["value"]))
     for key, dtype in (("value_float", np.float32), ("value_floats", np.float32), ("value_int", np.int64),
                        ("value_ints", np.int64)):
         if key in attrs:
@@ -158,19 +172,30 @@ class GraphValues(Mapping):
         self._logical.pop(name, None)
 
 
-def static_shapes(model) -> dict[str, list[int | None]]:
-    """The dims ONNX shape inference fixes for each value (None where symbolic or unknown)."""
+class StaticInfo(NamedTuple):
+    """What ONNX's shape inference fixes before tracing: dims (None where symbolic or unknown) and
+    element types, by value name."""
+    shapes: dict[str, list[int | None]]
+    types: dict[str, int]
+
+
+def static_info(model) -> StaticInfo:
+    """Dims and element types of the graph's values: declared (inputs, initializers) or inferred."""
     from onnx import shape_inference
+    graph = model.graph
+    types = {init.name: init.data_type for init in graph.initializer}
     try:
-        inferred = shape_inference.infer_shapes(model)
+        inferred = shape_inference.infer_shapes(model).graph
     except Exception:  # noqa: BLE001  (a model shape inference cannot follow converts without the hints)
-        return {}
+        inferred = None
     shapes = {}
-    for info in [*inferred.graph.value_info, *inferred.graph.output]:
+    for info in [*graph.input, *(inferred.value_info if inferred else ()), *(inferred or graph).output]:
         tensor = info.type.tensor_type
-        if tensor.HasField("shape"):
+        if tensor.elem_type:
+            types.setdefault(info.name, tensor.elem_type)
+        if inferred is not None and info.name not in {i.name for i in graph.input} and tensor.HasField("shape"):
             shapes[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-    return shapes
+    return StaticInfo(shapes, types)
 
 
 def _refine(value, dims: list[int | None]):
@@ -188,7 +213,7 @@ def _refine(value, dims: list[int | None]):
 
 def run_graph(graph, feeds: Mapping[str, Any], opset: "int | Opsets", values: Mapping[str, Any] | None = None,
               constants: Mapping[str, np.ndarray] | None = None,
-              shapes: Mapping[str, list[int | None]] | None = None) -> GraphValues:
+              info: StaticInfo | None = None) -> GraphValues:
     """Evaluate ``graph`` with TF ops: feeds and known values by name in, every node output out.
 
     ``values`` maps initializer names to TF tensors or variables; ``constants`` to their numpy
@@ -203,12 +228,13 @@ def run_graph(graph, feeds: Mapping[str, Any], opset: "int | Opsets", values: Ma
     consts: dict[str, np.ndarray] = dict(constants or {})
     for init in graph.initializer:
         if init.name not in env.raw:
-            array = numpy_helper.to_array(init)
+            array = to_carrier(numpy_helper.to_array(init))
             consts[init.name] = array
             env.set(init.name, tf.constant(array))
     for name, value in feeds.items():
         env.set(name, value)
     partials: dict[str, Any] = {}
+    shapes, types = info or StaticInfo({}, {})
 
     def partial_of(name: str):
         if name in partials:
@@ -243,13 +269,14 @@ def run_graph(graph, feeds: Mapping[str, Any], opset: "int | Opsets", values: Ma
                 inputs, order = align(tf, inputs)
         ctx = NodeContext(node, inputs, consts, node_opset, attrs, env, opset)
         ctx.partials = {name: partial_of(name) for name in node.input if name}
+        ctx.types = types
         with tf.name_scope(_scope_name(node)):
             outputs = relaid(handler(ctx), order)
         if not isinstance(outputs, (list, tuple)):
             outputs = [outputs]
         for name, value in zip(node.output, outputs):
             if name:
-                if shapes and name in shapes and value is not None:
+                if name in shapes and value is not None:
                     _refine(value, shapes[name])
                 env.set(name, value)
                 if node.op_type == "Constant":

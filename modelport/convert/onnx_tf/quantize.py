@@ -29,11 +29,22 @@ def _per_axis(tf, value, x, axis: int, block: int = 0):
     return tf.reshape(value, shape)
 
 
-def _quantize(tf, x, scale, zero, type_code: int):
+def _quantize(tf, x, scale, zero, type_code: int, saturate: bool = True):
     from ...errors import UnsupportedOpError
-    if type_code not in _INTEGER_RANGES:
-        raise UnsupportedOpError(f"element type {type_code}", hint="TensorFlow has no such dtype")
-    name, low, high = _INTEGER_RANGES[type_code]
+    from .narrow import NARROW, NarrowFloat, NarrowInt, carrier, cast_to_narrow
+    narrow = NARROW.get(int(type_code))
+    if isinstance(narrow, NarrowFloat):  # float8 / float4: x / scale + zero_point, rounded onto the type
+        q = x / scale
+        if zero is not None:
+            q = q + tf.cast(zero, q.dtype)
+        return cast_to_narrow(tf, q, type_code, saturate=saturate)
+    if isinstance(narrow, NarrowInt):
+        name, low, high = carrier(type_code), narrow.lowest, narrow.lowest + (1 << narrow.bits) - 1
+    elif type_code in _INTEGER_RANGES:
+        name, low, high = _INTEGER_RANGES[type_code]
+    else:
+        raise UnsupportedOpError(f"QuantizeLinear to element type {type_code}", hint="quantizing to (u)int2/4/8/16, "
+                                 "float8 and float4 converts")
     q = tf.round(x / scale)  # half to even, as ONNX's rint
     if zero is not None:
         q = q + tf.cast(zero, q.dtype)
@@ -48,8 +59,7 @@ def _linear_operands(ctx: NodeContext):
 
 @onnx_op("QuantizeLinear", since=10)
 def convert_quantize_linear(ctx: NodeContext):
-    """ONNX QuantizeLinear to (u)int8/16: saturate(round(x / scale) + zero_point)."""
-    from .tensor import ONNX_TYPE_OF
+    """ONNX QuantizeLinear to (u)int2/4/8/16, float8 or float4: saturate(round(x / scale) + zero_point)."""
     tf = _tf()
     x, scale, zero, axis, block = _linear_operands(ctx)
     precision = ctx.attr("precision")
@@ -58,9 +68,9 @@ def convert_quantize_linear(ctx: NodeContext):
         x, scale = tf.cast(x, tf_dtype(precision)), tf.cast(scale, tf_dtype(precision))
     elif x.dtype != scale.dtype:
         scale = tf.cast(scale, x.dtype)
-    type_code = ONNX_TYPE_OF[zero.dtype.name] if zero is not None else ctx.attr("output_dtype") or 2
+    type_code = ctx.onnx_type(2) if zero is not None else ctx.attr("output_dtype") or 2
     zero = None if zero is None else _per_axis(tf, zero, x, axis, block)
-    return _quantize(tf, x, _per_axis(tf, scale, x, axis, block), zero, type_code)
+    return _quantize(tf, x, _per_axis(tf, scale, x, axis, block), zero, type_code, bool(ctx.attr("saturate", 1)))
 
 
 @onnx_op("DequantizeLinear", since=10)
@@ -116,7 +126,6 @@ def convert_matmul_integer(ctx: NodeContext):
 @onnx_op("QLinearMatMul", since=10)
 def convert_qlinear_matmul(ctx: NodeContext):
     """ONNX QLinearMatMul: dequantize both operands, multiply, quantize to the output's type."""
-    from .tensor import ONNX_TYPE_OF
     tf = _tf()
     a, a_scale, a_zero, b, b_scale, b_zero, y_scale, y_zero = ctx.inputs[:8]
     da = (tf.cast(a, tf.float32) - tf.cast(_per_axis(tf, a_zero, a, -2), tf.float32)) * tf.cast(
@@ -124,7 +133,7 @@ def convert_qlinear_matmul(ctx: NodeContext):
     db = (tf.cast(b, tf.float32) - tf.cast(_per_axis(tf, b_zero, b, -1), tf.float32)) * tf.cast(
         _per_axis(tf, b_scale, b, -1), tf.float32)
     product = tf.linalg.matmul(da, db)
-    return _quantize(tf, product, tf.cast(y_scale, tf.float32), y_zero, ONNX_TYPE_OF[y_zero.dtype.name])
+    return _quantize(tf, product, tf.cast(y_scale, tf.float32), y_zero, ctx.onnx_type(7))
 
 
 def _float_conv(ctx: NodeContext, x, w, bias=None):
@@ -149,7 +158,6 @@ def convert_conv_integer(ctx: NodeContext):
 def convert_qlinear_conv(ctx: NodeContext):
     """ONNX QLinearConv: dequantize input and (per output channel) weights, convolve with the int32
     bias, quantize to the output's type."""
-    from .tensor import ONNX_TYPE_OF
     tf = _tf()
     x, x_scale, x_zero, w, w_scale, w_zero, y_scale, y_zero = ctx.inputs[:8]
     bias = ctx.input(8)
@@ -159,4 +167,4 @@ def convert_qlinear_conv(ctx: NodeContext):
     if bias is not None:  # int32, in units of x_scale * w_scale
         bias = tf.cast(bias, tf.float32) * tf.reshape(tf.cast(x_scale, tf.float32) * tf.cast(w_scale, tf.float32), [-1])
     y = _float_conv(ctx, dx, dw, bias)
-    return _quantize(tf, y, tf.cast(y_scale, tf.float32), y_zero, ONNX_TYPE_OF[y_zero.dtype.name])
+    return _quantize(tf, y, tf.cast(y_scale, tf.float32), y_zero, ctx.onnx_type(7))

@@ -22,8 +22,10 @@ def _tf():
 
 
 def tf_dtype(onnx_type: int):
+    """The TF dtype holding ONNX element type ``onnx_type``: its own, or a narrow type's carrier."""
     from ...errors import UnsupportedOpError
-    name = _ONNX_TO_TF.get(int(onnx_type))
+    from .narrow import carrier
+    name = _ONNX_TO_TF.get(int(onnx_type)) or carrier(onnx_type)
     if name is None:
         raise UnsupportedOpError(f"element type {onnx_type}", hint="TensorFlow has no such dtype")
     return getattr(_tf(), name)
