@@ -8,7 +8,7 @@ layout.py plans which values are kept channels-last.
 """
 from __future__ import annotations
 
-from . import attention, control, elementwise, losses, misc, more, nn, quantize, resize, rnn, sampling, signal, strings, tensor, training  # noqa: F401  (register the handlers)
+from . import attention, control, elementwise, losses, misc, more, nn, quantize, resize, rnn, sampling, sequences, signal, strings, tensor, training, windows  # noqa: F401  (register the handlers)
 from .convert import onnx_to_savedmodel, to_module
 from .graph import OPS, onnx_op
 

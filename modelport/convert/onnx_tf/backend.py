@@ -17,7 +17,7 @@ class TensorFlowRep(BackendRep):
         self.input_names = [i.name for i in model.graph.input
                             if i.name not in {init.name for init in model.graph.initializer}]
         self.output_names = [o.name for o in model.graph.output]
-        self.output_types = [o.type.tensor_type.elem_type for o in model.graph.output]
+        self.output_types = [_element_type(o.type) for o in model.graph.output]
 
     def run(self, inputs: Any, **kwargs) -> tuple[np.ndarray, ...]:
         from .convert import tf_name
@@ -32,15 +32,32 @@ class TensorFlowRep(BackendRep):
         return tuple(_to_numpy(results[tf_name(name)], code) for name, code in zip(self.output_names, self.output_types))
 
 
-def _to_numpy(tensor, code: int) -> np.ndarray:
+def _to_numpy(tensor, code: int):
     """A TF result as numpy in the ONNX output's type: TF's strings are bytes, ONNX's (numpy object
-    arrays) str; a narrow type comes back from its carrier."""
+    arrays) str; a narrow type comes back from its carrier; a sequence as a list, an empty optional
+    as None."""
+    if tensor is None:
+        return None
+    if isinstance(tensor, (list, tuple)):
+        return [_to_numpy(item, code) for item in tensor]
     array = np.asarray(tensor)
     if array.dtype == object:
         array = np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(array) if array.size else array
     if code in NARROW:
         array = from_carrier(array, code)
     return array
+
+
+def _element_type(onnx_type) -> int:
+    """The tensor element type of an output, looking through sequences and optionals."""
+    while not onnx_type.HasField("tensor_type"):
+        if onnx_type.HasField("sequence_type"):
+            onnx_type = onnx_type.sequence_type.elem_type
+        elif onnx_type.HasField("optional_type"):
+            onnx_type = onnx_type.optional_type.elem_type
+        else:
+            return 0
+    return onnx_type.tensor_type.elem_type
 
 
 class TensorFlowBackend(Backend):

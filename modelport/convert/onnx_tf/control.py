@@ -34,19 +34,111 @@ def _array_for(tf, value, size=None):
                           infer_shape=False, element_shape=element)
 
 
+def _kind(value):
+    """What a branch output is, for telling why two branches do not match."""
+    from .sequences import OptionalValue, TensorSequence
+    if isinstance(value, TensorSequence):
+        return ("sequence", len(value))
+    if isinstance(value, OptionalValue):
+        return ("optional", None if value.value is None else _kind(value.value))
+    return "tensor"
+
+
 @onnx_op("If")
 def convert_if(ctx: NodeContext):
     """ONNX If: one branch or the other, on a boolean scalar."""
     tf = _tf()
     condition = tf.reshape(tf.cast(ctx.inputs[0], tf.bool), [])
-    then_branch, else_branch = ctx.attr("then_branch"), ctx.attr("else_branch")
-    return tf.cond(condition, lambda: ctx.run_subgraph(then_branch, {}), lambda: ctx.run_subgraph(else_branch, {}))
+    structures = []
+
+    def branch(graph):
+        def run():
+            outputs = ctx.run_subgraph(graph, {})
+            structures.append([_kind(value) for value in outputs])
+            return outputs
+        return run
+    try:
+        return tf.cond(condition, branch(ctx.attr("then_branch")), branch(ctx.attr("else_branch")))
+    except (AssertionError, TypeError, ValueError) as exc:
+        if len(structures) == 2 and structures[0] != structures[1]:  # e.g. an empty optional vs a value
+            from ...errors import UnsupportedOpError
+            raise UnsupportedOpError("If whose branches give different kinds of values", ctx.opset,
+                                     where=f"node {ctx.node.name!r}") from exc
+        raise
+
+
+# A Loop whose trip count is known while converting and at most this is unrolled (when its
+# condition is known too): TFLite then gets plain ops instead of a While it may not lower.
+UNROLL_MAX_TRIPS = 64
+
+
+class _NotStatic(Exception):
+    """The loop condition depends on run-time values: the loop cannot be unrolled."""
+
+
+def _static_int(ctx: NodeContext, index: int) -> int | None:
+    known = ctx.known(index)
+    if known is not None and None not in known:
+        return int(known[0])
+    value = ctx.const(index)
+    if value is None and ctx.input(index) is not None:
+        value = _tf().get_static_value(ctx.inputs[index])
+    return None if value is None else int(value.reshape(-1)[0]) if hasattr(value, "reshape") else int(value)
 
 
 @onnx_op("Loop")
 def convert_loop(ctx: NodeContext):
     """ONNX Loop: up to M iterations while the condition holds; loop-carried values, and scan
-    outputs stacked along a new first axis."""
+    outputs stacked along a new first axis. Unrolled when M and the condition are known while
+    converting and M is small, or when a sequence is carried (sequences are unrolled: sequences.py)."""
+    from ...errors import UnsupportedOpError
+    from .sequences import OptionalValue, TensorSequence
+    trips = _static_int(ctx, 0)
+    structured = any(isinstance(v, (TensorSequence, OptionalValue)) for v in ctx.inputs[2:])
+    if trips is not None and (structured or trips <= UNROLL_MAX_TRIPS):
+        try:
+            return _unrolled_loop(ctx, trips)
+        except _NotStatic:
+            if structured:
+                raise UnsupportedOpError("Loop carrying a sequence, with a condition computed at run time", ctx.opset,
+                                         where=f"node {ctx.node.name!r}") from None
+    elif structured:
+        raise UnsupportedOpError("Loop carrying a sequence, with a trip count computed at run time", ctx.opset,
+                                 where=f"node {ctx.node.name!r}",
+                                 hint="sequences are unrolled while converting: the trip count must be a constant")
+    return _while_loop(ctx)
+
+
+def _unrolled_loop(ctx: NodeContext, trips: int):
+    from .sequences import OptionalValue, TensorSequence
+    tf = _tf()
+    body = ctx.attr("body")
+    names = [value.name for value in body.input]
+    values = list(ctx.inputs[2:])
+    n_carried = len(values)
+    go = True if ctx.input(1) is None else tf.get_static_value(ctx.inputs[1])
+    if go is None:
+        raise _NotStatic()
+    scans = None
+    for i in range(trips):
+        if not bool(go):
+            break
+        outputs = ctx.run_subgraph(body, {names[0]: tf.constant(i, tf.int64), names[1]: tf.constant(bool(go)),
+                                          **dict(zip(names[2:], values))})
+        go = tf.get_static_value(outputs[0])
+        if go is None:
+            raise _NotStatic()
+        values = [o if isinstance(o, (TensorSequence, OptionalValue)) else tf.cast(o, v.dtype)
+                  for o, v in zip(outputs[1:1 + n_carried], values)]
+        step = outputs[1 + n_carried:]
+        scans = [[s] for s in step] if scans is None else [acc + [s] for acc, s in zip(scans, step)]
+    n_scans = len(body.output) - 1 - n_carried
+    if n_scans and scans is None:  # no iteration ran: the scan outputs' element shapes are unknown
+        raise _NotStatic()
+    return [*values, *[tf.stack(acc) for acc in (scans or [])]]
+
+
+def _while_loop(ctx: NodeContext):
     tf = _tf()
     body = ctx.attr("body")
     trip_count, condition = ctx.input(0), ctx.input(1)

@@ -4,11 +4,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ...errors import UsageError
+from ...errors import UnsupportedOpError, UsageError
 from ...formats._tf import import_tf
 from ..registry import ConvertOptions, converter
 from .graph import check_supported, opsets_of, run_graph, static_info
 from .narrow import to_carrier
+from .sequences import OptionalValue, TensorSequence, from_feed, to_result
 from .layout import Laid, arrange, channels_last, rank_of
 
 # --keep-io-layout: the order of the signature's image and volume tensors (rank 4 and 5; a rank-3
@@ -51,7 +52,12 @@ def to_module(model, io_layout: str = "nchw"):
     initializers = {init.name for init in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
     specs = []
+    # Sequence and optional inputs have no TensorSpec: such a model is traced per call (the ONNX
+    # backend runs it), but cannot be saved with a signature (onnx_to_savedmodel refuses it).
+    structured = {value.name: value.type for value in inputs if not value.type.HasField("tensor_type")}
     for value in inputs:
+        if value.name in structured:
+            continue
         dims = [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
         dims = [dims[axis] for axis in _io_order(len(dims), io_layout)]
         specs.append(tf.TensorSpec(dims, tf_dtype(value.type.tensor_type.elem_type), name=tf_name(value.name)))
@@ -74,7 +80,8 @@ def to_module(model, io_layout: str = "nchw"):
     def serve(*args):
         values = {name: tf.constant(array) for name, array in constants.items() if name not in variables}
         values.update({name: var for name, var in module.weights_by_name.items()})
-        feeds = {value.name: Laid(arg, _io_order(len(arg.shape), io_layout)) if io_layout == "nhwc" else arg
+        feeds = {value.name: from_feed(structured[value.name], arg) if value.name in structured else
+                 Laid(arg, _io_order(len(arg.shape), io_layout)) if io_layout == "nhwc" else arg
                  for value, arg in zip(inputs, args)}
         env = run_graph(graph, feeds, opset, values, constants, info)
         traced.clear()
@@ -82,6 +89,9 @@ def to_module(model, io_layout: str = "nchw"):
         results = {}
         for name in output_names:
             value = env.raw[name]
+            if isinstance(value, (TensorSequence, OptionalValue)):
+                results[tf_name(name)] = to_result(value)
+                continue
             rank = rank_of(value)
             if rank is not None:
                 value = arrange(tf, value, _io_order(rank, io_layout))
@@ -90,7 +100,8 @@ def to_module(model, io_layout: str = "nchw"):
 
     # No autograph: the handlers build TF ops directly, and their errors (an op the converter
     # cannot translate) then reach the caller as themselves rather than wrapped by the tracer.
-    module.serve = tf.function(serve, input_signature=specs, autograph=False)
+    module.serve = tf.function(serve, input_signature=None if structured else specs, autograph=False)
+    module.structured_values = [*structured, *[o.name for o in graph.output if not o.type.HasField("tensor_type")]]
     return module
 
 
@@ -113,6 +124,10 @@ def onnx_to_savedmodel(session, dst: Path, options: ConvertOptions) -> Path:
     tf = import_tf()
     io_layout = check_io_layout(options.extra.get("io_layout") or "nchw")
     module = to_module(session.handle, io_layout)
+    if module.structured_values:
+        raise UnsupportedOpError(f"ONNX sequence or optional values in the signature: {module.structured_values}",
+                                 hint="a SavedModel signature holds tensors only: give the model tensor inputs and "
+                                      "outputs (e.g. ConcatFromSequence before the output)")
     if io_layout == "nhwc":
         options.extra["input_layout"] = "NCHW:NHWC"  # for the parity check of this hop
     concrete = module.serve.get_concrete_function()

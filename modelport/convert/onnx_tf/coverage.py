@@ -28,25 +28,37 @@ def run_case(case) -> None:
     runner does: same shape, same dtype, values within the case's tolerances."""
     from onnx import TensorProto, numpy_helper
     from .backend import TensorFlowBackend
-    from .narrow import narrow_code
     rep = TensorFlowBackend.prepare(case.model)
     for inputs, expected in case.data_sets:
         got = rep.run(inputs)
         expected = [numpy_helper.to_array(e) if isinstance(e, TensorProto) else e for e in expected]
         assert len(got) == len(expected), f"{len(got)} outputs, expected {len(expected)}"
         for index, (value, reference) in enumerate(zip(got, expected)):
-            value, reference = np.asarray(value), np.asarray(reference)
-            assert value.shape == reference.shape, f"output {index}: shape {value.shape}, expected {reference.shape}"
-            if reference.dtype == object:  # strings
-                np.testing.assert_array_equal(value, reference)
-                continue
-            assert value.dtype == reference.dtype, f"output {index}: dtype {value.dtype}, expected {reference.dtype}"
-            rtol = case.rtol
-            if value.dtype.name == "bfloat16":  # the runner's allowance: two bfloat16 ULPs
-                rtol = max(rtol, 2 ** -6)
-            if value.dtype.name == "bfloat16" or narrow_code(value) is not None:  # numpy cannot compare these
-                value, reference = value.astype(np.float32), reference.astype(np.float32)
-            np.testing.assert_allclose(value, reference, rtol=rtol, atol=case.atol)
+            _assert_similar(value, reference, case.rtol, case.atol, f"output {index}")
+
+
+def _assert_similar(value, reference, rtol: float, atol: float, where: str) -> None:
+    from .narrow import narrow_code
+    if reference is None:  # an empty optional
+        assert value is None, f"{where}: a value, expected an empty optional"
+        return
+    if isinstance(reference, (list, tuple)):  # a sequence
+        assert isinstance(value, (list, tuple)), f"{where}: {type(value).__name__}, expected a sequence"
+        assert len(value) == len(reference), f"{where}: {len(value)} elements, expected {len(reference)}"
+        for i, (item, ref) in enumerate(zip(value, reference)):
+            _assert_similar(item, ref, rtol, atol, f"{where}[{i}]")
+        return
+    value, reference = np.asarray(value), np.asarray(reference)
+    assert value.shape == reference.shape, f"{where}: shape {value.shape}, expected {reference.shape}"
+    if reference.dtype == object:  # strings
+        np.testing.assert_array_equal(value, reference)
+        return
+    assert value.dtype == reference.dtype, f"{where}: dtype {value.dtype}, expected {reference.dtype}"
+    if value.dtype.name == "bfloat16":  # the runner's allowance: two bfloat16 ULPs
+        rtol = max(rtol, 2 ** -6)
+    if value.dtype.name == "bfloat16" or narrow_code(value) is not None:  # numpy cannot compare these
+        value, reference = value.astype(np.float32), reference.astype(np.float32)
+    np.testing.assert_allclose(value, reference, rtol=rtol, atol=atol)
 
 
 def why(exc: BaseException) -> str:

@@ -3,6 +3,7 @@ the numpy way)."""
 from __future__ import annotations
 
 from .graph import NodeContext, onnx_op
+from .sequences import OptionalValue, TensorSequence
 from .layout import ELEMENTWISE
 
 
@@ -32,7 +33,7 @@ for _name, _make in {
     "Relu": lambda tf, x, c: tf.nn.relu(x), "Sigmoid": lambda tf, x, c: tf.sigmoid(x),
     "Tanh": lambda tf, x, c: tf.tanh(x), "Softplus": lambda tf, x, c: tf.nn.softplus(x),
     "Softsign": lambda tf, x, c: tf.nn.softsign(x), "Not": lambda tf, x, c: tf.logical_not(x),
-    "IsNaN": lambda tf, x, c: tf.math.is_nan(x), "Identity": lambda tf, x, c: tf.identity(x),
+    "IsNaN": lambda tf, x, c: tf.math.is_nan(x), "Identity": lambda tf, x, c: x if isinstance(x, (TensorSequence, OptionalValue)) else tf.identity(x),
     "LeakyRelu": lambda tf, x, c: tf.nn.leaky_relu(x, alpha=c.attr("alpha", 0.01)),
     "Elu": lambda tf, x, c: tf.where(x > 0, x, c.attr("alpha", 1.0) * (tf.exp(x) - 1)),
     "Selu": lambda tf, x, c: c.attr("gamma", 1.0507009873554805) * tf.where(

@@ -92,3 +92,64 @@ def convert_label_encoder(ctx: NodeContext):
     hit = tf.equal(x[..., None], keys)
     picked = tf.gather(values, tf.argmax(tf.cast(hit, tf.int32), axis=-1))
     return tf.where(tf.reduce_any(hit, axis=-1), picked, tf.cast(tf.constant(default), values.dtype))
+
+
+@onnx_op("TfIdfVectorizer", since=9)
+def convert_tfidf_vectorizer(ctx: NodeContext):
+    """ONNX TfIdfVectorizer: per row, how often each pool n-gram occurs (tokens ``d`` apart, for
+    every d up to max_skip_count + 1; 1-grams once), weighted as TF, IDF or TFIDF."""
+    import numpy as np
+    tf = _tf()
+    x = ctx.inputs[0]
+    vector = len(x.shape) <= 1
+    rows = tf.reshape(x, [1, -1]) if vector else x
+    strings = ctx.attr("pool_strings")
+    pool = list(strings) if strings is not None else [int(v) for v in ctx.attr("pool_int64s")]
+    starts = list(ctx.attr("ngram_counts")) + [len(pool)]
+    indexes = list(ctx.attr("ngram_indexes"))
+    low, high = ctx.attr("min_gram_length"), ctx.attr("max_gram_length")
+    skips = ctx.attr("max_skip_count", 0)
+    width = max(indexes) + 1
+    length = tf.shape(rows)[1]
+    counts, columns = [], []
+    item = 0  # the pool is laid out as all 1-grams, then all 2-grams, ...
+    for n, (begin, end) in enumerate(zip(starts[:-1], starts[1:]), start=1):
+        grams = np.asarray(pool[begin:end], dtype=object if strings is not None else np.int64).reshape(-1, n)
+        ids = list(range(item, item + len(grams)))
+        item += len(grams)
+        if not low <= n <= high or not len(grams):
+            continue
+        total = 0
+        for distance in range(1, (1 if n == 1 else skips + 1) + 1):
+            span = tf.maximum(length - (n - 1) * distance, 0)  # the starts that fit the row
+            match = None
+            for k in range(n):
+                window = rows[:, k * distance:k * distance + span]
+                hit = tf.equal(window[:, :, None], tf.constant(grams[:, k].tolist(), dtype=rows.dtype)[None, None, :])
+                match = hit if match is None else match & hit
+            total = total + tf.reduce_sum(tf.cast(match, tf.float32), axis=1)
+        counts.append(total)
+        columns.extend(indexes[i] for i in ids)
+    if not counts:
+        result = tf.zeros(tf.stack([tf.shape(rows)[0], width]), tf.float32)
+    else:
+        found = tf.concat(counts, axis=1)  # [rows, pool items of the lengths counted]
+        mode = ctx.attr("mode")
+        weights = ctx.attr("weights")
+        if mode == "IDF":
+            found = tf.minimum(found, 1.0)
+        if mode in ("IDF", "TFIDF") and weights is not None:
+            found = found * tf.constant(_counted_weights(weights, starts, low, high), tf.float32)[None, :]
+        result = tf.transpose(tf.math.unsorted_segment_sum(tf.transpose(found), columns, width))
+    return result[0] if vector else result
+
+
+def _counted_weights(weights, starts, low: int, high: int) -> list[float]:
+    """The weights of the pool items whose n-gram length is counted, in pool order."""
+    out, item = [], 0
+    for n, (begin, end) in enumerate(zip(starts[:-1], starts[1:]), start=1):
+        size = (end - begin) // n
+        if low <= n <= high:
+            out.extend(weights[item:item + size])
+        item += size
+    return out

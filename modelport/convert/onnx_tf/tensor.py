@@ -385,8 +385,9 @@ def _reduce(op_type: str, reducer, since: int = 1, axes_input_since: int = 18):
 
 _reduce("ReduceSum", lambda tf, x, a, k: tf.reduce_sum(x, a, keepdims=k), axes_input_since=13)
 _reduce("ReduceMean", lambda tf, x, a, k: tf.reduce_mean(x, a, keepdims=k))
-_reduce("ReduceMax", lambda tf, x, a, k: tf.reduce_max(x, a, keepdims=k))
-_reduce("ReduceMin", lambda tf, x, a, k: tf.reduce_min(x, a, keepdims=k))
+# bool max / min (opset 20) are any / all: TF's max and min take no bools.
+_reduce("ReduceMax", lambda tf, x, a, k: (tf.reduce_any if x.dtype == tf.bool else tf.reduce_max)(x, a, keepdims=k))
+_reduce("ReduceMin", lambda tf, x, a, k: (tf.reduce_all if x.dtype == tf.bool else tf.reduce_min)(x, a, keepdims=k))
 _reduce("ReduceProd", lambda tf, x, a, k: tf.reduce_prod(x, a, keepdims=k))
 _reduce("ReduceL1", lambda tf, x, a, k: tf.reduce_sum(tf.abs(x), a, keepdims=k))
 _reduce("ReduceL2", lambda tf, x, a, k: tf.sqrt(tf.reduce_sum(tf.square(x), a, keepdims=k)))
