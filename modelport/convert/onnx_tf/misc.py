@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...errors import UnsupportedOpError
 from .graph import NodeContext, onnx_op
 from .layout import Laid, logical
 
@@ -214,3 +215,31 @@ def convert_array_feature_extractor(ctx: NodeContext):
     """ONNX-ML ArrayFeatureExtractor: the listed entries of the last axis."""
     x, indices = ctx.inputs[:2]
     return _tf().gather(x, _tf().reshape(indices, [-1]), axis=-1)
+
+
+# Every byte value as a one-byte string: gathering with a uint8 tensor and joining the result
+# gives the tensor's bytes as one TF string (what TF's image decoders read).
+_BYTE_STRINGS = [bytes([value]) for value in range(256)]
+
+
+@onnx_op("ImageDecoder", since=20)
+def convert_image_decoder(ctx: NodeContext):
+    """ONNX ImageDecoder: encoded bytes (uint8) -> HWC uint8 pixels in RGB, BGR or Grayscale.
+    TF decodes BMP, GIF, JPEG, PNG and WebP; grayscale is computed from RGB with the ITU-R 601-2
+    weights in fixed point, as the reference (Pillow's convert("L")) does."""
+    tf = _tf()
+    encoded = tf.strings.reduce_join(tf.gather(tf.constant(_BYTE_STRINGS), tf.cast(ctx.inputs[0], tf.int32)))
+    rgb = tf.cond(tf.io.is_jpeg(encoded),  # JPEG with the accurate integer IDCT, libjpeg's default (and Pillow's)
+                  lambda: tf.io.decode_jpeg(encoded, channels=3, dct_method="INTEGER_ACCURATE"),
+                  lambda: tf.io.decode_image(encoded, channels=3, expand_animations=False))
+    pixel_format = ctx.attr("pixel_format", "RGB")
+    if pixel_format == "RGB":
+        return rgb
+    if pixel_format == "BGR":
+        return tf.reverse(rgb, [-1])
+    if pixel_format == "Grayscale":
+        wide = tf.cast(rgb, tf.int32)
+        luma = (wide[..., 0] * 19595 + wide[..., 1] * 38470 + wide[..., 2] * 7471 + 0x8000) // 65536
+        return tf.cast(luma, tf.uint8)[..., None]
+    raise UnsupportedOpError(f"ImageDecoder pixel_format {pixel_format!r}", ctx.opset, where=f"node {ctx.node.name!r}",
+                             hint="RGB, BGR and Grayscale are defined")

@@ -106,7 +106,7 @@ def convert_conv(ctx: NodeContext):
     return Laid(y, order)
 
 
-def _pool(ctx: NodeContext, kind: str):
+def _pool(ctx: NodeContext, kind: str, indices: bool = False):
     tf = _tf()
     y, order = _channels_last_input(tf, ctx.inputs[0])
     kernel = list(ctx.attr("kernel_shape"))
@@ -126,6 +126,10 @@ def _pool(ctx: NodeContext, kind: str):
         pads = [(a, b + e) for (a, b), e in zip(pads, extra)]
     window = [1, *kernel, 1]
     stride = [1, *strides, 1]
+    if indices:
+        values, where = _max_pool_indices(tf, y, kernel, strides, dilations, pads,
+                                          column_major=bool(ctx.attr("storage_order", 0)))
+        return [Laid(values, order), Laid(where, order)]
     if any(d != 1 for d in dilations):
         return Laid(_dilated_pool(tf, y, kind, kernel, strides, dilations, pads, extra,
                                   ctx.attr("count_include_pad", 0)), order)
@@ -155,40 +159,69 @@ def _lowest(tf, dtype):
     return float("-inf") if dtype.is_floating else dtype.min
 
 
+def _windows(tf, tensor, kernel, strides, dilations):
+    """Each kernel offset's strided slice of a padded channels-last tensor: the window elements,
+    one tensor of the output's size per offset (in row-major kernel order)."""
+    rank = len(kernel)
+    sizes = tensor.shape.as_list()[1:-1]
+    outs = [(size - ((k - 1) * d + 1)) // s + 1 for size, k, d, s in zip(sizes, kernel, dilations, strides)]
+    for offset in np.ndindex(*kernel):
+        begin = [0, *[o * d for o, d in zip(offset, dilations)], 0]
+        end = [0, *[b + (n - 1) * s + 1 for b, n, s in zip(begin[1:-1], outs, strides)], 0]
+        yield tf.strided_slice(tensor, begin, end, [1, *strides, 1], begin_mask=1 | (1 << (rank + 1)),
+                               end_mask=1 | (1 << (rank + 1)))
+
+
 def _dilated_pool(tf, y, kind: str, kernel, strides, dilations, pads, extra, count_pad):
     """Pooling with dilated windows (channels-last): one strided slice per kernel offset, combined."""
-    rank = len(kernel)
     paddings = [[0, 0], *[[a, b] for a, b in pads], [0, 0]]
     fill = _lowest(tf, y.dtype) if kind == "max" else 0
     padded = tf.pad(y, paddings, constant_values=fill)
-    sizes = padded.shape.as_list()[1:-1]
-    outs = [(size - ((k - 1) * d + 1)) // s + 1 for size, k, d, s in zip(sizes, kernel, dilations, strides)]
-
-    def windows(tensor):
-        for offset in np.ndindex(*kernel):
-            begin = [0, *[o * d for o, d in zip(offset, dilations)], 0]
-            end = [0, *[b + (n - 1) * s + 1 for b, n, s in zip(begin[1:-1], outs, strides)], 0]
-            yield tf.strided_slice(tensor, begin, end, [1, *strides, 1], begin_mask=1 | (1 << (rank + 1)),
-                                   end_mask=1 | (1 << (rank + 1)))
-
     if kind == "max":
-        return tf.reduce_max(tf.stack(list(windows(padded))), axis=0)
-    total = tf.add_n(list(windows(padded)))
+        return tf.reduce_max(tf.stack(list(_windows(tf, padded, kernel, strides, dilations))), axis=0)
+    total = tf.add_n(list(_windows(tf, padded, kernel, strides, dilations)))
     ones = tf.ones_like(y[..., :1])
     if count_pad:  # explicit pads count as elements, the ceil-mode overhang does not
         counted = [[0, 0], *[[a, b - e] for (a, b), e in zip(pads, extra)], [0, 0]]
         ones = tf.pad(tf.pad(ones, counted, constant_values=1.0), [[0, 0], *[[0, e] for e in extra], [0, 0]])
     else:
         ones = tf.pad(ones, paddings)
-    return total / tf.add_n(list(windows(ones)))
+    return total / tf.add_n(list(_windows(tf, ones, kernel, strides, dilations)))
+
+
+def _max_pool_indices(tf, y, kernel, strides, dilations, pads, column_major: bool):
+    """MaxPool's values and ONNX Indices (channels-last): each element's flat index in the NCHW
+    input (row-major, or column-major over the spatial dims), the first maximum of each window."""
+    paddings = [[0, 0], *[[a, b] for a, b in pads], [0, 0]]
+    shape = tf.shape(y, out_type=tf.int64)
+    rank = len(kernel)
+    spatial = [shape[1 + d] for d in range(rank)]
+    # flat = ((n * C + c) * H + h) * W + w, or with the spatial part column-major (h + w * H).
+    flat = tf.zeros([], tf.int64)
+    strides_of = {}
+    step = tf.ones([], tf.int64)
+    for d in (range(rank) if column_major else reversed(range(rank))):
+        strides_of[d] = step
+        step = step * spatial[d]
+    plane = step
+    for d in range(rank):
+        flat = flat + tf.reshape(tf.range(spatial[d]) * strides_of[d], [-1 if a == d else 1 for a in range(rank)])
+    n_index = tf.reshape(tf.range(shape[0]), [-1] + [1] * (rank + 1))
+    c_index = tf.reshape(tf.range(shape[-1]), [1] * (rank + 1) + [-1])
+    index = (n_index * shape[-1] + c_index) * plane + flat[None, ..., None]
+    values = tf.pad(y, paddings, constant_values=_lowest(tf, y.dtype))
+    index = tf.pad(index, paddings, constant_values=-1)
+    value_windows = tf.stack(list(_windows(tf, values, kernel, strides, dilations)))
+    index_windows = tf.stack(list(_windows(tf, index, kernel, strides, dilations)))
+    first = tf.argmax(value_windows, axis=0, output_type=tf.int32)  # argmax keeps the first of ties
+    return tf.reduce_max(value_windows, axis=0), tf.gather(tf.transpose(index_windows, [*range(1, rank + 3), 0]),
+                                                           first[..., None], batch_dims=rank + 2)[..., 0]
 
 
 @onnx_op("MaxPool", layout=AWARE)
 def convert_max_pool(ctx: NodeContext):
-    """ONNX MaxPool (values only; the Indices output is not produced)."""
-    if len(ctx.node.output) > 1 and ctx.node.output[1]:
-        raise UnsupportedOpError("MaxPool with Indices", ctx.opset, where=f"node {ctx.node.name!r}")
-    return _pool(ctx, "max")
+    """ONNX MaxPool, and its Indices output when asked for (flat NCHW positions of the maxima)."""
+    return _pool(ctx, "max", indices=len(ctx.node.output) > 1 and bool(ctx.node.output[1]))
 
 
 @onnx_op("AveragePool", layout=AWARE)

@@ -121,3 +121,63 @@ def convert_grid_sample(ctx: NodeContext):
             result = result + fetch([b + offsets[which] for b, which in zip(base, corner)]) * weight[..., None]
     out_rank = len(grid.shape) - 1
     return tf.cast(tf.transpose(result, [0, out_rank, *range(1, out_rank)]), x.dtype)
+
+
+def _roi_axis(tf, start, size, bins: int, grid: int, extent):
+    """RoiAlign's sample positions along one axis, per roi [R, bins, grid]: the two neighbouring
+    pixel indices, their weights, and whether the sample lies near enough the image to count."""
+    step = size / bins
+    pos = (start[:, None, None] + tf.range(bins, dtype=start.dtype)[None, :, None] * step[:, None, None]
+           + (tf.range(grid, dtype=start.dtype)[None, None, :] + 0.5) * (step / grid)[:, None, None])
+    extent_f = tf.cast(extent, pos.dtype)
+    inside = (pos >= -1.0) & (pos <= extent_f)
+    pos = tf.maximum(pos, 0.0)
+    low = tf.cast(tf.floor(pos), tf.int64)
+    at_end = low >= extent - 1  # the last pixel: both neighbours are it
+    low = tf.where(at_end, extent - 1, low)
+    high = tf.where(at_end, low, low + 1)
+    pos = tf.where(at_end, tf.cast(low, pos.dtype), pos)
+    frac = pos - tf.cast(low, pos.dtype)
+    return low, high, 1.0 - frac, frac, inside
+
+
+@onnx_op("RoiAlign", since=10)
+def convert_roi_align(ctx: NodeContext):
+    """ONNX RoiAlign: each roi cut into output_height x output_width bins, each bin the average (or
+    max) of sampling_ratio^2 bilinear samples; half_pixel or output_half_pixel coordinates."""
+    from ...errors import UnsupportedOpError
+    tf = _tf()
+    x, rois, batch = ctx.inputs[:3]
+    grid = ctx.attr("sampling_ratio", 0)
+    if grid <= 0:
+        raise UnsupportedOpError("RoiAlign with sampling_ratio 0 (adaptive: a sample count per roi)", ctx.opset,
+                                 where=f"node {ctx.node.name!r}", hint="export with a fixed sampling_ratio")
+    out_h, out_w = ctx.attr("output_height", 1), ctx.attr("output_width", 1)
+    half_pixel = ctx.attr("coordinate_transformation_mode", "half_pixel") == "half_pixel" and ctx.opset >= 16
+    scale = ctx.attr("spatial_scale", 1.0)
+    rois = tf.cast(rois, tf.float32) * scale - (0.5 if half_pixel else 0.0)
+    width, height = rois[:, 2] - rois[:, 0], rois[:, 3] - rois[:, 1]
+    if not half_pixel:
+        width, height = tf.maximum(width, 1.0), tf.maximum(height, 1.0)
+    shape = tf.shape(x, out_type=tf.int64)
+    y0, y1, hy, ly, in_y = _roi_axis(tf, rois[:, 1], height, out_h, grid, shape[2])
+    x0, x1, hx, lx, in_x = _roi_axis(tf, rois[:, 0], width, out_w, grid, shape[3])
+    image = tf.transpose(x, [0, 2, 3, 1])  # [N, H, W, C]
+    batch = tf.cast(batch, tf.int64)[:, None, None, None, None]
+
+    def at(ys, xs):  # the pixels at every (y, x) sample pair: [R, out_h, grid, out_w, grid, C]
+        ys, xs = ys[:, :, :, None, None], xs[:, None, None, :, :]
+        shape = tf.shape(ys + xs)
+        index = tf.stack([tf.broadcast_to(batch, shape), tf.broadcast_to(ys, shape), tf.broadcast_to(xs, shape)], -1)
+        return tf.cast(tf.gather_nd(image, index), tf.float32)
+
+    def weight(wy, wx):
+        valid = tf.cast(in_y[:, :, :, None, None] & in_x[:, None, None, :, :], tf.float32)
+        return (wy[:, :, :, None, None] * wx[:, None, None, :, :] * valid)[..., None]
+    terms = [weight(hy, hx) * at(y0, x0), weight(hy, lx) * at(y0, x1),
+             weight(ly, hx) * at(y1, x0), weight(ly, lx) * at(y1, x1)]
+    if ctx.attr("mode", "avg") == "max":
+        pooled = tf.reduce_max(tf.reduce_max(tf.stack(terms), axis=0), axis=[2, 4])
+    else:
+        pooled = tf.reduce_sum(tf.add_n(terms), axis=[2, 4]) / float(grid * grid)
+    return tf.cast(tf.transpose(pooled, [0, 3, 1, 2]), x.dtype)

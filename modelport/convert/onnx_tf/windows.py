@@ -1,8 +1,6 @@
 """ONNX ops over sliding windows that are not plain convolutions or pools: Col2Im (a segment sum
-over index maps built from the window geometry), CausalConvWithState."""
+over index maps built from the window geometry), MaxUnpool, CausalConvWithState."""
 from __future__ import annotations
-
-import numpy as np
 
 from ...errors import UnsupportedOpError
 from .graph import NodeContext, onnx_op
@@ -11,17 +9,6 @@ from .graph import NodeContext, onnx_op
 def _tf():
     import tensorflow as tf
     return tf
-
-
-def _static_ints(ctx: NodeContext, index: int, what: str) -> list[int]:
-    known = ctx.known(index)
-    value = known if known is not None and None not in known else ctx.const(index)
-    if value is None:
-        value = _tf().get_static_value(ctx.inputs[index])
-    if value is None:
-        raise UnsupportedOpError(f"{ctx.node.op_type} with a {what} computed at run time", ctx.opset,
-                                 where=f"node {ctx.node.name!r}", hint=f"make the {what} a constant")
-    return [int(v) for v in np.asarray(value).reshape(-1)]
 
 
 @onnx_op("CausalConvWithState", since=1)
@@ -82,3 +69,25 @@ def convert_col2im(ctx: NodeContext):
     columns = tf.reshape(x, tf.stack([n, channels, -1]))
     summed = tf.math.unsorted_segment_sum(tf.transpose(columns, [2, 0, 1]), target, pixels + 1)
     return tf.reshape(tf.transpose(summed[:pixels], [1, 2, 0]), tf.concat([tf.stack([n, channels]), image], 0))
+
+
+@onnx_op("MaxUnpool", since=9)
+def convert_max_unpool(ctx: NodeContext):
+    """ONNX MaxUnpool: each value written at its flat index (MaxPool's Indices) in a zero tensor of
+    the shape the pool's geometry gives, then zero-padded at the end to ``output_shape`` if given."""
+    tf = _tf()
+    x, where = ctx.inputs[:2]
+    kernel = list(ctx.attr("kernel_shape"))
+    rank = len(kernel)
+    strides = ctx.attr("strides") or [1] * rank
+    pads = ctx.attr("pads") or [0] * (2 * rank)
+    given = tf.shape(x, out_type=tf.int64)
+    shape = tf.stack([given[0], given[1], *[(given[2 + d] - 1) * strides[d] - pads[d] - pads[d + rank] + kernel[d]
+                                            for d in range(rank)]])
+    flat = tf.scatter_nd(tf.reshape(tf.cast(where, tf.int64), [-1, 1]), tf.reshape(x, [-1]),
+                         tf.reshape(tf.reduce_prod(shape), [1]))
+    y = tf.reshape(flat, shape)
+    if ctx.input(2) is not None:
+        grow = tf.cast(ctx.inputs[2], tf.int64) - shape
+        y = tf.pad(y, tf.stack([tf.zeros_like(grow), grow], axis=1))
+    return y
