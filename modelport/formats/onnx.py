@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidModelError, first_line
+from ..errors import InvalidModelError, UnsupportedFormatError, first_line
 from ..metadata import KERAS_LAYER_OUTPUTS, TORCH_NAME_SCOPES
 from ..tensors import TensorSpec, ort_type_to_numpy
 from .base import Format, Intermediate, Probe, Session, register_format
@@ -71,6 +71,10 @@ class OnnxSession(Session):
         self.model = model if model is not None else load_onnx_model(self.path)
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        # ORT fuses DequantizeLinear(int4/uint4 weights) + MatMul into MatMulNBits and by default
+        # then quantizes the activations to int8 (accuracy level 4): off by ~1e-1 from what the
+        # graph says. A reference runtime computes what the graph says: fp32 accumulation (level 1).
+        options.add_session_config_entry("session.qdq_matmulnbits_accuracy_level", "1")
         if threads:
             options.intra_op_num_threads = threads
         try:
@@ -79,10 +83,25 @@ class OnnxSession(Session):
                 options, providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:
             problem = check_model(self.model)
+            if problem is None:  # valid ONNX that the runtime cannot load: an op it has no kernel for
+                raise InvalidModelError(
+                    f"ONNX Runtime cannot load {str(path)!r}: {first_line(exc)}",
+                    hint="the model is valid ONNX, but ONNX Runtime has no kernel for one of its ops "
+                         "(a custom-domain op needs its library registered); modelport runs ONNX models "
+                         "with ONNX Runtime") from exc
             raise InvalidModelError(
-                f"{str(path)!r} is not a valid ONNX model: {problem or first_line(exc)}",
+                f"{str(path)!r} is not a valid ONNX model: {problem}",
                 hint="the file may be truncated or corrupt; export it again") from exc
         bounds = index_bounds(self.model)
+        for value in [*self._session.get_inputs(), *self._session.get_outputs()]:
+            try:
+                ort_type_to_numpy(value.type)
+            except ValueError:  # int4, float8, sequences, maps: no numpy array modelport can feed or compare
+                raise UnsupportedFormatError(
+                    f"{str(path)!r}: graph input/output {value.name!r} is {value.type}, which modelport cannot "
+                    "feed or compare (it handles float, integer and bool tensors)",
+                    hint="keep narrow types such as int4 or float8 inside the graph (quantize and dequantize "
+                         "within it), and sequences or maps before the outputs") from None
         self.inputs = [TensorSpec(i.name, tuple(_dim(d) for d in i.shape), ort_type_to_numpy(i.type),
                                   dim_names=tuple(d if isinstance(d, str) else None for d in i.shape),
                                   index_bound=bounds.get(i.name))

@@ -200,3 +200,29 @@ def convert_linear_attention(ctx: NodeContext):
     y = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), tf.stack([shape[0], shape[2], -1]))
     state_dtype = past.dtype if past is not None else out_dtype
     return [tf.cast(y, out_dtype), tf.cast(state, state_dtype)][:len(ctx.node.output)]
+
+
+@onnx_op("FlexAttention", since=1, domain="ai.onnx.preview")
+def convert_flex_attention(ctx: NodeContext):
+    """ONNX FlexAttention (ai.onnx.preview): softmax(score_mod(Q K^T * scale)) V, the optional
+    ``score_mod`` and ``prob_mod`` subgraphs applied to the whole score / probability tensors;
+    KV heads shared by groups of query heads; half types softmax in float32."""
+    from .tensor import tf_dtype
+    tf = _tf()
+    q, k, v = ctx.inputs[:3]
+    scale = ctx.attr("scale")
+    scale = tf.constant(scale, tf.float32) if scale is not None else tf.math.rsqrt(tf.cast(tf.shape(q)[-1], tf.float32))
+    root = tf.cast(tf.sqrt(scale), q.dtype)  # Q and K each scaled by its root, as the reference does
+    q_heads, kv_heads = q.shape[1], k.shape[1]
+    if q_heads is not None and kv_heads is not None and q_heads != kv_heads:
+        k, v = tf.repeat(k, q_heads // kv_heads, axis=1), tf.repeat(v, q_heads // kv_heads, axis=1)
+    precision = ctx.attr("softmax_precision")
+    wide = tf_dtype(precision) if precision is not None else (
+        tf.float32 if q.dtype in (tf.float16, tf.bfloat16) else q.dtype)
+    scores = tf.cast(tf.linalg.matmul(q * root, k * root, transpose_b=True), wide)
+    if ctx.attr("score_mod") is not None:
+        scores = tf.cast(ctx.run_subgraph(ctx.attr("score_mod"), {ctx.attr("score_mod").input[0].name: scores})[0], wide)
+    probs = tf.nn.softmax(scores, axis=-1)
+    if ctx.attr("prob_mod") is not None:
+        probs = tf.cast(ctx.run_subgraph(ctx.attr("prob_mod"), {ctx.attr("prob_mod").input[0].name: probs})[0], wide)
+    return tf.cast(tf.linalg.matmul(probs, tf.cast(v, wide)), v.dtype)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ...errors import UnsupportedOpError, UsageError
+from ...errors import UsageError
 from ...formats._tf import import_tf
 from ..registry import ConvertOptions, converter
 from .graph import check_supported, opsets_of, run_graph, static_info
@@ -53,7 +53,7 @@ def to_module(model, io_layout: str = "nchw"):
     inputs = [i for i in graph.input if i.name not in initializers]
     specs = []
     # Sequence and optional inputs have no TensorSpec: such a model is traced per call (the ONNX
-    # backend runs it), but cannot be saved with a signature (onnx_to_savedmodel refuses it).
+    # backend runs it); it has no SavedModel signature (the ONNX loader refuses such models).
     structured = {value.name: value.type for value in inputs if not value.type.HasField("tensor_type")}
     for value in inputs:
         if value.name in structured:
@@ -101,7 +101,6 @@ def to_module(model, io_layout: str = "nchw"):
     # No autograph: the handlers build TF ops directly, and their errors (an op the converter
     # cannot translate) then reach the caller as themselves rather than wrapped by the tracer.
     module.serve = tf.function(serve, input_signature=None if structured else specs, autograph=False)
-    module.structured_values = [*structured, *[o.name for o in graph.output if not o.type.HasField("tensor_type")]]
     return module
 
 
@@ -124,10 +123,6 @@ def onnx_to_savedmodel(session, dst: Path, options: ConvertOptions) -> Path:
     tf = import_tf()
     io_layout = check_io_layout(options.extra.get("io_layout") or "nchw")
     module = to_module(session.handle, io_layout)
-    if module.structured_values:
-        raise UnsupportedOpError(f"ONNX sequence or optional values in the signature: {module.structured_values}",
-                                 hint="a SavedModel signature holds tensors only: give the model tensor inputs and "
-                                      "outputs (e.g. ConcatFromSequence before the output)")
     if io_layout == "nhwc":
         options.extra["input_layout"] = "NCHW:NHWC"  # for the parity check of this hop
     concrete = module.serve.get_concrete_function()

@@ -150,6 +150,13 @@ def convert_split_to_sequence(ctx: NodeContext):
     split = ctx.const(1)
     if split is None and ctx.input(1) is not None:
         split = tf.get_static_value(ctx.inputs[1])
+        if split is None:  # run-time sizes: the piece count is their length, which must be static
+            sizes = ctx.inputs[1]
+            if sizes.shape.rank != 1 or sizes.shape[0] is None:
+                raise UnsupportedOpError("SplitToSequence into a number of pieces computed at run time", ctx.opset,
+                                         where=f"node {ctx.node.name!r}",
+                                         hint="sequences are unrolled while converting: give split as a constant")
+            return TensorSequence(tf.split(x, tf.cast(sizes, tf.int32), axis=axis, num=sizes.shape[0]), x.dtype)
     if size is None and (split is None or np.ndim(split) == 0):
         raise UnsupportedOpError("SplitToSequence of an axis of unknown length", ctx.opset,
                                  where=f"node {ctx.node.name!r}", hint="give the input a static shape")

@@ -1,5 +1,5 @@
 """ONNX ops over sliding windows that are not plain convolutions or pools: Col2Im (a segment sum
-over index maps built from the window geometry), MaxUnpool, CausalConvWithState."""
+over index maps built from the window geometry), MaxUnpool, CausalConvWithState, DeformConv."""
 from __future__ import annotations
 
 from ...errors import UnsupportedOpError
@@ -91,3 +91,60 @@ def convert_max_unpool(ctx: NodeContext):
         grow = tf.cast(ctx.inputs[2], tf.int64) - shape
         y = tf.pad(y, tf.stack([tf.zeros_like(grow), grow], axis=1))
     return y
+
+
+def _bilinear_at(tf, image, batch, ys, xs):
+    """``image`` [N, H, W, C] sampled at fractional pixel positions ``ys``, ``xs`` (shape [N, ...]),
+    corners outside the image counting as zero: [N, ..., C]."""
+    shape = tf.shape(image)
+    height, width = tf.cast(shape[1], ys.dtype), tf.cast(shape[2], ys.dtype)
+    y0, x0 = tf.floor(ys), tf.floor(xs)
+    total = 0
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        yy, xx = y0 + dy, x0 + dx
+        weight = (1 - tf.abs(ys - yy)) * (1 - tf.abs(xs - xx))
+        inside = (yy >= 0) & (yy <= height - 1) & (xx >= 0) & (xx <= width - 1)
+        index = tf.stack([tf.broadcast_to(batch, tf.shape(yy)),
+                          tf.cast(tf.clip_by_value(yy, 0, height - 1), tf.int32),
+                          tf.cast(tf.clip_by_value(xx, 0, width - 1), tf.int32)], axis=-1)
+        total = total + tf.gather_nd(image, index) * tf.cast(tf.where(inside, weight, 0.0), image.dtype)[..., None]
+    return total
+
+
+@onnx_op("DeformConv", since=19)
+def convert_deform_conv(ctx: NodeContext):
+    """ONNX DeformConv (2-D): each kernel tap reads the input at its grid position plus a learned
+    offset (bilinear, zero outside), optionally scaled by a mask; then a grouped convolution."""
+    tf = _tf()
+    x, w, offset = ctx.inputs[:3]
+    bias, mask = ctx.input(3), ctx.input(4)
+    if len(x.shape) != 4:
+        raise UnsupportedOpError(f"DeformConv on rank {len(x.shape)}", ctx.opset, where=f"node {ctx.node.name!r}",
+                                 hint="2-D deformable convolution converts")
+    kh, kw = (ctx.attr("kernel_shape") or w.shape[2:])
+    sh, sw = ctx.attr("strides") or [1, 1]
+    dh, dw = ctx.attr("dilations") or [1, 1]
+    pads = ctx.attr("pads") or [0, 0, 0, 0]
+    group, offset_groups = ctx.attr("group", 1), ctx.attr("offset_group", 1)
+    n, channels = tf.shape(x)[0], x.shape[1]
+    oh, ow = tf.shape(offset)[2], tf.shape(offset)[3]
+    offset = tf.reshape(offset, tf.stack([n, offset_groups, kh, kw, 2, oh, ow]))
+    mask = (tf.ones(tf.stack([n, offset_groups, kh, kw, oh, ow]), x.dtype) if mask is None
+            else tf.reshape(mask, tf.stack([n, offset_groups, kh, kw, oh, ow])))
+    grid_y = (tf.cast(tf.range(kh) * dh, x.dtype)[:, None, None, None]
+              + tf.cast(tf.range(oh) * sh - pads[0], x.dtype)[None, None, :, None])  # [kh, 1, oh, 1]
+    grid_x = (tf.cast(tf.range(kw) * dw, x.dtype)[None, :, None, None]
+              + tf.cast(tf.range(ow) * sw - pads[1], x.dtype)[None, None, None, :])  # [1, kw, 1, ow]
+    image = tf.transpose(x, [0, 2, 3, 1])
+    batch = tf.reshape(tf.range(n), [-1, 1, 1, 1, 1])
+    per_group = channels // offset_groups
+    sampled = []
+    for g in range(offset_groups):  # [N, kh, kw, oh, ow, C / offset_groups]
+        ys, xs = grid_y[None] + offset[:, g, :, :, 0], grid_x[None] + offset[:, g, :, :, 1]
+        taps = _bilinear_at(tf, image[..., g * per_group:(g + 1) * per_group], batch, ys, xs)
+        sampled.append(taps * mask[:, g, ..., None])
+    sampled = tf.concat(sampled, axis=-1)
+    outs, ins = w.shape[0] // group, channels // group
+    y = tf.concat([tf.einsum("nijhwc,ocij->nohw", sampled[..., g * ins:(g + 1) * ins], w[g * outs:(g + 1) * outs])
+                   for g in range(group)], axis=1)
+    return y if bias is None else y + tf.reshape(bias, [1, -1, 1, 1])

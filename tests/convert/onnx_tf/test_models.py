@@ -37,21 +37,40 @@ def test_planner_chains_pytorch_to_savedmodel(cli, tmp_path):
     assert "Hop 2: onnx-&gt;savedmodel" in report.read_text()
 
 
-def test_unsupported_op_is_exit_2_naming_op_opset_and_node(cli, tmp_path):
+def test_unsupported_op_is_exit_2_naming_op_opset_and_node(cli, tmp_path, monkeypatch):
+    """An op without a handler (here Relu, its handlers taken out of the registry for this test, so
+    that the check does not depend on which ops are still missing): exit 2, nothing written."""
     import onnx
     from onnx import TensorProto, helper
-    graph = helper.make_graph([helper.make_node("DeformConv", ["x", "w", "offset"], ["y"], name="pick_one")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4]),
-                               helper.make_tensor_value_info("w", TensorProto.FLOAT, [1, 1, 2, 2]),
-                               helper.make_tensor_value_info("offset", TensorProto.FLOAT, [1, 8, 3, 3])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 3, 3])])
-    source = tmp_path / "deform.onnx"
+    from modelport.convert.onnx_tf import OPS
+    for key in [k for k in OPS.keys() if k.op_type == "Relu"]:
+        monkeypatch.delitem(OPS._handlers, key)
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="pick_one")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    source = tmp_path / "relu.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)]), str(source))
     before = sorted(p.name for p in tmp_path.iterdir())
     result = cli("convert", source, tmp_path / "out", "--to", "savedmodel")
     assert result.code == 2, result.err
-    assert "'DeformConv'" in result.err and "opset 19" in result.err and "pick_one" in result.err
+    assert "'Relu'" in result.err and "opset 19" in result.err and "pick_one" in result.err
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_model_onnx_runtime_cannot_load_says_so(cli, tmp_path):
+    """Valid ONNX with a custom-domain op: the message blames the missing kernel, not the file."""
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Frobnicate", ["x"], ["y"], domain="org.example")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    source = tmp_path / "custom.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19), helper.make_opsetid("org.example", 1)]),
+              str(source))
+    result = cli("convert", source, tmp_path / "out", "--to", "savedmodel")
+    assert result.code == 2, result.err
+    assert "ONNX Runtime cannot load" in result.err and "Frobnicate" in result.err
+    assert "no kernel" in result.err and "corrupt" not in result.err
 
 
 def tflite_op_counts(path) -> Counter:
