@@ -105,7 +105,7 @@ def convert_attention(ctx: NodeContext):
     logits = with_bias
     precision = ctx.attr("softmax_precision")
     if precision is not None:
-        from .tensor import tf_dtype
+        from .dtypes import tf_dtype
         logits = tf.cast(logits, tf_dtype(precision))
     probs = _safe_softmax(tf, logits)
     # A row whose bias is -inf everywhere attends to nothing: zeros (decided on the bias, not the logits).
@@ -207,7 +207,7 @@ def convert_flex_attention(ctx: NodeContext):
     """ONNX FlexAttention (ai.onnx.preview): softmax(score_mod(Q K^T * scale)) V, the optional
     ``score_mod`` and ``prob_mod`` subgraphs applied to the whole score / probability tensors;
     KV heads shared by groups of query heads; half types softmax in float32."""
-    from .tensor import tf_dtype
+    from .dtypes import tf_dtype
     tf = _tf()
     q, k, v = ctx.inputs[:3]
     scale = ctx.attr("scale")

@@ -45,7 +45,7 @@ def to_module(model, io_layout: str = "nchw"):
     outputs (rank 4 and 5) are channels-last in the signature; inside, the layout plan decides."""
     tf = import_tf()
     from onnx import numpy_helper
-    from .tensor import tf_dtype
+    from .dtypes import tf_dtype
     graph = model.graph
     opset = opsets_of(model)
     check_supported(graph, opset)

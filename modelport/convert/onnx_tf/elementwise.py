@@ -167,7 +167,7 @@ def convert_cast_like(ctx: NodeContext):
 
 def _cast(ctx: NodeContext, x, to: int):
     from .narrow import NARROW, cast_to_narrow
-    from .tensor import tf_dtype
+    from .dtypes import tf_dtype
     if int(to) in NARROW:
         return cast_to_narrow(_tf(), x, to, saturate=bool(ctx.attr("saturate", 1)),
                               round_mode=ctx.attr("round_mode", "up"))

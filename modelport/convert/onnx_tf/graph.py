@@ -14,6 +14,7 @@ import numpy as np
 from ...errors import UnsupportedOpError
 from ..ops import OpRegistry
 from . import shapes as shapes_fold
+from .dtypes import ONNX_TYPE_OF
 from .layout import ELEMENTWISE, POLICIES, Laid, align, logical, relaid
 from .narrow import to_carrier
 
@@ -63,7 +64,6 @@ class NodeContext:
             return None
         if self.node.input[index] in self.types:
             return self.types[self.node.input[index]]
-        from .tensor import ONNX_TYPE_OF
         value = self.inputs[index]
         tensor = value.tensor if isinstance(value, Laid) else value
         return ONNX_TYPE_OF.get(tensor.dtype.name) if hasattr(tensor, "dtype") else None

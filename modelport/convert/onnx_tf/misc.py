@@ -16,7 +16,7 @@ def _tf():
 
 def _window(op_type: str, formula):
     def convert(ctx: NodeContext):
-        from .tensor import tf_dtype
+        from .dtypes import tf_dtype
         tf = _tf()
         size = tf.cast(tf.reshape(ctx.inputs[0], []), tf.float64)
         span = size if ctx.attr("periodic", 1) else size - 1
@@ -36,7 +36,7 @@ _window("BlackmanWindow", lambda tf, n, span: 0.42 - 0.5 * tf.cos(2 * np.pi * n 
 @onnx_op("EyeLike", since=9)
 def convert_eye_like(ctx: NodeContext):
     """ONNX EyeLike: ones on the diagonal shifted by ``k``, in the input's shape and ``dtype``."""
-    from .tensor import tf_dtype
+    from .dtypes import tf_dtype
     tf = _tf()
     x = ctx.inputs[0]
     dtype = tf_dtype(ctx.attr("dtype")) if ctx.attr("dtype") is not None else x.dtype
@@ -48,7 +48,7 @@ def convert_eye_like(ctx: NodeContext):
 @onnx_op("BitCast", since=26)
 def convert_bitcast(ctx: NodeContext):
     """ONNX BitCast between types of the same width."""
-    from .tensor import tf_dtype
+    from .dtypes import tf_dtype
     tf = _tf()
     x, to = ctx.inputs[0], tf_dtype(ctx.attr("to"))
     if tf.bool in (x.dtype, to):  # TF bitcasts no bool; a bool byte is 0 or 1

@@ -64,7 +64,7 @@ def convert_quantize_linear(ctx: NodeContext):
     x, scale, zero, axis, block = _linear_operands(ctx)
     precision = ctx.attr("precision")
     if precision:
-        from .tensor import tf_dtype
+        from .dtypes import tf_dtype
         x, scale = tf.cast(x, tf_dtype(precision)), tf.cast(scale, tf_dtype(precision))
     elif x.dtype != scale.dtype:
         scale = tf.cast(scale, x.dtype)
@@ -84,7 +84,7 @@ def convert_dequantize_linear(ctx: NodeContext):
     y = dx * tf.cast(_per_axis(tf, scale, x, axis, block), tf.float32)
     output = ctx.attr("output_dtype")
     if output:
-        from .tensor import tf_dtype
+        from .dtypes import tf_dtype
         return tf.cast(y, tf_dtype(output))
     return tf.cast(y, scale.dtype)
 

@@ -61,7 +61,7 @@ def from_feed(onnx_type, value):
         return OptionalValue(None if value is None else from_feed(inner, value))
     if onnx_type.HasField("sequence_type"):
         element = onnx_type.sequence_type.elem_type.tensor_type.elem_type
-        from .tensor import tf_dtype
+        from .dtypes import tf_dtype
         return TensorSequence([tf.convert_to_tensor(v) for v in value], tf_dtype(element) if element else None)
     return value
 
@@ -104,7 +104,7 @@ def convert_sequence_construct(ctx: NodeContext):
 @onnx_op("SequenceEmpty", since=11)
 def convert_sequence_empty(ctx: NodeContext):
     """ONNX SequenceEmpty: an empty sequence of ``dtype`` (float by default)."""
-    from .tensor import tf_dtype
+    from .dtypes import tf_dtype
     return TensorSequence([], tf_dtype(ctx.attr("dtype", 1)))
 
 

@@ -101,7 +101,7 @@ def convert_stft(ctx: NodeContext):
 def convert_mel_weight_matrix(ctx: NodeContext):
     """ONNX MelWeightMatrix: [dft_length // 2 + 1, num_mel_bins] triangular filters between mel-spaced
     FFT bins (bin edges rounded down, as ONNX's reference computes them)."""
-    from .tensor import tf_dtype
+    from .dtypes import tf_dtype
     tf = _tf()
     mels, dft, rate = [tf.reshape(tf.cast(v, tf.int64), []) for v in ctx.inputs[:3]]
     low, high = [tf.reshape(tf.cast(v, tf.float32), []) for v in ctx.inputs[3:5]]

@@ -6,29 +6,9 @@ import numpy as np
 from .graph import NodeContext, constant_value, onnx_op
 from .layout import AWARE, Laid, align, laid, logical, rank_of
 
-# ONNX TensorProto element types -> TF dtype names.
-_ONNX_TO_TF = {1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 8: "string",
-               9: "bool",
-               10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16"}
-
-
-# TF dtype names -> ONNX TensorProto element types.
-ONNX_TYPE_OF = {name: code for code, name in _ONNX_TO_TF.items()}
-
-
 def _tf():
     import tensorflow as tf
     return tf
-
-
-def tf_dtype(onnx_type: int):
-    """The TF dtype holding ONNX element type ``onnx_type``: its own, or a narrow type's carrier."""
-    from ...errors import UnsupportedOpError
-    from .narrow import carrier
-    name = _ONNX_TO_TF.get(int(onnx_type)) or carrier(onnx_type)
-    if name is None:
-        raise UnsupportedOpError(f"element type {onnx_type}", hint="TensorFlow has no such dtype")
-    return getattr(_tf(), name)
 
 
 def _axes(ctx: NodeContext, index: int = 1, attr: str = "axes") -> list[int] | None:
