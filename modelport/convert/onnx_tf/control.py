@@ -2,6 +2,8 @@
 same graph walk with the enclosing graph's values in scope."""
 from __future__ import annotations
 
+import numpy as np
+
 from .graph import NodeContext, onnx_op
 
 
@@ -98,7 +100,7 @@ def convert_loop(ctx: NodeContext):
     if trips is not None and (structured or trips <= UNROLL_MAX_TRIPS):
         try:
             return _unrolled_loop(ctx, trips)
-        except _NotStatic:
+        except _NotStatic:  # the unrolled ops already traced are unused and pruned with the graph
             if structured:
                 raise UnsupportedOpError("Loop carrying a sequence, with a condition computed at run time", ctx.opset,
                                          where=f"node {ctx.node.name!r}") from None
@@ -110,32 +112,64 @@ def convert_loop(ctx: NodeContext):
 
 
 def _unrolled_loop(ctx: NodeContext, trips: int):
+    """The body once per iteration in Python. A condition known while converting stops the
+    unrolling; one known only at run time (tf2onnx's recurrent loops recompute theirs each step)
+    masks instead: once it is false the carried values stop changing and the scan outputs are cut
+    to the iterations that ran. Sequences need the static kind."""
     from .sequences import OptionalValue, TensorSequence
     tf = _tf()
     body = ctx.attr("body")
     names = [value.name for value in body.input]
     values = list(ctx.inputs[2:])
     n_carried = len(values)
-    go = True if ctx.input(1) is None else tf.get_static_value(ctx.inputs[1])
-    if go is None:
-        raise _NotStatic()
+    structured = any(isinstance(v, (TensorSequence, OptionalValue)) for v in values)
+    known = True if ctx.input(1) is None else _static_bool(tf, ctx.inputs[1])  # None: a run-time value
+    go = tf.constant(known) if known is not None else tf.reshape(tf.cast(ctx.inputs[1], tf.bool), [])
+    ran = tf.constant(0, tf.int64)  # iterations that ran, when the condition is a run-time value
+    masked = False
     scans = None
     for i in range(trips):
-        if not bool(go):
+        if known is False:
             break
-        outputs = ctx.run_subgraph(body, {names[0]: tf.constant(i, tf.int64), names[1]: tf.constant(bool(go)),
+        if known is None:
+            if structured:
+                raise _NotStatic()
+            masked = True
+        outputs = ctx.run_subgraph(body, {names[0]: tf.constant(i, tf.int64), names[1]: go,
                                           **dict(zip(names[2:], values))})
-        go = tf.get_static_value(outputs[0])
-        if go is None:
-            raise _NotStatic()
-        values = [o if isinstance(o, (TensorSequence, OptionalValue)) else tf.cast(o, v.dtype)
-                  for o, v in zip(outputs[1:1 + n_carried], values)]
+        new = [o if isinstance(o, (TensorSequence, OptionalValue)) else tf.cast(o, v.dtype)
+               for o, v in zip(outputs[1:1 + n_carried], values)]
+        if masked:
+            if any(not _same_static_shape(o, v) for o, v in zip(new, values)):
+                raise _NotStatic()  # a value changing shape cannot be frozen with a select
+            new = [tf.where(go, o, v) for o, v in zip(new, values)]
+        ran = ran + tf.cast(go, tf.int64)
+        values = new
+        body_go = _static_bool(tf, outputs[0])
+        if known is not None and body_go is not None:
+            known, go = body_go, tf.constant(body_go)
+        else:
+            known, go = None, tf.logical_and(go, tf.reshape(tf.cast(outputs[0], tf.bool), []))
         step = outputs[1 + n_carried:]
         scans = [[s] for s in step] if scans is None else [acc + [s] for acc, s in zip(scans, step)]
     n_scans = len(body.output) - 1 - n_carried
     if n_scans and scans is None:  # no iteration ran: the scan outputs' element shapes are unknown
         raise _NotStatic()
-    return [*values, *[tf.stack(acc) for acc in (scans or [])]]
+    stacked = [tf.stack(acc) for acc in (scans or [])]
+    if masked:
+        stacked = [s[:ran] for s in stacked]
+    return [*values, *stacked]
+
+
+def _static_bool(tf, value) -> bool | None:
+    """A condition's value when it is known while converting."""
+    found = tf.get_static_value(value)
+    return None if found is None else bool(np.asarray(found).reshape(-1)[0])
+
+
+def _same_static_shape(a, b) -> bool:
+    """Same rank and the same dims, known or not, in the same places (a select then keeps shapes)."""
+    return a.shape.rank is not None and a.shape.as_list() == b.shape.as_list()
 
 
 def _while_loop(ctx: NodeContext):
