@@ -19,6 +19,7 @@ _LAZY = {
     "compare_sessions": ("modelport.validate.parity", "compare_sessions"),
     "ParityReport": ("modelport.validate.compare", "ParityReport"),
     "TensorSpec": ("modelport.tensors", "TensorSpec"),
+    "export_tflite": ("modelport.edge.tflite", "export_tflite"),
 }
 
 __all__ = ["__version__", *_LAZY]

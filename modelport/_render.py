@@ -138,3 +138,32 @@ def render_validation(report) -> None:
         out.print(f"[{color}]localization:[/] {escape(report.localization['message'])}")
     verdict = "[green]parity passed[/]" if report.passed else "[red]parity FAILED[/]"
     out.print(f"{verdict}")
+
+
+def render_edge(result) -> None:
+    """An edge bundle: per file, its mode, size, LiteRT latency and verdict, as one table."""
+    out = console.__class__(highlight=False, soft_wrap=True)
+    for hop in result.conversion:
+        passed = (hop.get("parity") or {}).get("passed")
+        out.print(f"[bold]{hop['edge']}[/] ({'parity passed' if passed else 'not checked' if passed is None else 'parity FAILED'})")
+    table = Table(title=f"TFLite bundle {escape(result.out_dir)}", title_justify="left")
+    for column, justify in (("file", "left"), ("size", "right"), ("latency (1 thread)", "right"),
+                            ("worst output", "right"), ("check", "left")):
+        table.add_column(column, justify=justify)
+    for item in result.files:
+        outputs = item.report.get("outputs", [])
+        cosine = min((o.get("cosine") or 0.0 for o in outputs), default=None)
+        error = max((o.get("max_abs") or 0.0 for o in outputs), default=None)
+        top1 = min((o["top1_agreement"] for o in outputs if o.get("top1_agreement") is not None), default=None)
+        worst = f"max abs {error:.2g}, cosine {cosine:.5f}" if outputs else "-"
+        if top1 is not None:
+            worst += f", top-1 {top1:.1%}"
+        verdict = "[green]pass[/]" if item.passed else "[red]FAIL[/]" if item.passed is False else "[yellow]not checked[/]"
+        table.add_row(escape(item.name), f"{item.size / 1024:.0f} KiB",
+                      "-" if item.latency_ms is None else f"{item.latency_ms:.2f} ms", worst, verdict)
+    out.print(table)
+    for rule in dict.fromkeys(item.rule for item in result.files):
+        modes = ", ".join(item.mode for item in result.files if item.rule == rule)
+        out.print(f"[dim]{escape(modes)}: {escape(rule)}[/]")
+    verdict = "[green]every file passed its check[/]" if result.passed else "[red]a file FAILED its check[/]"
+    out.print(f"{verdict}: {escape(result.out_dir)} written in {result.seconds:.1f}s")

@@ -79,6 +79,9 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
         ("Take the ONNX model on to TFLite (ONNX -> SavedModel -> TFLite, checked in TensorFlow and LiteRT), "
          "channels-last inside and out",
          ["convert", f"{w}/cnn.onnx", f"{w}/cnn.tflite", "--keep-io-layout", "nhwc"]),
+        ("Package the ONNX CNN for a mobile app: a TFLite bundle with fp32 and fp16 files, each checked in LiteRT "
+         "against the ONNX model, a manifest and golden data",
+         ["edge", "tflite", f"{w}/cnn.onnx", f"{w}/cnn_tflite_bundle", "--quantize", "fp32,fp16"]),
         ("Build a Keras model with two inputs and two outputs", lambda: _build_keras(workdir)),
         ("Inspect it", ["info", f"{w}/two_heads.keras"]),
         ("Convert it to ONNX; parity is checked against Keras",
@@ -113,7 +116,8 @@ def run_demo(workdir: Path, run_command: Callable[[list[str]], int]) -> None:
     console.rule("[bold]done")
     console.print(
         f"In {elapsed:.0f}s the demo built a PyTorch CNN and a two-input, two-output Keras model, "
-        f"converted both (the CNN also for any image size, optimized) and Caffe's LeNet to ONNX, checked each "
+        f"converted both (the CNN also for any image size, optimized, and on to a TFLite bundle) and Caffe's LeNet "
+        f"to ONNX, checked each "
         f"against its own runtime (PyTorch, Keras, "
         f"OpenCV) on seeded inputs (batch 1 and 3), and validated the CNN's ONNX against PyTorch module by module. "
         f"Models and reports are in {escape(str(workdir))}/; open cnn_validate.html in a browser.")

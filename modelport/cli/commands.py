@@ -143,3 +143,35 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
         render_validation(result)
     if not result.passed:
         raise ParityError(result)
+
+
+# --------------------------------------------------------------------------------------------- edge
+edge_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                       help="Package a model for where it runs, every file checked in its own runtime.")
+app.add_typer(edge_app, name="edge")
+
+
+@edge_app.command("tflite")
+def edge_tflite(src: str = typer.Argument(..., help="Source model (any format the planner reaches a SavedModel from)."),
+                out_dir: Path = typer.Argument(..., help="The bundle folder to write (replaced whole, atomically)."),
+                quantize: str = typer.Option("fp32", "--quantize", help="Modes, comma separated: fp32, fp16, dynamic, int8, int16x8."),
+                calibration: Optional[Path] = typer.Option(None, "--calibration", help=".npz of typical inputs by input name (batch first): needed by int8 and int16x8, and the check's data."),
+                weights: Weights = None, input_shape: InputShape = None, trust_pickle: TrustPickle = False,
+                seed: Seed = 0, imports: Imports = None, as_json: Json = False):
+    """Write a TFLite bundle: one file per quantization mode, each checked in LiteRT against SRC."""
+    from .._render import render_edge
+    from ..edge.tflite import export_tflite, parse_modes
+    from ..validate.inputs import load_feeds
+    quiet_tensorflow()
+    parse_modes(quantize)  # refused before any work
+    feeds = load_feeds(calibration) if calibration else None
+    options = open_options(weights, input_shape, trust_pickle, imports)
+    try:
+        result = export_tflite(src, out_dir, quantize=quantize, calibration=feeds, input_specs=options["input_specs"],
+                               weights=options["weights"], trust_pickle=trust_pickle, seed=seed,
+                               steps=Steps(enabled=True))
+    except ParityError as error:
+        if error.result is not None:
+            print_json(error.result.to_dict()) if as_json else render_edge(error.result)
+        raise
+    print_json(result.to_dict()) if as_json else render_edge(result)

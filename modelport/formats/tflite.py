@@ -132,13 +132,30 @@ class TFLiteSession(Session):
             self._precision = self._inspect_precision()
         return self._precision
 
-    def _inspect_precision(self) -> str:
+    def _plain_interpreter(self):
+        """The flatbuffer as written, without the XNNPACK delegate (which folds weights and ops away)."""
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        with captured_output():
+            return Interpreter(model_path=str(self.path),
+                               experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+
+    def op_names(self) -> set[str]:
+        """The builtin (and custom) ops the file uses."""
+        return {op["op_name"] for op in self._plain_interpreter()._get_ops_details()}
+
+    def quantization_of(self, name: str) -> dict[str, Any]:
+        """{"quantization": {"scale", "zero_point"}} for an integer-quantized input or output, else {}."""
+        for spec, detail in zip(self.inputs + self.outputs, list(self._input_details) + list(self._output_details)):
+            if spec.name == name and _quantization(detail):
+                scale, zero_point = _quantization(detail)
+                return {"quantization": {"scale": scale, "zero_point": zero_point,
+                                         "dtype": np.dtype(detail["dtype"]).name}}
+        return {}
+
+    def _inspect_precision(self) -> str:
         if any(_quantization(d) for d in list(self._input_details) + list(self._output_details)):
             return "int8"
-        with captured_output():
-            plain = Interpreter(model_path=str(self.path),
-                                experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        plain = self._plain_interpreter()
         types = {np.dtype(t["dtype"]).name for t in plain.get_tensor_details()}
         ops = {op["op_name"] for op in plain._get_ops_details()}
         if "QUANTIZE" in ops and types & {"int8", "uint8", "int16"}:

@@ -1,0 +1,66 @@
+"""The bundle folder an app team receives: the model files, ``manifest.json`` (what each file is,
+its inputs and outputs, its sha256), golden inputs and expected outputs for an on-device test, and
+one parity report per file. It is staged beside the destination and renamed into place whole."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class BundleFile:
+    """One model file of the bundle and what was measured on it."""
+    name: str
+    mode: str
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    ops: list[str]
+    size: int
+    latency_ms: float | None = None
+    passed: bool | None = None  # None: not checked
+    rule: str = ""
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.name, "mode": self.mode, "bytes": self.size, "latency_ms": self.latency_ms,
+                "passed": self.passed, "rule": self.rule, "inputs": self.inputs, "outputs": self.outputs,
+                "ops": self.ops}
+
+
+def write_goldens(folder: Path, inputs: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray]) -> list[str]:
+    """``inputs.npy`` / ``expected.npy`` for a single tensor, ``.npz`` by name for several."""
+    written = []
+    for stem, values in (("inputs", inputs), ("expected", expected)):
+        if len(values) == 1:
+            np.save(folder / f"{stem}.npy", next(iter(values.values())))
+            written.append(f"{stem}.npy")
+        else:
+            np.savez(folder / f"{stem}.npz", **values)
+            written.append(f"{stem}.npz")
+    return written
+
+
+def write_manifest(folder: Path, *, target: str, source: str, files: list[BundleFile], extra: list[str],
+                   details: Mapping[str, Any]) -> dict[str, Any]:
+    """``manifest.json``: the bundle's table of contents, with a sha256 for every file in it."""
+    from .. import __version__
+    manifest = {
+        "modelport": __version__, "target": target, "source": source, **details,
+        "models": [f.to_dict() | {"sha256": sha256_of(folder / f.name)} for f in files],
+        "files": {name: sha256_of(folder / name) for name in extra},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    return manifest
