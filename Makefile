@@ -11,6 +11,10 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
+	# MediaPipe Tasks, only to prove in the tests that app tooling reads the TFLite metadata modelport
+	# writes; kept out of the product's environment (its wheel pulls opencv-contrib, which would
+	# replace OpenCV 4, the Caffe reference), so its own code goes to a folder of its own.
+	$(PY) -m pip install --quiet --no-deps --target $(VENV)/peers/mediapipe mediapipe==1.2.2
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -156,6 +156,10 @@ def edge_tflite(src: str = typer.Argument(..., help="Source model (any format th
                 out_dir: Path = typer.Argument(..., help="The bundle folder to write (replaced whole, atomically)."),
                 quantize: str = typer.Option("fp32", "--quantize", help="Modes, comma separated: fp32, fp16, dynamic, int8, int16x8."),
                 calibration: Optional[Path] = typer.Option(None, "--calibration", help=".npz of typical inputs by input name (batch first): needed by int8 and int16x8, and the check's data."),
+                labels: Optional[Path] = typer.Option(None, "--labels", help="Class labels, one per line, packed into each file's metadata (TENSOR_AXIS_LABELS)."),
+                mean: Optional[str] = typer.Option(None, "--mean", help="Image normalization the app applies, (x - mean) / std: one value or one per channel (e.g. 127.5)."),
+                std: Optional[str] = typer.Option(None, "--std", help="See --mean (e.g. 127.5)."),
+                description: str = typer.Option("", "--description", help="The model's description in the metadata."),
                 weights: Weights = None, input_shape: InputShape = None, trust_pickle: TrustPickle = False,
                 seed: Seed = 0, imports: Imports = None, as_json: Json = False):
     """Write a TFLite bundle: one file per quantization mode, each checked in LiteRT against SRC."""
@@ -167,11 +171,25 @@ def edge_tflite(src: str = typer.Argument(..., help="Source model (any format th
     feeds = load_feeds(calibration) if calibration else None
     options = open_options(weights, input_shape, trust_pickle, imports)
     try:
-        result = export_tflite(src, out_dir, quantize=quantize, calibration=feeds, input_specs=options["input_specs"],
-                               weights=options["weights"], trust_pickle=trust_pickle, seed=seed,
-                               steps=Steps(enabled=True))
+        result = export_tflite(src, out_dir, quantize=quantize, calibration=feeds, labels=labels,
+                               mean=_floats("--mean", mean), std=_floats("--std", std), description=description,
+                               input_specs=options["input_specs"], weights=options["weights"],
+                               trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True))
     except ParityError as error:
         if error.result is not None:
             print_json(error.result.to_dict()) if as_json else render_edge(error.result)
         raise
     print_json(result.to_dict()) if as_json else render_edge(result)
+
+
+def _floats(flag: str, text: Optional[str]) -> Optional[list[float]]:
+    """``127.5`` or ``0.485,0.456,0.406`` as floats; UsageError otherwise."""
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: give numbers, comma separated (one, or one per channel)") from None
+    if flag == "--std" and any(v == 0 for v in values):
+        raise UsageError("--std 0 would divide by zero")
+    return values

@@ -24,6 +24,7 @@ from .._console import Steps, captured_output
 from ..errors import ConversionError, ParityError, UsageError, first_line
 from ..validate.tolerances import Tolerance
 from .bundle import BundleFile, write_goldens, write_manifest
+from .metadata import ModelInfo, TensorInfo, attach, build_metadata
 
 # Integer modes pass when every output keeps this cosine similarity to the source's, and the
 # top-1 class of classifier outputs agrees this often.
@@ -118,14 +119,20 @@ class EdgeResult:
 
 
 def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Sequence[str] = ("fp32",),
-                  calibration: Mapping[str, np.ndarray] | None = None, input_specs=None, weights=None,
-                  trust_pickle: bool = False, seed: int = 0, steps: Steps | None = None) -> EdgeResult:
+                  calibration: Mapping[str, np.ndarray] | None = None, labels: str | Path | None = None,
+                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                  description: str = "", input_specs=None, weights=None, trust_pickle: bool = False, seed: int = 0,
+                  steps: Steps | None = None) -> EdgeResult:
     """Write a TFLite bundle of ``source`` to ``out_dir``: one file per mode of ``quantize``, each
-    checked in LiteRT against the source. ``calibration`` (inputs by name, batch first) is needed by
-    int8 and int16x8 and is the check's data when given.
+    carrying TFLite Model Metadata and checked in LiteRT against the source. ``calibration``
+    (inputs by name, batch first) is needed by int8 and int16x8 and is the check's data when given.
+    ``labels`` (one per line) annotate the classifier output; ``mean``/``std`` are the normalization
+    an app applies to image inputs before the model, recorded in the metadata and the manifest.
+    Image inputs are channels-last (what phones' image APIs give), whatever the source's layout.
 
     Raises:
-        UsageError: unknown mode, calibration missing or not matching the inputs (nothing written).
+        UsageError: unknown mode, calibration or labels missing, unreadable or not matching the
+            model (nothing written).
         ParityError: a file failed its check; the bundle was written and says so.
     """
     from ..formats import open_model
@@ -139,31 +146,44 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{str(out_dir)!r} exists and is a file; a bundle is a folder")
+    if (mean is None) != (std is None):
+        raise UsageError("--mean and --std go together", hint="e.g. --mean 127.5 --std 127.5 for pixels 0..255 to -1..1")
+    label_lines = read_labels(labels) if labels is not None else None
     result = EdgeResult(str(out_dir), str(source))
     with steps.step(f"Loading {Path(str(source)).name}"):
         reference = open_model(source, weights=weights, input_specs=input_specs, trust_pickle=trust_pickle)
     try:
         if calibration is not None:
             _check_calibration(reference, calibration)
+        labelled = _labelled_output(reference, label_lines) if label_lines is not None else None
         with tempfile.TemporaryDirectory(prefix="modelport-edge-") as scratch, \
                 atomic_output(out_dir, directory=True) as folder:
             folder.mkdir()
             tf_source = _tensorflow_source(source, reference, Path(scratch), result, weights, input_specs,
                                            trust_pickle, steps)
             feeds = _check_feeds(reference, calibration, seed)
+            describe = _Describe(Path(str(source)).stem, description, len(label_lines) if label_lines else None,
+                                 mean, std)
+            associated = {"labels.txt": ("\n".join(label_lines) + "\n").encode()} if label_lines else {}
             for name in names:
                 result.files.append(_export_mode(MODES[name], tf_source, reference, feeds, calibration, folder,
-                                                 seed, steps))
+                                                 seed, steps, describe, associated))
             golden = {k: v[:1] for k, v in feeds.items()}
-            extra = write_goldens(folder, golden, reference.run(golden))
+            from ..formats.tflite import TFLiteSession
+            with TFLiteSession(folder / result.files[0].name) as first:  # the app feeds the TFLite layout
+                extra = write_goldens(folder, _in_candidate_layout(reference, first, golden), reference.run(golden))
+            for file_name, data in associated.items():
+                (folder / file_name).write_bytes(data)
+                extra.append(file_name)
             for bundle_file in result.files:
                 report_name = f"reports/{Path(bundle_file.name).stem}.json"
                 (folder / "reports").mkdir(exist_ok=True)
                 (folder / report_name).write_text(_json(bundle_file.report))
                 extra.append(report_name)
             write_manifest(folder, target="tflite", source=str(source), files=result.files, extra=extra,
-                           details={"inputs": [s.to_dict() for s in reference.inputs],
-                                    "outputs": [s.to_dict() for s in reference.outputs]})
+                           details={"source_inputs": [s.to_dict() for s in reference.inputs],
+                                    "source_outputs": [s.to_dict() for s in reference.outputs],
+                                    "labels_annotate": labelled})
     finally:
         reference.close()
     result.seconds = time.perf_counter() - start
@@ -187,6 +207,12 @@ def _check_calibration(reference, calibration: Mapping[str, np.ndarray]) -> None
     sizes = {len(np.asarray(v)) for v in calibration.values()}
     if len(sizes) != 1 or 0 in sizes:
         raise UsageError("the calibration arrays must hold the same number of samples (batch first), at least one")
+    for spec in reference.inputs:
+        shape = np.shape(calibration[spec.name])
+        if spec.shape is not None and (len(shape) != len(spec.shape) or any(
+                want is not None and have != want for have, want in zip(shape[1:], spec.shape[1:]))):
+            raise UsageError(f"calibration {spec.name!r} is {list(shape)}; the model takes {spec.shape_str()} "
+                             "(batch first, in the source model's layout)")
 
 
 def _check_feeds(reference, calibration, seed: int) -> dict[str, np.ndarray]:
@@ -206,7 +232,7 @@ def _tensorflow_source(source, reference, scratch: Path, result: EdgeResult, wei
     from ..convert import convert as run_convert
     from ..formats import open_model
     converted = run_convert(source, scratch / "savedmodel", to="savedmodel", weights=weights, input_specs=input_specs,
-                            trust_pickle=trust_pickle, steps=steps)
+                            trust_pickle=trust_pickle, steps=steps, edge_options={"io_layout": "nhwc"})
     result.conversion = [hop.to_dict() for hop in converted.hops]
     return open_model(scratch / "savedmodel")
 
@@ -218,40 +244,123 @@ def _converter(tf, tf_source):
 
 
 def _export_mode(mode_: Mode, tf_source, reference, feeds, calibration, folder: Path, seed: int,
-                 steps: Steps) -> BundleFile:
+                 steps: Steps, describe: "_Describe", associated: Mapping[str, bytes]) -> BundleFile:
     from ..formats._tf import import_tf
     from ..formats.tflite import TFLiteSession
     from ..validate.parity import compare_sessions
     tf = import_tf()
     path = folder / f"model_{mode_.name}.tflite"
     with steps.step(f"Converting to TFLite {mode_.name} ({mode_.summary})"):
-        dataset = _representative_dataset(reference, calibration) if mode_.calibrated else None
+        dataset = _representative_dataset(tf_source, reference, calibration) if mode_.calibrated else None
         try:
             with captured_output(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 converter = _converter(tf, tf_source)
                 converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
                 mode_.configure(tf, converter, dataset)
-                path.write_bytes(converter.convert())
+                flatbuffer = converter.convert()
         except Exception as exc:
             ops = sorted(set(re.findall(r"'(tf\.\w+)' op", str(exc))))
             detail = f"TensorFlow ops without a TFLite builtin: {', '.join(ops)}" if ops else first_line(exc)
             raise ConversionError(f"TFLite {mode_.name}: {detail}", hop=f"edge tflite {mode_.name}") from exc
+        path.write_bytes(flatbuffer)
+        info = describe.of(TFLiteSession(path))  # the metadata follows the file's own input/output order
+        path.write_bytes(attach(flatbuffer, build_metadata(info), dict(associated)))
     candidate = TFLiteSession(path, threads=1)
     try:
         with steps.step(f"Checking {path.name} in LiteRT"):
             tolerance = mode_.tolerance or Tolerance(np.inf, 0.0)  # agreement modes: every value "within"
             report = compare_sessions(reference, candidate, feeds=feeds, tolerance=tolerance,
-                                      precision=mode_.name, samples=1, seed=seed)
+                                      precision=mode_.name, samples=1, seed=seed,
+                                      input_layout=_input_layout(reference, candidate))
         passed = report.passed if mode_.tolerance is not None else _agrees(report)
-        latency = _latency_ms(candidate, {k: v[:1] for k, v in feeds.items()})
+        latency = _latency_ms(candidate, _in_candidate_layout(reference, candidate, {k: v[:1] for k, v in feeds.items()}))
         ops = sorted(candidate.op_names())
-        return BundleFile(path.name, mode_.name, [s.to_dict() | candidate.quantization_of(s.name)
-                                                  for s in candidate.inputs],
-                          [s.to_dict() | candidate.quantization_of(s.name) for s in candidate.outputs], ops,
+        return BundleFile(path.name, mode_.name, [s.to_dict() | candidate.quantization_of(s.name) | describe.io(t)
+                                                  for s, t in zip(candidate.inputs, info.inputs)],
+                          [s.to_dict() | candidate.quantization_of(s.name) | describe.io(t)
+                           for s, t in zip(candidate.outputs, info.outputs)], ops,
                           path.stat().st_size, latency, passed, mode_.rule, report.to_dict())
     finally:
         candidate.close()
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """The labels file's lines (UTF-8, blank trailing lines dropped); UsageError when unreadable."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the labels {str(path)!r}: {getattr(exc, 'strerror', None) or exc}",
+                         hint="give a UTF-8 text file with one label per line") from None
+    lines = text.rstrip("\n").split("\n") if text.strip() else []
+    if not lines:
+        raise UsageError(f"the labels file {str(path)!r} is empty", hint="one label per line, in class order")
+    return [line.rstrip("\r") for line in lines]
+
+
+def _labelled_output(reference, labels: list[str]) -> str:
+    """The output the labels annotate: the one whose last axis has one entry per label."""
+    for spec in reference.outputs:
+        if spec.shape and spec.shape[-1] == len(labels):
+            return spec.name
+    sizes = {spec.name: spec.shape[-1] if spec.shape else None for spec in reference.outputs}
+    raise UsageError(f"{len(labels)} labels, but no output has {len(labels)} classes on its last axis ({sizes})",
+                     hint="one label per class, in class order")
+
+
+def _is_image(spec) -> bool:
+    return spec.shape is not None and len(spec.shape) == 4 and np.dtype(spec.dtype).kind in "fu"
+
+
+def _in_candidate_layout(reference, candidate, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Source-layout feeds as the TFLite file takes them (by its names, images channels-last)."""
+    from ..validate.parity import pair_inputs
+    pairings, _ = pair_inputs(reference, candidate, _input_layout(reference, candidate))
+    return {p.candidate.name: p.to_candidate(feeds[p.reference.name]) for p in pairings}
+
+
+def _input_layout(reference, candidate) -> str | None:
+    """NCHW:NHWC when the source's images are channels-first and the TFLite file's channels-last."""
+    for ref, cand in zip(reference.inputs, candidate.inputs):
+        if _is_image(ref) and ref.shape[1] != cand.shape[1] and ref.shape[1] == cand.shape[3]:
+            return "NCHW:NHWC"
+    return None
+
+
+@dataclass
+class _Describe:
+    """How a bundle's files describe themselves: TFLite metadata and manifest entries per tensor."""
+    name: str
+    description: str
+    classes: int | None  # the number of labels, when given
+    mean: Sequence[float] | None
+    std: Sequence[float] | None
+
+    def of(self, session) -> ModelInfo:
+        inputs = []
+        for spec in session.inputs:
+            image = {1: "GRAYSCALE", 3: "RGB"}.get(spec.shape[-1]) if _is_image(spec) else None
+            normalized = image is not None and self.mean is not None
+            inputs.append(TensorInfo(spec.name, f"{'image, channels-last' if image else 'tensor'}, "
+                                     f"{spec.dtype.name} {spec.shape_str()}", image=image,
+                                     mean=list(self.mean) if normalized else None,
+                                     std=list(self.std) if normalized else None))
+        labelled = next((spec.name for spec in session.outputs if self.classes and spec.shape
+                         and spec.shape[-1] == self.classes), None)
+        outputs = [TensorInfo(spec.name, f"{spec.dtype.name} {spec.shape_str()}",
+                              labels="labels.txt" if spec.name == labelled else None) for spec in session.outputs]
+        return ModelInfo(self.name, self.description or f"{self.name}, exported by modelport", inputs=inputs,
+                         outputs=outputs, author="modelport")
+
+    @staticmethod
+    def io(tensor: TensorInfo) -> dict[str, Any]:
+        """A manifest entry's layout, normalization and labels for one tensor."""
+        entry: dict[str, Any] = {"layout": "NHWC" if tensor.image else None}
+        if tensor.mean is not None:
+            entry["normalization"] = {"mean": tensor.mean, "std": tensor.std, "formula": "(x - mean) / std"}
+        if tensor.labels:
+            entry["labels"] = tensor.labels
+        return entry
 
 
 def _agrees(report) -> bool:
@@ -263,14 +372,25 @@ def _agrees(report) -> bool:
     return bool(report.outputs)
 
 
-def _representative_dataset(reference, calibration: Mapping[str, np.ndarray]):
-    """The converter's calibration generator: one sample at a time, in the signature's input order."""
-    names = [spec.name for spec in reference.inputs]
+def _representative_dataset(tf_source, reference, calibration: Mapping[str, np.ndarray]):
+    """The converter's calibration generator: one sample at a time, in the TF model's input order
+    and layout (channels-last images where the source is channels-first)."""
     count = min(len(next(iter(calibration.values()))), CALIBRATION_SAMPLES)
+    from ..validate.compare import match_names
+    sources = {spec.name: spec for spec in reference.inputs}
+    targets = {spec.name: spec for spec in tf_source.inputs}
+    by_target = {target: source for source, target in match_names(list(sources), list(targets))[0]}
+    pairs = []
+    for target in tf_source.inputs:  # in the TF model's order, each from its source input
+        spec = sources[by_target.get(target.name, target.name)]
+        moved = _is_image(spec) and bool(target.shape) and spec.shape[1] != target.shape[1] \
+            and spec.shape[1] == target.shape[3]
+        pairs.append((spec.name, moved))
 
     def samples():
         for i in range(count):
-            yield [np.asarray(calibration[name][i:i + 1], dtype=np.float32) for name in names]
+            yield [np.asarray(np.transpose(calibration[name][i:i + 1], (0, 2, 3, 1)) if moved
+                              else calibration[name][i:i + 1], dtype=np.float32) for name, moved in pairs]
     return samples
 
 

@@ -99,3 +99,63 @@ def test_pytorch_source_is_planned_through_onnx_and_savedmodel(cli, tmp_path):
     assert [h["edge"] for h in data["conversion"]] == ["pytorch->onnx", "onnx->savedmodel"]
     assert all(h["parity"]["passed"] for h in data["conversion"])
     assert data["passed"] and sorted(p.name for p in out.glob("*.tflite")) == ["model_fp16.tflite", "model_fp32.tflite"]
+
+
+LABELS = ["cat", "dog", "bird", "fish", "frog", "horse", "ship", "truck", "car", "plane"]
+
+
+def _mediapipe(model, image, tmp_path) -> dict:
+    """MediaPipe's own reader and ImageClassifier on ``model`` (in a subprocess, MediaPipe on its path)."""
+    import os
+    import subprocess
+    import sys
+    from tests.conftest import REPO
+    peers = REPO / ".venv" / "peers" / "mediapipe"
+    assert peers.is_dir(), "MediaPipe is installed apart by `make install` into .venv/peers/mediapipe"
+    np.save(tmp_path / "image.npy", image)
+    run = subprocess.run([sys.executable, str(REPO / "tests" / "edge" / "mediapipe_probe.py"), str(model),
+                          str(tmp_path / "image.npy")], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": f"{peers}{os.pathsep}{REPO}"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_metadata_is_read_and_used_by_mediapipe(cli, tmp_path):
+    """A PyTorch CNN (NCHW) bundled with labels and normalization: MediaPipe's ImageClassifier takes
+    an RGB uint8 image, normalizes it as the metadata says, and names the classes from the packed
+    labels; its scores are LiteRT's on the same normalized image."""
+    (tmp_path / "labels.txt").write_text("\n".join(LABELS) + "\n")
+    out = tmp_path / "bundle"
+    result = cli("edge", "tflite", "tests.zoo_torch:small_cnn", out, "--input-shape", "image:1,3,32,32",
+                 "--quantize", "fp32,fp16", "--labels", tmp_path / "labels.txt", "--mean", "127.5", "--std", "127.5",
+                 "--json")
+    assert result.code == 0, result.err
+    entry = result.json()["models"][0]
+    assert entry["inputs"][0]["layout"] == "NHWC" and entry["inputs"][0]["shape"][1:] == [32, 32, 3]
+    assert entry["inputs"][0]["normalization"]["mean"] == [127.5] and entry["outputs"][0]["labels"] == "labels.txt"
+    assert (out / "labels.txt").read_text().split() == LABELS
+    image = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    for name in ("model_fp32.tflite", "model_fp16.tflite"):
+        probe = _mediapipe(out / name, image, tmp_path)
+        meta = probe["metadata"]
+        assert meta["min_parser_version"] == "1.0.0" and meta["inputs"][0]["content"] == 2  # ImageProperties
+        assert meta["inputs"][0]["normalization"] == {"type": 1, "mean": [127.5], "std": [127.5]}
+        assert meta["outputs"][0]["files"] == [["labels.txt", 2]]  # TENSOR_AXIS_LABELS
+        assert meta["packed"]["labels.txt"].split() == LABELS
+        scores = next(iter(_litert(out / name).run({"image": ((image[None].astype(np.float32) - 127.5) / 127.5)}).values()))[0]
+        best = np.argsort(-scores)[:3]
+        assert [c["label"] for c in probe["classes"]] == [LABELS[i] for i in best]
+        np.testing.assert_allclose([c["score"] for c in probe["classes"]], scores[best], rtol=1e-4, atol=1e-5)
+
+
+def test_bad_labels_and_normalization_are_exit_2(cli, tmp_path, keras_cnn):
+    source, _ = keras_cnn
+    missing = cli("edge", "tflite", source, tmp_path / "b", "--labels", tmp_path / "nope.txt")
+    assert missing.code == 2 and "cannot read the labels" in missing.err
+    (tmp_path / "three.txt").write_text("a\nb\nc\n")
+    wrong = cli("edge", "tflite", source, tmp_path / "b", "--labels", tmp_path / "three.txt")
+    assert wrong.code == 2 and "3 labels" in wrong.err and "10" in wrong.err
+    half = cli("edge", "tflite", source, tmp_path / "b", "--mean", "127.5")
+    assert half.code == 2 and "--mean and --std go together" in half.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["three.txt"]  # no bundle, no staging left
