@@ -160,6 +160,7 @@ def edge_tflite(src: str = typer.Argument(..., help="Source model (any format th
                 mean: Optional[str] = typer.Option(None, "--mean", help="Image normalization the app applies, (x - mean) / std: one value or one per channel (e.g. 127.5)."),
                 std: Optional[str] = typer.Option(None, "--std", help="See --mean (e.g. 127.5)."),
                 description: str = typer.Option("", "--description", help="The model's description in the metadata."),
+                int8_io: bool = typer.Option(False, "--int8-io", help="int8 (int16x8) files take and give integer tensors; their scale and zero point are in the manifest."),
                 weights: Weights = None, input_shape: InputShape = None, trust_pickle: TrustPickle = False,
                 seed: Seed = 0, imports: Imports = None, as_json: Json = False):
     """Write a TFLite bundle: one file per quantization mode, each checked in LiteRT against SRC."""
@@ -173,6 +174,7 @@ def edge_tflite(src: str = typer.Argument(..., help="Source model (any format th
     try:
         result = export_tflite(src, out_dir, quantize=quantize, calibration=feeds, labels=labels,
                                mean=_floats("--mean", mean), std=_floats("--std", std), description=description,
+                               integer_io=int8_io,
                                input_specs=options["input_specs"], weights=options["weights"],
                                trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True))
     except ParityError as error:

@@ -37,7 +37,7 @@ CALIBRATION_SAMPLES = 100  # at most, fed one at a time to the converter's calib
 class Mode:
     name: str
     summary: str
-    configure: Callable  # (tf, converter, representative_dataset | None) -> None
+    configure: Callable  # (tf, converter, representative_dataset | None, integer_io: bool) -> None
     calibrated: bool = False
     tolerance: Tolerance | None = None  # float modes; None: judged by agreement
 
@@ -60,33 +60,37 @@ def mode(name: str, summary: str, *, calibrated: bool = False, tolerance: Tolera
 
 
 @mode("fp32", "float32, as the source computes", tolerance=Tolerance(1e-5, 1e-5, "scale"))
-def _fp32(tf, converter, dataset) -> None:
+def _fp32(tf, converter, dataset, integer_io: bool) -> None:
     pass
 
 
 @mode("fp16", "float16 weights (half the size), float32 compute", tolerance=Tolerance(1e-5, 1e-3, "scale"))
-def _fp16(tf, converter, dataset) -> None:
+def _fp16(tf, converter, dataset, integer_io: bool) -> None:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]
 
 
 @mode("dynamic", "int8 weights, activations quantized on the fly (no calibration)")
-def _dynamic(tf, converter, dataset) -> None:
+def _dynamic(tf, converter, dataset, integer_io: bool) -> None:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
 
 
-@mode("int8", "int8 weights and activations, ranges from calibration data (float input/output)", calibrated=True)
-def _int8(tf, converter, dataset) -> None:
+@mode("int8", "int8 weights and activations, ranges from calibration data", calibrated=True)
+def _int8(tf, converter, dataset, integer_io: bool) -> None:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = dataset
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if integer_io:  # int8 tensors in and out (scale and zero point in the manifest and the file)
+        converter.inference_input_type = converter.inference_output_type = tf.int8
 
 
 @mode("int16x8", "int16 activations, int8 weights, from calibration data", calibrated=True)
-def _int16x8(tf, converter, dataset) -> None:
+def _int16x8(tf, converter, dataset, integer_io: bool) -> None:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = dataset
     converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+    if integer_io:
+        converter.inference_input_type = converter.inference_output_type = tf.int16
 
 
 def parse_modes(text: str | Sequence[str]) -> list[str]:
@@ -121,14 +125,15 @@ class EdgeResult:
 def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Sequence[str] = ("fp32",),
                   calibration: Mapping[str, np.ndarray] | None = None, labels: str | Path | None = None,
                   mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                  description: str = "", input_specs=None, weights=None, trust_pickle: bool = False, seed: int = 0,
-                  steps: Steps | None = None) -> EdgeResult:
+                  description: str = "", integer_io: bool = False, input_specs=None, weights=None,
+                  trust_pickle: bool = False, seed: int = 0, steps: Steps | None = None) -> EdgeResult:
     """Write a TFLite bundle of ``source`` to ``out_dir``: one file per mode of ``quantize``, each
     carrying TFLite Model Metadata and checked in LiteRT against the source. ``calibration``
     (inputs by name, batch first) is needed by int8 and int16x8 and is the check's data when given.
     ``labels`` (one per line) annotate the classifier output; ``mean``/``std`` are the normalization
     an app applies to image inputs before the model, recorded in the metadata and the manifest.
     Image inputs are channels-last (what phones' image APIs give), whatever the source's layout.
+    ``integer_io`` makes the int8 (int16x8) files take and give int8 (int16) tensors.
 
     Raises:
         UsageError: unknown mode, calibration or labels missing, unreadable or not matching the
@@ -149,6 +154,8 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
     if (mean is None) != (std is None):
         raise UsageError("--mean and --std go together", hint="e.g. --mean 127.5 --std 127.5 for pixels 0..255 to -1..1")
     label_lines = read_labels(labels) if labels is not None else None
+    if integer_io and not needing:
+        raise UsageError("--int8-io applies to the int8 and int16x8 modes", hint="add int8 to --quantize")
     result = EdgeResult(str(out_dir), str(source))
     with steps.step(f"Loading {Path(str(source)).name}"):
         reference = open_model(source, weights=weights, input_specs=input_specs, trust_pickle=trust_pickle)
@@ -167,7 +174,7 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
             associated = {"labels.txt": ("\n".join(label_lines) + "\n").encode()} if label_lines else {}
             for name in names:
                 result.files.append(_export_mode(MODES[name], tf_source, reference, feeds, calibration, folder,
-                                                 seed, steps, describe, associated))
+                                                 seed, steps, describe, associated, integer_io))
             golden = {k: v[:1] for k, v in feeds.items()}
             from ..formats.tflite import TFLiteSession
             with TFLiteSession(folder / result.files[0].name) as first:  # the app feeds the TFLite layout
@@ -244,7 +251,8 @@ def _converter(tf, tf_source):
 
 
 def _export_mode(mode_: Mode, tf_source, reference, feeds, calibration, folder: Path, seed: int,
-                 steps: Steps, describe: "_Describe", associated: Mapping[str, bytes]) -> BundleFile:
+                 steps: Steps, describe: "_Describe", associated: Mapping[str, bytes],
+                 integer_io: bool = False) -> BundleFile:
     from ..formats._tf import import_tf
     from ..formats.tflite import TFLiteSession
     from ..validate.parity import compare_sessions
@@ -257,7 +265,7 @@ def _export_mode(mode_: Mode, tf_source, reference, feeds, calibration, folder: 
                 warnings.simplefilter("ignore")
                 converter = _converter(tf, tf_source)
                 converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-                mode_.configure(tf, converter, dataset)
+                mode_.configure(tf, converter, dataset, integer_io)
                 flatbuffer = converter.convert()
         except Exception as exc:
             ops = sorted(set(re.findall(r"'(tf\.\w+)' op", str(exc))))

@@ -159,3 +159,18 @@ def test_bad_labels_and_normalization_are_exit_2(cli, tmp_path, keras_cnn):
     half = cli("edge", "tflite", source, tmp_path / "b", "--mean", "127.5")
     assert half.code == 2 and "--mean and --std go together" in half.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["three.txt"]  # no bundle, no staging left
+
+
+def test_int8_io_gives_integer_tensors_with_their_quantization(cli, tmp_path, keras_cnn):
+    source, calibration = keras_cnn
+    result = cli("edge", "tflite", source, tmp_path / "bundle", "--quantize", "int8", "--calibration", calibration,
+                 "--int8-io", "--json")
+    assert result.code == 0, result.err
+    entry = result.json()["models"][0]
+    for tensor in entry["inputs"] + entry["outputs"]:
+        assert tensor["quantization"]["dtype"] == "int8" and tensor["quantization"]["scale"] > 0
+    from modelport.formats.tflite import TFLiteSession
+    raw = TFLiteSession(tmp_path / "bundle" / "model_int8.tflite", raw_io=True)
+    assert [s.dtype.name for s in raw.inputs + raw.outputs] == ["int8", "int8"]
+    refused = cli("edge", "tflite", source, tmp_path / "other", "--quantize", "fp32", "--int8-io")
+    assert refused.code == 2 and "--int8-io applies to the int8" in refused.err and not (tmp_path / "other").exists()
