@@ -155,7 +155,8 @@ app.add_typer(edge_app, name="edge")
 def edge_tflite(src: str = typer.Argument(..., help="Source model (any format the planner reaches a SavedModel from)."),
                 out_dir: Path = typer.Argument(..., help="The bundle folder to write (replaced whole, atomically)."),
                 quantize: str = typer.Option("fp32", "--quantize", help="Modes, comma separated: fp32, fp16, dynamic, int8, int16x8."),
-                calibration: Optional[Path] = typer.Option(None, "--calibration", help=".npz of typical inputs by input name (batch first): needed by int8 and int16x8, and the check's data."),
+                calibration: Optional[Path] = typer.Option(None, "--calibration", help=".npz of typical inputs by input name (batch first), or a folder of images: needed by int8 and int16x8, and the check's data."),
+                image_size: Optional[str] = typer.Option(None, "--image-size", help="H,W (or one size) the calibration images are resized to; default: the input's own."),
                 labels: Optional[Path] = typer.Option(None, "--labels", help="Class labels, one per line, packed into each file's metadata (TENSOR_AXIS_LABELS)."),
                 mean: Optional[str] = typer.Option(None, "--mean", help="Image normalization the app applies, (x - mean) / std: one value or one per channel (e.g. 127.5)."),
                 std: Optional[str] = typer.Option(None, "--std", help="See --mean (e.g. 127.5)."),
@@ -166,13 +167,17 @@ def edge_tflite(src: str = typer.Argument(..., help="Source model (any format th
     """Write a TFLite bundle: one file per quantization mode, each checked in LiteRT against SRC."""
     from .._render import render_edge
     from ..edge.tflite import export_tflite, parse_modes
-    from ..validate.inputs import load_feeds
     quiet_tensorflow()
     parse_modes(quantize)  # refused before any work
-    feeds = load_feeds(calibration) if calibration else None
+    if calibration is not None and not calibration.exists():
+        raise UsageError(f"no such calibration data: {str(calibration)!r}")
+    size = _floats("--image-size", image_size)
+    if size is not None and (len(size) not in (1, 2) or any(v <= 0 or v != int(v) for v in size)):
+        raise UsageError(f"--image-size {image_size!r}: H,W or one size, in pixels")
     options = open_options(weights, input_shape, trust_pickle, imports)
     try:
-        result = export_tflite(src, out_dir, quantize=quantize, calibration=feeds, labels=labels,
+        result = export_tflite(src, out_dir, quantize=quantize, calibration=calibration, labels=labels,
+                               image_size=None if size is None else (int(size[0]), int(size[-1])),
                                mean=_floats("--mean", mean), std=_floats("--std", std), description=description,
                                integer_io=int8_io,
                                input_specs=options["input_specs"], weights=options["weights"],

@@ -123,7 +123,8 @@ class EdgeResult:
 
 
 def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Sequence[str] = ("fp32",),
-                  calibration: Mapping[str, np.ndarray] | None = None, labels: str | Path | None = None,
+                  calibration: Mapping[str, np.ndarray] | str | Path | None = None,
+                  image_size: tuple[int, int] | None = None, labels: str | Path | None = None,
                   mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                   description: str = "", integer_io: bool = False, input_specs=None, weights=None,
                   trust_pickle: bool = False, seed: int = 0, steps: Steps | None = None) -> EdgeResult:
@@ -160,6 +161,8 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
     with steps.step(f"Loading {Path(str(source)).name}"):
         reference = open_model(source, weights=weights, input_specs=input_specs, trust_pickle=trust_pickle)
     try:
+        if isinstance(calibration, (str, Path)):
+            calibration = _load_calibration(Path(calibration), reference, image_size, mean, std)
         if calibration is not None:
             _check_calibration(reference, calibration)
         labelled = _labelled_output(reference, label_lines) if label_lines is not None else None
@@ -204,6 +207,17 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
 def _json(value) -> str:
     import json
     return json.dumps(value, indent=1, default=str) + "\n"
+
+
+def _load_calibration(path: Path, reference, image_size, mean, std) -> dict[str, np.ndarray]:
+    from ..validate.inputs import load_feeds, load_image_folder
+    if not path.is_dir():
+        return load_feeds(path)
+    if len(reference.inputs) != 1:
+        raise UsageError(f"a folder of images calibrates a model with one image input; this one has "
+                         f"{len(reference.inputs)} inputs", hint="give an .npz of inputs by name instead")
+    spec = reference.inputs[0]
+    return {spec.name: load_image_folder(path, spec, image_size, mean, std, limit=CALIBRATION_SAMPLES)}
 
 
 def _check_calibration(reference, calibration: Mapping[str, np.ndarray]) -> None:

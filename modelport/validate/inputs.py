@@ -65,3 +65,40 @@ def load_feeds(path: str | Path) -> dict[str, np.ndarray]:
     except Exception as exc:
         raise InvalidModelError(f"cannot read inputs {str(path)!r} as .npz: {exc}",
                                 hint="write it with numpy.savez(path, input_name=array, ...)") from exc
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+
+def load_image_folder(folder: str | Path, spec: TensorSpec, size: tuple[int, int] | None = None,
+                      mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                      limit: int = 200) -> np.ndarray:
+    """The images of ``folder`` (sorted by name, at most ``limit``) as one batch for the image input
+    ``spec``: RGB (or grayscale for one channel), resized to ``size`` (height, width; else the
+    input's own), (x - mean) / std per channel when given, in the input's layout (channels-first
+    when its second dim is 1 or 3, else channels-last)."""
+    from PIL import Image, UnidentifiedImageError
+    folder = Path(folder)
+    if spec.shape is None or len(spec.shape) != 4:
+        raise UsageError(f"a folder of images calibrates an image input; {spec.name!r} is {spec.shape_str()}",
+                         hint="give an .npz of inputs instead")
+    first = spec.shape[1] in (1, 3) and spec.shape[3] not in (1, 3)
+    channels, height, width = (spec.shape[1:] if first else (spec.shape[3], *spec.shape[1:3]))
+    height, width = size or (height, width)
+    if not height or not width:
+        raise UsageError(f"input {spec.name!r} has no fixed height and width", hint="give --image-size H,W")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if not files:
+        raise UsageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {str(folder)!r}")
+    batch = []
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
+                pixels = np.asarray(image, dtype=np.float32).reshape(height, width, -1)
+        except (OSError, UnidentifiedImageError) as exc:
+            raise UsageError(f"cannot read the image {str(path)!r}: {exc}") from None
+        if mean is not None:
+            pixels = (pixels - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+        batch.append(np.transpose(pixels, (2, 0, 1)) if first else pixels)
+    return np.stack(batch).astype(spec.dtype)

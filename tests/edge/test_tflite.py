@@ -174,3 +174,33 @@ def test_int8_io_gives_integer_tensors_with_their_quantization(cli, tmp_path, ke
     assert [s.dtype.name for s in raw.inputs + raw.outputs] == ["int8", "int8"]
     refused = cli("edge", "tflite", source, tmp_path / "other", "--quantize", "fp32", "--int8-io")
     assert refused.code == 2 and "--int8-io applies to the int8" in refused.err and not (tmp_path / "other").exists()
+
+
+@pytest.mark.slow
+def test_a_folder_of_images_calibrates_int8(cli, tmp_path):
+    """PNG photos-to-be as calibration: resized, normalized by --mean/--std, laid out as the PyTorch
+    source takes them; the int8 file is judged on them."""
+    from PIL import Image
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(40):  # smooth random images of varied size: gradients plus a blob
+        h, w = rng.integers(40, 80, 2)
+        yy, xx = np.mgrid[0:h, 0:w]
+        pixels = np.stack([(yy * rng.uniform(1, 4) + xx * rng.uniform(1, 4) + rng.uniform(0, 255)) % 256
+                           for _ in range(3)], axis=-1)
+        Image.fromarray(pixels.astype(np.uint8)).save(images / f"{i:02d}.png")
+    (images / "notes.txt").write_text("not an image")
+    result = cli("edge", "tflite", "tests.zoo_torch:small_cnn", tmp_path / "bundle", "--input-shape",
+                 "image:1,3,32,32", "--quantize", "int8", "--calibration", images, "--mean", "127.5", "--std", "127.5",
+                 "--json")
+    assert result.code == 0, result.err
+    report = result.json()["models"][0]["report"]
+    assert report["batch_sizes"] == [40] and result.json()["passed"]
+    golden = np.load(tmp_path / "bundle" / "inputs.npy")
+    assert golden.shape == (1, 32, 32, 3) and -1.0 <= golden.min() and golden.max() <= 1.0
+    no_images = tmp_path / "empty"
+    no_images.mkdir()
+    refused = cli("edge", "tflite", "tests.zoo_torch:small_cnn", tmp_path / "other", "--input-shape",
+                  "image:1,3,32,32", "--quantize", "int8", "--calibration", no_images)
+    assert refused.code == 2 and "no images" in refused.err and not (tmp_path / "other").exists()
