@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.modelport-installed
 
-.PHONY: install demo test bench bench-onnx-tf proto clean
+.PHONY: install demo test bench bench-onnx-tf bench-edge proto clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ bench: $(STAMP)
 # ONNX -> TFLite against onnx2tf (installs onnx2tf into benchmarks/.venvs/onnx2tf on first use).
 bench-onnx-tf: $(STAMP)
 	$(PY) benchmarks/onnx_tf_bench.py
+
+# TFLite bundle modes (fp32, fp16, dynamic, int8): size and LiteRT latency against Keras in TF.
+bench-edge: $(STAMP)
+	$(PY) benchmarks/edge_bench.py
 
 # Regenerate the Caffe protobuf module from the checked-in caffe.proto subset.
 proto: $(STAMP)
