@@ -140,14 +140,14 @@ def render_validation(report) -> None:
     out.print(f"{verdict}")
 
 
-def render_edge(result) -> None:
-    """An edge bundle: per file, its mode, size, LiteRT latency and verdict, as one table."""
+def render_edge(result, title: str = "TFLite bundle", runtime: str = "LiteRT") -> None:
+    """An edge bundle: per file, its mode, size, latency in its runtime and verdict, as one table."""
     out = console.__class__(highlight=False, soft_wrap=True)
     for hop in result.conversion:
         passed = (hop.get("parity") or {}).get("passed")
         out.print(f"[bold]{hop['edge']}[/] ({'parity passed' if passed else 'not checked' if passed is None else 'parity FAILED'})")
-    table = Table(title=f"TFLite bundle {escape(result.out_dir)}", title_justify="left")
-    for column, justify in (("file", "left"), ("size", "right"), ("latency (1 thread)", "right"),
+    table = Table(title=f"{title} {escape(result.out_dir)}", title_justify="left")
+    for column, justify in (("file", "left"), ("size", "right"), (f"{runtime} latency (1 thread)", "right"),
                             ("worst output", "right"), ("check", "left")):
         table.add_column(column, justify=justify)
     for item in result.files:

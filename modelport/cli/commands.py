@@ -200,3 +200,25 @@ def _floats(flag: str, text: Optional[str]) -> Optional[list[float]]:
     if flag == "--std" and any(v == 0 for v in values):
         raise UsageError("--std 0 would divide by zero")
     return values
+
+
+@edge_app.command("ort")
+def edge_ort(src: str = typer.Argument(..., help="Source model (any format the planner reaches ONNX from)."),
+             out_dir: Path = typer.Argument(..., help="The bundle folder to write (replaced whole, atomically)."),
+             inputs: Inputs = None, weights: Weights = None, input_shape: InputShape = None,
+             trust_pickle: TrustPickle = False, seed: Seed = 0, imports: Imports = None, as_json: Json = False):
+    """Write an ONNX Runtime Mobile bundle: model.ort and its required_operators.config, checked in ORT against SRC."""
+    from .._render import render_edge
+    from ..edge.ort import export_ort
+    from ..validate.inputs import load_feeds
+    quiet_tensorflow()
+    feeds = load_feeds(inputs) if inputs else None
+    options = open_options(weights, input_shape, trust_pickle, imports)
+    try:
+        result = export_ort(src, out_dir, inputs=feeds, input_specs=options["input_specs"], weights=options["weights"],
+                            trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True))
+    except ParityError as error:
+        if error.result is not None:
+            print_json(error.result.to_dict()) if as_json else render_edge(error.result, "ORT bundle", "ORT")
+        raise
+    print_json(result.to_dict()) if as_json else render_edge(result, "ORT bundle", "ORT")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import statistics
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -64,3 +66,26 @@ def write_manifest(folder: Path, *, target: str, source: str, files: list[Bundle
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     return manifest
+
+
+def to_json(value) -> str:
+    return json.dumps(value, indent=1, default=str) + "\n"
+
+
+def check_feeds(reference, calibration, seed: int) -> dict[str, np.ndarray]:
+    """The data every file is checked on: the calibration (or given) inputs, else 8 generated ones."""
+    if calibration is not None:
+        return {spec.name: np.asarray(calibration[spec.name], dtype=spec.dtype) for spec in reference.inputs}
+    from ..validate.inputs import generate_feeds
+    return generate_feeds(reference.inputs, seed=seed, batch=8)
+
+
+def latency_ms(session, feed: Mapping[str, np.ndarray], runs: int = 20) -> float:
+    """Median latency of one inference of ``feed`` in ``session`` (its runtime), after a warm-up run."""
+    session.run(feed)
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        session.run(feed)
+        times.append((time.perf_counter() - began) * 1000)
+    return round(statistics.median(times), 3)

@@ -9,7 +9,6 @@ output and, for classifier-shaped outputs, how often the top-1 class is the same
 from __future__ import annotations
 
 import re
-import statistics
 import tempfile
 import time
 import warnings
@@ -23,7 +22,7 @@ from .._atomic import atomic_output
 from .._console import Steps, captured_output
 from ..errors import ConversionError, ParityError, UsageError, first_line
 from ..validate.tolerances import Tolerance
-from .bundle import BundleFile, write_goldens, write_manifest
+from .bundle import BundleFile, check_feeds, latency_ms, to_json, write_goldens, write_manifest
 from .metadata import ModelInfo, TensorInfo, attach, build_metadata
 
 # Integer modes pass when every output keeps this cosine similarity to the source's, and the
@@ -171,7 +170,7 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
             folder.mkdir()
             tf_source = _tensorflow_source(source, reference, Path(scratch), result, weights, input_specs,
                                            trust_pickle, steps)
-            feeds = _check_feeds(reference, calibration, seed)
+            feeds = check_feeds(reference, calibration, seed)
             describe = _Describe(Path(str(source)).stem, description, len(label_lines) if label_lines else None,
                                  mean, std)
             associated = {"labels.txt": ("\n".join(label_lines) + "\n").encode()} if label_lines else {}
@@ -188,7 +187,7 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
             for bundle_file in result.files:
                 report_name = f"reports/{Path(bundle_file.name).stem}.json"
                 (folder / "reports").mkdir(exist_ok=True)
-                (folder / report_name).write_text(_json(bundle_file.report))
+                (folder / report_name).write_text(to_json(bundle_file.report))
                 extra.append(report_name)
             write_manifest(folder, target="tflite", source=str(source), files=result.files, extra=extra,
                            details={"source_inputs": [s.to_dict() for s in reference.inputs],
@@ -202,11 +201,6 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
         raise ParityError(None, f"{', '.join(failed)} failed the check against the source; the bundle was written "
                                 f"to {str(out_dir)!r} and its manifest marks them", result=result)
     return result
-
-
-def _json(value) -> str:
-    import json
-    return json.dumps(value, indent=1, default=str) + "\n"
 
 
 def _load_calibration(path: Path, reference, image_size, mean, std) -> dict[str, np.ndarray]:
@@ -234,14 +228,6 @@ def _check_calibration(reference, calibration: Mapping[str, np.ndarray]) -> None
                 want is not None and have != want for have, want in zip(shape[1:], spec.shape[1:]))):
             raise UsageError(f"calibration {spec.name!r} is {list(shape)}; the model takes {spec.shape_str()} "
                              "(batch first, in the source model's layout)")
-
-
-def _check_feeds(reference, calibration, seed: int) -> dict[str, np.ndarray]:
-    """The data every file is checked on: the calibration inputs, else 8 generated ones."""
-    if calibration is not None:
-        return {spec.name: np.asarray(calibration[spec.name], dtype=spec.dtype) for spec in reference.inputs}
-    from ..validate.inputs import generate_feeds
-    return generate_feeds(reference.inputs, seed=seed, batch=8)
 
 
 def _tensorflow_source(source, reference, scratch: Path, result: EdgeResult, weights, input_specs, trust_pickle,
@@ -296,7 +282,7 @@ def _export_mode(mode_: Mode, tf_source, reference, feeds, calibration, folder: 
                                       precision=mode_.name, samples=1, seed=seed,
                                       input_layout=_input_layout(reference, candidate))
         passed = report.passed if mode_.tolerance is not None else _agrees(report)
-        latency = _latency_ms(candidate, _in_candidate_layout(reference, candidate, {k: v[:1] for k, v in feeds.items()}))
+        latency = latency_ms(candidate, _in_candidate_layout(reference, candidate, {k: v[:1] for k, v in feeds.items()}))
         ops = sorted(candidate.op_names())
         return BundleFile(path.name, mode_.name, [s.to_dict() | candidate.quantization_of(s.name) | describe.io(t)
                                                   for s, t in zip(candidate.inputs, info.inputs)],
@@ -414,14 +400,3 @@ def _representative_dataset(tf_source, reference, calibration: Mapping[str, np.n
             yield [np.asarray(np.transpose(calibration[name][i:i + 1], (0, 2, 3, 1)) if moved
                               else calibration[name][i:i + 1], dtype=np.float32) for name, moved in pairs]
     return samples
-
-
-def _latency_ms(session, feed: Mapping[str, np.ndarray], runs: int = 20) -> float:
-    """Median LiteRT latency of one batch-1 inference, after a warm-up run."""
-    session.run(feed)
-    times = []
-    for _ in range(runs):
-        began = time.perf_counter()
-        session.run(feed)
-        times.append((time.perf_counter() - began) * 1000)
-    return round(statistics.median(times), 3)

@@ -81,7 +81,8 @@ def test_float8_fake_quantization(cli, tmp_path):
 
 
 def test_sequences_inside_the_graph(cli, tmp_path):
-    """Split into a sequence, map a subgraph over it, concatenate back: tensors at the edges."""
+    """Split into a sequence, map a subgraph over it, pick, erase, concatenate back: tensors at the
+    edges."""
     body = helper.make_graph([helper.make_node("Mul", ["part", "part"], ["squared"])], "square",
                              [helper.make_tensor_value_info("part", TensorProto.FLOAT, None)],
                              [helper.make_tensor_value_info("squared", TensorProto.FLOAT, None)])
@@ -90,13 +91,17 @@ def test_sequences_inside_the_graph(cli, tmp_path):
              helper.make_node("SequenceLength", ["mapped"], ["count"]),
              helper.make_node("SequenceAt", ["mapped", "last"], ["tail"]),
              helper.make_node("ConcatFromSequence", ["mapped"], ["joined"], axis=1),
-             helper.make_node("ReduceSum", ["tail"], ["tail_sum"], keepdims=0)]
+             helper.make_node("ReduceSum", ["tail"], ["tail_sum"], keepdims=0),
+             helper.make_node("SequenceErase", ["mapped", "first"], ["rest"]),
+             helper.make_node("ConcatFromSequence", ["rest"], ["rest_joined"], axis=1)]
     graph = helper.make_graph(nodes, "seq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 10])],
                               [helper.make_tensor_value_info("joined", TensorProto.FLOAT, ["batch", 10]),
                                helper.make_tensor_value_info("count", TensorProto.INT64, []),
-                               helper.make_tensor_value_info("tail_sum", TensorProto.FLOAT, [])],
+                               helper.make_tensor_value_info("tail_sum", TensorProto.FLOAT, []),
+                               helper.make_tensor_value_info("rest_joined", TensorProto.FLOAT, ["batch", 7])],
                               [numpy_helper.from_array(np.array([3, 3, 4], np.int64), "sizes"),
-                               numpy_helper.from_array(np.array(-1, np.int64), "last")])
+                               numpy_helper.from_array(np.array(-1, np.int64), "last"),
+                               numpy_helper.from_array(np.array(0, np.int64), "first")])
     source = tmp_path / "seq.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(source))
     result = cli("convert", source, tmp_path / "saved", "--to", "savedmodel", "--json")
@@ -107,6 +112,7 @@ def test_sequences_inside_the_graph(cli, tmp_path):
     np.testing.assert_allclose(got["joined"], x * x, rtol=1e-6)
     assert int(got["count"]) == 3
     np.testing.assert_allclose(got["tail_sum"], (x[:, 6:] ** 2).sum(), rtol=1e-5)
+    np.testing.assert_allclose(got["rest_joined"], x[:, 3:] ** 2, rtol=1e-6)  # SequenceErase of the first
 
 
 def test_narrow_graph_outputs_are_refused_clearly(cli, tmp_path):
