@@ -42,6 +42,25 @@ class BundleFile:
                 "ops": self.ops}
 
 
+@dataclass
+class EdgeResult:
+    """What an edge export wrote and measured: its files, and the conversion hops before them."""
+    out_dir: str
+    source: str
+    files: list[BundleFile] = field(default_factory=list)
+    conversion: list[dict[str, Any]] = field(default_factory=list)  # the hops to the format the target starts from
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(f.passed is not False for f in self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out_dir": self.out_dir, "source": self.source, "passed": self.passed,
+                "seconds": round(self.seconds, 3), "conversion": self.conversion,
+                "models": [f.to_dict() | {"report": f.report} for f in self.files]}
+
+
 def write_goldens(folder: Path, inputs: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray]) -> list[str]:
     """``inputs.npy`` / ``expected.npy`` for a single tensor, ``.npz`` by name for several."""
     written = []

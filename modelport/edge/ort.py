@@ -9,9 +9,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
@@ -19,32 +18,14 @@ from .._atomic import atomic_output
 from .._console import Steps
 from ..errors import ConversionError, ParityError, UsageError
 from ..validate.tolerances import Tolerance
-from .bundle import BundleFile, check_feeds, latency_ms, to_json, write_goldens, write_manifest
+from .bundle import BundleFile, EdgeResult, check_feeds, latency_ms, to_json, write_goldens, write_manifest
 
 OPS_CONFIG = "required_operators.config"
 
 
-@dataclass
-class OrtBundle:
-    out_dir: str
-    source: str
-    files: list[BundleFile] = field(default_factory=list)
-    conversion: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        return all(f.passed is not False for f in self.files)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"out_dir": self.out_dir, "source": self.source, "passed": self.passed,
-                "seconds": round(self.seconds, 3), "conversion": self.conversion,
-                "models": [f.to_dict() | {"report": f.report} for f in self.files]}
-
-
 def export_ort(source: str | Path, out_dir: str | Path, *, inputs: Mapping[str, np.ndarray] | None = None,
                input_specs=None, weights=None, trust_pickle: bool = False, seed: int = 0,
-               steps: Steps | None = None) -> OrtBundle:
+               steps: Steps | None = None) -> EdgeResult:
     """Write ``out_dir`` with ``model.ort``, its operator config, a manifest, golden data and the
     parity report of the ``.ort`` model against ``source`` (on ``inputs`` when given).
 
@@ -59,7 +40,7 @@ def export_ort(source: str | Path, out_dir: str | Path, *, inputs: Mapping[str, 
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"{str(out_dir)!r} exists and is a file; a bundle is a folder")
-    result = OrtBundle(str(out_dir), str(source))
+    result = EdgeResult(str(out_dir), str(source))
     with steps.step(f"Loading {Path(str(source)).name}"):
         reference = open_model(source, weights=weights, input_specs=input_specs, trust_pickle=trust_pickle)
     try:

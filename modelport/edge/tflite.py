@@ -12,7 +12,7 @@ import re
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -22,7 +22,7 @@ from .._atomic import atomic_output
 from .._console import Steps, captured_output
 from ..errors import ConversionError, ParityError, UsageError, first_line
 from ..validate.tolerances import Tolerance
-from .bundle import BundleFile, check_feeds, latency_ms, to_json, write_goldens, write_manifest
+from .bundle import BundleFile, EdgeResult, check_feeds, latency_ms, to_json, write_goldens, write_manifest
 from .metadata import ModelInfo, TensorInfo, attach, build_metadata
 
 # Integer modes pass when every output keeps this cosine similarity to the source's, and the
@@ -100,25 +100,6 @@ def parse_modes(text: str | Sequence[str]) -> list[str]:
         raise UsageError(f"--quantize {','.join(unknown) or text!r}: unknown mode",
                          hint=f"choose among {', '.join(MODES)} (several: fp32,int8)")
     return list(dict.fromkeys(names))
-
-
-@dataclass
-class EdgeResult:
-    """What ``export_tflite`` wrote and measured."""
-    out_dir: str
-    source: str
-    files: list[BundleFile] = field(default_factory=list)
-    conversion: list[dict[str, Any]] = field(default_factory=list)  # the hops to the SavedModel
-    seconds: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        return all(f.passed is not False for f in self.files)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"out_dir": self.out_dir, "source": self.source, "passed": self.passed,
-                "seconds": round(self.seconds, 3), "conversion": self.conversion,
-                "models": [f.to_dict() | {"report": f.report} for f in self.files]}
 
 
 def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Sequence[str] = ("fp32",),
