@@ -58,7 +58,9 @@ def mode(name: str, summary: str, *, calibrated: bool = False, tolerance: Tolera
     return register
 
 
-@mode("fp32", "float32, as the source computes", tolerance=Tolerance(1e-5, 1e-5, "scale"))
+# fp32: XNNPACK's kernels sum in another order than TensorFlow's: ~1e-5 of the logits' scale on a
+# deep net (MobileNetV2), hence the rtol.
+@mode("fp32", "float32, as the source computes", tolerance=Tolerance(1e-5, 1e-4, "scale"))
 def _fp32(tf, converter, dataset, integer_io: bool) -> None:
     pass
 
@@ -109,8 +111,10 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
                   description: str = "", integer_io: bool = False, input_specs=None, weights=None,
                   trust_pickle: bool = False, seed: int = 0, steps: Steps | None = None) -> EdgeResult:
     """Write a TFLite bundle of ``source`` to ``out_dir``: one file per mode of ``quantize``, each
-    carrying TFLite Model Metadata and checked in LiteRT against the source. ``calibration``
-    (inputs by name, batch first) is needed by int8 and int16x8 and is the check's data when given.
+    carrying TFLite Model Metadata and checked in LiteRT against the source. ``calibration`` (arrays
+    by input name, batch first; an .npz path; or a folder of images for a one-image-input model,
+    resized to ``image_size`` or the input's size and normalized by ``mean``/``std``) is needed by
+    int8 and int16x8 and is the check's data when given.
     ``labels`` (one per line) annotate the classifier output; ``mean``/``std`` are the normalization
     an app applies to image inputs before the model, recorded in the metadata and the manifest.
     Image inputs are channels-last (what phones' image APIs give), whatever the source's layout.
@@ -122,6 +126,7 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
         ParityError: a file failed its check; the bundle was written and says so.
     """
     from ..formats import open_model
+    from ..formats.tflite import TFLiteSession
     steps = steps or Steps(enabled=False)
     start = time.perf_counter()
     names = parse_modes(quantize)
@@ -159,7 +164,6 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
                 result.files.append(_export_mode(MODES[name], tf_source, reference, feeds, calibration, folder,
                                                  seed, steps, describe, associated, integer_io))
             golden = {k: v[:1] for k, v in feeds.items()}
-            from ..formats.tflite import TFLiteSession
             with TFLiteSession(folder / result.files[0].name) as first:  # the app feeds the TFLite layout
                 extra = write_goldens(folder, _in_candidate_layout(reference, first, golden), reference.run(golden))
             for file_name, data in associated.items():

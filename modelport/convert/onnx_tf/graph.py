@@ -189,11 +189,12 @@ def static_info(model) -> StaticInfo:
     except Exception:  # noqa: BLE001  (a model shape inference cannot follow converts without the hints)
         inferred = None
     shapes = {}
+    inputs = {value.name for value in graph.input}  # their dims are the signature's, not refined
     for info in [*graph.input, *(inferred.value_info if inferred else ()), *(inferred or graph).output]:
         tensor = info.type.tensor_type
         if tensor.elem_type:
             types.setdefault(info.name, tensor.elem_type)
-        if inferred is not None and info.name not in {i.name for i in graph.input} and tensor.HasField("shape"):
+        if inferred is not None and info.name not in inputs and tensor.HasField("shape"):
             shapes[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
     return StaticInfo(shapes, types)
 
