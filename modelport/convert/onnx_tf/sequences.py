@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import UnsupportedOpError
+from .dtypes import tf_dtype
 from .graph import NodeContext, onnx_op
 
 
@@ -61,7 +62,6 @@ def from_feed(onnx_type, value):
         return OptionalValue(None if value is None else from_feed(inner, value))
     if onnx_type.HasField("sequence_type"):
         element = onnx_type.sequence_type.elem_type.tensor_type.elem_type
-        from .dtypes import tf_dtype
         return TensorSequence([tf.convert_to_tensor(v) for v in value], tf_dtype(element) if element else None)
     return value
 
@@ -76,7 +76,8 @@ def to_result(value):
 
 
 def _position(ctx: NodeContext, index: int, length: int, default: int, inserting: bool = False) -> int:
-    """A sequence position input as a Python int in [0, length] (negative counts from the end)."""
+    """A sequence position input as a Python int: in [0, length) to read or erase, [0, length] to
+    insert at (negative counts from the end)."""
     if ctx.input(index) is None:
         return default
     known = ctx.known(index)
@@ -88,7 +89,8 @@ def _position(ctx: NodeContext, index: int, length: int, default: int, inserting
                                  where=f"node {ctx.node.name!r}",
                                  hint="sequences are unrolled while converting: positions must be constants")
     position = int(np.asarray(value).reshape(-1)[0])
-    position += length + (1 if inserting else 0) if position < 0 else 0
+    if position < 0:  # from the back: -1 is the last element (inserting: before it), as ONNX Runtime does
+        position += length
     if not 0 <= position <= length - (0 if inserting else 1):
         raise UnsupportedOpError(f"{ctx.node.op_type} at position {position} of a sequence of {length}", ctx.opset,
                                  where=f"node {ctx.node.name!r}")
@@ -104,7 +106,6 @@ def convert_sequence_construct(ctx: NodeContext):
 @onnx_op("SequenceEmpty", since=11)
 def convert_sequence_empty(ctx: NodeContext):
     """ONNX SequenceEmpty: an empty sequence of ``dtype`` (float by default)."""
-    from .dtypes import tf_dtype
     return TensorSequence([], tf_dtype(ctx.attr("dtype", 1)))
 
 

@@ -128,3 +128,27 @@ def test_narrow_graph_outputs_are_refused_clearly(cli, tmp_path):
     assert result.code == 2, result.err
     assert "'q' is tensor(int4)" in result.err and "internal error" not in result.err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q4.onnx"]
+
+
+def test_negative_sequence_positions_count_from_the_back(cli, tmp_path):
+    """SequenceInsert at -1 goes before the last element, as in ONNX Runtime (the parity check's
+    reference); SequenceErase at -2 removes the one before the last."""
+    nodes = [helper.make_node("SplitToSequence", ["x", "sizes"], ["parts"], axis=1),
+             helper.make_node("SequenceInsert", ["parts", "marker", "back"], ["inserted"]),
+             helper.make_node("SequenceErase", ["inserted", "back2"], ["erased"]),
+             helper.make_node("ConcatFromSequence", ["inserted"], ["y"], axis=1),
+             helper.make_node("ConcatFromSequence", ["erased"], ["z"], axis=1)]
+    graph = helper.make_graph(nodes, "positions", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3]),
+                                                   helper.make_tensor_value_info("marker", TensorProto.FLOAT, ["batch", 1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4]),
+                               helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 3])],
+                              [numpy_helper.from_array(np.array([1, 1, 1], np.int64), "sizes"),
+                               numpy_helper.from_array(np.array(-1, np.int64), "back"),
+                               numpy_helper.from_array(np.array(-2, np.int64), "back2")])
+    source = tmp_path / "positions.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(source))
+    result = cli("convert", source, tmp_path / "saved", "--to", "savedmodel")
+    assert result.code == 0, result.err
+    got = _savedmodel_outputs(tmp_path / "saved", x=np.array([[1, 2, 3]], np.float32), marker=np.array([[9]], np.float32))
+    np.testing.assert_array_equal(got["y"], [[1, 2, 9, 3]])
+    np.testing.assert_array_equal(got["z"], [[1, 2, 3]])
