@@ -150,13 +150,13 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
             calibration = _load_calibration(Path(calibration), reference, image_size, mean, std)
         if calibration is not None:
             _check_calibration(reference, calibration)
-        labelled = _labelled_output(reference, label_lines) if label_lines is not None else None
+        feeds = check_feeds(reference, calibration, seed)
+        labelled = _labelled_output(reference, label_lines, feeds) if label_lines is not None else None
         with tempfile.TemporaryDirectory(prefix="modelport-edge-") as scratch, \
                 atomic_output(out_dir, directory=True) as folder:
             folder.mkdir()
             tf_source = _tensorflow_source(source, reference, Path(scratch), result, weights, input_specs,
                                            trust_pickle, steps)
-            feeds = check_feeds(reference, calibration, seed)
             describe = _Describe(Path(str(source)).stem, description, len(label_lines) if label_lines else None,
                                  mean, std)
             associated = {"labels.txt": ("\n".join(label_lines) + "\n").encode()} if label_lines else {}
@@ -291,12 +291,16 @@ def read_labels(path: str | Path) -> list[str]:
     return [line.rstrip("\r") for line in lines]
 
 
-def _labelled_output(reference, labels: list[str]) -> str:
-    """The output the labels annotate: the one whose last axis has one entry per label."""
-    for spec in reference.outputs:
-        if spec.shape and spec.shape[-1] == len(labels):
-            return spec.name
+def _labelled_output(reference, labels: list[str], feeds: Mapping[str, np.ndarray]) -> str:
+    """The output the labels annotate: the one whose last axis has one entry per label (run once
+    on a sample when the signature does not say, as for Caffe)."""
     sizes = {spec.name: spec.shape[-1] if spec.shape else None for spec in reference.outputs}
+    if None in sizes.values():
+        sizes = {name: value.shape[-1] if value.ndim else None
+                 for name, value in reference.run({k: v[:1] for k, v in feeds.items()}).items()}
+    for name, size in sizes.items():
+        if size == len(labels):
+            return name
     raise UsageError(f"{len(labels)} labels, but no output has {len(labels)} classes on its last axis ({sizes})",
                      hint="one label per class, in class order")
 

@@ -204,3 +204,32 @@ def test_a_folder_of_images_calibrates_int8(cli, tmp_path):
     refused = cli("edge", "tflite", "tests.zoo_torch:small_cnn", tmp_path / "other", "--input-shape",
                   "image:1,3,32,32", "--quantize", "int8", "--calibration", no_images)
     assert refused.code == 2 and "no images" in refused.err and not (tmp_path / "other").exists()
+
+
+@pytest.mark.slow
+def test_trained_caffe_lenet_bundle_with_its_labels(cli, tmp_path):
+    """Caffe's trained MNIST LeNet (tests/data/caffe/lenet): caffe -> onnx -> savedmodel, then fp32
+    and int8 files calibrated and judged on drawn digits, its own labels packed, pixels 0..255
+    normalized by the app as the metadata says ((x - 0) / 255)."""
+    from PIL import Image, ImageDraw, ImageFont
+    from tests.convert.caffe.helpers import CAFFE_DATA
+    font = ImageFont.load_default(size=22)
+    rng = np.random.default_rng(0)
+    digits = []
+    for i in range(40):
+        image = Image.new("L", (28, 28), 0)
+        ImageDraw.Draw(image).text((7 + int(rng.integers(-2, 3)), 1 + int(rng.integers(-2, 3))), str(i % 10),
+                                   fill=255, font=font)
+        digits.append(np.asarray(image, np.float32)[None] / 255.0)
+    np.savez(tmp_path / "digits.npz", data=np.stack(digits))
+    lenet = CAFFE_DATA / "lenet"
+    result = cli("edge", "tflite", lenet / "deploy.prototxt", tmp_path / "bundle", "--weights", lenet / "weights.caffemodel",
+                 "--quantize", "fp32,int8", "--calibration", tmp_path / "digits.npz", "--labels", lenet / "labels.txt",
+                 "--mean", "0", "--std", "255", "--json")
+    assert result.code == 0, result.err
+    data = result.json()
+    assert [h["edge"] for h in data["conversion"]] == ["caffe->onnx", "onnx->savedmodel"] and data["passed"]
+    for entry in data["models"]:
+        assert entry["inputs"][0]["shape"][1:] == [28, 28, 1] and entry["outputs"][0]["labels"] == "labels.txt"
+        assert entry["report"]["outputs"][0]["top1_agreement"] == 1.0
+    assert (tmp_path / "bundle" / "labels.txt").read_text() == (lenet / "labels.txt").read_text().rstrip("\n") + "\n"
