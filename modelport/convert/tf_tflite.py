@@ -12,6 +12,19 @@ from ..formats._tf import import_tf
 from .registry import ConvertOptions, converter
 
 
+def refusal(exc: Exception, what: str, hop: str) -> ConversionError:
+    """TFLiteConverter's failure as a ConversionError naming the TF ops without a TFLite builtin,
+    with what to do (for loops: fixed sizes, or a SavedModel)."""
+    ops = sorted(set(re.findall(r"'(tf\.\w+)' op", str(exc))))
+    detail = f"TensorFlow ops without a TFLite builtin: {', '.join(ops)}" if ops else first_line(exc)
+    hint = "TFLite builtins lack an op of this model; run with --debug for the converter's log"
+    if any(op.startswith("tf.TensorList") for op in ops):  # a loop TFLite could only lower with fixed shapes
+        hint = ("the model loops (a recurrent layer, an ONNX Loop or Scan) in a way TFLite's builtins cannot "
+                "hold; fixed sizes (--fixed-batch, --input-shape with a fixed sequence length) let ONNX "
+                "RNN/GRU/LSTM layers unroll; a SavedModel (--to savedmodel) runs it as it is")
+    return ConversionError(f"{what}: {detail}", hop=hop, hint=hint)
+
+
 def _convert(make_converter, dst: Path, source: str) -> Path:
     tf = import_tf()
     try:
@@ -21,14 +34,7 @@ def _convert(make_converter, dst: Path, source: str) -> Path:
             converter_.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex: LiteRT must run it
             flatbuffer = converter_.convert()
     except Exception as exc:
-        ops = sorted(set(re.findall(r"'(tf\.\w+)' op", str(exc))))
-        detail = f"TensorFlow ops without a TFLite builtin: {', '.join(ops)}" if ops else first_line(exc)
-        hint = "TFLite builtins lack an op of this model; run with --debug for the converter's log"
-        if any(op.startswith("tf.TensorList") for op in ops):  # a loop TFLite could only lower with fixed shapes
-            hint = ("the model loops (a recurrent layer, an ONNX Loop or Scan) in a way TFLite's builtins cannot "
-                    "hold; fixed sizes (--fixed-batch, --input-shape with a fixed sequence length) let ONNX "
-                    "RNN/GRU/LSTM layers unroll; a SavedModel (--to savedmodel) runs it as it is")
-        raise ConversionError(f"the TFLite converter refused {source}: {detail}", hop="->tflite", hint=hint) from exc
+        raise refusal(exc, f"the TFLite converter refused {source}", hop="->tflite") from exc
     del log
     dst.write_bytes(flatbuffer)
     return dst

@@ -8,7 +8,6 @@ output and, for classifier-shaped outputs, how often the top-1 class is the same
 """
 from __future__ import annotations
 
-import re
 import tempfile
 import time
 import warnings
@@ -20,7 +19,7 @@ import numpy as np
 
 from .._atomic import atomic_output
 from .._console import Steps, captured_output
-from ..errors import ConversionError, ParityError, UsageError, first_line
+from ..errors import ParityError, UsageError
 from ..validate.tolerances import Tolerance
 from .bundle import BundleFile, EdgeResult, check_feeds, latency_ms, to_json, write_goldens, write_manifest
 from .metadata import ModelInfo, TensorInfo, attach, build_metadata
@@ -238,6 +237,7 @@ def _converter(tf, tf_source):
 def _export_mode(mode_: Mode, tf_source, reference, feeds, calibration, folder: Path, seed: int,
                  steps: Steps, describe: "_Describe", associated: Mapping[str, bytes],
                  integer_io: bool = False) -> BundleFile:
+    from ..convert.tf_tflite import refusal
     from ..formats._tf import import_tf
     from ..formats.tflite import TFLiteSession
     from ..validate.parity import compare_sessions
@@ -253,11 +253,10 @@ def _export_mode(mode_: Mode, tf_source, reference, feeds, calibration, folder: 
                 mode_.configure(tf, converter, dataset, integer_io)
                 flatbuffer = converter.convert()
         except Exception as exc:
-            ops = sorted(set(re.findall(r"'(tf\.\w+)' op", str(exc))))
-            detail = f"TensorFlow ops without a TFLite builtin: {', '.join(ops)}" if ops else first_line(exc)
-            raise ConversionError(f"TFLite {mode_.name}: {detail}", hop=f"edge tflite {mode_.name}") from exc
+            raise refusal(exc, f"TFLite {mode_.name}", hop=f"edge tflite {mode_.name}") from exc
         path.write_bytes(flatbuffer)
-        info = describe.of(TFLiteSession(path))  # the metadata follows the file's own input/output order
+        with TFLiteSession(path) as plain:  # the metadata follows the file's own input/output order
+            info = describe.of(plain)
         path.write_bytes(attach(flatbuffer, build_metadata(info), dict(associated)))
     candidate = TFLiteSession(path, threads=1)
     try:

@@ -60,6 +60,21 @@ def index_bounds(model) -> dict[str, int]:
     return bounds
 
 
+def session_options(threads: int = 0):
+    """ONNX Runtime options for a session that serves as a reference: quiet, and computing what
+    the graph says."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    # ORT fuses DequantizeLinear(int4/uint4 weights) + MatMul into MatMulNBits and by default
+    # then quantizes the activations to int8 (accuracy level 4): off by ~1e-1 from what the
+    # graph says. A reference runtime computes what the graph says: fp32 accumulation (level 1).
+    options.add_session_config_entry("session.qdq_matmulnbits_accuracy_level", "1")
+    if threads:
+        options.intra_op_num_threads = threads
+    return options
+
+
 class OnnxSession(Session):
     format_name = "onnx"
     intermediate_scheme = "onnx"
@@ -69,14 +84,7 @@ class OnnxSession(Session):
         super().__init__(path)
         import onnxruntime as ort
         self.model = model if model is not None else load_onnx_model(self.path)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        # ORT fuses DequantizeLinear(int4/uint4 weights) + MatMul into MatMulNBits and by default
-        # then quantizes the activations to int8 (accuracy level 4): off by ~1e-1 from what the
-        # graph says. A reference runtime computes what the graph says: fp32 accumulation (level 1).
-        options.add_session_config_entry("session.qdq_matmulnbits_accuracy_level", "1")
-        if threads:
-            options.intra_op_num_threads = threads
+        options = session_options(threads)
         try:
             self._session = ort.InferenceSession(
                 self.model.SerializeToString() if self.model.ByteSize() < 2**31 - 1 else str(self.path),

@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import InvalidModelError, first_line
 from ..tensors import TensorSpec, ort_type_to_numpy
 from .base import Format, Probe, Session, register_format
+from .onnx import session_options
 
 
 class OrtFormatSession(Session):
@@ -18,12 +19,8 @@ class OrtFormatSession(Session):
     def __init__(self, path, *, threads: int = 0, **_ignored):
         super().__init__(path)
         import onnxruntime as ort
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
         try:
-            self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(str(self.path), session_options(threads), providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise InvalidModelError(f"ONNX Runtime cannot load the ORT-format model {str(path)!r}: {first_line(exc)}",
                                     hint="the file may be truncated, or written by a newer ONNX Runtime") from exc

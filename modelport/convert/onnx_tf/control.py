@@ -79,13 +79,8 @@ class _NotStatic(Exception):
 
 
 def _static_int(ctx: NodeContext, index: int) -> int | None:
-    known = ctx.known(index)
-    if known is not None and None not in known:
-        return int(known[0])
-    value = ctx.const(index)
-    if value is None and ctx.input(index) is not None:
-        value = _tf().get_static_value(ctx.inputs[index])
-    return None if value is None else int(value.reshape(-1)[0]) if hasattr(value, "reshape") else int(value)
+    value = ctx.static(index)
+    return None if value is None else int(value.reshape(-1)[0])
 
 
 @onnx_op("Loop")

@@ -57,6 +57,22 @@ class NodeContext:
         found = self.partials.get(self.node.input[index])
         return None if found is None else found[1]
 
+    def static(self, index: int) -> np.ndarray | None:
+        """Input ``index``'s value when it is known while converting: a constant, folded shape
+        arithmetic, or a tensor TensorFlow evaluates statically; None when only the run knows it."""
+        if index >= len(self.node.input) or not self.node.input[index]:
+            return None
+        known = self.known(index)
+        if known is not None and None not in known:
+            return np.asarray(known)
+        value = self.const(index)
+        if value is None:
+            import tensorflow as tf
+            tensor = self.inputs[index]
+            tensor = tensor.tensor if isinstance(tensor, Laid) else tensor
+            value = tf.get_static_value(tensor) if tf.is_tensor(tensor) else None
+        return None if value is None else np.asarray(value)
+
     def onnx_type(self, index: int) -> int | None:
         """Input ``index``'s ONNX element type: as declared or inferred, else read off its TF dtype
         (a narrow type's carrier alone cannot tell int4 from int8: narrow.py)."""

@@ -80,11 +80,8 @@ def _position(ctx: NodeContext, index: int, length: int, default: int, inserting
     insert at (negative counts from the end)."""
     if ctx.input(index) is None:
         return default
-    known = ctx.known(index)
-    value = ctx.const(index) if known is None else known
+    value = ctx.static(index)
     if value is None:
-        value = _tf().get_static_value(ctx.inputs[index])
-    if value is None or (isinstance(value, list) and None in value):
         raise UnsupportedOpError(f"{ctx.node.op_type} at a position computed at run time", ctx.opset,
                                  where=f"node {ctx.node.name!r}",
                                  hint="sequences are unrolled while converting: positions must be constants")
@@ -148,16 +145,14 @@ def convert_split_to_sequence(ctx: NodeContext):
     x = ctx.inputs[0]
     axis = ctx.attr("axis", 0) % len(x.shape)
     size = x.shape[axis]
-    split = ctx.const(1)
-    if split is None and ctx.input(1) is not None:
-        split = tf.get_static_value(ctx.inputs[1])
-        if split is None:  # run-time sizes: the piece count is their length, which must be static
-            sizes = ctx.inputs[1]
-            if sizes.shape.rank != 1 or sizes.shape[0] is None:
-                raise UnsupportedOpError("SplitToSequence into a number of pieces computed at run time", ctx.opset,
-                                         where=f"node {ctx.node.name!r}",
-                                         hint="sequences are unrolled while converting: give split as a constant")
-            return TensorSequence(tf.split(x, tf.cast(sizes, tf.int32), axis=axis, num=sizes.shape[0]), x.dtype)
+    split = ctx.static(1)
+    if split is None and ctx.input(1) is not None:  # run-time sizes: their count must be static
+        sizes = ctx.inputs[1]
+        if sizes.shape.rank != 1 or sizes.shape[0] is None:
+            raise UnsupportedOpError("SplitToSequence into a number of pieces computed at run time", ctx.opset,
+                                     where=f"node {ctx.node.name!r}",
+                                     hint="sequences are unrolled while converting: give split as a constant")
+        return TensorSequence(tf.split(x, tf.cast(sizes, tf.int32), axis=axis, num=sizes.shape[0]), x.dtype)
     if size is None and (split is None or np.ndim(split) == 0):
         raise UnsupportedOpError("SplitToSequence of an axis of unknown length", ctx.opset,
                                  where=f"node {ctx.node.name!r}", hint="give the input a static shape")
@@ -166,7 +161,6 @@ def convert_split_to_sequence(ctx: NodeContext):
         if not ctx.attr("keepdims", 1):
             pieces = [tf.squeeze(piece, [axis]) for piece in pieces]
         return TensorSequence(pieces, x.dtype)
-    split = np.asarray(split)
     if split.ndim == 0:
         chunk = int(split)
         sizes = [chunk] * (size // chunk) + ([size % chunk] if size % chunk else [])
