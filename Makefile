@@ -7,7 +7,9 @@ STAMP  := $(VENV)/.modelport-installed
 
 .PHONY: install demo test bench bench-onnx-tf bench-edge proto clean
 
-$(STAMP): pyproject.toml constraints.txt
+TFJS_RUNNER := modelport/edge/tfjs_runner
+
+$(STAMP): pyproject.toml constraints.txt $(TFJS_RUNNER)/package-lock.json
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
@@ -15,6 +17,8 @@ $(STAMP): pyproject.toml constraints.txt
 	# writes; kept out of the product's environment (its wheel pulls opencv-contrib, which would
 	# replace OpenCV 4, the Caffe reference), so its own code goes to a folder of its own.
 	$(PY) -m pip install --quiet --no-deps --target $(VENV)/peers/mediapipe mediapipe==1.2.2
+	# Real TF.js (Node, WebAssembly backend) for the edge tfjs checks, at the versions package-lock.json pins.
+	npm ci --prefix $(TFJS_RUNNER) --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -171,13 +171,11 @@ def edge_tflite(src: str = typer.Argument(..., help="Source model (any format th
     parse_modes(quantize)  # refused before any work
     if calibration is not None and not calibration.exists():
         raise UsageError(f"no such calibration data: {str(calibration)!r}")
-    size = _floats("--image-size", image_size)
-    if size is not None and (len(size) not in (1, 2) or any(v <= 0 or v != int(v) for v in size)):
-        raise UsageError(f"--image-size {image_size!r}: H,W or one size, in pixels")
+    size = _image_size(image_size)
     options = open_options(weights, input_shape, trust_pickle, imports)
     try:
         result = export_tflite(src, out_dir, quantize=quantize, calibration=calibration, labels=labels,
-                               image_size=None if size is None else (int(size[0]), int(size[-1])),
+                               image_size=size,
                                mean=_floats("--mean", mean), std=_floats("--std", std), description=description,
                                integer_io=int8_io,
                                input_specs=options["input_specs"], weights=options["weights"],
@@ -187,6 +185,16 @@ def edge_tflite(src: str = typer.Argument(..., help="Source model (any format th
             print_json(error.result.to_dict()) if as_json else render_edge(error.result)
         raise
     print_json(result.to_dict()) if as_json else render_edge(result)
+
+
+def _image_size(text: Optional[str]) -> Optional[tuple[int, int]]:
+    """``--image-size 224`` or ``224,192`` as (H, W); UsageError otherwise."""
+    size = _floats("--image-size", text)
+    if size is None:
+        return None
+    if len(size) not in (1, 2) or any(v <= 0 or v != int(v) for v in size):
+        raise UsageError(f"--image-size {text!r}: H,W or one size, in pixels")
+    return int(size[0]), int(size[-1])
 
 
 def _floats(flag: str, text: Optional[str]) -> Optional[list[float]]:
@@ -200,6 +208,39 @@ def _floats(flag: str, text: Optional[str]) -> Optional[list[float]]:
     if flag == "--std" and any(v == 0 for v in values):
         raise UsageError("--std 0 would divide by zero")
     return values
+
+
+@edge_app.command("tfjs")
+def edge_tfjs(src: str = typer.Argument(..., help="Source model (any format the planner reaches a SavedModel from)."),
+              out_dir: Path = typer.Argument(..., help="The bundle folder to write (replaced whole, atomically)."),
+              quantize: str = typer.Option("float32", "--quantize", help="Weight storage: float32, float16, uint16 or uint8."),
+              inputs: Optional[Path] = typer.Option(None, "--inputs", help=".npz of typical inputs by input name (batch first), or a folder of images: the check's data (default: generated)."),
+              image_size: Optional[str] = typer.Option(None, "--image-size", help="H,W (or one size) the --inputs images are resized to; default: the input's own."),
+              labels: Optional[Path] = typer.Option(None, "--labels", help="Class labels, one per line, copied into the bundle for the page."),
+              mean: Optional[str] = typer.Option(None, "--mean", help="Image normalization the page applies, (x - mean) / std: one value or one per channel."),
+              std: Optional[str] = typer.Option(None, "--std", help="See --mean."),
+              backend: str = typer.Option("wasm", "--backend", help="TF.js backend the check runs on: wasm (as browsers) or cpu."),
+              weights: Weights = None, input_shape: InputShape = None, trust_pickle: TrustPickle = False,
+              seed: Seed = 0, imports: Imports = None, as_json: Json = False):
+    """Write a TF.js graph-model bundle for browsers, checked in TF.js (Node) against SRC."""
+    from .._render import render_edge
+    from ..edge.tfjs import export_tfjs, weight_mode
+    quiet_tensorflow()
+    weight_mode(quantize)  # refused before any work
+    if inputs is not None and not inputs.exists():
+        raise UsageError(f"no such input data: {str(inputs)!r}")
+    size = _image_size(image_size)
+    options = open_options(weights, input_shape, trust_pickle, imports)
+    try:
+        result = export_tfjs(src, out_dir, quantize=quantize, inputs=inputs, image_size=size, labels=labels,
+                             mean=_floats("--mean", mean), std=_floats("--std", std), backend=backend,
+                             input_specs=options["input_specs"], weights=options["weights"],
+                             trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True))
+    except ParityError as error:
+        if error.result is not None:
+            print_json(error.result.to_dict()) if as_json else render_edge(error.result, "TF.js bundle", "TF.js")
+        raise
+    print_json(result.to_dict()) if as_json else render_edge(result, "TF.js bundle", "TF.js")
 
 
 @edge_app.command("ort")

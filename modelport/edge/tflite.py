@@ -23,11 +23,9 @@ from ..errors import ParityError, UsageError
 from ..validate.tolerances import Tolerance
 from .bundle import BundleFile, EdgeResult, check_feeds, latency_ms, to_json, write_goldens, write_manifest
 from .metadata import ModelInfo, TensorInfo, attach, build_metadata
+from .source import (AGREEMENT_RULE, agrees, check_inputs, in_candidate_layout, input_layout, is_image,
+                     labelled_output, load_inputs, read_labels, tensorflow_source)
 
-# Integer modes pass when every output keeps this cosine similarity to the source's, and the
-# top-1 class of classifier outputs agrees this often.
-MIN_COSINE = 0.99
-MIN_TOP1 = 0.98
 CALIBRATION_SAMPLES = 100  # at most, fed one at a time to the converter's calibration
 
 
@@ -43,7 +41,7 @@ class Mode:
     def rule(self) -> str:
         if self.tolerance is not None:
             return f"every value within {self.tolerance.describe()}"
-        return f"cosine >= {MIN_COSINE} per output, top-1 agreement >= {MIN_TOP1:.0%} for classifier outputs"
+        return AGREEMENT_RULE
 
 
 MODES: dict[str, Mode] = {}
@@ -146,15 +144,15 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
         reference = open_model(source, weights=weights, input_specs=input_specs, trust_pickle=trust_pickle)
     try:
         if isinstance(calibration, (str, Path)):
-            calibration = _load_calibration(Path(calibration), reference, image_size, mean, std)
+            calibration = load_inputs(Path(calibration), reference, image_size, mean, std, limit=CALIBRATION_SAMPLES)
         if calibration is not None:
-            _check_calibration(reference, calibration)
+            check_inputs(reference, calibration)
         feeds = check_feeds(reference, calibration, seed)
-        labelled = _labelled_output(reference, label_lines, feeds) if label_lines is not None else None
+        labelled = labelled_output(reference, label_lines, feeds) if label_lines is not None else None
         with tempfile.TemporaryDirectory(prefix="modelport-edge-") as scratch, \
                 atomic_output(out_dir, directory=True) as folder:
             folder.mkdir()
-            tf_source = _tensorflow_source(source, reference, Path(scratch), result, weights, input_specs,
+            tf_source = tensorflow_source(source, reference, Path(scratch), result, weights, input_specs,
                                            trust_pickle, steps)
             describe = _Describe(Path(str(source)).stem, description, len(label_lines) if label_lines else None,
                                  mean, std)
@@ -164,7 +162,7 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
                                                  seed, steps, describe, associated, integer_io))
             golden = {k: v[:1] for k, v in feeds.items()}
             with TFLiteSession(folder / result.files[0].name) as first:  # the app feeds the TFLite layout
-                extra = write_goldens(folder, _in_candidate_layout(reference, first, golden), reference.run(golden))
+                extra = write_goldens(folder, in_candidate_layout(reference, first, golden), reference.run(golden))
             for file_name, data in associated.items():
                 (folder / file_name).write_bytes(data)
                 extra.append(file_name)
@@ -187,45 +185,10 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
     return result
 
 
-def _load_calibration(path: Path, reference, image_size, mean, std) -> dict[str, np.ndarray]:
-    from ..validate.inputs import load_feeds, load_image_folder
-    if not path.is_dir():
-        return load_feeds(path)
-    if len(reference.inputs) != 1:
-        raise UsageError(f"a folder of images calibrates a model with one image input; this one has "
-                         f"{len(reference.inputs)} inputs", hint="give an .npz of inputs by name instead")
-    spec = reference.inputs[0]
-    return {spec.name: load_image_folder(path, spec, image_size, mean, std, limit=CALIBRATION_SAMPLES)}
 
 
-def _check_calibration(reference, calibration: Mapping[str, np.ndarray]) -> None:
-    expected = [spec.name for spec in reference.inputs]
-    if sorted(calibration) != sorted(expected):
-        raise UsageError(f"the calibration data holds {sorted(calibration)}; the model's inputs are {expected}",
-                         hint="save the arrays under the input names: np.savez('calib.npz', **{name: batch})")
-    sizes = {len(np.asarray(v)) for v in calibration.values()}
-    if len(sizes) != 1 or 0 in sizes:
-        raise UsageError("the calibration arrays must hold the same number of samples (batch first), at least one")
-    for spec in reference.inputs:
-        shape = np.shape(calibration[spec.name])
-        if spec.shape is not None and (len(shape) != len(spec.shape) or any(
-                want is not None and have != want for have, want in zip(shape[1:], spec.shape[1:]))):
-            raise UsageError(f"calibration {spec.name!r} is {list(shape)}; the model takes {spec.shape_str()} "
-                             "(batch first, in the source model's layout)")
 
 
-def _tensorflow_source(source, reference, scratch: Path, result: EdgeResult, weights, input_specs, trust_pickle,
-                       steps: Steps):
-    """What TFLite's converter starts from: the Keras model or SavedModel itself, else a SavedModel
-    planned from the source (PyTorch and Caffe through ONNX), every hop checked."""
-    if reference.format_name in ("keras", "savedmodel"):
-        return reference
-    from ..convert import convert as run_convert
-    from ..formats import open_model
-    converted = run_convert(source, scratch / "savedmodel", to="savedmodel", weights=weights, input_specs=input_specs,
-                            trust_pickle=trust_pickle, steps=steps, edge_options={"io_layout": "nhwc"})
-    result.conversion = [hop.to_dict() for hop in converted.hops]
-    return open_model(scratch / "savedmodel")
 
 
 def _converter(tf, tf_source):
@@ -264,9 +227,9 @@ def _export_mode(mode_: Mode, tf_source, reference, feeds, calibration, folder: 
             tolerance = mode_.tolerance or Tolerance(np.inf, 0.0)  # agreement modes: every value "within"
             report = compare_sessions(reference, candidate, feeds=feeds, tolerance=tolerance,
                                       precision=mode_.name, samples=1, seed=seed,
-                                      input_layout=_input_layout(reference, candidate))
-        passed = report.passed if mode_.tolerance is not None else _agrees(report)
-        latency = latency_ms(candidate, _in_candidate_layout(reference, candidate, {k: v[:1] for k, v in feeds.items()}))
+                                      input_layout=input_layout(reference, candidate))
+        passed = report.passed if mode_.tolerance is not None else agrees(report)
+        latency = latency_ms(candidate, in_candidate_layout(reference, candidate, {k: v[:1] for k, v in feeds.items()}))
         ops = sorted(candidate.op_names())
         return BundleFile(path.name, mode_.name, [s.to_dict() | candidate.quantization_of(s.name) | describe.io(t)
                                                   for s, t in zip(candidate.inputs, info.inputs)],
@@ -277,50 +240,14 @@ def _export_mode(mode_: Mode, tf_source, reference, feeds, calibration, folder: 
         candidate.close()
 
 
-def read_labels(path: str | Path) -> list[str]:
-    """The labels file's lines (UTF-8, blank trailing lines dropped); UsageError when unreadable."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read the labels {str(path)!r}: {getattr(exc, 'strerror', None) or exc}",
-                         hint="give a UTF-8 text file with one label per line") from None
-    lines = text.rstrip("\n").split("\n") if text.strip() else []
-    if not lines:
-        raise UsageError(f"the labels file {str(path)!r} is empty", hint="one label per line, in class order")
-    return [line.rstrip("\r") for line in lines]
 
 
-def _labelled_output(reference, labels: list[str], feeds: Mapping[str, np.ndarray]) -> str:
-    """The output the labels annotate: the one whose last axis has one entry per label (run once
-    on a sample when the signature does not say, as for Caffe)."""
-    sizes = {spec.name: spec.shape[-1] if spec.shape else None for spec in reference.outputs}
-    if None in sizes.values():
-        sizes = {name: value.shape[-1] if value.ndim else None
-                 for name, value in reference.run({k: v[:1] for k, v in feeds.items()}).items()}
-    for name, size in sizes.items():
-        if size == len(labels):
-            return name
-    raise UsageError(f"{len(labels)} labels, but no output has {len(labels)} classes on its last axis ({sizes})",
-                     hint="one label per class, in class order")
 
 
-def _is_image(spec) -> bool:
-    return spec.shape is not None and len(spec.shape) == 4 and np.dtype(spec.dtype).kind in "fu"
 
 
-def _in_candidate_layout(reference, candidate, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Source-layout feeds as the TFLite file takes them (by its names, images channels-last)."""
-    from ..validate.parity import pair_inputs
-    pairings, _ = pair_inputs(reference, candidate, _input_layout(reference, candidate))
-    return {p.candidate.name: p.to_candidate(feeds[p.reference.name]) for p in pairings}
 
 
-def _input_layout(reference, candidate) -> str | None:
-    """NCHW:NHWC when the source's images are channels-first and the TFLite file's channels-last."""
-    for ref, cand in zip(reference.inputs, candidate.inputs):
-        if _is_image(ref) and ref.shape[1] != cand.shape[1] and ref.shape[1] == cand.shape[3]:
-            return "NCHW:NHWC"
-    return None
 
 
 @dataclass
@@ -335,7 +262,7 @@ class _Describe:
     def of(self, session) -> ModelInfo:
         inputs = []
         for spec in session.inputs:
-            image = {1: "GRAYSCALE", 3: "RGB"}.get(spec.shape[-1]) if _is_image(spec) else None
+            image = {1: "GRAYSCALE", 3: "RGB"}.get(spec.shape[-1]) if is_image(spec) else None
             normalized = image is not None and self.mean is not None
             inputs.append(TensorInfo(spec.name, f"{'image, channels-last' if image else 'tensor'}, "
                                      f"{spec.dtype.name} {spec.shape_str()}", image=image,
@@ -359,13 +286,6 @@ class _Describe:
         return entry
 
 
-def _agrees(report) -> bool:
-    for output in report.outputs:
-        if output.cosine is None or output.cosine < MIN_COSINE:
-            return False
-        if output.top1_agreement is not None and output.top1_agreement < MIN_TOP1:
-            return False
-    return bool(report.outputs)
 
 
 def _representative_dataset(tf_source, reference, calibration: Mapping[str, np.ndarray]):
@@ -379,7 +299,7 @@ def _representative_dataset(tf_source, reference, calibration: Mapping[str, np.n
     pairs = []
     for target in tf_source.inputs:  # in the TF model's order, each from its source input
         spec = sources[by_target.get(target.name, target.name)]
-        moved = _is_image(spec) and bool(target.shape) and spec.shape[1] != target.shape[1] \
+        moved = is_image(spec) and bool(target.shape) and spec.shape[1] != target.shape[1] \
             and spec.shape[1] == target.shape[3]
         pairs.append((spec.name, moved))
 

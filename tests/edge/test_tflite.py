@@ -78,8 +78,8 @@ def test_unknown_mode_and_wrong_calibration_names_are_exit_2(cli, tmp_path, kera
 def test_a_failed_check_keeps_the_bundle_marked_and_exits_1(cli, tmp_path, keras_cnn, monkeypatch):
     """The agreement rule made unreachable for this test: the int8 file fails, the bundle is still
     complete, and its manifest and the exit code say which file failed."""
-    from modelport.edge import tflite
-    monkeypatch.setattr(tflite, "MIN_TOP1", 1.01)
+    from modelport.edge import source as edge_source
+    monkeypatch.setattr(edge_source, "MIN_TOP1", 1.01)
     source, calibration = keras_cnn
     result = cli("edge", "tflite", source, tmp_path / "bundle", "--quantize", "fp32,int8", "--calibration", calibration)
     assert result.code == 1, result.err

@@ -1,0 +1,116 @@
+"""What every edge target does with its source model: open it, plan it to the format the target
+starts from, read the data its files are checked on (and calibrated with), labels, input layouts,
+and the agreement rule that judges files which cannot match the source value for value."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from .._console import Steps
+from ..errors import UsageError
+from .bundle import EdgeResult
+
+# Files that cannot match the source value for value (integer quantization) pass when every
+# output keeps this cosine similarity to the source's, and the top-1 class of classifier outputs
+# agrees this often.
+MIN_COSINE = 0.99
+MIN_TOP1 = 0.98
+AGREEMENT_RULE = f"cosine >= {MIN_COSINE} per output, top-1 agreement >= {MIN_TOP1:.0%} for classifier outputs"
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """The labels file's lines (UTF-8, blank trailing lines dropped); UsageError when unreadable."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the labels {str(path)!r}: {getattr(exc, 'strerror', None) or exc}",
+                         hint="give a UTF-8 text file with one label per line") from None
+    lines = text.rstrip("\n").split("\n") if text.strip() else []
+    if not lines:
+        raise UsageError(f"the labels file {str(path)!r} is empty", hint="one label per line, in class order")
+    return [line.rstrip("\r") for line in lines]
+
+
+def labelled_output(reference, labels: list[str], feeds: Mapping[str, np.ndarray]) -> str:
+    """The output the labels annotate: the one whose last axis has one entry per label (run once
+    on a sample when the signature does not say, as for Caffe)."""
+    sizes = {spec.name: spec.shape[-1] if spec.shape else None for spec in reference.outputs}
+    if None in sizes.values():
+        sizes = {name: value.shape[-1] if value.ndim else None
+                 for name, value in reference.run({k: v[:1] for k, v in feeds.items()}).items()}
+    for name, size in sizes.items():
+        if size == len(labels):
+            return name
+    raise UsageError(f"{len(labels)} labels, but no output has {len(labels)} classes on its last axis ({sizes})",
+                     hint="one label per class, in class order")
+
+
+def is_image(spec) -> bool:
+    return spec.shape is not None and len(spec.shape) == 4 and np.dtype(spec.dtype).kind in "fu"
+
+
+def in_candidate_layout(reference, candidate, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Source-layout feeds as the TFLite file takes them (by its names, images channels-last)."""
+    from ..validate.parity import pair_inputs
+    pairings, _ = pair_inputs(reference, candidate, input_layout(reference, candidate))
+    return {p.candidate.name: p.to_candidate(feeds[p.reference.name]) for p in pairings}
+
+
+def input_layout(reference, candidate) -> str | None:
+    """NCHW:NHWC when the source's images are channels-first and the TFLite file's channels-last."""
+    for ref, cand in zip(reference.inputs, candidate.inputs):
+        if is_image(ref) and ref.shape[1] != cand.shape[1] and ref.shape[1] == cand.shape[3]:
+            return "NCHW:NHWC"
+    return None
+
+
+def load_inputs(path: Path, reference, image_size, mean, std, limit: int | None = None) -> dict[str, np.ndarray]:
+    from ..validate.inputs import load_feeds, load_image_folder
+    if not path.is_dir():
+        return load_feeds(path)
+    if len(reference.inputs) != 1:
+        raise UsageError(f"a folder of images calibrates a model with one image input; this one has "
+                         f"{len(reference.inputs)} inputs", hint="give an .npz of inputs by name instead")
+    spec = reference.inputs[0]
+    return {spec.name: load_image_folder(path, spec, image_size, mean, std, limit=limit)}
+
+
+def check_inputs(reference, calibration: Mapping[str, np.ndarray]) -> None:
+    expected = [spec.name for spec in reference.inputs]
+    if sorted(calibration) != sorted(expected):
+        raise UsageError(f"the data holds {sorted(calibration)}; the model's inputs are {expected}",
+                         hint="save the arrays under the input names: np.savez('calib.npz', **{name: batch})")
+    sizes = {len(np.asarray(v)) for v in calibration.values()}
+    if len(sizes) != 1 or 0 in sizes:
+        raise UsageError("the data's arrays must hold the same number of samples (batch first), at least one")
+    for spec in reference.inputs:
+        shape = np.shape(calibration[spec.name])
+        if spec.shape is not None and (len(shape) != len(spec.shape) or any(
+                want is not None and have != want for have, want in zip(shape[1:], spec.shape[1:]))):
+            raise UsageError(f"the data's {spec.name!r} is {list(shape)}; the model takes {spec.shape_str()} "
+                             "(batch first, in the source model's layout)")
+
+
+def tensorflow_source(source, reference, scratch: Path, result: EdgeResult, weights, input_specs, trust_pickle,
+                       steps: Steps):
+    """What TFLite's converter starts from: the Keras model or SavedModel itself, else a SavedModel
+    planned from the source (PyTorch and Caffe through ONNX), every hop checked."""
+    if reference.format_name in ("keras", "savedmodel"):
+        return reference
+    from ..convert import convert as run_convert
+    from ..formats import open_model
+    converted = run_convert(source, scratch / "savedmodel", to="savedmodel", weights=weights, input_specs=input_specs,
+                            trust_pickle=trust_pickle, steps=steps, edge_options={"io_layout": "nhwc"})
+    result.conversion = [hop.to_dict() for hop in converted.hops]
+    return open_model(scratch / "savedmodel")
+
+
+def agrees(report) -> bool:
+    for output in report.outputs:
+        if output.cosine is None or output.cosine < MIN_COSINE:
+            return False
+        if output.top1_agreement is not None and output.top1_agreement < MIN_TOP1:
+            return False
+    return bool(report.outputs)

@@ -1,0 +1,159 @@
+"""TF.js graph models (a folder with ``model.json`` and its weight shards, as ``modelport edge
+tfjs`` and TensorFlow's own converter write them), run in real TF.js: a Node.js process with the
+WebAssembly backend (``edge/tfjs_runner``), so a check sees the numbers a browser computes.
+
+The runner is a Node package installed by the set-up (``npm ci`` in its folder); the session talks
+to it one JSON line per run. Inputs and outputs come from the model's serving signature.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidModelError, UnsupportedFormatError
+from ..tensors import TensorSpec
+from .base import Format, Probe, Session, register_format
+
+RUNNER_DIR = Path(__file__).resolve().parent.parent / "edge" / "tfjs_runner"
+# TF.js has no 64-bit or narrow types: TensorFlow dtypes as the TF.js tensors that carry them.
+_DTYPES = {"DT_FLOAT": "float32", "DT_HALF": "float32", "DT_DOUBLE": "float32", "DT_BFLOAT16": "float32",
+           "DT_INT32": "int32", "DT_INT64": "int32", "DT_INT16": "int32", "DT_INT8": "int32", "DT_UINT8": "int32",
+           "DT_UINT16": "int32", "DT_BOOL": "bool"}
+_NUMPY = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}
+
+
+def runner_command(*args: str) -> list[str]:
+    """``node run.mjs ARGS``; UnsupportedFormatError saying how to install what is missing."""
+    node = shutil.which("node")
+    if node is None:
+        raise UnsupportedFormatError("running TF.js models needs Node.js (18 or newer), which is not on the PATH",
+                                     hint="install Node.js, then: npm ci --prefix " + str(RUNNER_DIR))
+    if not (RUNNER_DIR / "node_modules" / "@tensorflow" / "tfjs").is_dir():
+        raise UnsupportedFormatError("the TF.js runner's packages are not installed",
+                                     hint=f"npm ci --prefix {RUNNER_DIR}")
+    return [node, str(RUNNER_DIR / "run.mjs"), *args]
+
+
+def read_model_json(folder: Path) -> dict[str, Any]:
+    try:
+        model = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidModelError(f"cannot read the TF.js model {str(folder / 'model.json')!r}: {exc}") from None
+    if not isinstance(model, dict) or model.get("format") != "graph-model":
+        raise UnsupportedFormatError(f"{str(folder / 'model.json')!r} is not a TF.js graph model "
+                                     f"(format {model.get('format') if isinstance(model, dict) else None!r})",
+                                     hint="modelport runs TF.js graph models; Layers models are Keras: give the Keras file")
+    return model
+
+
+def _specs(signature_part: dict[str, Any]) -> list[TensorSpec]:
+    specs = []
+    for key, info in signature_part.items():
+        dims = info.get("tensorShape", {}).get("dim")
+        shape = None if dims is None else tuple(None if int(d.get("size", -1)) < 0 else int(d["size"]) for d in dims)
+        dtype = _DTYPES.get(info.get("dtype", "DT_FLOAT"))
+        if dtype is None:
+            raise UnsupportedFormatError(f"TF.js tensor {key!r} has dtype {info.get('dtype')}, which TF.js cannot carry")
+        specs.append(TensorSpec(key, shape, np.dtype(_NUMPY[dtype])))
+    return specs
+
+
+class TfjsSession(Session):
+    format_name = "tfjs"
+
+    def __init__(self, path, *, backend: str = "wasm", **_ignored):
+        super().__init__(path)
+        self.folder = self.path if self.path.is_dir() else self.path.parent
+        self.model = read_model_json(self.folder)
+        signature = self.model.get("signature") or {}
+        if not signature.get("inputs") or not signature.get("outputs"):
+            raise InvalidModelError(f"the TF.js model {str(self.folder)!r} has no signature (inputs and outputs)",
+                                    hint="convert it from a SavedModel or Keras model, which carry one")
+        self.inputs = _specs(signature["inputs"])
+        self.outputs = _specs(signature["outputs"])
+        self.backend = backend
+        self._log = tempfile.TemporaryFile()
+        self._process = subprocess.Popen(runner_command(str(self.folder), "--backend", backend),
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
+        ready = self._answer()
+        if "error" in ready:
+            self.close()
+            raise InvalidModelError(f"TF.js cannot load {str(self.folder)!r}: {ready['error']}")
+        self.tfjs_version = ready.get("tfjs")
+
+    def _answer(self) -> dict[str, Any]:
+        line = self._process.stdout.readline()
+        if not line:
+            self._log.seek(0)
+            tail = " ".join(self._log.read().decode(errors="replace").split())[-600:]
+            raise InvalidModelError(f"the TF.js runner stopped (exit {self._process.poll()}): {tail}")
+        return json.loads(line)
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        request = {"inputs": {}, "outputs": [spec.name for spec in self.outputs]}
+        for spec in self.inputs:
+            value = np.ascontiguousarray(feeds[spec.name], dtype=spec.dtype)
+            data = value.astype(np.uint8) if spec.dtype == np.bool_ else value
+            request["inputs"][spec.name] = {"dtype": "bool" if spec.dtype == np.bool_ else spec.dtype.name,
+                                            "shape": list(value.shape),
+                                            "data": base64.b64encode(data.astype(data.dtype.newbyteorder("<"))
+                                                                     .tobytes()).decode()}
+        self._process.stdin.write(json.dumps(request).encode() + b"\n")
+        self._process.stdin.flush()
+        reply = self._answer()
+        if "error" in reply:
+            raise InvalidModelError(f"TF.js failed to run {str(self.folder)!r}: {reply['error']}")
+        outputs = {}
+        for spec in self.outputs:
+            item = reply["outputs"][spec.name]
+            dtype = np.dtype("<f4" if item["dtype"] == "float32" else "<i4" if item["dtype"] == "int32" else "u1")
+            value = np.frombuffer(base64.b64decode(item["data"]), dtype=dtype).reshape(item["shape"])
+            outputs[spec.name] = value.astype(bool) if item["dtype"] == "bool" else value.astype(dtype.newbyteorder("="))
+        return outputs
+
+    def op_names(self) -> set[str]:
+        from ..edge.graph_model import graph_ops
+        from google.protobuf import json_format
+        from tensorflow.core.framework import graph_pb2
+        return graph_ops(json_format.ParseDict(self.model["modelTopology"], graph_pb2.GraphDef(),
+                                               ignore_unknown_fields=True))
+
+    def describe(self) -> dict[str, Any]:
+        return {"tfjs": self.tfjs_version, "backend": self.backend, "generated_by": self.model.get("generatedBy"),
+                "converted_by": self.model.get("convertedBy"),
+                "weight_files": [p for group in self.model.get("weightsManifest", []) for p in group.get("paths", [])]}
+
+    def close(self) -> None:
+        process = getattr(self, "_process", None)
+        if process is not None and process.poll() is None:
+            process.stdin.close()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+            self._log = None
+
+
+def sniff_tfjs(probe: Probe) -> str | None:
+    target = probe.path / "model.json" if probe.is_dir else probe.path
+    if target.name != "model.json" or not target.is_file():
+        return None
+    with target.open("rb") as handle:
+        head = handle.read(4096)
+    if b'"graph-model"' in head:
+        return "a TF.js graph model"
+    return None
+
+
+register_format(Format("tfjs", "TF.js graph model", (), TfjsSession, sniff_tfjs, is_directory=True,
+                       aliases=("tensorflowjs", "tf.js")))
