@@ -183,6 +183,28 @@ def mobilenet_v2():
     return _calibrated(MobileNetV2(), (4, 3, 224, 224))
 
 
+class ActivationsCNN(nn.Module):
+    """Each activation ONNX has its own op or Clip for, after a convolution with a bias: what the
+    TF.js rewrites turn into fused convolutions (LeakyReLU, ReLU6, ELU) and ClipByValue (Hardtanh)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.LeakyReLU(0.1))
+        self.depthwise = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, groups=16), nn.ReLU6())
+        self.pointwise = nn.Sequential(nn.Conv2d(16, 24, 1), nn.ELU())
+        self.squash = nn.Sequential(nn.Conv2d(24, 24, 3, stride=2), nn.BatchNorm2d(24), nn.Hardtanh(-0.5, 0.5))
+        self.head = nn.Linear(24, 5)
+
+    def forward(self, image):
+        x = self.squash(self.pointwise(self.depthwise(self.stem(image))))
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def activations_cnn():
+    torch.manual_seed(0)
+    return _calibrated(ActivationsCNN(), (4, 3, 32, 32))
+
+
 class EigenHead(nn.Module):
     """Uses torch.linalg.eigvals, which no ONNX exporter can translate."""
 

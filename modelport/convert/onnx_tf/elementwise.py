@@ -35,7 +35,9 @@ for _name, _make in {
     "Softsign": lambda tf, x, c: tf.nn.softsign(x), "Not": lambda tf, x, c: tf.logical_not(x),
     "IsNaN": lambda tf, x, c: tf.math.is_nan(x), "Identity": lambda tf, x, c: x if isinstance(x, (TensorSequence, OptionalValue)) else tf.identity(x),
     "LeakyRelu": lambda tf, x, c: tf.nn.leaky_relu(x, alpha=c.attr("alpha", 0.01)),
-    "Elu": lambda tf, x, c: tf.where(x > 0, x, c.attr("alpha", 1.0) * (tf.exp(x) - 1)),
+    # alpha 1 is TensorFlow's own Elu op, which TFLite and TF.js run as one kernel (TF.js fuses it).
+    "Elu": lambda tf, x, c: tf.nn.elu(x) if c.attr("alpha", 1.0) == 1.0 else tf.where(
+        x > 0, x, c.attr("alpha", 1.0) * (tf.exp(x) - 1)),
     "Selu": lambda tf, x, c: c.attr("gamma", 1.0507009873554805) * tf.where(
         x > 0, x, c.attr("alpha", 1.6732632423543772) * (tf.exp(x) - 1)),
     "Celu": lambda tf, x, c: tf.maximum(x, 0.0) + tf.minimum(c.attr("alpha", 1.0) * (tf.exp(x / c.attr("alpha", 1.0)) - 1), 0.0),
