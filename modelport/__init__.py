@@ -20,6 +20,8 @@ _LAZY = {
     "ParityReport": ("modelport.validate.compare", "ParityReport"),
     "TensorSpec": ("modelport.tensors", "TensorSpec"),
     "export_tflite": ("modelport.edge.tflite", "export_tflite"),
+    "export_tfjs": ("modelport.edge.tfjs", "export_tfjs"),
+    "export_ort": ("modelport.edge.ort", "export_ort"),
 }
 
 __all__ = ["__version__", *_LAZY]

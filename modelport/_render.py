@@ -158,12 +158,15 @@ def render_edge(result, title: str = "TFLite bundle", runtime: str = "LiteRT") -
         worst = f"max abs {error:.2g}, cosine {cosine:.5f}" if outputs else "-"
         if top1 is not None:
             worst += f", top-1 {top1:.1%}"
-        verdict = "[green]pass[/]" if item.passed else "[red]FAIL[/]" if item.passed is False else "[yellow]not checked[/]"
+        verdict = "[green]pass[/]" if item.passed else "[red]FAIL[/]" if item.passed is False else "[yellow]NOT validated[/]"
         table.add_row(escape(item.name), f"{item.size / 1024:.0f} KiB",
                       "-" if item.latency_ms is None else f"{item.latency_ms:.2f} ms", worst, verdict)
     out.print(table)
     for rule in dict.fromkeys(item.rule for item in result.files):
         modes = ", ".join(item.mode for item in result.files if item.rule == rule)
         out.print(f"[dim]{escape(modes)}: {escape(rule)}[/]")
-    verdict = "[green]every file passed its check[/]" if result.passed else "[red]a file FAILED its check[/]"
+    unchecked = [item.name for item in result.files if item.passed is None]
+    verdict = ("[red]a file FAILED its check[/]" if not result.passed
+               else f"[yellow]{escape(', '.join(unchecked))} NOT validated; the others passed their check[/]" if unchecked
+               else "[green]every file passed its check[/]")
     out.print(f"{verdict}: {escape(result.out_dir)} written in {result.seconds:.1f}s")

@@ -84,6 +84,9 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
          ["edge", "tflite", f"{w}/cnn.onnx", f"{w}/cnn_tflite_bundle", "--quantize", "fp32,fp16"]),
         ("And for ONNX Runtime Mobile: model.ort with its operator config, checked in ONNX Runtime",
          ["edge", "ort", f"{w}/cnn.onnx", f"{w}/cnn_ort_bundle"]),
+        ("And for browsers: a TF.js graph model with float16 weights, run in TF.js (WebAssembly) against the ONNX "
+         "model; examples/tfjs-web/serve.py serves it with a page that classifies images",
+         ["edge", "tfjs", f"{w}/cnn.onnx", f"{w}/cnn_tfjs_bundle", "--quantize", "float16"]),
         ("Build a Keras model with two inputs and two outputs", lambda: _build_keras(workdir)),
         ("Inspect it", ["info", f"{w}/two_heads.keras"]),
         ("Convert it to ONNX; parity is checked against Keras",
@@ -118,7 +121,7 @@ def run_demo(workdir: Path, run_command: Callable[[list[str]], int]) -> None:
     console.rule("[bold]done")
     console.print(
         f"In {elapsed:.0f}s the demo built a PyTorch CNN and a two-input, two-output Keras model, "
-        f"converted both (the CNN also for any image size, optimized, and on to TFLite and ORT Mobile bundles) and Caffe's LeNet "
+        f"converted both (the CNN also for any image size, optimized, and on to TFLite, ORT Mobile and TF.js bundles) and Caffe's LeNet "
         f"to ONNX, checked each "
         f"against its own runtime (PyTorch, Keras, "
         f"OpenCV) on seeded inputs (batch 1 and 3), and validated the CNN's ONNX against PyTorch module by module. "

@@ -162,10 +162,10 @@ def edge_tflite(src: str = typer.Argument(..., help="Source model (any format th
                 std: Optional[str] = typer.Option(None, "--std", help="See --mean (e.g. 127.5)."),
                 description: str = typer.Option("", "--description", help="The model's description in the metadata."),
                 int8_io: bool = typer.Option(False, "--int8-io", help="int8 (int16x8) files take and give integer tensors; their scale and zero point are in the manifest."),
+                allow_flex: bool = typer.Option(False, "--allow-flex", help="Let ops without a TFLite builtin through as TensorFlow (Flex) ops; such files are written NOT validated (LiteRT in Python cannot run them)."),
                 weights: Weights = None, input_shape: InputShape = None, trust_pickle: TrustPickle = False,
                 seed: Seed = 0, imports: Imports = None, as_json: Json = False):
     """Write a TFLite bundle: one file per quantization mode, each checked in LiteRT against SRC."""
-    from .._render import render_edge
     from ..edge.tflite import export_tflite, parse_modes
     quiet_tensorflow()
     parse_modes(quantize)  # refused before any work
@@ -173,18 +173,24 @@ def edge_tflite(src: str = typer.Argument(..., help="Source model (any format th
         raise UsageError(f"no such calibration data: {str(calibration)!r}")
     size = _image_size(image_size)
     options = open_options(weights, input_shape, trust_pickle, imports)
+    _report_edge(lambda: export_tflite(
+        src, out_dir, quantize=quantize, calibration=calibration, labels=labels, image_size=size,
+        mean=_floats("--mean", mean), std=_floats("--std", std), description=description, integer_io=int8_io,
+        allow_flex=allow_flex,
+        input_specs=options["input_specs"], weights=options["weights"], trust_pickle=trust_pickle, seed=seed,
+        steps=Steps(enabled=True)), as_json)
+
+
+def _report_edge(export, as_json: bool, title: str = "TFLite bundle", runtime: str = "LiteRT") -> None:
+    """Run an edge export and show its bundle (table or --json), also when a file failed its check."""
+    from .._render import render_edge
     try:
-        result = export_tflite(src, out_dir, quantize=quantize, calibration=calibration, labels=labels,
-                               image_size=size,
-                               mean=_floats("--mean", mean), std=_floats("--std", std), description=description,
-                               integer_io=int8_io,
-                               input_specs=options["input_specs"], weights=options["weights"],
-                               trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True))
+        result = export()
     except ParityError as error:
         if error.result is not None:
-            print_json(error.result.to_dict()) if as_json else render_edge(error.result)
+            print_json(error.result.to_dict()) if as_json else render_edge(error.result, title, runtime)
         raise
-    print_json(result.to_dict()) if as_json else render_edge(result)
+    print_json(result.to_dict()) if as_json else render_edge(result, title, runtime)
 
 
 def _image_size(text: Optional[str]) -> Optional[tuple[int, int]]:
@@ -223,7 +229,6 @@ def edge_tfjs(src: str = typer.Argument(..., help="Source model (any format the 
               weights: Weights = None, input_shape: InputShape = None, trust_pickle: TrustPickle = False,
               seed: Seed = 0, imports: Imports = None, as_json: Json = False):
     """Write a TF.js graph-model bundle for browsers, checked in TF.js (Node) against SRC."""
-    from .._render import render_edge
     from ..edge.tfjs import export_tfjs, weight_mode
     quiet_tensorflow()
     weight_mode(quantize)  # refused before any work
@@ -231,16 +236,11 @@ def edge_tfjs(src: str = typer.Argument(..., help="Source model (any format the 
         raise UsageError(f"no such input data: {str(inputs)!r}")
     size = _image_size(image_size)
     options = open_options(weights, input_shape, trust_pickle, imports)
-    try:
-        result = export_tfjs(src, out_dir, quantize=quantize, inputs=inputs, image_size=size, labels=labels,
-                             mean=_floats("--mean", mean), std=_floats("--std", std), backend=backend,
-                             input_specs=options["input_specs"], weights=options["weights"],
-                             trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True))
-    except ParityError as error:
-        if error.result is not None:
-            print_json(error.result.to_dict()) if as_json else render_edge(error.result, "TF.js bundle", "TF.js")
-        raise
-    print_json(result.to_dict()) if as_json else render_edge(result, "TF.js bundle", "TF.js")
+    _report_edge(lambda: export_tfjs(
+        src, out_dir, quantize=quantize, inputs=inputs, image_size=size, labels=labels,
+        mean=_floats("--mean", mean), std=_floats("--std", std), backend=backend, input_specs=options["input_specs"],
+        weights=options["weights"], trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True)),
+        as_json, "TF.js bundle", "TF.js")
 
 
 @edge_app.command("ort")
@@ -249,17 +249,11 @@ def edge_ort(src: str = typer.Argument(..., help="Source model (any format the p
              inputs: Inputs = None, weights: Weights = None, input_shape: InputShape = None,
              trust_pickle: TrustPickle = False, seed: Seed = 0, imports: Imports = None, as_json: Json = False):
     """Write an ONNX Runtime Mobile bundle: model.ort and its required_operators.config, checked in ORT against SRC."""
-    from .._render import render_edge
     from ..edge.ort import export_ort
     from ..validate.inputs import load_feeds
     quiet_tensorflow()
     feeds = load_feeds(inputs) if inputs else None
     options = open_options(weights, input_shape, trust_pickle, imports)
-    try:
-        result = export_ort(src, out_dir, inputs=feeds, input_specs=options["input_specs"], weights=options["weights"],
-                            trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True))
-    except ParityError as error:
-        if error.result is not None:
-            print_json(error.result.to_dict()) if as_json else render_edge(error.result, "ORT bundle", "ORT")
-        raise
-    print_json(result.to_dict()) if as_json else render_edge(result, "ORT bundle", "ORT")
+    _report_edge(lambda: export_ort(
+        src, out_dir, inputs=feeds, input_specs=options["input_specs"], weights=options["weights"],
+        trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True)), as_json, "ORT bundle", "ORT")

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._console import Steps
 from ..errors import UsageError
-from .bundle import EdgeResult
+from .bundle import EdgeResult, check_feeds
 
 # Files that cannot match the source value for value (integer quantization) pass when every
 # output keeps this cosine similarity to the source's, and the top-1 class of classifier outputs
@@ -18,6 +18,28 @@ from .bundle import EdgeResult
 MIN_COSINE = 0.99
 MIN_TOP1 = 0.98
 AGREEMENT_RULE = f"cosine >= {MIN_COSINE} per output, top-1 agreement >= {MIN_TOP1:.0%} for classifier outputs"
+
+
+def bundle_folder(out_dir: str | Path, mean, std) -> Path:
+    """The destination as a Path, refused when it is a file or when --mean comes without --std."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"{str(out_dir)!r} exists and is a file; a bundle is a folder")
+    if (mean is None) != (std is None):
+        raise UsageError("--mean and --std go together", hint="e.g. --mean 127.5 --std 127.5 for pixels 0..255 to -1..1")
+    return out_dir
+
+
+def check_data(reference, data, *, image_size, mean, std, limit: int, labels: list[str] | None, seed: int):
+    """The data a bundle's files are checked (and calibrated) on, read and matched to the model:
+    (the data as arrays or None, the feeds of the check, the output the labels annotate or None)."""
+    if isinstance(data, (str, Path)):
+        data = load_inputs(Path(data), reference, image_size, mean, std, limit=limit)
+    if data is not None:
+        check_inputs(reference, data)
+    feeds = check_feeds(reference, data, seed)
+    labelled = labelled_output(reference, labels, feeds) if labels is not None else None
+    return data, feeds, labelled
 
 
 def read_labels(path: str | Path) -> list[str]:

@@ -21,11 +21,11 @@ from .._atomic import atomic_output
 from .._console import Steps
 from ..errors import ParityError, UsageError
 from ..validate.tolerances import Tolerance
-from .bundle import BundleFile, EdgeResult, check_feeds, latency_ms, to_json, write_goldens, write_manifest
+from .bundle import BundleFile, EdgeResult, latency_ms, to_json, write_goldens, write_manifest
 from .graph_model import QUANTIZATIONS, Quantization, freeze, write_graph_model
 from .tfjs_rewrites import rewrite_for_tfjs
-from .source import (AGREEMENT_RULE, agrees, check_inputs, in_candidate_layout, input_layout, is_image,
-                     labelled_output, load_inputs, read_labels, tensorflow_source)
+from .source import (AGREEMENT_RULE, agrees, bundle_folder, check_data, in_candidate_layout, input_layout,
+                     is_image, read_labels, tensorflow_source)
 
 CHECK_SAMPLES = 100  # at most, from an image folder
 
@@ -93,22 +93,14 @@ def export_tfjs(source: str | Path, out_dir: str | Path, *, quantize: str | None
     mode = weight_mode(quantize)
     if backend not in BACKENDS:
         raise UsageError(f"--backend {backend!r}: TF.js backends here are {', '.join(BACKENDS)}")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"{str(out_dir)!r} exists and is a file; a bundle is a folder")
-    if (mean is None) != (std is None):
-        raise UsageError("--mean and --std go together", hint="e.g. --mean 127.5 --std 127.5 for pixels 0..255 to -1..1")
+    out_dir = bundle_folder(out_dir, mean, std)
     label_lines = read_labels(labels) if labels is not None else None
     result = EdgeResult(str(out_dir), str(source))
     with steps.step(f"Loading {Path(str(source)).name}"):
         reference = open_model(source, weights=weights, input_specs=input_specs, trust_pickle=trust_pickle)
     try:
-        if isinstance(inputs, (str, Path)):
-            inputs = load_inputs(Path(inputs), reference, image_size, mean, std, limit=CHECK_SAMPLES)
-        if inputs is not None:
-            check_inputs(reference, inputs)
-        feeds = check_feeds(reference, inputs, seed)
-        labelled = labelled_output(reference, label_lines, feeds) if label_lines is not None else None
+        _, feeds, labelled = check_data(reference, inputs, image_size=image_size, mean=mean, std=std,
+                                        limit=CHECK_SAMPLES, labels=label_lines, seed=seed)
         tf = import_tf()
         with tempfile.TemporaryDirectory(prefix="modelport-edge-") as scratch, \
                 atomic_output(out_dir, directory=True) as folder:

@@ -21,10 +21,10 @@ from .._atomic import atomic_output
 from .._console import Steps, captured_output
 from ..errors import ParityError, UsageError
 from ..validate.tolerances import Tolerance
-from .bundle import BundleFile, EdgeResult, check_feeds, latency_ms, to_json, write_goldens, write_manifest
+from .bundle import BundleFile, EdgeResult, latency_ms, to_json, write_goldens, write_manifest
 from .metadata import ModelInfo, TensorInfo, attach, build_metadata
-from .source import (AGREEMENT_RULE, agrees, check_inputs, in_candidate_layout, input_layout, is_image,
-                     labelled_output, load_inputs, read_labels, tensorflow_source)
+from .source import (AGREEMENT_RULE, agrees, bundle_folder, check_data, in_candidate_layout, input_layout,
+                     is_image, read_labels, tensorflow_source)
 
 CALIBRATION_SAMPLES = 100  # at most, fed one at a time to the converter's calibration
 
@@ -105,7 +105,8 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
                   calibration: Mapping[str, np.ndarray] | str | Path | None = None,
                   image_size: tuple[int, int] | None = None, labels: str | Path | None = None,
                   mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                  description: str = "", integer_io: bool = False, input_specs=None, weights=None,
+                  description: str = "", integer_io: bool = False, allow_flex: bool = False,
+                  input_specs=None, weights=None,
                   trust_pickle: bool = False, seed: int = 0, steps: Steps | None = None) -> EdgeResult:
     """Write a TFLite bundle of ``source`` to ``out_dir``: one file per mode of ``quantize``, each
     carrying TFLite Model Metadata and checked in LiteRT against the source. ``calibration`` (arrays
@@ -116,6 +117,8 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
     an app applies to image inputs before the model, recorded in the metadata and the manifest.
     Image inputs are channels-last (what phones' image APIs give), whatever the source's layout.
     ``integer_io`` makes the int8 (int16x8) files take and give int8 (int16) tensors.
+    ``allow_flex`` lets ops without a TFLite builtin through as TensorFlow (Flex) ops; such a file
+    cannot run in LiteRT's Python runtime, so it is written unchecked and marked "NOT validated".
 
     Raises:
         UsageError: unknown mode, calibration or labels missing, unreadable or not matching the
@@ -123,7 +126,7 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
         ParityError: a file failed its check; the bundle was written and says so.
     """
     from ..formats import open_model
-    from ..formats.tflite import TFLiteSession
+    from ..formats.tflite import TFLiteFile
     steps = steps or Steps(enabled=False)
     start = time.perf_counter()
     names = parse_modes(quantize)
@@ -131,11 +134,7 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
     if needing and not calibration:
         raise UsageError(f"--quantize {','.join(needing)} needs calibration data",
                          hint="give --calibration inputs.npz (arrays by input name, batch first; ~100 typical inputs)")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"{str(out_dir)!r} exists and is a file; a bundle is a folder")
-    if (mean is None) != (std is None):
-        raise UsageError("--mean and --std go together", hint="e.g. --mean 127.5 --std 127.5 for pixels 0..255 to -1..1")
+    out_dir = bundle_folder(out_dir, mean, std)
     label_lines = read_labels(labels) if labels is not None else None
     if integer_io and not needing:
         raise UsageError("--int8-io applies to the int8 and int16x8 modes", hint="add int8 to --quantize")
@@ -143,12 +142,8 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
     with steps.step(f"Loading {Path(str(source)).name}"):
         reference = open_model(source, weights=weights, input_specs=input_specs, trust_pickle=trust_pickle)
     try:
-        if isinstance(calibration, (str, Path)):
-            calibration = load_inputs(Path(calibration), reference, image_size, mean, std, limit=CALIBRATION_SAMPLES)
-        if calibration is not None:
-            check_inputs(reference, calibration)
-        feeds = check_feeds(reference, calibration, seed)
-        labelled = labelled_output(reference, label_lines, feeds) if label_lines is not None else None
+        calibration, feeds, labelled = check_data(reference, calibration, image_size=image_size, mean=mean, std=std,
+                                                  limit=CALIBRATION_SAMPLES, labels=label_lines, seed=seed)
         with tempfile.TemporaryDirectory(prefix="modelport-edge-") as scratch, \
                 atomic_output(out_dir, directory=True) as folder:
             folder.mkdir()
@@ -159,10 +154,10 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
             associated = {"labels.txt": ("\n".join(label_lines) + "\n").encode()} if label_lines else {}
             for name in names:
                 result.files.append(_export_mode(MODES[name], tf_source, reference, feeds, calibration, folder,
-                                                 seed, steps, describe, associated, integer_io))
+                                                 seed, steps, describe, associated, integer_io, allow_flex))
             golden = {k: v[:1] for k, v in feeds.items()}
-            with TFLiteSession(folder / result.files[0].name) as first:  # the app feeds the TFLite layout
-                extra = write_goldens(folder, in_candidate_layout(reference, first, golden), reference.run(golden))
+            first = TFLiteFile(folder / result.files[0].name)  # the app feeds the TFLite layout
+            extra = write_goldens(folder, in_candidate_layout(reference, first, golden), reference.run(golden))
             for file_name, data in associated.items():
                 (folder / file_name).write_bytes(data)
                 extra.append(file_name)
@@ -191,6 +186,18 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
 
 
 
+def _convert(tf, tf_source, mode_: Mode, dataset, integer_io: bool, *, flex: bool) -> bytes:
+    """The flatbuffer of one mode: TFLite builtins only, or with TensorFlow (Flex) ops allowed."""
+    with captured_output(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        converter = _converter(tf, tf_source)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        mode_.configure(tf, converter, dataset, integer_io)
+        if flex:
+            converter.target_spec.supported_ops = list(converter.target_spec.supported_ops) + [tf.lite.OpsSet.SELECT_TF_OPS]
+        return converter.convert()
+
+
 def _converter(tf, tf_source):
     if tf_source.format_name == "keras":
         return tf.lite.TFLiteConverter.from_keras_model(tf_source.model)
@@ -199,28 +206,38 @@ def _converter(tf, tf_source):
 
 def _export_mode(mode_: Mode, tf_source, reference, feeds, calibration, folder: Path, seed: int,
                  steps: Steps, describe: "_Describe", associated: Mapping[str, bytes],
-                 integer_io: bool = False) -> BundleFile:
+                 integer_io: bool = False, allow_flex: bool = False) -> BundleFile:
     from ..convert.tf_tflite import refusal
     from ..formats._tf import import_tf
-    from ..formats.tflite import TFLiteSession
+    from ..formats.tflite import TFLiteFile, TFLiteSession
     from ..validate.parity import compare_sessions
     tf = import_tf()
     path = folder / f"model_{mode_.name}.tflite"
     with steps.step(f"Converting to TFLite {mode_.name} ({mode_.summary})"):
         dataset = _representative_dataset(tf_source, reference, calibration) if mode_.calibrated else None
         try:
-            with captured_output(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                converter = _converter(tf, tf_source)
-                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-                mode_.configure(tf, converter, dataset, integer_io)
-                flatbuffer = converter.convert()
+            flatbuffer = _convert(tf, tf_source, mode_, dataset, integer_io, flex=False)
         except Exception as exc:
-            raise refusal(exc, f"TFLite {mode_.name}", hop=f"edge tflite {mode_.name}") from exc
+            error = refusal(exc, f"TFLite {mode_.name}", hop=f"edge tflite {mode_.name}")
+            if not allow_flex:
+                error.hint = (error.hint or "") + ("; --allow-flex writes it with those ops as TensorFlow (Flex) "
+                                                   "ops, NOT validated (LiteRT in Python cannot run them)")
+                raise error from exc
+            try:
+                flatbuffer = _convert(tf, tf_source, mode_, dataset, integer_io, flex=True)
+            except Exception as again:
+                raise refusal(again, f"TFLite {mode_.name} with Flex ops", hop=f"edge tflite {mode_.name}") from again
         path.write_bytes(flatbuffer)
-        with TFLiteSession(path) as plain:  # the metadata follows the file's own input/output order
-            info = describe.of(plain)
+        declared = TFLiteFile(path)
+        info = describe.of(declared)  # the metadata follows the file's own input/output order
         path.write_bytes(attach(flatbuffer, build_metadata(info), dict(associated)))
+    if declared.flex_ops:
+        return BundleFile(path.name, mode_.name, [s.to_dict() | describe.io(t) for s, t in zip(declared.inputs, info.inputs)],
+                          [s.to_dict() | describe.io(t) for s, t in zip(declared.outputs, info.outputs)],
+                          sorted(declared.ops), path.stat().st_size, None, None,
+                          f"NOT validated: {', '.join(declared.flex_ops)} run only with the Flex delegate "
+                          "(Android: tensorflow-lite-select-tf-ops), which LiteRT in Python lacks; replay the "
+                          "goldens on the device", {"flex_ops": declared.flex_ops})
     candidate = TFLiteSession(path, threads=1)
     try:
         with steps.step(f"Checking {path.name} in LiteRT"):
@@ -238,16 +255,6 @@ def _export_mode(mode_: Mode, tf_source, reference, feeds, calibration, folder: 
                           path.stat().st_size, latency, passed, mode_.rule, report.to_dict())
     finally:
         candidate.close()
-
-
-
-
-
-
-
-
-
-
 
 
 @dataclass

@@ -119,7 +119,6 @@ class TfjsSession(Session):
         return outputs
 
     def op_names(self) -> set[str]:
-        from ..edge.graph_model import graph_ops
         from google.protobuf import json_format
         from tensorflow.core.framework import graph_pb2
         return graph_ops(json_format.ParseDict(self.model["modelTopology"], graph_pb2.GraphDef(),
@@ -142,6 +141,14 @@ class TfjsSession(Session):
         if getattr(self, "_log", None) is not None:
             self._log.close()
             self._log = None
+
+
+def graph_ops(graph_def) -> set[str]:
+    """Every op a GraphDef runs, its functions' bodies included."""
+    ops = {node.op for node in graph_def.node}
+    for function in graph_def.library.function:
+        ops |= {node.op for node in function.node_def}
+    return ops
 
 
 def sniff_tfjs(probe: Probe) -> str | None:

@@ -7,6 +7,7 @@ is compared with its float source on the same values (``raw_io=True`` keeps the 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,28 @@ def _quantize(value: np.ndarray, params: tuple[float, int], dtype: np.dtype) -> 
     scale, zero_point = params
     info = np.iinfo(dtype)
     return np.clip(np.round(np.asarray(value, np.float64) / scale + zero_point), info.min, info.max).astype(dtype)
+
+
+class TFLiteFile:
+    """What a TFLite file declares (inputs, outputs, ops) read by LiteRT without running it: also
+    for files LiteRT in Python cannot run (TensorFlow ops through the Flex delegate)."""
+
+    def __init__(self, path):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        try:
+            with captured_output():
+                interpreter = Interpreter(model_path=str(path),
+                                          experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        except Exception as exc:
+            raise _load_error(Path(path), exc) from exc
+        names = _signature_names(interpreter)
+        self.inputs = [_spec(d, False, names) for d in interpreter.get_input_details()]
+        self.outputs = [_spec(d, False, names) for d in interpreter.get_output_details()]
+        self.ops = {op["op_name"] for op in interpreter._get_ops_details()}
+
+    @property
+    def flex_ops(self) -> list[str]:
+        return sorted(op for op in self.ops if op.startswith("Flex"))
 
 
 class TFLiteSession(Session):

@@ -199,3 +199,13 @@ def test_example_page_classifies_in_headless_chromium(cli, tmp_path, trained_cla
                 assert table.split("\n")[0].startswith(LABELS[label])
         finally:
             browser.close()
+
+
+def test_the_op_list_is_the_one_of_the_pinned_tfjs():
+    """edge/tfjs_ops.json (read at export time, without Node) is what the installed TF.js implements."""
+    import subprocess
+    from modelport.formats.tfjs import runner_command
+    listed = json.loads(subprocess.run(runner_command("--list-ops"), capture_output=True, check=True).stdout)
+    recorded = json.loads((REPO / "modelport" / "edge" / "tfjs_ops.json").read_text())
+    assert listed == recorded, "regenerate: node modelport/edge/tfjs_runner/run.mjs --list-ops > modelport/edge/tfjs_ops.json"
+    assert {"Conv2D", "_FusedConv2D", "FusedDepthwiseConv2dNative"} <= set(recorded["ops"])

@@ -233,3 +233,31 @@ def test_trained_caffe_lenet_bundle_with_its_labels(cli, tmp_path):
         assert entry["inputs"][0]["shape"][1:] == [28, 28, 1] and entry["outputs"][0]["labels"] == "labels.txt"
         assert entry["report"]["outputs"][0]["top1_agreement"] == 1.0
     assert (tmp_path / "bundle" / "labels.txt").read_text() == (lenet / "labels.txt").read_text().rstrip("\n") + "\n"
+
+
+def test_flex_ops_are_refused_unless_allowed_and_then_marked_not_validated(cli, tmp_path):
+    """An op without a TFLite builtin (MatrixInverse): refused with the way out by default; with
+    --allow-flex the file is written as a Flex model, which LiteRT in Python cannot run, so its
+    manifest entry says NOT validated instead of claiming a check."""
+    import tensorflow as tf
+
+    class Inverse(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, 3, 3], tf.float32, name="m")])
+        def __call__(self, m):
+            return {"inverse": tf.linalg.inv(m) * 2.0}
+    module = Inverse()
+    tf.saved_model.save(module, str(tmp_path / "inverse"), signatures={"serving_default": module.__call__})
+    refused = cli("edge", "tflite", tmp_path / "inverse", tmp_path / "bundle")
+    assert refused.code == 2 and "MatrixInverse" in refused.err and "--allow-flex" in refused.err
+    assert not (tmp_path / "bundle").exists()
+    result = cli("edge", "tflite", tmp_path / "inverse", tmp_path / "bundle", "--allow-flex", "--json")
+    assert result.code == 0, result.err
+    (entry,) = result.json()["models"]
+    assert entry["passed"] is None and entry["rule"].startswith("NOT validated: FlexMatrixInverse")
+    assert "FlexMatrixInverse" in entry["ops"] and entry["latency_ms"] is None
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert manifest["models"][0]["passed"] is None and manifest["models"][0]["sha256"] == sha256_of(
+        tmp_path / "bundle" / "model_fp32.tflite")
+    assert (tmp_path / "bundle" / "inputs.npy").is_file()  # goldens for the on-device check
+    shown = cli("edge", "tflite", tmp_path / "inverse", tmp_path / "bundle2", "--allow-flex")
+    assert shown.code == 0 and "NOT validated" in shown.out

@@ -3,6 +3,7 @@
 //
 //   node run.mjs MODEL_DIR [--backend wasm|cpu]   one JSON request per stdin line, one answer per stdout line
 //   node run.mjs --list-ops                       the TensorFlow op names TF.js's graph executor implements
+//                                                 (written to ../tfjs_ops.json when TF.js is upgraded)
 //
 // A request is {"inputs": {name: {"dtype", "shape", "data": base64 of little-endian values}},
 // "outputs": [names]}; the answer {"outputs": {name: {...same...}}} or {"error": message}. The first
@@ -21,7 +22,8 @@ function answer(message) {
 async function listOps() {
   const folder = path.join(here, 'node_modules/@tensorflow/tfjs-converter/dist/operations/op_list');
   const names = new Set();
-  for (const file of fs.readdirSync(folder).filter(f => f.endsWith('.js')).sort()) {
+  // tfdf.js lists TensorFlow Decision Forests ops, which run only with the separate tfjs-tfdf package.
+  for (const file of fs.readdirSync(folder).filter(f => f.endsWith('.js') && f !== 'tfdf.js').sort()) {
     const {json} = await import(path.join(folder, file));
     for (const op of json) names.add(op.tfOpName);
   }
