@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.modelport-installed
 
-.PHONY: install demo test bench bench-onnx-tf bench-edge proto clean
+.PHONY: install demo test bench bench-onnx-tf bench-edge bench-tfjs proto clean
 
 TFJS_RUNNER := modelport/edge/tfjs_runner
 
@@ -41,6 +41,10 @@ bench-onnx-tf: $(STAMP)
 # TFLite bundle modes (fp32, fp16, dynamic, int8): size and LiteRT latency against Keras in TF.
 bench-edge: $(STAMP)
 	$(PY) benchmarks/edge_bench.py
+
+# TF.js bundles of MobileNetV2 per weight encoding, with and without the TF.js rewrites, vs ONNX Runtime.
+bench-tfjs: $(STAMP)
+	$(PY) benchmarks/tfjs_bench.py
 
 # Regenerate the Caffe protobuf module from the checked-in caffe.proto subset.
 proto: $(STAMP)
