@@ -121,7 +121,7 @@ def freeze(function) -> tuple[Any, dict[str, Any]]:
 
 def _weight(values: np.ndarray, quantization: Quantization | None) -> tuple[bytes, dict[str, Any]]:
     """The bytes a constant is stored as and its manifest fields (besides its name)."""
-    if values.dtype == np.int64 or values.dtype.kind == "u" or values.dtype == np.int8 or values.dtype == np.int16:
+    if values.dtype.kind in "iu":  # TF.js's one integer type
         values = values.astype(np.int32)
     elif values.dtype.kind == "f":
         values = values.astype(np.float32)

@@ -74,14 +74,14 @@ def is_image(spec) -> bool:
 
 
 def in_candidate_layout(reference, candidate, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Source-layout feeds as the TFLite file takes them (by its names, images channels-last)."""
+    """Source-layout feeds as the bundle's model takes them (by its names, images channels-last)."""
     from ..validate.parity import pair_inputs
     pairings, _ = pair_inputs(reference, candidate, input_layout(reference, candidate))
     return {p.candidate.name: p.to_candidate(feeds[p.reference.name]) for p in pairings}
 
 
 def input_layout(reference, candidate) -> str | None:
-    """NCHW:NHWC when the source's images are channels-first and the TFLite file's channels-last."""
+    """NCHW:NHWC when the source's images are channels-first and the bundle model's channels-last."""
     for ref, cand in zip(reference.inputs, candidate.inputs):
         if is_image(ref) and ref.shape[1] != cand.shape[1] and ref.shape[1] == cand.shape[3]:
             return "NCHW:NHWC"
@@ -89,6 +89,7 @@ def input_layout(reference, candidate) -> str | None:
 
 
 def load_inputs(path: Path, reference, image_size, mean, std, limit: int | None = None) -> dict[str, np.ndarray]:
+    """An .npz of arrays by input name, or a folder of images for a one-image-input model."""
     from ..validate.inputs import load_feeds, load_image_folder
     if not path.is_dir():
         return load_feeds(path)
@@ -99,16 +100,17 @@ def load_inputs(path: Path, reference, image_size, mean, std, limit: int | None 
     return {spec.name: load_image_folder(path, spec, image_size, mean, std, limit=limit)}
 
 
-def check_inputs(reference, calibration: Mapping[str, np.ndarray]) -> None:
+def check_inputs(reference, data: Mapping[str, np.ndarray]) -> None:
+    """UsageError unless ``data`` holds one batch-first array per input, of the input's shape."""
     expected = [spec.name for spec in reference.inputs]
-    if sorted(calibration) != sorted(expected):
-        raise UsageError(f"the data holds {sorted(calibration)}; the model's inputs are {expected}",
+    if sorted(data) != sorted(expected):
+        raise UsageError(f"the data holds {sorted(data)}; the model's inputs are {expected}",
                          hint="save the arrays under the input names: np.savez('calib.npz', **{name: batch})")
-    sizes = {len(np.asarray(v)) for v in calibration.values()}
+    sizes = {len(np.asarray(v)) for v in data.values()}
     if len(sizes) != 1 or 0 in sizes:
         raise UsageError("the data's arrays must hold the same number of samples (batch first), at least one")
     for spec in reference.inputs:
-        shape = np.shape(calibration[spec.name])
+        shape = np.shape(data[spec.name])
         if spec.shape is not None and (len(shape) != len(spec.shape) or any(
                 want is not None and have != want for have, want in zip(shape[1:], spec.shape[1:]))):
             raise UsageError(f"the data's {spec.name!r} is {list(shape)}; the model takes {spec.shape_str()} "
@@ -117,8 +119,9 @@ def check_inputs(reference, calibration: Mapping[str, np.ndarray]) -> None:
 
 def tensorflow_source(source, reference, scratch: Path, result: EdgeResult, weights, input_specs, trust_pickle,
                        steps: Steps):
-    """What TFLite's converter starts from: the Keras model or SavedModel itself, else a SavedModel
-    planned from the source (PyTorch and Caffe through ONNX), every hop checked."""
+    """What the TensorFlow targets (TFLite, TF.js) start from: the Keras model or SavedModel itself,
+    else a SavedModel planned from the source (PyTorch and Caffe through ONNX, channels-last image
+    inputs), every hop checked."""
     if reference.format_name in ("keras", "savedmodel"):
         return reference
     from ..convert import convert as run_convert

@@ -180,12 +180,6 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
     return result
 
 
-
-
-
-
-
-
 def _convert(tf, tf_source, mode_: Mode, dataset, integer_io: bool, *, flex: bool) -> bytes:
     """The flatbuffer of one mode: TFLite builtins only, or with TensorFlow (Flex) ops allowed."""
     with captured_output(), warnings.catch_warnings():
@@ -291,8 +285,6 @@ class _Describe:
         if tensor.labels:
             entry["labels"] = tensor.labels
         return entry
-
-
 
 
 def _representative_dataset(tf_source, reference, calibration: Mapping[str, np.ndarray]):

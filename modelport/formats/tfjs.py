@@ -79,9 +79,9 @@ class TfjsSession(Session):
         self.inputs = _specs(signature["inputs"])
         self.outputs = _specs(signature["outputs"])
         self.backend = backend
-        self._log = tempfile.TemporaryFile()
-        self._process = subprocess.Popen(runner_command(str(self.folder), "--backend", backend),
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
+        command = runner_command(str(self.folder), "--backend", backend)  # refused before anything is opened
+        self._log = tempfile.TemporaryFile()  # the runner's stderr, for messages when it stops
+        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
         ready = self._answer()
         if "error" in ready:
             self.close()

@@ -74,16 +74,22 @@ def _quantize(value: np.ndarray, params: tuple[float, int], dtype: np.dtype) -> 
     return np.clip(np.round(np.asarray(value, np.float64) / scale + zero_point), info.min, info.max).astype(dtype)
 
 
+def _plain_interpreter(path):
+    """The flatbuffer as written, without the XNNPACK delegate (which folds weights and ops away);
+    unallocated, so also for files whose ops this runtime cannot run."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    with captured_output():
+        return Interpreter(model_path=str(path),
+                           experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+
+
 class TFLiteFile:
     """What a TFLite file declares (inputs, outputs, ops) read by LiteRT without running it: also
     for files LiteRT in Python cannot run (TensorFlow ops through the Flex delegate)."""
 
     def __init__(self, path):
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
         try:
-            with captured_output():
-                interpreter = Interpreter(model_path=str(path),
-                                          experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+            interpreter = _plain_interpreter(path)
         except Exception as exc:
             raise _load_error(Path(path), exc) from exc
         names = _signature_names(interpreter)
@@ -155,16 +161,9 @@ class TFLiteSession(Session):
             self._precision = self._inspect_precision()
         return self._precision
 
-    def _plain_interpreter(self):
-        """The flatbuffer as written, without the XNNPACK delegate (which folds weights and ops away)."""
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-        with captured_output():
-            return Interpreter(model_path=str(self.path),
-                               experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-
     def op_names(self) -> set[str]:
         """The builtin (and custom) ops the file uses."""
-        return {op["op_name"] for op in self._plain_interpreter()._get_ops_details()}
+        return TFLiteFile(self.path).ops
 
     def quantization_of(self, name: str) -> dict[str, Any]:
         """{"quantization": {"scale", "zero_point"}} for an integer-quantized input or output, else {}."""
@@ -178,7 +177,7 @@ class TFLiteSession(Session):
     def _inspect_precision(self) -> str:
         if any(_quantization(d) for d in list(self._input_details) + list(self._output_details)):
             return "int8"
-        plain = self._plain_interpreter()
+        plain = _plain_interpreter(self.path)
         types = {np.dtype(t["dtype"]).name for t in plain.get_tensor_details()}
         ops = {op["op_name"] for op in plain._get_ops_details()}
         if "QUANTIZE" in ops and types & {"int8", "uint8", "int16"}:

@@ -2,7 +2,9 @@
 WebAssembly backend) against the source, and in headless Chromium by the example page."""
 from __future__ import annotations
 
+import base64
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -111,7 +113,7 @@ def test_pytorch_source_through_onnx_with_its_clips_and_activations_fused(cli, t
     assert {"_FusedConv2D", "FusedDepthwiseConv2dNative", "_FusedMatMul", "ClipByValue"} <= ops
     assert not ops & {"Maximum", "Minimum"}
     topology = json.loads((out / "model.json").read_text())["modelTopology"]["node"]
-    fused = {tuple(__import__("base64").b64decode(s).decode() for s in n["attr"]["fused_ops"]["list"]["s"])
+    fused = {tuple(base64.b64decode(s).decode() for s in n["attr"]["fused_ops"]["list"]["s"])
              for n in topology if "fused_ops" in n["attr"]}
     assert ("BiasAdd", "LeakyRelu") in fused and ("BiasAdd", "Relu6") in fused and ("BiasAdd", "Elu") in fused
     manifest = json.loads((out / "manifest.json").read_text())
@@ -156,7 +158,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None and not __import__("os").environ.get("CI"),
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
                     reason="Debian chromium is not installed (apt-get install chromium)")
 def test_example_page_classifies_in_headless_chromium(cli, tmp_path, trained_classifier):
     """examples/tfjs-web served from 127.0.0.1: the page reads the bundle's manifest, normalizes the
