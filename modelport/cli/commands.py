@@ -257,3 +257,39 @@ def edge_ort(src: str = typer.Argument(..., help="Source model (any format the p
     _report_edge(lambda: export_ort(
         src, out_dir, inputs=feeds, input_specs=options["input_specs"], weights=options["weights"],
         trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True)), as_json, "ORT bundle", "ORT")
+
+
+# -------------------------------------------------------------------------------------------- serve
+@app.command()
+def serve(models: List[str] = typer.Argument(..., help="Model files/folders, or ONE repository folder with Triton's layout (REPO/<name>/<version>/model.onnx, optional config.pbtxt)."),
+          host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 in a container)."),
+          http_port: int = typer.Option(8000, "--http-port", help="REST port (OIP v2 and TF Serving); 0 picks a free one."),
+          grpc_port: int = typer.Option(8001, "--grpc-port", help="gRPC port (OIP v2); 0 picks a free one."),
+          max_batch_size: int = typer.Option(8, "--max-batch-size", help="Dynamic batching: most rows merged into one run (a model's config overrides it); 0 turns batching off."),
+          batch_delay_ms: float = typer.Option(0.0, "--batch-delay-ms", help="Dynamic batching: how long a short batch waits for more requests (0: run at once, merge what queued meanwhile)."),
+          max_queue_size: int = typer.Option(256, "--max-queue-size", help="Requests waiting per model before new ones get 503."),
+          instances: int = typer.Option(1, "--instances", help="Runs of a model at the same time (one Session each)."),
+          threads: int = typer.Option(0, "--threads", help="ONNX Runtime intra-op threads per Session (0: ORT's default)."),
+          request_timeout_s: float = typer.Option(60.0, "--request-timeout-s", help="A request not answered by then gets 504 / DEADLINE_EXCEEDED."),
+          max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="Largest request body (REST) or message (gRPC) taken."),
+          no_model_control: bool = typer.Option(False, "--no-model-control", help="Refuse repository load/unload requests."),
+          drain_timeout_s: float = typer.Option(30.0, "--drain-timeout-s", help="On SIGTERM, how long accepted requests may take to finish.")):
+    """Serve models over OIP v2 REST + gRPC (Triton's clients) and TF Serving REST, with dynamic batching."""
+    import asyncio
+
+    from ..serve.repository import ServeOptions
+    from ..serve.server import Listen, serve as run_server
+    for flag, value in (("--max-batch-size", max_batch_size), ("--max-queue-size", max_queue_size - 1),
+                        ("--instances", instances - 1), ("--threads", threads), ("--batch-delay-ms", batch_delay_ms),
+                        ("--http-port", http_port), ("--grpc-port", grpc_port)):
+        if value < 0:
+            raise UsageError(f"{flag} must not be negative" if flag not in ("--max-queue-size", "--instances")
+                             else f"{flag} must be at least 1")
+    if request_timeout_s <= 0 or max_body_mb <= 0 or drain_timeout_s < 0:
+        raise UsageError("--request-timeout-s and --max-body-mb must be positive, --drain-timeout-s not negative")
+    quiet_tensorflow()
+    options = ServeOptions(max_batch_size=max_batch_size, batch_delay_ms=batch_delay_ms, max_queue_size=max_queue_size,
+                           instances=instances, threads=threads, request_timeout_s=request_timeout_s,
+                           max_body_bytes=int(max_body_mb * (1 << 20)), model_control=not no_model_control)
+    listen = Listen(host=host, http_port=http_port, grpc_port=grpc_port, drain_timeout_s=drain_timeout_s)
+    asyncio.run(run_server(models, options, listen, report=lambda line: console.print(escape(line))))

@@ -1,0 +1,140 @@
+"""The OpenAPI 3 description of the REST API, served at ``/openapi.json``.
+
+Written out rather than derived from route signatures: the routes read raw bodies (the binary
+tensor extension), so the schemas here are the one place that says what a JSON body holds. The
+tests fuzz the server from this document (schemathesis), so it must stay true to ``rest.py``.
+"""
+from __future__ import annotations
+
+_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}
+_PARAMETERS = {"type": "object", "additionalProperties": True}
+_DATATYPE = {"type": "string", "enum": ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16",
+                                        "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES", "BF16"]}
+_SHAPE = {"type": "array", "items": {"type": "integer"}}
+_TENSOR_METADATA = {"type": "object", "required": ["name", "datatype", "shape"],
+                    "properties": {"name": {"type": "string"}, "datatype": _DATATYPE, "shape": _SHAPE}}
+_INFER_REQUEST = {
+    "type": "object", "required": ["inputs"],
+    "properties": {
+        "id": {"type": "string"},
+        "parameters": _PARAMETERS,
+        "inputs": {"type": "array", "items": {
+            "type": "object", "required": ["name", "datatype", "shape"],
+            "properties": {"name": {"type": "string"}, "datatype": _DATATYPE, "shape": _SHAPE,
+                           "parameters": _PARAMETERS, "data": {"type": "array"}}}},
+        "outputs": {"type": "array", "items": {
+            "type": "object", "required": ["name"],
+            "properties": {"name": {"type": "string"}, "parameters": _PARAMETERS}}},
+    },
+}
+_INFER_RESPONSE = {
+    "type": "object", "required": ["model_name", "outputs"],
+    "properties": {
+        "model_name": {"type": "string"}, "model_version": {"type": "string"}, "id": {"type": "string"},
+        "outputs": {"type": "array", "items": {
+            "type": "object", "required": ["name", "datatype", "shape"],
+            "properties": {"name": {"type": "string"}, "datatype": _DATATYPE, "shape": _SHAPE,
+                           "parameters": _PARAMETERS, "data": {"type": "array"}}}},
+    },
+}
+_MODEL_METADATA = {
+    "type": "object", "required": ["name", "platform", "inputs", "outputs"],
+    "properties": {"name": {"type": "string"}, "versions": {"type": "array", "items": {"type": "string"}},
+                   "platform": {"type": "string"}, "inputs": {"type": "array", "items": _TENSOR_METADATA},
+                   "outputs": {"type": "array", "items": _TENSOR_METADATA}},
+}
+_STATS = {"type": "object", "required": ["model_stats"],
+          "properties": {"model_stats": {"type": "array", "items": {"type": "object"}}}}
+_PREDICT_REQUEST = {
+    "type": "object",
+    "properties": {"signature_name": {"type": "string"}, "instances": {"type": "array"},
+                   "inputs": {"oneOf": [{"type": "array"}, {"type": "object"}]}},
+}
+_PREDICT_RESPONSE = {"type": "object", "properties": {"predictions": {"type": "array"}, "outputs": {}}}
+_TF_STATUS = {"type": "object", "required": ["model_version_status"],
+              "properties": {"model_version_status": {"type": "array", "items": {"type": "object"}}}}
+
+
+def _json(schema: dict) -> dict:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _answers(ok: dict | None, ok_text: str, *errors: int) -> dict:
+    responses = {"200": {"description": ok_text, **(_json(ok) if ok is not None else {})}}
+    for status in errors:
+        responses[str(status)] = {"description": _ERROR_TEXT[status], **_json(_ERROR)}
+    return responses
+
+
+_ERROR_TEXT = {400: "a bad request, or (health and ready routes) not ready", 403: "not allowed on this server",
+               404: "no such model or version", 413: "the body is larger than the server takes",
+               415: "an unsupported Content-Encoding", 500: "the model failed on this request",
+               503: "the model is not ready, its queue is full, or the server is draining",
+               504: "the model did not answer within the request timeout"}
+_INFER_ERRORS = (400, 404, 413, 415, 500, 503, 504)
+
+
+def _path_parameter(name: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def openapi_document(version: str) -> dict:
+    paths: dict[str, dict] = {
+        "/v2/health/live": {"get": {"summary": "Server liveness",
+                                    "responses": {"200": {"description": "live"}, "400": {"description": "not live"}}}},
+        "/v2/health/ready": {"get": {"summary": "Server readiness (every model ready, not draining)",
+                                     "responses": {"200": {"description": "ready"},
+                                                   "400": {"description": "not ready"}}}},
+        "/v2": {"get": {"summary": "Server metadata", "responses": _answers(
+            {"type": "object", "required": ["name", "version", "extensions"],
+             "properties": {"name": {"type": "string"}, "version": {"type": "string"},
+                            "extensions": {"type": "array", "items": {"type": "string"}}}}, "server metadata")}},
+        "/v2/models/stats": {"get": {"summary": "Statistics of every ready model",
+                                     "responses": _answers(_STATS, "statistics", 404)}},
+        "/v2/repository/index": {"post": {
+            "summary": "The models of the repository with their state",
+            "requestBody": {"required": False, **_json({"type": "object", "properties": {"ready": {"type": "boolean"}}})},
+            "responses": _answers({"type": "array", "items": {"type": "object"}}, "the index", 400, 413)}},
+    }
+    for verb in ("load", "unload"):
+        paths[f"/v2/repository/models/{{model}}/{verb}"] = {"post": {
+            "summary": f"{verb.title()} a model", "parameters": [_path_parameter("model")],
+            "requestBody": {"required": False, **_json({"type": "object"})},
+            "responses": {"200": {"description": f"{verb}ed"},
+                          **{str(s): {"description": _ERROR_TEXT[s], **_json(_ERROR)} for s in (400, 403, 404, 413)}}}}
+    for prefix, params in (("/v2/models/{model}", ["model"]),
+                           ("/v2/models/{model}/versions/{version}", ["model", "version"])):
+        parameters = [_path_parameter(p) for p in params]
+        paths[prefix] = {"get": {"summary": "Model metadata", "parameters": parameters,
+                                 "responses": _answers(_MODEL_METADATA, "model metadata", 404, 503)}}
+        paths[prefix + "/ready"] = {"get": {"summary": "Model readiness", "parameters": parameters, "responses": {
+            "200": {"description": "ready"}, "400": {"description": "not ready"},
+            "404": {"description": _ERROR_TEXT[404], **_json(_ERROR)}}}}
+        paths[prefix + "/config"] = {"get": {"summary": "Model configuration (Triton's ModelConfig as JSON)",
+                                             "parameters": parameters,
+                                             "responses": _answers({"type": "object"}, "the config", 404, 503)}}
+        paths[prefix + "/stats"] = {"get": {"summary": "Model statistics", "parameters": parameters,
+                                            "responses": _answers(_STATS, "statistics", 404)}}
+        paths[prefix + "/infer"] = {"post": {
+            "summary": "Inference (JSON tensors, or a JSON header followed by binary tensors whose length is "
+                       "the Inference-Header-Content-Length header)",
+            "parameters": parameters,
+            "requestBody": {"required": True, **_json(_INFER_REQUEST)},
+            "responses": _answers(_INFER_RESPONSE, "the outputs", *_INFER_ERRORS)}}
+    for prefix, params in (("/v1/models/{model}", ["model"]),
+                           ("/v1/models/{model}/versions/{version}", ["model", "version"])):
+        parameters = [_path_parameter(p) for p in params]
+        paths[prefix] = {"get": {"summary": "TF Serving model status", "parameters": parameters,
+                                 "responses": _answers(_TF_STATUS, "status", 404)}}
+        paths[prefix + "/metadata"] = {"get": {"summary": "TF Serving model metadata (signature_def)",
+                                               "parameters": parameters,
+                                               "responses": _answers({"type": "object"}, "metadata", 404, 503)}}
+        paths[prefix + ":predict"] = {"post": {
+            "summary": "TF Serving predict (row 'instances' or columnar 'inputs')", "parameters": parameters,
+            "requestBody": {"required": True, **_json(_PREDICT_REQUEST)},
+            "responses": _answers(_PREDICT_RESPONSE, "the predictions", *_INFER_ERRORS)}}
+    return {"openapi": "3.0.3",
+            "info": {"title": "modelport serve", "version": version or "0",
+                     "description": "Open Inference Protocol v2 (with Triton's binary tensor extension) and "
+                                    "TF Serving REST, on one data plane."},
+            "paths": paths}

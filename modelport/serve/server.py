@@ -1,0 +1,116 @@
+"""Running the server: REST (uvicorn) and gRPC (grpc.aio) on one event loop over one data plane.
+
+Start-up binds both ports first (so a taken port is a clear error at once), reports them, then
+loads the models: the server is live while they load and ready once they all are (Kubernetes'
+probes see exactly that). SIGTERM or SIGINT drains: readiness turns false, new requests get 503 /
+UNAVAILABLE, the listeners close, requests already accepted get their answers, then the process
+exits 0.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import uvicorn
+
+from .. import __version__
+from ..errors import UsageError
+from .dataplane import DataPlane
+from .repository import Repository, ServeOptions
+
+log = logging.getLogger("modelport.serve")
+
+
+@dataclass
+class Listen:
+    host: str = "127.0.0.1"
+    http_port: int = 8000
+    grpc_port: int = 8001
+    drain_timeout_s: float = 30.0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port} for HTTP: {exc.strerror}",
+                         hint="choose another port with --http-port (0 picks a free one)") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(sources: list[str | Path], options: ServeOptions, listen: Listen,
+                report: Callable[[str], None] = print) -> None:
+    """Serve until SIGTERM/SIGINT, then drain and return."""
+    from .grpc_service import create_server, update_health
+    from .rest import create_app
+
+    repository = Repository(sources, options)
+    dataplane = DataPlane(repository, version=__version__)
+    http_socket = _bind(listen.host, listen.http_port)
+    grpc_address = f"[{listen.host}]:{listen.grpc_port}" if ":" in listen.host else f"{listen.host}:{listen.grpc_port}"
+    try:
+        grpc_server, checker, health_status, grpc_port = create_server(dataplane, grpc_address)
+    except Exception:
+        http_socket.close()
+        raise
+
+    config = uvicorn.Config(create_app(dataplane), lifespan="off", log_level="warning", access_log=False,
+                            http="httptools", loop="none", timeout_graceful_shutdown=listen.drain_timeout_s,
+                            timeout_keep_alive=30)
+    http = _Uvicorn(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    await grpc_server.start()
+    http_task = asyncio.create_task(http.serve(sockets=[http_socket]))
+    host, http_port = http_socket.getsockname()[:2]
+    report(f"modelport serve {__version__}: HTTP on {host}:{http_port}, gRPC on {listen.host}:{grpc_port}")
+
+    await repository.load_all()
+    await update_health(checker, health_status.ServingStatus, dataplane)
+    for row in repository.index():
+        report(f"  model {row['name']!r} version {row['version']}: {row['state']}"
+               + (f" ({row['reason']})" if row["reason"] else ""))
+    report("ready" if dataplane.ready() else "serving (some models are not ready)")
+
+    health_task = asyncio.create_task(_watch_health(checker, health_status.ServingStatus, dataplane, stop))
+    await asyncio.wait([asyncio.create_task(stop.wait()), http_task], return_when=asyncio.FIRST_COMPLETED)
+    report("draining: refusing new requests, finishing accepted ones")
+    dataplane.draining = True
+    await update_health(checker, health_status.ServingStatus, dataplane)
+    http.should_exit = True
+    await asyncio.gather(grpc_server.stop(listen.drain_timeout_s), http_task, return_exceptions=True)
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(dataplane.drain(), listen.drain_timeout_s)
+    health_task.cancel()
+    await repository.close()
+    report("stopped")
+
+
+async def _watch_health(checker, status_type, dataplane: DataPlane, stop: asyncio.Event) -> None:
+    """Keep grpc.health.v1 in step with loads and unloads through the repository API."""
+    while not stop.is_set():
+        await update_health(checker, status_type, dataplane)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn's server without its own signal handling (serve() drains on signals)."""
+
+    def capture_signals(self):
+        return contextlib.nullcontext()
