@@ -195,7 +195,7 @@ def check_inputs(entry: ModelVersion, tensors: list[InferInput]) -> dict[str, np
     if batched:
         rows = {feed.shape[0] for feed in feeds.values()}
         if len(rows) > 1:
-            raise ServeError(f"the inputs disagree on the batch size (dim 0): "
+            raise ServeError("the inputs disagree on the batch size (dim 0): "
                              + ", ".join(f"{n} {f.shape[0]}" for n, f in feeds.items()))
     return {name: feeds[name] for name in specs}
 

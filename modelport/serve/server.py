@@ -22,7 +22,9 @@ import uvicorn
 from .. import __version__
 from ..errors import UsageError
 from .dataplane import DataPlane
+from .grpc_service import create_server, update_health
 from .repository import Repository, ServeOptions
+from .rest import create_app
 
 log = logging.getLogger("modelport.serve")
 
@@ -53,9 +55,6 @@ def _bind(host: str, port: int) -> socket.socket:
 async def serve(sources: list[str | Path], options: ServeOptions, listen: Listen,
                 report: Callable[[str], None] = print) -> None:
     """Serve until SIGTERM/SIGINT, then drain and return."""
-    from .grpc_service import create_server, update_health
-    from .rest import create_app
-
     repository = Repository(sources, options)
     dataplane = DataPlane(repository, version=__version__)
     http_socket = _bind(listen.host, listen.http_port)
