@@ -9,7 +9,9 @@ STAMP  := $(VENV)/.modelport-installed
 
 TFJS_RUNNER := modelport/edge/tfjs_runner
 
-$(STAMP): pyproject.toml constraints.txt $(TFJS_RUNNER)/package-lock.json
+SERVE_CLIENTS := tests/serve/clients
+
+$(STAMP): pyproject.toml constraints.txt $(TFJS_RUNNER)/package-lock.json $(SERVE_CLIENTS)/requirements.txt $(SERVE_CLIENTS)/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
@@ -19,6 +21,10 @@ $(STAMP): pyproject.toml constraints.txt $(TFJS_RUNNER)/package-lock.json
 	$(PY) -m pip install --quiet --no-deps --target $(VENV)/peers/mediapipe mediapipe==1.2.2
 	# Real TF.js (Node, WebAssembly backend) for the edge tfjs checks, at the versions package-lock.json pins.
 	npm ci --prefix $(TFJS_RUNNER) --no-audit --no-fund --ignore-scripts --loglevel=error
+	# The serving tests' clients (tritonclient, kserve, requests) in a venv of their own: they pin a
+	# protobuf major older than the product's, and a real user's client process is separate anyway.
+	test -x $(VENV)/peers/clients/bin/python || $(PYTHON) -m venv $(VENV)/peers/clients
+	$(VENV)/peers/clients/bin/python -m pip install --quiet -c $(SERVE_CLIENTS)/constraints.txt -r $(SERVE_CLIENTS)/requirements.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -46,10 +52,11 @@ bench-edge: $(STAMP)
 bench-tfjs: $(STAMP)
 	$(PY) benchmarks/tfjs_bench.py
 
-# Regenerate the Caffe protobuf module from the checked-in caffe.proto subset.
+# Regenerate the Caffe protobuf module and the serving gRPC modules from their checked-in .proto files.
 proto: $(STAMP)
 	$(PY) -m grpc_tools.protoc -I modelport/formats/caffe --python_out=modelport/formats/caffe \
 		modelport/formats/caffe/caffe.proto
+	$(PY) -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. modelport/serve/proto/grpc_service.proto
 
 clean:
 	rm -rf $(VENV) modelport-demo .pytest_cache
