@@ -334,6 +334,7 @@ def create_app(dataplane: DataPlane) -> Starlette:
         return json_response(config_dict(dataplane.model_config(request.path_params["model"], version_of(request))))
 
     async def infer(request: Request):
+        dataplane.repository.get(request.path_params["model"], version_of(request))  # 404/503 before reading
         body = await read_body(request, limit)
         parsed = parse_infer(body, request.headers.get("inference-header-content-length"),
                              request.path_params["model"], version_of(request))
