@@ -140,7 +140,8 @@ class Repository:
         previous = self.models.get(name, {})
         self.models[name] = versions
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(None, self._open, entry) for entry in versions.values()))
+        await asyncio.gather(*(loop.run_in_executor(None, self._open, entry) for entry in versions.values()
+                               if entry.state == LOADING))
         for entry in versions.values():
             if entry.state == READY:
                 entry.batcher.start()
@@ -320,7 +321,7 @@ def read_config(folder: Path, name: str) -> pb.ModelConfig:
     """A model folder's config.pbtxt (protobuf text) or config.json (its JSON form) as Triton's
     ModelConfig; fields modelport does not use (optimization, reshape, ...) are skipped."""
     from google.protobuf import json_format, text_format
-    config = pb.ModelConfig(name=name)
+    config = pb.ModelConfig()
     text_path, json_path = folder / "config.pbtxt", folder / "config.json"
     try:
         if text_path.is_file():

@@ -21,9 +21,9 @@ CLIENT_SCRIPT = Path(__file__).resolve().parent / "clients" / "client.py"
 _LISTENING = re.compile(r"HTTP on ([\d.]+):(\d+), gRPC on ([\d.]+):(\d+)")
 
 
-def build_multi_io(path: Path) -> Path:
+def build_multi_io(path: Path, factor: float = 2.0) -> Path:
     """Two inputs of two dtypes (FP32 features, INT64 ids) and two outputs (FP32 score, BOOL positive):
-    score = features * 2 + sum(ids over axis 1), positive = score > 0."""
+    score = features * factor + sum(ids over axis 1), positive = score > 0."""
     import onnx
     from onnx import TensorProto, helper
     graph = helper.make_graph(
@@ -37,7 +37,7 @@ def build_multi_io(path: Path) -> Path:
          helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", 2])],
         [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["batch", 4]),
          helper.make_tensor_value_info("positive", TensorProto.BOOL, ["batch", 4])],
-        [helper.make_tensor("two", TensorProto.FLOAT, [], [2.0]),
+        [helper.make_tensor("two", TensorProto.FLOAT, [], [factor]),
          helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
          helper.make_tensor("axis1", TensorProto.INT64, [1], [1])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -47,7 +47,7 @@ def build_multi_io(path: Path) -> Path:
     return path
 
 
-def build_slow(path: Path, matmuls: int = 6) -> Path:
+def build_slow(path: Path, matmuls: int = 24) -> Path:
     """A model that takes a noticeable time per run (a few large MatMuls) and has a fixed batch of 1,
     so requests queue behind each other: for draining, queue-full and timeout tests."""
     import onnx
@@ -64,7 +64,7 @@ def build_slow(path: Path, matmuls: int = 6) -> Path:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1024])],
         [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(np.array([768, 1024], np.int64), "rows"),
          numpy_helper.from_array(np.array([0], np.int64), "axis0")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
     onnx.save(model, str(path))
     return path
@@ -161,3 +161,19 @@ def run_client(*args, timeout: float = 180) -> dict:
                             capture_output=True, text=True, timeout=timeout, cwd=REPO)
     assert result.returncode == 0, f"client failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
     return json.loads(result.stdout)
+
+
+def build_reshaper(path: Path) -> Path:
+    """Reshape(x, target) with the target shape an input: a request with a target that does not fit
+    x passes every check the server can make and then fails inside ONNX Runtime."""
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "target"], ["y"])], "reshaper",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6]),
+         helper.make_tensor_value_info("target", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["rows", "cols"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
