@@ -74,11 +74,23 @@ _ERROR_TEXT = {400: "a bad request, or (health and ready routes) not ready", 403
 _INFER_ERRORS = (400, 404, 413, 415, 500, 503, 504)
 
 
-def _path_parameter(name: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+def openapi_document(version: str, examples: dict | None = None) -> dict:
+    """The document; ``examples`` (a served model's name and version, a working infer body and a
+    working predict body) become the examples of the path parameters and request bodies."""
+    examples = examples or {}
 
+    def _path_parameter(name: str) -> dict:
+        schema = {"type": "string"}
+        if name in examples:
+            schema["example"] = examples[name]
+        return {"name": name, "in": "path", "required": True, "schema": schema}
 
-def openapi_document(version: str) -> dict:
+    def _body(schema: dict, example_key: str) -> dict:
+        content = {"schema": schema}
+        if example_key in examples:
+            content["example"] = examples[example_key]
+        return {"required": True, "content": {"application/json": content}}
+
     paths: dict[str, dict] = {
         "/v2/health/live": {"get": {"summary": "Server liveness",
                                     "responses": {"200": {"description": "live"}, "400": {"description": "not live"}}}},
@@ -119,7 +131,7 @@ def openapi_document(version: str) -> dict:
             "summary": "Inference (JSON tensors, or a JSON header followed by binary tensors whose length is "
                        "the Inference-Header-Content-Length header)",
             "parameters": parameters,
-            "requestBody": {"required": True, **_json(_INFER_REQUEST)},
+            "requestBody": _body(_INFER_REQUEST, "infer"),
             "responses": _answers(_INFER_RESPONSE, "the outputs", *_INFER_ERRORS)}}
     for prefix, params in (("/v1/models/{model}", ["model"]),
                            ("/v1/models/{model}/versions/{version}", ["model", "version"])):
@@ -131,7 +143,7 @@ def openapi_document(version: str) -> dict:
                                                "responses": _answers({"type": "object"}, "metadata", 404, 503)}}
         paths[prefix + ":predict"] = {"post": {
             "summary": "TF Serving predict (row 'instances' or columnar 'inputs')", "parameters": parameters,
-            "requestBody": {"required": True, **_json(_PREDICT_REQUEST)},
+            "requestBody": _body(_PREDICT_REQUEST, "predict"),
             "responses": _answers(_PREDICT_RESPONSE, "the predictions", *_INFER_ERRORS)}}
     return {"openapi": "3.0.3",
             "info": {"title": "modelport serve", "version": version or "0",

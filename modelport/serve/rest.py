@@ -13,6 +13,7 @@ import zlib
 import numpy as np
 import orjson
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -113,7 +114,9 @@ def parse_infer(body: bytes, header_length: str | None, model: str, version: str
         raise ServeError(f"{len(binary) - offset} bytes of binary data after the JSON header belong to no input "
                          "(check each input's binary_data_size)")
     outputs = []
-    for index, item in enumerate(header.get("outputs") or []):
+    if not isinstance(header.get("outputs", []), list):
+        raise ServeError("'outputs' must be a list of {\"name\": ...} objects")
+    for index, item in enumerate(header.get("outputs", [])):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise ServeError(f"outputs[{index}] must be an object with a 'name'")
         parameters = _parameters(item, f"output {item['name']!r}")
@@ -140,7 +143,7 @@ def _tensor_header(item, where: str):
 
 
 def _parameters(item: dict, where: str) -> dict:
-    parameters = item.get("parameters") or {}
+    parameters = item.get("parameters", {})
     if not isinstance(parameters, dict):
         raise ServeError(f"the parameters of {where} must be an object")
     return parameters
@@ -305,7 +308,55 @@ def tf_metadata(dataplane: DataPlane, name: str, version: str) -> dict:
                 "method_name": "tensorflow/serving/predict"}}}}}
 
 
+def _examples(dataplane: DataPlane) -> dict | None:
+    """A working request for the first ready model (zeros of the right shapes), as the OpenAPI
+    document's examples: what a reader copies, and where a fuzzer starts."""
+    ready = [row for row in dataplane.repository.index() if row["state"] == "READY"]
+    if not ready:
+        return None
+    entry = dataplane.repository.get(ready[0]["name"], ready[0]["version"])
+    batched = entry.max_batch_size > 0
+    inputs, columns = [], {}
+    for spec in entry.inputs:
+        shape = [1 if d is None or (batched and i == 0) else d for i, d in enumerate(spec.shape)]
+        count = int(np.prod(shape)) if shape else 1
+        datatype = datatype_of(spec.dtype)
+        value = False if datatype == "BOOL" else "" if datatype == "BYTES" else 0
+        inputs.append({"name": spec.name, "datatype": datatype, "shape": shape, "data": [value] * count})
+        columns[spec.name] = np.full(shape, value).tolist()
+    return {"model": entry.name, "version": entry.version, "infer": {"inputs": inputs},
+            "predict": {"inputs": next(iter(columns.values())) if len(columns) == 1 else columns}}
+
+
 # -- the app ---------------------------------------------------------------------------------------
+
+class _Name(Convertor):
+    """A path segment without ':' (TF Serving puts the verb after a colon)."""
+
+    regex = "[^/:]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+class _Predict(_Name):
+    """``NAME:predict`` (or ``VERSION:predict``), converted to the part before the colon."""
+
+    regex = "[^/:]+:predict"
+
+    def convert(self, value: str) -> str:
+        return value[:-len(":predict")]
+
+    def to_string(self, value: str) -> str:
+        return f"{value}:predict"
+
+
+register_url_convertor("tf_name", _Name())
+register_url_convertor("tf_predict", _Predict())
+
 
 def create_app(dataplane: DataPlane) -> Starlette:
     """The REST app over one data plane."""
@@ -314,11 +365,12 @@ def create_app(dataplane: DataPlane) -> Starlette:
     def version_of(request: Request) -> str:
         return request.path_params.get("version", "")
 
+    # Not ready is 503 (what load balancers and Kubernetes expect); tritonclient only asks "200?".
     async def live(request):
-        return Response(status_code=200 if dataplane.live() else 400)
+        return Response(status_code=200 if dataplane.live() else 503)
 
     async def ready(request):
-        return Response(status_code=200 if dataplane.ready() else 400)
+        return Response(status_code=200 if dataplane.ready() else 503)
 
     async def server_metadata(request):
         return json_response(dataplane.server_metadata())
@@ -328,7 +380,7 @@ def create_app(dataplane: DataPlane) -> Starlette:
 
     async def model_ready(request):
         ok = dataplane.model_ready(request.path_params["model"], version_of(request))
-        return Response(status_code=200 if ok else 400)
+        return Response(status_code=200 if ok else 503)
 
     async def model_config(request):
         return json_response(config_dict(dataplane.model_config(request.path_params["model"], version_of(request))))
@@ -348,32 +400,34 @@ def create_app(dataplane: DataPlane) -> Starlette:
     async def repository_index(request):
         body = await read_body(request, limit)
         options = parse_json(body) if body.strip() else {}
-        ready_only = bool(options.get("ready", False)) if isinstance(options, dict) else False
-        return json_response(dataplane.repository_index(ready_only))
+        if not isinstance(options, dict) or not isinstance(options.get("ready", False), bool):
+            raise ServeError('the index request body is a JSON object, e.g. {"ready": true}, or empty')
+        return json_response(dataplane.repository_index(options.get("ready", False)))
+
+    async def control_body(request) -> None:
+        body = await read_body(request, limit)
+        options = parse_json(body) if body.strip() else {}
+        if not isinstance(options, dict):
+            raise ServeError("the load/unload request body is a JSON object or empty")
+        if options.get("parameters"):
+            raise ServeError("load/unload parameters (config overrides, uploaded files) are not supported; "
+                             "change the repository on disk, then load")
 
     async def load(request):
-        await read_body(request, limit)
+        await control_body(request)
         await dataplane.load(request.path_params["model"])
         return Response(status_code=200)
 
     async def unload(request):
-        await read_body(request, limit)
+        await control_body(request)
         await dataplane.unload(request.path_params["model"])
         return Response(status_code=200)
 
-    async def tf_model(request):
-        # ".../{target}" is "NAME[:predict]" or, under /versions/, "VERSION[:predict]"
-        params = request.path_params
-        if "model" in params:
-            name, (version, _, verb) = params["model"], params["target"].partition(":")
-        else:
-            (name, _, verb), version = params["target"].partition(":"), ""
-        if request.method == "GET" and not verb:
-            return json_response(tf_status(dataplane, name, version))
-        if request.method != "POST" or verb != "predict":
-            raise ServeError(f"{request.method} {request.url.path!r}: this server answers GET for model "
-                             "status and POST ...:predict", status=404)
-        entry = dataplane.repository.get(name, version)
+    async def tf_status_route(request):
+        return json_response(tf_status(dataplane, request.path_params["model"], version_of(request)))
+
+    async def tf_predict(request):
+        entry = dataplane.repository.get(request.path_params["model"], version_of(request))
         parsed, style = parse_predict(await read_body(request, limit), entry)
         return json_response(predict_body(await dataplane.infer(parsed), style))
 
@@ -381,7 +435,7 @@ def create_app(dataplane: DataPlane) -> Starlette:
         return json_response(tf_metadata(dataplane, request.path_params["model"], version_of(request)))
 
     async def openapi(request):
-        return json_response(openapi_document(dataplane.version))
+        return json_response(openapi_document(dataplane.version, _examples(dataplane)))
 
     model_routes = []
     for prefix in ("/v2/models/{model}/versions/{version}", "/v2/models/{model}"):
@@ -403,8 +457,10 @@ def create_app(dataplane: DataPlane) -> Starlette:
         Route("/v2/repository/models/{model}/unload", unload, methods=["POST"]),
         Route("/v1/models/{model}/versions/{version}/metadata", tf_model_metadata, methods=["GET"]),
         Route("/v1/models/{model}/metadata", tf_model_metadata, methods=["GET"]),
-        Route("/v1/models/{model}/versions/{target}", tf_model, methods=["GET", "POST"]),
-        Route("/v1/models/{target}", tf_model, methods=["GET", "POST"]),
+        Route("/v1/models/{model}/versions/{version:tf_predict}", tf_predict, methods=["POST"]),
+        Route("/v1/models/{model}/versions/{version:tf_name}", tf_status_route, methods=["GET"]),
+        Route("/v1/models/{model:tf_predict}", tf_predict, methods=["POST"]),
+        Route("/v1/models/{model:tf_name}", tf_status_route, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
 
@@ -412,7 +468,9 @@ def create_app(dataplane: DataPlane) -> Starlette:
         return error_response(str(exc), exc.status)
 
     async def http_error(request, exc: HTTPException):
-        return error_response(exc.detail or "error", exc.status_code)
+        response = error_response(exc.detail or "error", exc.status_code)
+        response.headers.update(exc.headers or {})   # 405 carries Allow
+        return response
 
     async def internal_error(request, exc: Exception):
         log.exception("internal error on %s %s", request.method, request.url.path)

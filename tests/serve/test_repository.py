@@ -7,7 +7,6 @@ import json
 import shutil
 
 import grpc
-import numpy as np
 import pytest
 import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -73,8 +72,8 @@ def test_index_states_and_reasons(repo_server):
 def test_broken_model_is_not_ready_and_the_others_serve(repo_server):
     url = repo_server.url
     assert requests.get(f"{url}/v2/health/live", timeout=10).status_code == 200
-    assert requests.get(f"{url}/v2/health/ready", timeout=10).status_code == 400   # strict: not every model is ready
-    assert requests.get(f"{url}/v2/models/broken/ready", timeout=10).status_code == 400
+    assert requests.get(f"{url}/v2/health/ready", timeout=10).status_code == 503   # strict: not every model is ready
+    assert requests.get(f"{url}/v2/models/broken/ready", timeout=10).status_code == 503
     answer = requests.post(f"{url}/v2/models/broken/infer", json={"inputs": []}, timeout=10)
     assert answer.status_code == 503 and "not a valid ONNX model" in answer.json()["error"]
     image = {"name": "image", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": [0.5] * 3072}
@@ -113,7 +112,7 @@ def test_versions_follow_the_policy(repo_server):
 def test_unload_and_load_through_the_api(repo_server, repository):
     url = repo_server.url
     assert requests.post(f"{url}/v2/repository/models/multi/unload", timeout=30).status_code == 200
-    assert requests.get(f"{url}/v2/models/multi/ready", timeout=10).status_code == 400
+    assert requests.get(f"{url}/v2/models/multi/ready", timeout=10).status_code == 503
     answer = requests.post(f"{url}/v2/models/multi/infer", json={"inputs": []}, timeout=10)
     assert answer.status_code == 503 and "unloaded" in answer.json()["error"]
     # a new policy on disk is read on load
