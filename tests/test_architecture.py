@@ -59,6 +59,18 @@ def test_validate_imports_neither_convert_nor_a_framework():
     assert not offenders, offenders
 
 
+def test_serve_runs_models_only_through_formats():
+    """serve/ opens and runs every model through formats/ Sessions: no framework, no converter."""
+    offenders = {}
+    for module, deps in _graph().items():
+        if module.startswith("modelport.serve"):
+            bad = sorted(d for d in deps if d.startswith(("modelport.convert", "modelport.edge", "modelport.validate"))
+                         or d.split(".")[0] in FRAMEWORKS)
+            if bad:
+                offenders[module] = bad
+    assert not offenders, offenders
+
+
 def test_no_import_cycles():
     graph = _graph()
     internal = {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}

@@ -214,8 +214,8 @@ def _check_shape(entry: ModelVersion, spec, shape, batched: bool) -> tuple[int, 
         if shape[0] < 1:
             raise ServeError(f"input {spec.name!r}: the batch dimension (dim 0) must be at least 1")
         if shape[0] > entry.max_batch_size:
-            raise ServeError(f"input {spec.name!r}: a batch of {shape[0]} exceeds model {entry.name!r}'s "
-                             f"max_batch_size {entry.max_batch_size}; split the request")
+            raise ServeError(f"input {spec.name!r}: a batch of {shape[0]} exceeds the max_batch_size "
+                             f"{entry.max_batch_size} of model {entry.name!r}; split the request")
     return shape
 
 
