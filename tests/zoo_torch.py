@@ -178,6 +178,12 @@ def resnet18():
     return _seeded(ResNet18)
 
 
+def resnet18_calibrated():
+    """ResNet-18 whose BatchNorm statistics are measured on random images: outputs of order one."""
+    torch.manual_seed(0)
+    return _calibrated(ResNet18(), (4, 3, 224, 224))
+
+
 def mobilenet_v2():
     torch.manual_seed(0)
     return _calibrated(MobileNetV2(), (4, 3, 224, 224))

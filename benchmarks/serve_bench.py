@@ -1,0 +1,375 @@
+"""Serving: `modelport serve` against ONNX Runtime in-process (the limit) and against MLServer 1.7.
+
+    .venv/bin/python benchmarks/serve_bench.py [--seconds 8] [--concurrency 1,8,32] [--no-mlserver]
+
+ResNet-18 (tests/zoo_torch.py, BatchNorm calibrated, batch dim dynamic) converted to ONNX by
+modelport. Every target runs the same ONNX file in ONNX Runtime on the CPU with its default
+threads, with dynamic batching of up to 8 rows:
+
+- ``in-process``: modelport's Batcher and ORT Session called from the same event loop as the
+  load generator, no network: the throughput ceiling a server can approach.
+- ``modelport grpc`` (OIP v2, raw_input_contents), ``modelport http-binary`` (Triton's binary
+  tensor extension) and ``modelport http-json``: `modelport serve` in its own process.
+- ``mlserver grpc`` / ``mlserver http-json``: MLServer 1.7.1 (installed on first use into
+  benchmarks/.venvs/mlserver, never into modelport's environment) with a custom runtime that runs
+  the same file in ORT, adaptive batching up to 8 rows within 2 ms. MLServer has no Triton binary
+  extension, so its REST row is JSON.
+
+The load generator is this script's own (asyncio): C concurrent clients, each with its own
+connection, send one image at a time back to back for the measured seconds after a warm-up;
+throughput is answers per second, latencies are per request. Every target's first answer is
+checked against ORT before it is timed. Client and servers share this machine's cores, as they
+would in a sidecar deployment; the in-process row pays no client cost at all.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+PEER_VENV = REPO / "benchmarks" / ".venvs" / "mlserver"
+PEER_PACKAGES = ["mlserver==1.7.1", "onnxruntime==1.32.0", "numpy==2.4.6"]
+MAX_BATCH = 8
+
+MLSERVER_RUNTIME = '''
+import onnxruntime as ort
+from mlserver import MLModel
+from mlserver.codecs import NumpyCodec
+from mlserver.types import InferenceRequest, InferenceResponse
+
+
+class OnnxModel(MLModel):
+    """The benchmark's MLServer runtime: one ONNX Runtime session over the model file."""
+
+    async def load(self) -> bool:
+        self.session = ort.InferenceSession(self.settings.parameters.uri, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        return True
+
+    async def predict(self, payload: InferenceRequest) -> InferenceResponse:
+        batch = NumpyCodec.decode_input(payload.inputs[0])
+        (logits,) = self.session.run(None, {self.input_name: batch})
+        return InferenceResponse(model_name=self.name, outputs=[NumpyCodec.encode_output("output", logits)])
+'''
+
+
+# -- the model ---------------------------------------------------------------------------------------
+def build_model(folder: Path) -> Path:
+    """Converted by the CLI in a process of its own: PyTorch's thread pool must not share this
+    process with the in-process ONNX Runtime it is measured against."""
+    path = folder / "resnet18.onnx"
+    subprocess.run([sys.executable, "-m", "modelport.cli", "convert", "tests.zoo_torch:resnet18_calibrated", str(path),
+                    "--input-shape", "1,3,224,224"], check=True, cwd=REPO, capture_output=True)
+    return path
+
+
+# -- load generation ----------------------------------------------------------------------------------
+async def load(make_client, concurrency: int, seconds: float, warmup: float) -> dict:
+    """C clients sending back to back; throughput over the measured window, latency percentiles."""
+    latencies: list[float] = []
+    clients = [await make_client() for _ in range(concurrency)]
+    start = time.perf_counter()
+    measure_from, stop_at = start + warmup, start + warmup + seconds
+    done_in_window = 0
+
+    async def worker(send):
+        nonlocal done_in_window
+        while (now := time.perf_counter()) < stop_at:
+            await send()
+            end = time.perf_counter()
+            if now >= measure_from:
+                latencies.append(end - now)
+                done_in_window += 1
+    await asyncio.gather(*(worker(client.send) for client in clients))
+    for client in clients:
+        await client.close()
+    latencies.sort()
+    return {"throughput": done_in_window / seconds, "p50_ms": 1000 * statistics.median(latencies),
+            "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], "n": len(latencies)}
+
+
+class InProcess:
+    """The limit: modelport's Batcher over an ORT session, called directly."""
+
+    def __init__(self, batcher, image):
+        self.batcher, self.image = batcher, image
+
+    async def send(self):
+        return (await self.batcher.submit({"image": self.image}))["output"]
+
+    async def close(self):
+        pass
+
+
+class Http:
+    """A minimal keep-alive HTTP/1.1 client on asyncio streams (one connection per client)."""
+
+    def __init__(self, host, port, path, body: bytes, headers: dict, decode):
+        self.host, self.port, self.decode = host, port, decode
+        head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, "Content-Length": len(body)}.items())
+        self.request = f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{head}\r\n".encode() + body
+
+    async def open(self):
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        return self
+
+    async def send(self):
+        self.writer.write(self.request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        headers = dict(line.split(": ", 1) for line in head.decode("latin-1").split("\r\n")[1:] if ": " in line)
+        headers = {k.lower(): v for k, v in headers.items()}
+        body = await self.reader.readexactly(int(headers["content-length"]))
+        if status != 200:
+            raise RuntimeError(f"HTTP {status}: {body[:300]!r}")
+        return self.decode(body, headers)
+
+    async def close(self):
+        self.writer.close()
+
+
+class Grpc:
+    """OIP v2 ModelInfer with raw_input_contents (the same call tritonclient makes)."""
+
+    def __init__(self, address, request):
+        self.address, self.request = address, request
+
+    async def open(self):
+        import grpc
+
+        from modelport.serve.proto import grpc_service_pb2_grpc as pb_grpc
+        self.channel = grpc.aio.insecure_channel(self.address, options=[("grpc.max_receive_message_length", -1)])
+        self.stub = pb_grpc.GRPCInferenceServiceStub(self.channel)
+        return self
+
+    async def send(self):
+        response = await self.stub.ModelInfer(self.request)
+        return np.frombuffer(response.raw_output_contents[0], np.float32).reshape(response.outputs[0].shape)
+
+    async def close(self):
+        await self.channel.close()
+
+
+def grpc_request(model: str, image: np.ndarray):
+    from modelport.serve.proto import grpc_service_pb2 as pb
+    request = pb.ModelInferRequest(model_name=model)
+    request.inputs.add(name="image", datatype="FP32", shape=image.shape)
+    request.raw_input_contents.append(image.tobytes())
+    return request
+
+
+def http_binary(host, port, model, image):
+    header = json.dumps({"inputs": [{"name": "image", "datatype": "FP32", "shape": list(image.shape),
+                                     "parameters": {"binary_data_size": image.nbytes}}],
+                         "parameters": {"binary_data_output": True}}).encode()
+
+    def decode(body, headers):
+        split = int(headers["inference-header-content-length"])
+        return np.frombuffer(body[split:], np.float32).reshape(1, -1)
+    return Http(host, port, f"/v2/models/{model}/infer", header + image.tobytes(),
+                {"Inference-Header-Content-Length": len(header), "Content-Type": "application/octet-stream"}, decode)
+
+
+def http_json(host, port, model, image):
+    body = json.dumps({"inputs": [{"name": "image", "datatype": "FP32", "shape": list(image.shape),
+                                   "data": image.ravel().tolist()}]}).encode()
+
+    def decode(body, headers):
+        return np.array(json.loads(body)["outputs"][0]["data"], np.float32).reshape(1, -1)
+    return Http(host, port, f"/v2/models/{model}/infer", body, {"Content-Type": "application/json"}, decode)
+
+
+# -- servers -----------------------------------------------------------------------------------------
+def start_modelport(model: Path, log: Path, extra=()) -> tuple[subprocess.Popen, int, int]:
+    process = subprocess.Popen([sys.executable, "-m", "modelport.cli", "serve", str(model), "--http-port", "0",
+                                "--grpc-port", "0", "--max-batch-size", str(MAX_BATCH), *extra],
+                               stdout=open(log, "w"), stderr=subprocess.STDOUT, cwd=REPO)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        text = log.read_text()
+        match = re.search(r"HTTP on [\d.]+:(\d+), gRPC on [\d.]+:(\d+)", text)
+        if match and re.search(r"^ready$", text, re.M):
+            return process, int(match.group(1)), int(match.group(2))
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"modelport serve did not start:\n{log.read_text()}")
+
+
+def ensure_mlserver() -> Path:
+    command = PEER_VENV / "bin" / "mlserver"
+    if not command.exists():
+        print(f"installing {PEER_PACKAGES[0]} into {PEER_VENV} (once) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run([str(PEER_VENV / "bin" / "pip"), "install", "-q", *PEER_PACKAGES], check=True)
+    return command
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_mlserver(model: Path, folder: Path) -> tuple[subprocess.Popen, int, int]:
+    command = ensure_mlserver()
+    root = folder / "mlserver"
+    (root / "resnet18").mkdir(parents=True, exist_ok=True)
+    (root / "resnet18" / "runtime.py").write_text(MLSERVER_RUNTIME)
+    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+    (root / "settings.json").write_text(json.dumps({"host": "127.0.0.1", "http_port": http_port,
+                                                    "grpc_port": grpc_port, "metrics_port": metrics_port,
+                                                    "grpc_max_message_length": 64 << 20}))
+    (root / "resnet18" / "model-settings.json").write_text(json.dumps({
+        "name": "resnet18", "implementation": "runtime.OnnxModel", "parameters": {"uri": str(model)},
+        "max_batch_size": MAX_BATCH, "max_batch_time": 0.002}))
+    log = folder / "mlserver.log"
+    process = subprocess.Popen([str(command), "start", str(root)], stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                               cwd=root, env={**os.environ, "PYTHONPATH": str(root / "resnet18")})
+    import urllib.request
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/v2/models/resnet18/ready", timeout=2) as r:
+                if r.status == 200:
+                    return process, http_port, grpc_port
+        except OSError:
+            pass
+        if process.poll() is not None:
+            break
+        time.sleep(0.5)
+    process.kill()
+    raise SystemExit(f"MLServer did not start:\n{log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+# -- the run -----------------------------------------------------------------------------------------
+async def measure(name, make_client, reference, levels, seconds, results, warmup=2.0):
+    probe = await make_client()
+    got = await probe.send()
+    await probe.close()
+    error = float(np.abs(np.asarray(got, np.float32) - reference).max())
+    if error > 1e-4:
+        raise SystemExit(f"{name}: answer differs from ONNX Runtime by {error}")
+    for concurrency in levels:
+        row = await load(make_client, concurrency, seconds, warmup)
+        results[(name, concurrency)] = row
+        print(f"  {name:<24} c={concurrency:<3} {row['throughput']:7.1f} req/s  p50 {row['p50_ms']:7.2f} ms  "
+              f"p99 {row['p99_ms']:7.2f} ms  (n={row['n']})", flush=True)
+
+
+async def run(args, folder: Path) -> dict:
+    from modelport.formats import open_model
+    from modelport.serve.batching import Batcher
+
+    model = build_model(folder)
+    image = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    session = open_model(model)
+    reference = session.run({"image": image})["output"]
+    assert float(reference.std()) > 0.05, "calibrated ResNet-18 gives a real signal"
+    levels = [int(c) for c in args.concurrency.split(",")]
+    results: dict = {}
+
+    print("in-process ONNX Runtime (modelport's Batcher, no network):", flush=True)
+    for label, max_batch in (("in-process", MAX_BATCH), ("in-process unbatched", 0)):
+        batcher = Batcher("resnet18", [session.run], max_batch_size=max_batch, delay_s=0.0, max_queue=1024)
+        batcher.start()
+
+        async def make(batcher=batcher):
+            return InProcess(batcher, image)
+        await measure(label, make, reference, levels if max_batch else [max(levels)], args.seconds, results)
+        await batcher.close()
+
+    print("modelport serve:", flush=True)
+    for label, extra in (("modelport", ()), ("modelport unbatched", ("--max-batch-size", "0"))):
+        process, http_port, grpc_port = start_modelport(model, folder / f"{label.replace(' ', '-')}.log", extra)
+        try:
+            request = grpc_request("resnet18", image)
+            await measure(f"{label} grpc", lambda: Grpc(f"127.0.0.1:{grpc_port}", request).open(), reference,
+                          levels if not extra else [max(levels)], args.seconds, results)
+            if not extra:
+                await measure(f"{label} http-binary", lambda: http_binary("127.0.0.1", http_port, "resnet18", image).open(),
+                              reference, levels, args.seconds, results)
+                await measure(f"{label} http-json", lambda: http_json("127.0.0.1", http_port, "resnet18", image).open(),
+                              reference, levels, args.seconds, results)
+        finally:
+            stop(process)
+
+    if not args.no_mlserver:
+        print("MLServer 1.7.1:", flush=True)
+        process, http_port, grpc_port = start_mlserver(model, folder)
+        try:
+            request = grpc_request("resnet18", image)
+            await measure("mlserver grpc", lambda: Grpc(f"127.0.0.1:{grpc_port}", request).open(), reference,
+                          levels, args.seconds, results)
+            await measure("mlserver http-json", lambda: http_json("127.0.0.1", http_port, "resnet18", image).open(),
+                          reference, levels, args.seconds, results)
+        finally:
+            stop(process)
+    session.close()
+    return results
+
+
+def report(results: dict, levels: list[int]) -> None:
+    top = max(levels)
+
+    def thr(name, c=top):
+        row = results.get((name, c))
+        return row["throughput"] if row else float("nan")
+    print("\n| target | " + " | ".join(f"c={c} req/s (p50 / p99 ms)" for c in levels) + " |")
+    print("|---|" + "---|" * len(levels))
+    for name in dict.fromkeys(n for n, _ in results):
+        cells = []
+        for c in levels:
+            row = results.get((name, c))
+            cells.append(f"{row['throughput']:.1f} ({row['p50_ms']:.1f} / {row['p99_ms']:.1f})" if row else "")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    print("\nratios:")
+    print(f"  modelport grpc / in-process, c={top}: {thr('modelport grpc') / thr('in-process'):.2f} (goal >= 0.80)")
+    print(f"  modelport http-binary / in-process, c={top}: {thr('modelport http-binary') / thr('in-process'):.2f}")
+    if ("mlserver grpc", top) in results:
+        print(f"  modelport grpc / mlserver grpc, c={top}: {thr('modelport grpc') / thr('mlserver grpc'):.2f} (goal >= 2)")
+        print(f"  modelport http-json / mlserver http-json, c={top}: "
+              f"{thr('modelport http-json') / thr('mlserver http-json'):.2f} (goal >= 2)")
+    if 1 in levels:
+        overhead = results[("modelport grpc", 1)]["p50_ms"] - results[("in-process", 1)]["p50_ms"]
+        print(f"  p50 overhead of gRPC over in-process, c=1: {overhead:.2f} ms (goal <= 1 ms)")
+    print(f"  dynamic batching, server over gRPC, c={top}: {thr('modelport grpc') / thr('modelport unbatched grpc'):.2f}x "
+          f"the unbatched server; in-process {thr('in-process') / thr('in-process unbatched'):.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per target and concurrency")
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--no-mlserver", action="store_true", help="skip MLServer (no peer venv needed)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
+        results = asyncio.run(run(args, Path(tmp)))
+    report(results, [int(c) for c in args.concurrency.split(",")])
+
+
+if __name__ == "__main__":
+    main()
