@@ -22,6 +22,7 @@ _LAZY = {
     "export_tflite": ("modelport.edge.tflite", "export_tflite"),
     "export_tfjs": ("modelport.edge.tfjs", "export_tfjs"),
     "export_ort": ("modelport.edge.ort", "export_ort"),
+    "serving": ("modelport.serve.api", "serving"),
 }
 
 __all__ = ["__version__", *_LAZY]

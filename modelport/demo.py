@@ -1,7 +1,7 @@
 """``modelport demo``: build two small models, then inspect, convert and check them, end to end.
 
 Each step is the CLI command a user would type, run in this process and shown before it runs.
-Later parts of modelport (edge, serve) add their steps to ``demo_steps``.
+Each part of modelport (convert, validate, edge, serve) has its steps in ``demo_steps``.
 """
 from __future__ import annotations
 
@@ -62,6 +62,56 @@ def _get_lenet(workdir: Path) -> None:
     console.print(f"copied Caffe's trained MNIST LeNet to {escape(str(target))}")
 
 
+def _serve_and_query(workdir: Path) -> None:
+    """Serve cnn.onnx (the same server as `modelport serve`, here in a thread on free ports) and ask
+    it over each protocol what ONNX Runtime says directly."""
+    import json
+    import urllib.request
+
+    import numpy as np
+    from rich.table import Table
+
+    from . import serving
+    from .formats import open_model
+    image = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    with open_model(workdir / "cnn.onnx") as session:
+        expected = session.run({"image": image})["output"]
+
+    def post(url: str, body: dict) -> dict:
+        request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return json.load(answer)
+
+    with serving(workdir / "cnn.onnx", max_batch_size=8) as server:
+        console.print(f"$ modelport serve {escape(str(workdir))}/cnn.onnx   [dim](REST on {server.url}, "
+                      f"gRPC on {server.grpc_address})[/]")
+        oip = post(f"{server.url}/v2/models/cnn/infer", {"inputs": [
+            {"name": "image", "datatype": "FP32", "shape": [1, 3, 32, 32], "data": image.ravel().tolist()}]})
+        tf_serving = post(f"{server.url}/v1/models/cnn:predict", {"instances": image.tolist()})
+        answers = {"OIP v2 REST (JSON)": np.array(oip["outputs"][0]["data"], np.float32).reshape(1, -1),
+                   "TF Serving REST :predict": np.array(tf_serving["predictions"], np.float32),
+                   "OIP v2 gRPC (raw tensors)": _grpc_infer(server.grpc_address, "cnn", image)}
+    table = Table("protocol", "top class", "max abs diff vs ONNX Runtime")
+    for protocol, answer in answers.items():
+        table.add_row(protocol, str(int(answer.argmax())), f"{float(np.abs(answer - expected).max()):.2e}")
+    console.print(table)
+
+
+def _grpc_infer(address: str, model: str, image):
+    """One ModelInfer call as tritonclient.grpc makes it (raw_input_contents)."""
+    import grpc
+    import numpy as np
+
+    from .serve.proto import grpc_service_pb2 as pb
+    from .serve.proto import grpc_service_pb2_grpc as pb_grpc
+    request = pb.ModelInferRequest(model_name=model)
+    request.inputs.add(name="image", datatype="FP32", shape=image.shape)
+    request.raw_input_contents.append(image.tobytes())
+    with grpc.insecure_channel(address) as channel:
+        answer = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=60)
+    return np.frombuffer(answer.raw_output_contents[0], np.float32).reshape(answer.outputs[0].shape)
+
+
 def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]]:
     """(title, action) pairs; an action is a CLI argument list or a function."""
     w = str(workdir)
@@ -87,6 +137,8 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
         ("And for browsers: a TF.js graph model with float16 weights, run in TF.js (WebAssembly) against the ONNX "
          "model; examples/tfjs-web/serve.py serves it with a page that classifies images",
          ["edge", "tfjs", f"{w}/cnn.onnx", f"{w}/cnn_tfjs_bundle", "--quantize", "float16"]),
+        ("Serve the ONNX CNN (Open Inference Protocol v2 over REST and gRPC, TF Serving REST, dynamic batching) "
+         "and ask it over each protocol", lambda: _serve_and_query(workdir)),
         ("Build a Keras model with two inputs and two outputs", lambda: _build_keras(workdir)),
         ("Inspect it", ["info", f"{w}/two_heads.keras"]),
         ("Convert it to ONNX; parity is checked against Keras",
@@ -121,7 +173,8 @@ def run_demo(workdir: Path, run_command: Callable[[list[str]], int]) -> None:
     console.rule("[bold]done")
     console.print(
         f"In {elapsed:.0f}s the demo built a PyTorch CNN and a two-input, two-output Keras model, "
-        f"converted both (the CNN also for any image size, optimized, and on to TFLite, ORT Mobile and TF.js bundles) and Caffe's LeNet "
+        f"converted both (the CNN also for any image size, optimized, and on to TFLite, ORT Mobile and TF.js bundles, "
+        f"and served it over REST and gRPC) and Caffe's LeNet "
         f"to ONNX, checked each "
         f"against its own runtime (PyTorch, Keras, "
         f"OpenCV) on seeded inputs (batch 1 and 3), and validated the CNN's ONNX against PyTorch module by module. "

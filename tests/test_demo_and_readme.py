@@ -37,5 +37,7 @@ def test_demo_then_readme_examples(cli, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     for code in re.findall(r"```python\n(.*?)```", README, re.S):
+        if "import tritonclient" in code:  # a client's own environment: tests/serve/test_readme_clients.py runs it
+            continue
         exec(compile(code.replace("/tmp/", f"{tmp_path}/api-"), "README.md", "exec"), {})
     assert Path(f"{tmp_path}/api-two_heads.onnx").is_file()

@@ -55,8 +55,11 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 async def serve(sources: list[str | Path], options: ServeOptions, listen: Listen,
-                report: Callable[[str], None] = print) -> None:
-    """Serve until SIGTERM/SIGINT, then drain and return."""
+                report: Callable[[str], None] = print, *, stop: asyncio.Event | None = None,
+                on_ready: Callable[[int, int], None] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or until ``stop`` is set, when given: no signal handlers are
+    installed then, as in a thread), then drain and return. ``on_ready(http_port, grpc_port)`` is
+    called once the models are loaded."""
     repository = Repository(sources, options)
     dataplane = DataPlane(repository, version=__version__)
     http_socket = _bind(listen.host, listen.http_port)
@@ -71,10 +74,11 @@ async def serve(sources: list[str | Path], options: ServeOptions, listen: Listen
                             http="httptools", loop="none", timeout_graceful_shutdown=listen.drain_timeout_s,
                             timeout_keep_alive=30)
     http = _Uvicorn(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
 
     await grpc_server.start()
     http_task = asyncio.create_task(http.serve(sockets=[http_socket]))
@@ -87,6 +91,8 @@ async def serve(sources: list[str | Path], options: ServeOptions, listen: Listen
         report(f"  model {row['name']!r} version {row['version']}: {row['state']}"
                + (f" ({row['reason']})" if row["reason"] else ""))
     report("ready" if dataplane.ready() else "serving (some models are not ready)")
+    if on_ready is not None:
+        on_ready(http_port, grpc_port)
 
     health_task = asyncio.create_task(_watch_health(checker, health_status.ServingStatus, dataplane, stop))
     await asyncio.wait([asyncio.create_task(stop.wait()), http_task], return_when=asyncio.FIRST_COMPLETED)
