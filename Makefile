@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.modelport-installed
 
-.PHONY: install demo test bench bench-onnx-tf bench-edge bench-tfjs proto clean
+.PHONY: install demo test bench bench-onnx-tf bench-edge bench-tfjs bench-serve proto clean
 
 TFJS_RUNNER := modelport/edge/tfjs_runner
 
@@ -51,6 +51,12 @@ bench-edge: $(STAMP)
 # TF.js bundles of MobileNetV2 per weight encoding, with and without the TF.js rewrites, vs ONNX Runtime.
 bench-tfjs: $(STAMP)
 	$(PY) benchmarks/tfjs_bench.py
+
+# modelport serve (ResNet-18) vs in-process ORT and MLServer 1.7 (own venv), then the REST stack alone:
+# Starlette (used) vs FastAPI on the same raw-body handler.
+bench-serve: $(STAMP)
+	$(PY) benchmarks/serve_bench.py
+	$(PY) benchmarks/rest_stack_bench.py
 
 # Regenerate the Caffe protobuf module and the serving gRPC modules from their checked-in .proto files.
 proto: $(STAMP)

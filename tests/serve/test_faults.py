@@ -122,3 +122,20 @@ def test_sigterm_answers_accepted_requests_then_exits(serve_models, tmp_path):
     assert time.monotonic() - started < 30
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{server.url}/v2/health/live", timeout=5)
+
+
+def test_oversize_grpc_message_is_refused(fault_server):
+    import grpc
+
+    from modelport.serve.proto import grpc_service_pb2 as pb
+    from modelport.serve.proto import grpc_service_pb2_grpc as pb_grpc
+    request = pb.ModelInferRequest(model_name="slow")
+    request.inputs.add(name="x", datatype="FP32", shape=[1, 1024])
+    request.raw_input_contents.append(b"\0" * (2 << 20))
+    with grpc.insecure_channel(fault_server.grpc) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.ModelInfer(request, timeout=30)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        request.raw_input_contents[0] = np.full(1024, 0.01, np.float32).tobytes()   # and the next one is served
+        assert stub.ModelInfer(request, timeout=30).outputs[0].shape == [1, 1024]
