@@ -190,7 +190,7 @@ def test_json_mode_reports_errors_as_json(cli, tmp_path):
 @pytest.mark.parametrize("args,says", [
     ([], "Usage: modelport"),
     (["nosuchcmd"], "No such command 'nosuchcmd'"),
-    (["serve", "m.onnx"], "No such command 'serve'"),
+    (["serve", "m.onnx", "--http-port", "x"], "Invalid value for '--http-port'"),
     (["conver", "a", "b"], "Did you mean 'convert'"),
     (["convert", "x.keras"], "Missing argument 'dst'"),
     (["convert", "--bogus", "a", "b"], "No such option: --bogus"),
