@@ -95,6 +95,7 @@ class ModelVersion:
     config: pb.ModelConfig | None = None
     batcher: Batcher | None = None
     stats: Stats = field(default_factory=Stats)
+    batch_size_given: bool = False   # the config file sets max_batch_size (0 there means: no batching)
 
     @property
     def max_batch_size(self) -> int:
@@ -175,7 +176,6 @@ class Repository:
         folder = self.model_folder(name)
         if not folder.is_dir():
             raise ServeError(f"no model named {name!r} in the repository {str(self.root)!r}", status=404)
-        config = pb.ModelConfig(name=name)
         try:
             config = read_config(folder, name)
         except ModelportError as exc:
@@ -188,8 +188,10 @@ class Repository:
                                  reason=f"no version folder (e.g. {name}/1/model.onnx) matches its version policy")
             return {"1": entry}
         versions = {}
+        given = any(re.search(r"\bmax_batch_size\b", path.read_text(errors="replace"))
+                    for path in (folder / "config.pbtxt", folder / "config.json") if path.is_file())
         for version_dir in chosen:
-            entry = ModelVersion(name, version_dir.name, version_dir)
+            entry = ModelVersion(name, version_dir.name, version_dir, batch_size_given=given)
             entry.config = pb.ModelConfig()
             entry.config.CopyFrom(config)
             versions[version_dir.name] = entry
@@ -283,7 +285,7 @@ def _complete_config(entry: ModelVersion, batchable: bool, options: ServeOptions
     config.backend = "modelport"
     if not batchable:
         config.max_batch_size = 0
-    elif not config.max_batch_size:
+    elif not entry.batch_size_given:
         config.max_batch_size = options.max_batch_size
     skip = 1 if config.max_batch_size > 0 else 0
     del config.input[:]

@@ -35,6 +35,9 @@ def repository(serve_models, tmp_path_factory):
         (root / "multi" / version).mkdir(parents=True)
         build_multi_io(root / "multi" / version / "model.onnx", factor)
     (root / "multi" / "config.json").write_text(json.dumps({"version_policy": {"specific": {"versions": [1, 2]}}}))
+    (root / "unbatched" / "1").mkdir(parents=True)
+    build_multi_io(root / "unbatched" / "1" / "model.onnx")
+    (root / "unbatched" / "config.json").write_text(json.dumps({"max_batch_size": 0}))
     (root / "broken" / "1").mkdir(parents=True)
     (root / "broken" / "1" / "model.onnx").write_bytes(b"\x08\x07garbage that is no protobuf" * 10)
     outside = tmp_path_factory.mktemp("outside")
@@ -58,7 +61,8 @@ def _index(server):
 
 def test_index_states_and_reasons(repo_server):
     index = _index(repo_server)
-    assert set(index) == {("cnn", "1"), ("multi", "1"), ("multi", "2"), ("broken", "1"), ("escape", "1")}
+    assert set(index) == {("cnn", "1"), ("multi", "1"), ("multi", "2"), ("unbatched", "1"), ("broken", "1"),
+                          ("escape", "1")}
     assert index[("cnn", "1")]["state"] == "READY"
     assert index[("multi", "2")]["state"] == "READY"
     assert index[("broken", "1")]["state"] == "UNAVAILABLE"
@@ -66,7 +70,7 @@ def test_index_states_and_reasons(repo_server):
     assert index[("escape", "1")]["state"] == "UNAVAILABLE"
     assert "outside the model repository" in index[("escape", "1")]["reason"]
     ready_only = requests.post(f"{repo_server.url}/v2/repository/index", json={"ready": True}, timeout=10).json()
-    assert {row["name"] for row in ready_only} == {"cnn", "multi"}
+    assert {row["name"] for row in ready_only} == {"cnn", "multi", "unbatched"}
 
 
 def test_broken_model_is_not_ready_and_the_others_serve(repo_server):
@@ -89,6 +93,15 @@ def test_config_files_are_honoured(repo_server):
     image = {"name": "image", "datatype": "FP32", "shape": [5, 3, 32, 32], "data": [0.5] * 3072 * 5}
     answer = requests.post(f"{repo_server.url}/v2/models/cnn/infer", json={"inputs": [image]}, timeout=10)
     assert answer.status_code == 400 and "max_batch_size 4" in answer.json()["error"]
+
+
+def test_max_batch_size_0_in_a_config_turns_batching_off(repo_server):
+    config = requests.get(f"{repo_server.url}/v2/models/unbatched/config", timeout=10).json()
+    assert config.get("max_batch_size", 0) == 0 and [i["dims"] for i in config["input"]] == [[-1, 4], [-1, 2]]
+    body = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [20, 4], "data": [1.0] * 80},
+                       {"name": "ids", "datatype": "INT64", "shape": [20, 2], "data": [0] * 40}]}
+    answer = requests.post(f"{repo_server.url}/v2/models/unbatched/infer", json=body, timeout=10)
+    assert answer.status_code == 200 and answer.json()["outputs"][0]["shape"] == [20, 4]
 
 
 def _score(server, version=""):
