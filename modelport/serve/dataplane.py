@@ -134,11 +134,14 @@ class DataPlane:
         feeds = check_inputs(entry, request.inputs)
         wanted = check_outputs(entry, request.outputs)
         timeout = _timeout(request, self.repository.options.request_timeout_s)
+        batcher = entry.batcher
+        if batcher is None:  # unloaded between the lookup and now
+            raise ServeError(f"model {entry.name!r} version {entry.version} is not ready: {entry.reason}", status=503)
         started = time.perf_counter_ns()
         self.active += 1
         self._idle.clear()
         try:
-            outputs = await asyncio.wait_for(entry.batcher.submit(feeds), timeout)
+            outputs = await asyncio.wait_for(batcher.submit(feeds), timeout)
         except asyncio.TimeoutError:
             _failed(entry, started)
             raise ServeError(f"model {entry.name!r} did not answer within {timeout:g} s (the request "
