@@ -273,7 +273,10 @@ def serve(models: List[str] = typer.Argument(..., help="Model files/folders, or 
           request_timeout_s: float = typer.Option(60.0, "--request-timeout-s", help="A request not answered by then gets 504 / DEADLINE_EXCEEDED."),
           max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="Largest request body (REST) or message (gRPC) taken."),
           no_model_control: bool = typer.Option(False, "--no-model-control", help="Refuse repository load/unload requests."),
-          drain_timeout_s: float = typer.Option(30.0, "--drain-timeout-s", help="On SIGTERM, how long accepted requests may take to finish.")):
+          drain_timeout_s: float = typer.Option(30.0, "--drain-timeout-s", help="On SIGTERM, how long accepted requests may take to finish."),
+          metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Also serve Prometheus /metrics on this port (it is always on the HTTP port)."),
+          log_format: str = typer.Option("text", "--log-format", help="text, or json: one JSON object per line, with an access line per request."),
+          access_log: bool = typer.Option(False, "--access-log", help="One line per request (protocol, target, model, status, latency, request id).")):
     """Serve models over OIP v2 REST + gRPC (Triton's clients) and TF Serving REST, with dynamic batching."""
     import asyncio
 
@@ -287,9 +290,17 @@ def serve(models: List[str] = typer.Argument(..., help="Model files/folders, or 
                              else f"{flag} must be at least 1")
     if request_timeout_s <= 0 or max_body_mb <= 0 or drain_timeout_s < 0:
         raise UsageError("--request-timeout-s and --max-body-mb must be positive, --drain-timeout-s not negative")
+    if log_format not in ("text", "json"):
+        raise UsageError(f"--log-format is text or json, not {log_format!r}")
+    if metrics_port is not None and metrics_port < 0:
+        raise UsageError("--metrics-port must not be negative")
+    from ..serve import logs
+    logs.configure(log_format, access=access_log or log_format == "json")
+    report = logs.LOG.info if log_format == "json" else (lambda line: console.print(escape(line)))
     quiet_tensorflow()
     options = ServeOptions(max_batch_size=max_batch_size, batch_delay_ms=batch_delay_ms, max_queue_size=max_queue_size,
                            instances=instances, threads=threads, request_timeout_s=request_timeout_s,
                            max_body_bytes=int(max_body_mb * (1 << 20)), model_control=not no_model_control)
-    listen = Listen(host=host, http_port=http_port, grpc_port=grpc_port, drain_timeout_s=drain_timeout_s)
-    asyncio.run(run_server(models, options, listen, report=lambda line: console.print(escape(line))))
+    listen = Listen(host=host, http_port=http_port, grpc_port=grpc_port, drain_timeout_s=drain_timeout_s,
+                    metrics_port=metrics_port)
+    asyncio.run(run_server(models, options, listen, report=report))

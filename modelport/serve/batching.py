@@ -77,6 +77,8 @@ class Batcher:
         key = tuple((name, value.shape[1:] if batched else value.shape, value.dtype.str)
                     for name, value in feeds.items())
         future = asyncio.get_running_loop().create_future()
+        if self.stats is not None:
+            self.stats.queued(len(self._queue))
         self._queue.append(_Pending(feeds, rows, key, future, time.perf_counter_ns()))
         self._arrived.set()
         return await future

@@ -131,13 +131,17 @@ class DataPlane:
             raise ServeError("the server is shutting down and takes no new requests; retry on another replica",
                              status=503)
         entry = self.repository.get(request.model, request.version)
-        feeds = check_inputs(entry, request.inputs)
-        wanted = check_outputs(entry, request.outputs)
-        timeout = _timeout(request, self.repository.options.request_timeout_s)
+        started = time.perf_counter_ns()
+        try:  # a refused request counts as a failure of the model it was for, as in Triton's metrics
+            feeds = check_inputs(entry, request.inputs)
+            wanted = check_outputs(entry, request.outputs)
+            timeout = _timeout(request, self.repository.options.request_timeout_s)
+        except ServeError:
+            _failed(entry, started)
+            raise
         batcher = entry.batcher
         if batcher is None:  # unloaded between the lookup and now
             raise ServeError(f"model {entry.name!r} version {entry.version} is not ready: {entry.reason}", status=503)
-        started = time.perf_counter_ns()
         self.active += 1
         self._idle.clear()
         try:

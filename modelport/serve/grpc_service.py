@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 
 import grpc
 from google.protobuf import json_format
 
 from ..errors import ServeError, UsageError, first_line
+from . import logs
 from .codec import Raw, encode_raw
 from .dataplane import DataPlane, InferInput, InferRequest, RequestedOutput
 from .proto import grpc_service_pb2 as pb
@@ -36,19 +38,28 @@ _CONTENTS_FIELD = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "in
 
 
 def _answers(method):
-    """Turn ServeError into its gRPC status, and anything else into INTERNAL (a modelport bug)."""
+    """Turn ServeError into its gRPC status, and anything else into INTERNAL (a modelport bug);
+    write the access line when access logging is on."""
     @functools.wraps(method)
     async def wrapper(self, request, context):
+        started, status = time.perf_counter(), "OK"
         try:
             return await method(self, request, context)
         except ServeError as exc:
+            status = GRPC_CODES.get(exc.status, grpc.StatusCode.UNKNOWN).name
             await context.abort(GRPC_CODES.get(exc.status, grpc.StatusCode.UNKNOWN), str(exc))
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:
+            status = "INTERNAL"
             log.exception("internal error in %s", method.__name__)
             await context.abort(grpc.StatusCode.INTERNAL,
                                 f"internal error (a bug of modelport): {type(exc).__name__}: {first_line(exc)}")
+        finally:
+            if logs.access_enabled():
+                request_id = getattr(request, "id", "") or dict(context.invocation_metadata() or ()).get("x-request-id", "")
+                logs.access("grpc", "POST", f"inference.GRPCInferenceService/{method.__name__}", status, started,
+                            request_id, getattr(request, "model_name", "") or getattr(request, "name", ""))
     return wrapper
 
 

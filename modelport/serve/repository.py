@@ -66,6 +66,10 @@ class Stats:
     execution_count: int = 0
     last_inference_ms: int = 0
     batches: dict = field(default_factory=dict)  # batch size -> [count, compute ns]
+    depths: dict = field(default_factory=dict)   # queue depth a request found -> how often
+
+    def queued(self, depth: int) -> None:
+        self.depths[depth] = self.depths.get(depth, 0) + 1
 
     def executed(self, batch_size: int, requests: int, queue_ns: int, compute_ns: int) -> None:
         self.execution_count += 1

@@ -8,6 +8,7 @@ protocol-free requests. A :class:`~modelport.errors.ServeError` becomes its stat
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 
 import numpy as np
@@ -20,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..errors import ServeError, first_line
+from . import logs, metrics
 from .codec import Raw, datatype_of, encode_raw, json_values
 from .dataplane import DataPlane, InferInput, InferRequest, InferResponse, RequestedOutput
 from .openapi import openapi_document
@@ -437,6 +439,9 @@ def create_app(dataplane: DataPlane) -> Starlette:
     async def openapi(request):
         return json_response(openapi_document(dataplane.version, _examples(dataplane)))
 
+    async def metrics_page(request):
+        return Response(metrics.render(dataplane.repository), media_type=metrics.CONTENT_TYPE)
+
     model_routes = []
     for prefix in ("/v2/models/{model}/versions/{version}", "/v2/models/{model}"):
         model_routes += [
@@ -462,6 +467,7 @@ def create_app(dataplane: DataPlane) -> Starlette:
         Route("/v1/models/{model:tf_predict}", tf_predict, methods=["POST"]),
         Route("/v1/models/{model:tf_name}", tf_status_route, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/metrics", metrics_page, methods=["GET"]),
     ]
 
     async def serve_error(request, exc: ServeError):
@@ -476,5 +482,38 @@ def create_app(dataplane: DataPlane) -> Starlette:
         log.exception("internal error on %s %s", request.method, request.url.path)
         return error_response(f"internal error (a bug of modelport): {type(exc).__name__}: {first_line(exc)}", 500)
 
-    return Starlette(routes=routes, exception_handlers={
+    app = Starlette(routes=routes, exception_handlers={
         ServeError: serve_error, HTTPException: http_error, Exception: internal_error})
+    return access_logged(app) if logs.access_enabled() else app
+
+
+def metrics_app(dataplane: DataPlane) -> Starlette:
+    """/metrics alone, for --metrics-port."""
+    async def page(request):
+        return Response(metrics.render(dataplane.repository), media_type=metrics.CONTENT_TYPE)
+    return Starlette(routes=[Route("/metrics", page, methods=["GET"])])
+
+
+def access_logged(app):
+    """ASGI wrapper writing one access line per request and echoing its X-Request-ID (taken from
+    the request, or made up) in the response."""
+    import uuid
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+        started, status = time.perf_counter(), 500
+        request_id = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1") or uuid.uuid4().hex
+
+        async def sending(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode("latin-1"))]
+            await send(message)
+        try:
+            await app(scope, receive, sending)
+        finally:
+            logs.access("http", scope["method"], scope["path"], status, started, request_id,
+                        logs.model_in_path(scope["path"]))
+    return wrapped

@@ -24,7 +24,7 @@ from ..errors import UsageError
 from .dataplane import DataPlane
 from .grpc_service import create_server, update_health
 from .repository import Repository, ServeOptions
-from .rest import create_app
+from .rest import create_app, metrics_app
 
 log = logging.getLogger("modelport.serve")
 
@@ -35,9 +35,10 @@ class Listen:
     http_port: int = 8000
     grpc_port: int = 8001
     drain_timeout_s: float = 30.0
+    metrics_port: int | None = None   # /metrics on a port of its own too (it is always on the HTTP port)
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, flag: str = "--http-port") -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
     # without it every response with a body waits ~40 ms for a delayed ACK (Nagle).
@@ -48,7 +49,7 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise UsageError(f"cannot listen on {host}:{port} for HTTP: {exc.strerror}",
-                         hint="choose another port with --http-port (0 picks a free one)") from None
+                         hint=f"choose another port with {flag} (0 picks a free one)") from None
     sock.listen(2048)
     sock.setblocking(False)
     return sock
@@ -80,10 +81,20 @@ async def serve(sources: list[str | Path], options: ServeOptions, listen: Listen
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
 
+    metrics_server = metrics_socket = None
+    if listen.metrics_port is not None:
+        metrics_socket = _bind(listen.host, listen.metrics_port, "--metrics-port")
+        metrics_server = _Uvicorn(uvicorn.Config(metrics_app(dataplane), lifespan="off", log_level="warning",
+                                                 access_log=False, http="httptools", loop="none"))
     await grpc_server.start()
     http_task = asyncio.create_task(http.serve(sockets=[http_socket]))
+    tasks = [http_task]
     host, http_port = http_socket.getsockname()[:2]
-    report(f"modelport serve {__version__}: HTTP on {host}:{http_port}, gRPC on {listen.host}:{grpc_port}")
+    where = f"HTTP on {host}:{http_port}, gRPC on {listen.host}:{grpc_port}"
+    if metrics_server is not None:
+        tasks.append(asyncio.create_task(metrics_server.serve(sockets=[metrics_socket])))
+        where += f", metrics on {listen.host}:{metrics_socket.getsockname()[1]}"
+    report(f"modelport serve {__version__}: {where}")
 
     await repository.load_all()
     await update_health(checker, health_status.ServingStatus, dataplane)
@@ -100,7 +111,9 @@ async def serve(sources: list[str | Path], options: ServeOptions, listen: Listen
     dataplane.draining = True
     await update_health(checker, health_status.ServingStatus, dataplane)
     http.should_exit = True
-    await asyncio.gather(grpc_server.stop(listen.drain_timeout_s), http_task, return_exceptions=True)
+    if metrics_server is not None:
+        metrics_server.should_exit = True
+    await asyncio.gather(grpc_server.stop(listen.drain_timeout_s), *tasks, return_exceptions=True)
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(dataplane.drain(), listen.drain_timeout_s)
     health_task.cancel()
