@@ -274,6 +274,7 @@ def serve(models: List[str] = typer.Argument(..., help="Model files/folders, or 
           max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="Largest request body (REST) or message (gRPC) taken."),
           no_model_control: bool = typer.Option(False, "--no-model-control", help="Refuse repository load/unload requests."),
           drain_timeout_s: float = typer.Option(30.0, "--drain-timeout-s", help="On SIGTERM, how long accepted requests may take to finish."),
+          model_name: Optional[str] = typer.Option(None, "--model-name", help="Name of the one model given as a path (default: its file name); KServe passes the InferenceService's."),
           metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Also serve Prometheus /metrics on this port (it is always on the HTTP port)."),
           log_format: str = typer.Option("text", "--log-format", help="text, or json: one JSON object per line, with an access line per request."),
           access_log: bool = typer.Option(False, "--access-log", help="One line per request (protocol, target, model, status, latency, request id).")):
@@ -300,7 +301,8 @@ def serve(models: List[str] = typer.Argument(..., help="Model files/folders, or 
     quiet_tensorflow()
     options = ServeOptions(max_batch_size=max_batch_size, batch_delay_ms=batch_delay_ms, max_queue_size=max_queue_size,
                            instances=instances, threads=threads, request_timeout_s=request_timeout_s,
-                           max_body_bytes=int(max_body_mb * (1 << 20)), model_control=not no_model_control)
+                           max_body_bytes=int(max_body_mb * (1 << 20)), model_control=not no_model_control,
+                           model_name=model_name)
     listen = Listen(host=host, http_port=http_port, grpc_port=grpc_port, drain_timeout_s=drain_timeout_s,
                     metrics_port=metrics_port)
     asyncio.run(run_server(models, options, listen, report=report))

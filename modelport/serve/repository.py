@@ -50,6 +50,7 @@ class ServeOptions:
     request_timeout_s: float = 60.0
     max_body_bytes: int = 64 << 20
     model_control: bool = True
+    model_name: str | None = None  # the name of the one model given as a path (KServe: the InferenceService's)
 
 
 @dataclass
@@ -115,9 +116,15 @@ class Repository:
 
     def __init__(self, sources: list[str | Path], options: ServeOptions):
         self.options = options
+        model_name = options.model_name
         self.root: Path | None = None
         self.models: dict[str, dict[str, ModelVersion]] = {}
         self._single: dict[str, Path] = {}  # model name -> path, for models given as paths
+        if model_name is not None and (len(sources) != 1 or _is_repository(Path(sources[0]))):
+            raise UsageError("--model-name names the one model given as a path",
+                             hint="in a repository, the folder names are the model names")
+        if model_name is not None and not MODEL_NAME.match(model_name):
+            raise UsageError(f"{model_name!r} is not a model name (letters, digits, '_', '.', '-')")
         if len(sources) == 1 and _is_repository(Path(sources[0])):
             self.root = Path(sources[0]).resolve()
             for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and MODEL_NAME.match(p.name)):
@@ -127,12 +134,12 @@ class Repository:
                 if not _is_factory(source) and not Path(source).exists():
                     raise UsageError(f"no such model file or folder: {str(source)!r}",
                                      hint="give model paths, or one repository folder (REPO/<name>/<version>/model.onnx)")
-                name = _model_name(source)
+                name = model_name or _model_name(source)
                 if name in self._single:
                     raise UsageError(f"two models would both be named {name!r}: {str(self._single[name])!r} "
                                      f"and {str(source)!r}", hint="put them in a model repository "
                                      "(REPO/<name>/1/model.onnx) to name them yourself")
-                self._single[name] = Path(source) if not _is_factory(source) else source
+                self._single[name] = _the_model_in(Path(source)) if not _is_factory(source) else source
                 self.models[name] = {}
 
     # -- loading ---------------------------------------------------------------------------------
@@ -369,6 +376,17 @@ def _model_file(version_dir: Path, root: Path) -> Path:
     path = candidates[0].resolve()
     if not path.is_relative_to(root):
         raise UsageError(f"{str(candidates[0])!r} links outside the model repository")
+    return path
+
+
+def _the_model_in(path: Path) -> Path:
+    """A model path as given; a folder that is neither a model (SavedModel, TF.js) nor a repository
+    stands for the one model inside it — KServe's storage initializer puts the model file in
+    /mnt/models."""
+    if path.is_dir():
+        from ..formats.detect import sniff
+        if sniff(path)[0] is None:
+            return _model_file(path, path.resolve())
     return path
 
 

@@ -55,3 +55,18 @@ def test_serving_api_in_a_thread(serve_models):
     np.testing.assert_array_equal(got, ort_outputs(serve_models["cnn"], {"image": image})["output"])
     with pytest.raises(OSError):   # stopped: nothing listens any more
         urllib.request.urlopen(f"{server.url}/v2/health/live", timeout=5)
+
+
+def test_a_folder_holding_one_model_is_served_under_the_given_name(serve_models, tmp_path):
+    """KServe's layout: the storage initializer puts the model file in /mnt/models, and the runtime
+    serves it under the InferenceService's name (--model-name)."""
+    import shutil
+
+    import modelport
+    (tmp_path / "mnt").mkdir()
+    shutil.copy(serve_models["cnn"], tmp_path / "mnt" / "classifier.onnx")
+    with modelport.serving(tmp_path / "mnt", model_name="resnet18-isvc") as server:
+        with urllib.request.urlopen(f"{server.url}/v2/models/resnet18-isvc", timeout=30) as r:
+            assert json.load(r)["inputs"][0]["name"] == "image"
+    result = _serve(tmp_path / "mnt", serve_models["multi"], "--model-name", "x")
+    assert result.returncode == 2 and "--model-name names the one model" in result.stderr
