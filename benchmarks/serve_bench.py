@@ -81,25 +81,38 @@ def build_model(folder: Path) -> Path:
 async def load(make_client, concurrency: int, seconds: float, warmup: float) -> dict:
     """C clients sending back to back; throughput over the measured window, latency percentiles."""
     latencies: list[float] = []
-    clients = [await make_client() for _ in range(concurrency)]
+    clients = [await make_client(i) if _takes_index(make_client) else await make_client() for i in range(concurrency)]
     start = time.perf_counter()
     measure_from, stop_at = start + warmup, start + warmup + seconds
-    done_in_window = 0
+    done_in_window = errors = 0
 
-    async def worker(send):
-        nonlocal done_in_window
+    async def worker(client):
+        nonlocal done_in_window, errors
         while (now := time.perf_counter()) < stop_at:
-            await send()
+            try:
+                await client.send()
+            except Exception:  # counted, and the client reconnects: a soak reports errors, it does not stop
+                errors += 1
+                await client.close()
+                await client.open()
+                continue
             end = time.perf_counter()
             if now >= measure_from:
                 latencies.append(end - now)
                 done_in_window += 1
-    await asyncio.gather(*(worker(client.send) for client in clients))
+    await asyncio.gather(*(worker(client) for client in clients))
     for client in clients:
         await client.close()
     latencies.sort()
     return {"throughput": done_in_window / seconds, "p50_ms": 1000 * statistics.median(latencies),
-            "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], "n": len(latencies)}
+            "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], "n": len(latencies),
+            "errors": errors}
+
+
+def _takes_index(make_client) -> bool:
+    """Whether the client factory wants the client's index (the soak mixes protocols by it)."""
+    import inspect
+    return any(p.default is inspect.Parameter.empty for p in inspect.signature(make_client).parameters.values())
 
 
 class InProcess:
@@ -107,6 +120,9 @@ class InProcess:
 
     def __init__(self, batcher, image):
         self.batcher, self.image = batcher, image
+
+    async def open(self):
+        return self
 
     async def send(self):
         return (await self.batcher.submit({"image": self.image}))["output"]
@@ -314,7 +330,7 @@ async def measure(name, make_client, reference, levels, seconds, results, warmup
         row = await load(make_client, concurrency, seconds, warmup)
         results[(name, concurrency)] = row
         print(f"  {name:<24} c={concurrency:<3} {row['throughput']:7.1f} req/s  p50 {row['p50_ms']:7.2f} ms  "
-              f"p99 {row['p99_ms']:7.2f} ms  (n={row['n']})", flush=True)
+              f"p99 {row['p99_ms']:7.2f} ms  (n={row['n']}, errors {row['errors']})", flush=True)
 
 
 async def run(args, folder: Path) -> dict:
@@ -408,13 +424,50 @@ def report(results: dict, levels: list[int]) -> None:
           f"the unbatched server; in-process {thr('in-process') / thr('in-process unbatched'):.2f}x")
 
 
+def rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+
+
+async def soak(args, folder: Path) -> None:
+    """`modelport serve` under C clients (half gRPC, half HTTP binary) for S seconds: errors, p99,
+    and the growth of the server's resident memory from the end of the warm-up to the end."""
+    model = build_model(folder)
+    image = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    process, http_port, grpc_port = start_modelport(model, folder / "soak.log")
+    try:
+        request = grpc_request("resnet18", image)
+
+        async def make(index):
+            client = Grpc(f"127.0.0.1:{grpc_port}", request) if index % 2 else http_binary("127.0.0.1", http_port,
+                                                                                          "resnet18", image)
+            return await client.open()
+        warm = await load(make, args.soak_concurrency, 5.0, 0.0)
+        before = rss_mib(process.pid)
+        row = await load(make, args.soak_concurrency, args.soak_seconds, 0.0)
+        after = rss_mib(process.pid)
+    finally:
+        stop(process)
+    print(f"soak: {args.soak_concurrency} clients (half gRPC, half HTTP binary) for {args.soak_seconds:g} s after a "
+          f"5 s warm-up ({warm['n']} requests, {warm['errors']} errors)")
+    print(f"  {row['n']} requests, {row['errors']} errors (goal 0), {row['throughput']:.1f} req/s, "
+          f"p50 {row['p50_ms']:.1f} ms, p99 {row['p99_ms']:.1f} ms")
+    print(f"  server RSS {before:.1f} MiB -> {after:.1f} MiB ({after - before:+.1f} MiB)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per target and concurrency")
     parser.add_argument("--concurrency", default="1,8,32")
     parser.add_argument("--no-mlserver", action="store_true", help="skip MLServer (no peer venv needed)")
+    parser.add_argument("--soak", action="store_true", help="instead: the soak run (errors, p99, RSS growth)")
+    parser.add_argument("--soak-seconds", type=float, default=60.0)
+    parser.add_argument("--soak-concurrency", type=int, default=64)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="serve-bench-") as tmp:
+        if args.soak:
+            asyncio.run(soak(args, Path(tmp)))
+            return
         results = asyncio.run(run(args, Path(tmp)))
     report(results, [int(c) for c in args.concurrency.split(",")])
 

@@ -7,6 +7,7 @@ protocol-free requests. A :class:`~modelport.errors.ServeError` becomes its stat
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import zlib
@@ -330,6 +331,26 @@ def _examples(dataplane: DataPlane) -> dict | None:
             "predict": {"inputs": next(iter(columns.values())) if len(columns) == 1 else columns}}
 
 
+async def unless_disconnected(request: Request, inference):
+    """Run the inference, but give it up when the client goes away: its queue slot is freed (the
+    batcher skips a cancelled request) instead of computing an answer nobody will read."""
+    work = asyncio.ensure_future(inference)
+
+    async def disconnected():
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+    watch = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not work.done():
+            work.cancel()
+        watch.cancel()
+    if work.cancelled():
+        raise ServeError("the client disconnected before the answer", status=499)
+    return work.result()
+
+
 # -- the app ---------------------------------------------------------------------------------------
 
 class _Name(Convertor):
@@ -392,7 +413,7 @@ def create_app(dataplane: DataPlane) -> Starlette:
         body = await read_body(request, limit)
         parsed = parse_infer(body, request.headers.get("inference-header-content-length"),
                              request.path_params["model"], version_of(request))
-        response = await dataplane.infer(parsed)
+        response = await unless_disconnected(request, dataplane.infer(parsed))
         content, headers = infer_body(response, parsed)
         return Response(content, headers=headers)
 
@@ -431,7 +452,7 @@ def create_app(dataplane: DataPlane) -> Starlette:
     async def tf_predict(request):
         entry = dataplane.repository.get(request.path_params["model"], version_of(request))
         parsed, style = parse_predict(await read_body(request, limit), entry)
-        return json_response(predict_body(await dataplane.infer(parsed), style))
+        return json_response(predict_body(await unless_disconnected(request, dataplane.infer(parsed)), style))
 
     async def tf_model_metadata(request):
         return json_response(tf_metadata(dataplane, request.path_params["model"], version_of(request)))

@@ -139,3 +139,78 @@ def test_oversize_grpc_message_is_refused(fault_server):
         assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         request.raw_input_contents[0] = np.full(1024, 0.01, np.float32).tobytes()   # and the next one is served
         assert stub.ModelInfer(request, timeout=30).outputs[0].shape == [1, 1024]
+
+
+def test_clients_that_disconnect_free_their_queue_slots(serve_models, tmp_path):
+    """Six clients send a request to a model that takes ~0.2 s a run, then hang up at once: their
+    requests are dropped from the queue instead of run, and the next client is served."""
+    import socket
+    server = start_server([serve_models["slow"], "--max-queue-size", "16"], tmp_path / "server.log")
+    try:
+        body = json.dumps(SLOW_INPUT).encode()
+        raw = (f"POST /v2/models/slow/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        for _ in range(6):
+            with socket.create_connection(("127.0.0.1", server.http_port)) as sock:
+                sock.sendall(raw)
+            time.sleep(0.02)
+        time.sleep(0.5)
+        assert _post(server, "slow", SLOW_INPUT).status_code == 200
+        stats = requests.get(f"{server.url}/v2/models/slow/stats", timeout=10).json()["model_stats"][0]
+        assert stats["execution_count"] <= 3, stats   # the good request and at most the runs already started
+    finally:
+        assert server.stop() == 0, server.log()
+
+
+def _rss_mib(pid: int) -> float:
+    status = open(f"/proc/{pid}/status").read()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))) / 1024
+
+
+@pytest.mark.slow
+def test_memory_stays_flat_over_10000_requests(serve_models, tmp_path):
+    """1,000 requests to warm up, then 10,000 more (REST JSON, REST binary and gRPC in turn): the
+    server's resident memory may not grow by more than a few MiB."""
+    import grpc
+
+    from modelport.serve.proto import grpc_service_pb2 as pb
+    from modelport.serve.proto import grpc_service_pb2_grpc as pb_grpc
+    server = start_server([serve_models["multi"]], tmp_path / "server.log")
+    try:
+        features = np.arange(8, dtype=np.float32).reshape(2, 4)
+        ids = np.ones((2, 2), np.int64)
+        body = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [2, 4], "data": features.ravel().tolist()},
+                           {"name": "ids", "datatype": "INT64", "shape": [2, 2], "data": ids.ravel().tolist()}]}
+        header = json.dumps({"inputs": [
+            {"name": "features", "datatype": "FP32", "shape": [2, 4], "parameters": {"binary_data_size": 32}},
+            {"name": "ids", "datatype": "INT64", "shape": [2, 2], "parameters": {"binary_data_size": 32}}],
+            "parameters": {"binary_data_output": True}}).encode()
+        binary = header + features.tobytes() + ids.tobytes()
+        request = pb.ModelInferRequest(model_name="multi")
+        request.inputs.add(name="features", datatype="FP32", shape=[2, 4])
+        request.inputs.add(name="ids", datatype="INT64", shape=[2, 2])
+        request.raw_input_contents.extend([features.tobytes(), ids.tobytes()])
+        session = requests.Session()
+        url = f"{server.url}/v2/models/multi/infer"
+        with grpc.insecure_channel(server.grpc) as channel:
+            stub = pb_grpc.GRPCInferenceServiceStub(channel)
+
+            def one(i):
+                if i % 3 == 0:
+                    assert session.post(url, json=body, timeout=30).status_code == 200
+                elif i % 3 == 1:
+                    answer = session.post(url, data=binary, timeout=30,
+                                          headers={"Inference-Header-Content-Length": str(len(header))})
+                    assert answer.status_code == 200
+                else:
+                    assert stub.ModelInfer(request, timeout=30).outputs[0].shape == [2, 4]
+            for i in range(1000):
+                one(i)
+            before = _rss_mib(server.process.pid)
+            for i in range(10000):
+                one(i)
+            after = _rss_mib(server.process.pid)
+        print(f"server RSS after 1,000 requests {before:.1f} MiB, after 10,000 more {after:.1f} MiB")
+        assert after - before < 8, (before, after)
+    finally:
+        assert server.stop() == 0, server.log()
