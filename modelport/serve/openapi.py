@@ -101,6 +101,9 @@ def openapi_document(version: str, examples: dict | None = None) -> dict:
             {"type": "object", "required": ["name", "version", "extensions"],
              "properties": {"name": {"type": "string"}, "version": {"type": "string"},
                             "extensions": {"type": "array", "items": {"type": "string"}}}}, "server metadata")}},
+        "/metrics": {"get": {"summary": "Prometheus metrics (text exposition format, Triton's metric names)",
+                             "responses": {"200": {"description": "the metrics",
+                                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/v2/models/stats": {"get": {"summary": "Statistics of every ready model",
                                      "responses": _answers(_STATS, "statistics", 404)}},
         "/v2/repository/index": {"post": {
