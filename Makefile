@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.modelport-installed
 
-.PHONY: install demo test bench bench-onnx-tf bench-edge bench-tfjs bench-serve proto clean
+.PHONY: install demo test bench bench-onnx-tf bench-edge bench-tfjs bench-serve container container-base proto clean
 
 TFJS_RUNNER := modelport/edge/tfjs_runner
 
@@ -57,6 +57,26 @@ bench-tfjs: $(STAMP)
 bench-serve: $(STAMP)
 	$(PY) benchmarks/serve_bench.py
 	$(PY) benchmarks/rest_stack_bench.py
+
+# The serving container (Dockerfile). Built with --network host (pip inside the build reaches PyPI
+# the way this machine does) and this machine's CA bundle for pip; the base image is a local Debian
+# bookworm made by debootstrap when it is not there yet (no registry needed).
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+CONTAINER_BASE ?= modelport-base:bookworm
+CONTAINER_IMAGE ?= modelport:$(VERSION)
+CONTAINER_EXTRAS ?= serve
+
+container:
+	docker image inspect $(CONTAINER_BASE) >/dev/null 2>&1 || $(MAKE) container-base
+	cp /etc/ssl/certs/ca-certificates.crt .container-ca.crt
+	docker build --network host --build-arg BASE_IMAGE=$(CONTAINER_BASE) --build-arg EXTRAS=$(CONTAINER_EXTRAS) \
+		-t $(CONTAINER_IMAGE) .
+
+container-base:
+	rm -rf .container-rootfs
+	debootstrap --variant=minbase bookworm .container-rootfs http://deb.debian.org/debian
+	tar -C .container-rootfs -c . | docker import - $(CONTAINER_BASE)
+	rm -rf .container-rootfs
 
 # Regenerate the Caffe protobuf module and the serving gRPC modules from their checked-in .proto files.
 proto: $(STAMP)

@@ -262,9 +262,9 @@ def edge_ort(src: str = typer.Argument(..., help="Source model (any format the p
 # -------------------------------------------------------------------------------------------- serve
 @app.command()
 def serve(models: List[str] = typer.Argument(..., help="Model files/folders, or ONE repository folder with Triton's layout (REPO/<name>/<version>/model.onnx, optional config.pbtxt)."),
-          host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 in a container)."),
-          http_port: int = typer.Option(8000, "--http-port", help="REST port (OIP v2 and TF Serving); 0 picks a free one."),
-          grpc_port: int = typer.Option(8001, "--grpc-port", help="gRPC port (OIP v2); 0 picks a free one."),
+          host: str = typer.Option("127.0.0.1", "--host", envvar="MODELPORT_HOST", help="Address to listen on (0.0.0.0 in a container)."),
+          http_port: int = typer.Option(8000, "--http-port", envvar="MODELPORT_HTTP_PORT", help="REST port (OIP v2 and TF Serving); 0 picks a free one."),
+          grpc_port: int = typer.Option(8001, "--grpc-port", envvar="MODELPORT_GRPC_PORT", help="gRPC port (OIP v2); 0 picks a free one."),
           max_batch_size: int = typer.Option(8, "--max-batch-size", help="Dynamic batching: most rows merged into one run (a model's config overrides it); 0 turns batching off."),
           batch_delay_ms: float = typer.Option(0.0, "--batch-delay-ms", help="Dynamic batching: how long a short batch waits for more requests (0: run at once, merge what queued meanwhile)."),
           max_queue_size: int = typer.Option(256, "--max-queue-size", help="Requests waiting per model before new ones get 503."),
