@@ -70,3 +70,18 @@ def test_a_folder_holding_one_model_is_served_under_the_given_name(serve_models,
             assert json.load(r)["inputs"][0]["name"] == "image"
     result = _serve(tmp_path / "mnt", serve_models["multi"], "--model-name", "x")
     assert result.returncode == 2 and "--model-name names the one model" in result.stderr
+
+
+def test_pickled_models_are_not_unpickled(tmp_path):
+    """A whole-model torch.save file is a pickle: the server refuses to load it (the model is
+    UNAVAILABLE with the reason) rather than run its code."""
+    import torch
+
+    import modelport
+    from tests import zoo_torch
+    torch.save(zoo_torch.small_cnn(), tmp_path / "whole.pt")
+    with modelport.serving(tmp_path / "whole.pt") as server:
+        with urllib.request.urlopen(urllib.request.Request(f"{server.url}/v2/repository/index", b""), timeout=30) as r:
+            (row,) = json.load(r)
+    assert row["name"] == "whole" and row["state"] == "UNAVAILABLE"
+    assert "pickle" in row["reason"].lower(), row

@@ -214,3 +214,8 @@ def test_memory_stays_flat_over_10000_requests(serve_models, tmp_path):
         assert after - before < 8, (before, after)
     finally:
         assert server.stop() == 0, server.log()
+
+
+def test_binds_loopback_unless_told(fault_server):
+    log = fault_server.log()
+    assert f"HTTP on 127.0.0.1:{fault_server.http_port}, gRPC on 127.0.0.1:{fault_server.grpc_port}" in log
