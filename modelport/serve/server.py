@@ -71,7 +71,9 @@ async def serve(sources: list[str | Path], options: ServeOptions, listen: Listen
         http_socket.close()
         raise
 
-    config = uvicorn.Config(create_app(dataplane), lifespan="off", log_level="warning", access_log=False,
+    # log_config=None: uvicorn must not dictConfig the process (that clears and closes every logging
+    # handler, the host application's included, when the server runs in-process via serving()).
+    config = uvicorn.Config(create_app(dataplane), lifespan="off", log_config=None, log_level="warning", access_log=False,
                             http="httptools", loop="none", timeout_graceful_shutdown=listen.drain_timeout_s,
                             timeout_keep_alive=30)
     http = _Uvicorn(config)
@@ -84,7 +86,7 @@ async def serve(sources: list[str | Path], options: ServeOptions, listen: Listen
     metrics_server = metrics_socket = None
     if listen.metrics_port is not None:
         metrics_socket = _bind(listen.host, listen.metrics_port, "--metrics-port")
-        metrics_server = _Uvicorn(uvicorn.Config(metrics_app(dataplane), lifespan="off", log_level="warning",
+        metrics_server = _Uvicorn(uvicorn.Config(metrics_app(dataplane), lifespan="off", log_config=None, log_level="warning",
                                                  access_log=False, http="httptools", loop="none"))
     await grpc_server.start()
     http_task = asyncio.create_task(http.serve(sockets=[http_socket]))

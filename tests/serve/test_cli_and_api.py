@@ -85,3 +85,31 @@ def test_pickled_models_are_not_unpickled(tmp_path):
             (row,) = json.load(r)
     assert row["name"] == "whole" and row["state"] == "UNAVAILABLE"
     assert "pickle" in row["reason"].lower(), row
+
+
+def test_serving_in_process_leaves_the_hosts_logging_alone(serve_models):
+    """uvicorn configures logging with dictConfig by default, which closes every logging handler of
+    the process; the server must not do that to the application that embeds it."""
+    import io
+    import logging
+
+    import modelport
+
+    class Recording(logging.StreamHandler):
+        closed = False
+
+        def close(self):
+            self.closed = True
+            super().close()
+    handler = Recording(io.StringIO())
+    host = logging.getLogger("host-application")
+    host.addHandler(handler)
+    host.setLevel(logging.INFO)
+    try:
+        with modelport.serving(serve_models["cnn"]):
+            host.info("while serving")
+        host.info("after serving")
+        assert not handler.closed
+        assert handler.stream.getvalue().splitlines() == ["while serving", "after serving"]
+    finally:
+        host.removeHandler(handler)
