@@ -108,7 +108,9 @@ async def serve(sources: list[str | Path], options: ServeOptions, listen: Listen
         on_ready(http_port, grpc_port)
 
     health_task = asyncio.create_task(_watch_health(checker, health_status.ServingStatus, dataplane, stop))
-    await asyncio.wait([asyncio.create_task(stop.wait()), http_task], return_when=asyncio.FIRST_COMPLETED)
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([stopping, http_task], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
     report("draining: refusing new requests, finishing accepted ones")
     dataplane.draining = True
     await update_health(checker, health_status.ServingStatus, dataplane)
