@@ -113,7 +113,7 @@ def _decode_values(name, datatype, shape, count, values) -> np.ndarray:
 
 
 def _kind_words(kind: str) -> str:
-    return {"b": "true/false", "i": "integers", "u": "integers", "f": "numbers"}.get(kind, "numbers" if kind in "iuf" else "strings or other values")
+    return {"b": "true/false", "i": "integers", "u": "integers", "f": "numbers"}.get(kind, "strings or other values")
 
 
 def _flatten_bytes(name, values) -> list[bytes]:

@@ -46,8 +46,9 @@ def _answers(method):
         try:
             return await method(self, request, context)
         except ServeError as exc:
-            status = GRPC_CODES.get(exc.status, grpc.StatusCode.UNKNOWN).name
-            await context.abort(GRPC_CODES.get(exc.status, grpc.StatusCode.UNKNOWN), str(exc))
+            code = GRPC_CODES.get(exc.status, grpc.StatusCode.UNKNOWN)
+            status = code.name
+            await context.abort(code, str(exc))
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except Exception as exc:
@@ -193,8 +194,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
 def create_server(dataplane: DataPlane, address: str):
     """A grpc.aio server with the inference and health services, bound to ``address``; returns
-    (server, health servicer, the health status message type, the bound port)."""
-    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+    (server, health servicer, the bound port)."""
+    from grpc_health.v1 import health, health_pb2_grpc
     limit = dataplane.repository.options.max_body_bytes
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
                                       ("grpc.max_send_message_length", -1),
@@ -209,11 +210,13 @@ def create_server(dataplane: DataPlane, address: str):
     if port == 0:
         raise UsageError(f"cannot listen on {address} for gRPC (is the port taken?)",
                          hint="choose another port with --grpc-port (0 picks a free one)")
-    return server, checker, health_pb2.HealthCheckResponse, port
+    return server, checker, port
 
 
-async def update_health(checker, status_type, dataplane: DataPlane) -> None:
-    serving, not_serving = status_type.SERVING, status_type.NOT_SERVING
+async def update_health(checker, dataplane: DataPlane) -> None:
+    """grpc.health.v1's answer for the server ("") and for each model, from the data plane."""
+    from grpc_health.v1 import health_pb2
+    serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
     await checker.set("", serving if dataplane.ready() else not_serving)
     for name in dataplane.repository.models:
         try:

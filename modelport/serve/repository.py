@@ -100,7 +100,6 @@ class ModelVersion:
     config: pb.ModelConfig | None = None
     batcher: Batcher | None = None
     stats: Stats = field(default_factory=Stats)
-    batch_size_given: bool = False   # the config file sets max_batch_size (0 there means: no batching)
 
     @property
     def max_batch_size(self) -> int:
@@ -199,10 +198,8 @@ class Repository:
                                  reason=f"no version folder (e.g. {name}/1/model.onnx) matches its version policy")
             return {"1": entry}
         versions = {}
-        given = any(re.search(r"\bmax_batch_size\b", path.read_text(errors="replace"))
-                    for path in (folder / "config.pbtxt", folder / "config.json") if path.is_file())
         for version_dir in chosen:
-            entry = ModelVersion(name, version_dir.name, version_dir, batch_size_given=given)
+            entry = ModelVersion(name, version_dir.name, version_dir)
             entry.config = pb.ModelConfig()
             entry.config.CopyFrom(config)
             versions[version_dir.name] = entry
@@ -296,7 +293,7 @@ def _complete_config(entry: ModelVersion, batchable: bool, options: ServeOptions
     config.backend = "modelport"
     if not batchable:
         config.max_batch_size = 0
-    elif not entry.batch_size_given:
+    elif not config.HasField("max_batch_size"):  # a config's own 0 means no batching, as in Triton
         config.max_batch_size = options.max_batch_size
     skip = 1 if config.max_batch_size > 0 else 0
     del config.input[:]

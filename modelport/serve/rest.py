@@ -460,8 +460,6 @@ def create_app(dataplane: DataPlane) -> Starlette:
     async def openapi(request):
         return json_response(openapi_document(dataplane.version, _examples(dataplane)))
 
-    async def metrics_page(request):
-        return Response(metrics.render(dataplane.repository), media_type=metrics.CONTENT_TYPE)
 
     model_routes = []
     for prefix in ("/v2/models/{model}/versions/{version}", "/v2/models/{model}"):
@@ -488,7 +486,7 @@ def create_app(dataplane: DataPlane) -> Starlette:
         Route("/v1/models/{model:tf_predict}", tf_predict, methods=["POST"]),
         Route("/v1/models/{model:tf_name}", tf_status_route, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-        Route("/metrics", metrics_page, methods=["GET"]),
+        *metrics_app(dataplane).routes,
     ]
 
     async def serve_error(request, exc: ServeError):
@@ -509,7 +507,7 @@ def create_app(dataplane: DataPlane) -> Starlette:
 
 
 def metrics_app(dataplane: DataPlane) -> Starlette:
-    """/metrics alone, for --metrics-port."""
+    """/metrics alone: for --metrics-port, and its route is the main app's too."""
     async def page(request):
         return Response(metrics.render(dataplane.repository), media_type=metrics.CONTENT_TYPE)
     return Starlette(routes=[Route("/metrics", page, methods=["GET"])])

@@ -66,7 +66,7 @@ async def serve(sources: list[str | Path], options: ServeOptions, listen: Listen
     http_socket = _bind(listen.host, listen.http_port)
     grpc_address = f"[{listen.host}]:{listen.grpc_port}" if ":" in listen.host else f"{listen.host}:{listen.grpc_port}"
     try:
-        grpc_server, checker, health_status, grpc_port = create_server(dataplane, grpc_address)
+        grpc_server, checker, grpc_port = create_server(dataplane, grpc_address)
     except Exception:
         http_socket.close()
         raise
@@ -99,7 +99,7 @@ async def serve(sources: list[str | Path], options: ServeOptions, listen: Listen
     report(f"modelport serve {__version__}: {where}")
 
     await repository.load_all()
-    await update_health(checker, health_status.ServingStatus, dataplane)
+    await update_health(checker, dataplane)
     for row in repository.index():
         report(f"  model {row['name']!r} version {row['version']}: {row['state']}"
                + (f" ({row['reason']})" if row["reason"] else ""))
@@ -107,13 +107,13 @@ async def serve(sources: list[str | Path], options: ServeOptions, listen: Listen
     if on_ready is not None:
         on_ready(http_port, grpc_port)
 
-    health_task = asyncio.create_task(_watch_health(checker, health_status.ServingStatus, dataplane, stop))
+    health_task = asyncio.create_task(_watch_health(checker, dataplane, stop))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait([stopping, http_task], return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
     report("draining: refusing new requests, finishing accepted ones")
     dataplane.draining = True
-    await update_health(checker, health_status.ServingStatus, dataplane)
+    await update_health(checker, dataplane)
     http.should_exit = True
     if metrics_server is not None:
         metrics_server.should_exit = True
@@ -125,10 +125,10 @@ async def serve(sources: list[str | Path], options: ServeOptions, listen: Listen
     report("stopped")
 
 
-async def _watch_health(checker, status_type, dataplane: DataPlane, stop: asyncio.Event) -> None:
+async def _watch_health(checker, dataplane: DataPlane, stop: asyncio.Event) -> None:
     """Keep grpc.health.v1 in step with loads and unloads through the repository API."""
     while not stop.is_set():
-        await update_health(checker, status_type, dataplane)
+        await update_health(checker, dataplane)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
 
