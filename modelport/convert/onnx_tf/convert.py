@@ -7,7 +7,8 @@ from pathlib import Path
 from ...errors import UsageError
 from ...formats._tf import import_tf
 from ..registry import ConvertOptions, converter
-from .graph import check_supported, opsets_of, run_graph, static_info
+from ..onnx_graph import opsets_of, static_info
+from .graph import check_supported, run_graph
 from .narrow import to_carrier
 from .sequences import OptionalValue, TensorSequence, from_feed, to_result
 from .layout import Laid, arrange, channels_last, rank_of

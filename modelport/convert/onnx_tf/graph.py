@@ -7,11 +7,12 @@ tensor. Values may be kept channels-last inside the graph (layout.py says how an
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from ...errors import UnsupportedOpError
+from ..onnx_graph import Opsets, StaticInfo, decode_attributes, domain_opset as _domain_opset
 from ..ops import OpRegistry
 from . import shapes as shapes_fold
 from .dtypes import ONNX_TYPE_OF
@@ -126,34 +127,6 @@ def constant_value(attrs: dict) -> np.ndarray:
     raise UnsupportedOpError(f"Constant with {sorted(attrs)}", hint="value, value_float(s) and value_int(s) are supported")
 
 
-def decode_attributes(node) -> dict[str, Any]:
-    """A node's attributes as Python values; string attributes (and lists of them) as str."""
-    from onnx import helper
-    attrs = {}
-    for attribute in node.attribute:
-        value = helper.get_attribute_value(attribute)
-        if isinstance(value, bytes):
-            value = value.decode("utf-8")
-        elif isinstance(value, list) and value and isinstance(value[0], bytes):
-            value = [v.decode("utf-8") for v in value]
-        attrs[attribute.name] = value
-    return attrs
-
-
-Opsets = Mapping[str, int]  # domain ("" for ai.onnx) -> the version the model imports
-
-
-def opsets_of(model) -> dict[str, int]:
-    """Every domain's imported opset ("" for ai.onnx)."""
-    return {("" if entry.domain == "ai.onnx" else entry.domain): entry.version for entry in model.opset_import}
-
-
-def _domain_opset(opsets: "int | Opsets", domain: str) -> int:
-    if isinstance(opsets, int):
-        return opsets
-    return opsets.get(domain, opsets.get("", 1))
-
-
 def check_supported(graph, opset: "int | Opsets") -> None:
     """Resolve every node's handler before tracing: an unsupported op is reported as itself (inside
     a tf.function trace TensorFlow would wrap the error), naming the op, the opset and the node."""
@@ -186,33 +159,6 @@ class GraphValues(Mapping):
     def set(self, name: str, value) -> None:
         self.raw[name] = value
         self._logical.pop(name, None)
-
-
-class StaticInfo(NamedTuple):
-    """What ONNX's shape inference fixes before tracing: dims (None where symbolic or unknown) and
-    element types, by value name."""
-    shapes: dict[str, list[int | None]]
-    types: dict[str, int]
-
-
-def static_info(model) -> StaticInfo:
-    """Dims and element types of the graph's values: declared (inputs, initializers) or inferred."""
-    from onnx import shape_inference
-    graph = model.graph
-    types = {init.name: init.data_type for init in graph.initializer}
-    try:
-        inferred = shape_inference.infer_shapes(model).graph
-    except Exception:  # noqa: BLE001  (a model shape inference cannot follow converts without the hints)
-        inferred = None
-    shapes = {}
-    inputs = {value.name for value in graph.input}  # their dims are the signature's, not refined
-    for info in [*graph.input, *(inferred.value_info if inferred else ()), *(inferred or graph).output]:
-        tensor = info.type.tensor_type
-        if tensor.elem_type:
-            types.setdefault(info.name, tensor.elem_type)
-        if inferred is not None and info.name not in inputs and tensor.HasField("shape"):
-            shapes[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-    return StaticInfo(shapes, types)
 
 
 def _refine(value, dims: list[int | None]):

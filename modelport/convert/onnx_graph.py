@@ -1,0 +1,60 @@
+"""What every converter reading ONNX graphs needs, whatever it writes: node attributes as Python
+values, the opsets a model imports, and the dims and element types ONNX's shape inference fixes."""
+from __future__ import annotations
+
+from typing import Any, Mapping, NamedTuple
+
+Opsets = Mapping[str, int]  # domain ("" for ai.onnx) -> the version the model imports
+
+
+def decode_attributes(node) -> dict[str, Any]:
+    """A node's attributes as Python values; string attributes (and lists of them) as str."""
+    from onnx import helper
+    attrs = {}
+    for attribute in node.attribute:
+        value = helper.get_attribute_value(attribute)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        elif isinstance(value, list) and value and isinstance(value[0], bytes):
+            value = [v.decode("utf-8") for v in value]
+        attrs[attribute.name] = value
+    return attrs
+
+
+def opsets_of(model) -> dict[str, int]:
+    """Every domain's imported opset ("" for ai.onnx)."""
+    return {("" if entry.domain == "ai.onnx" else entry.domain): entry.version for entry in model.opset_import}
+
+
+def domain_opset(opsets: "int | Opsets", domain: str) -> int:
+    """The version of ``domain`` in force (a bare int is ai.onnx's, used for every domain)."""
+    if isinstance(opsets, int):
+        return opsets
+    return opsets.get(domain, opsets.get("", 1))
+
+
+class StaticInfo(NamedTuple):
+    """What ONNX's shape inference fixes before converting: dims (None where symbolic or unknown)
+    and element types, by value name."""
+    shapes: dict[str, list[int | None]]
+    types: dict[str, int]
+
+
+def static_info(model) -> StaticInfo:
+    """Dims and element types of the graph's values: declared (inputs, initializers) or inferred."""
+    from onnx import shape_inference
+    graph = model.graph
+    types = {init.name: init.data_type for init in graph.initializer}
+    try:
+        inferred = shape_inference.infer_shapes(model).graph
+    except Exception:  # noqa: BLE001  (a model shape inference cannot follow converts without the hints)
+        inferred = None
+    shapes = {}
+    inputs = {value.name for value in graph.input}  # their dims are the signature's, not refined
+    for info in [*graph.input, *(inferred.value_info if inferred else ()), *(inferred or graph).output]:
+        tensor = info.type.tensor_type
+        if tensor.elem_type:
+            types.setdefault(info.name, tensor.elem_type)
+        if inferred is not None and info.name not in inputs and tensor.HasField("shape"):
+            shapes[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
+    return StaticInfo(shapes, types)

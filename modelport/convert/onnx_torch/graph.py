@@ -1,0 +1,353 @@
+"""Building a ``torch.fx`` graph from an ONNX graph: the builder, the node context handlers see,
+and the walk.
+
+Handlers are written as ordinary PyTorch code. A value is either a ``torch.Tensor`` (known while
+converting: an initializer, a Constant, or anything computed only from those) or a ``torch.fx.Proxy``
+(known only when the model runs); torch functions called on proxies record graph nodes, and on
+tensors they simply compute, so constant subgraphs fold by themselves. A handler that must not fold
+(random ops) is registered with ``fold=False``. A constant that reaches the graph becomes a
+parameter of the module when it is a float tensor (so it trains), else a buffer, named after its
+ONNX value. Handlers read ranks and element types from ONNX's shape inference (``ctx.rank``,
+``ctx.onnx_type``): a proxy has no shape while converting.
+"""
+from __future__ import annotations
+
+import keyword
+import re
+from typing import Any, Callable, Mapping
+
+import torch
+import torch.fx as fx
+
+from ...errors import UnsupportedOpError
+from ..onnx_graph import Opsets, StaticInfo, decode_attributes, domain_opset
+from ..ops import OpRegistry
+from .dtypes import torch_dtype
+
+OPS = OpRegistry("onnx_torch", "ONNX")
+
+
+def onnx_op(*op_types: str, since: int = 1, domain: str = "", fold: bool = True) -> Callable:
+    """Register a handler translating ONNX ``op_types`` from opset ``since`` on. With
+    ``fold=False`` it always records graph nodes, even when every input is a constant."""
+    register = OPS.register(*op_types, domain=domain, since=since)
+
+    def decorate(func: Callable) -> Callable:
+        func.fold = fold
+        return register(func)
+    return decorate
+
+
+def identifier(name: str, fallback: str = "v") -> str:
+    """An ONNX name as a Python identifier (argument, attribute and submodule names)."""
+    cleaned = re.sub(r"\W", "_", name).strip("_") or fallback
+    if cleaned[0].isdigit() or keyword.iskeyword(cleaned):
+        cleaned = f"{fallback}_{cleaned}"
+    return cleaned
+
+
+def is_traced(value) -> bool:
+    return isinstance(value, fx.Proxy)
+
+
+class _Tracer(fx.Tracer):
+    """Records torch calls on proxies into the builder's graph; constant tensors among the
+    arguments become attributes of the module (``Builder.attribute``)."""
+
+    def __init__(self, builder: "Builder"):
+        super().__init__()
+        self.builder = builder
+        self.graph = builder.graph
+        self.root = builder.root
+
+    def create_arg(self, a):
+        if isinstance(a, torch.Tensor):
+            return self.builder.attribute(a)
+        return super().create_arg(a)
+
+
+class Builder:
+    """The module and graph being built: submodules, parameters, buffers, and the recorded calls."""
+
+    def __init__(self, parent: "Builder | None" = None):
+        self.root = torch.nn.Module()
+        self.graph = fx.Graph()
+        self.tracer = _Tracer(self)
+        self.parent = parent
+        self._names: dict[int, tuple[torch.Tensor, str]] = {}  # id(tensor) -> (tensor, its ONNX value name)
+        self._attributes: dict[int, tuple[torch.Tensor, fx.Node]] = {}
+        self._taken: set[str] = set()
+        self.trainable = True  # float constants become nn.Parameters
+
+    def unique(self, name: str) -> str:
+        base, index = name, 1
+        while name in self._taken or hasattr(torch.nn.Module, name):
+            index += 1
+            name = f"{base}_{index}"
+        self._taken.add(name)
+        return name
+
+    def placeholder(self, name: str) -> fx.Proxy:
+        return fx.Proxy(self.graph.placeholder(self.unique(identifier(name, "input"))), self.tracer)
+
+    def attribute(self, tensor: torch.Tensor) -> fx.Node:
+        """The graph node reading ``tensor`` as an attribute of the module (added on first use)."""
+        found = self._attributes.get(id(tensor))
+        if found is not None:
+            return found[1]
+        name = self.unique(identifier(self._names.get(id(tensor), (None, "constant"))[1], "c"))
+        if self.trainable and tensor.is_floating_point() and tensor.dtype not in _UNTRAINABLE:
+            self.root.register_parameter(name, torch.nn.Parameter(tensor.detach().clone()))
+        else:
+            self.root.register_buffer(name, tensor.detach().clone())
+        node = self.graph.get_attr(name)
+        self._attributes[id(tensor)] = (tensor, node)  # the tensor is kept: its id must not be reused
+        return node
+
+    def name(self, tensor: torch.Tensor, onnx_name: str) -> None:
+        """Remember that ``tensor`` is ONNX value ``onnx_name`` (the attribute it may become is named so)."""
+        self._names.setdefault(id(tensor), (tensor, onnx_name))  # kept: its id must not be reused
+
+    def lift(self, value):
+        """A value as a graph value: constants become attributes (for ops that must not fold)."""
+        if isinstance(value, torch.Tensor):
+            return fx.Proxy(self.attribute(value), self.tracer)
+        return value
+
+    def add_module(self, name: str, module: torch.nn.Module) -> str:
+        """Add ``module`` under ``name`` (dotted: nested), made unique; its final path."""
+        parts = [identifier(part, "m") if not part.isdigit() else part for part in name.split(".") if part]
+        path = ".".join(parts) or "module"
+        if path in self._taken or _has_path(self.root, path):
+            path = self.unique(path.replace(".", "_"))
+        self._taken.add(path)
+        parent = self.root
+        for part in path.split(".")[:-1]:
+            if not hasattr(parent, part):
+                parent.add_module(part, torch.nn.Module())
+            parent = getattr(parent, part)
+        parent.add_module(path.split(".")[-1], module)
+        return path
+
+    def call_module(self, path: str, args: tuple, kwargs: dict | None = None) -> fx.Proxy:
+        return self.tracer.create_proxy("call_module", path, args, kwargs or {})
+
+    def call_function(self, fn: Callable, args: tuple, kwargs: dict | None = None) -> fx.Proxy:
+        return self.tracer.create_proxy("call_function", fn, args, kwargs or {})
+
+    def output(self, value) -> None:
+        self.graph.output(self.tracer.create_arg(value))
+
+    def module(self, class_name: str = "GraphModule") -> fx.GraphModule:
+        module = fx.GraphModule(self.root, self.graph, class_name=class_name)
+        module.graph.eliminate_dead_code()
+        module.graph.lint()
+        module.recompile()
+        module.delete_all_unused_submodules()
+        read = {node.target for node in module.graph.nodes if node.op == "get_attr"}
+        for name in [n for n, _ in module.named_parameters(recurse=False)] + \
+                [n for n, _ in module.named_buffers(recurse=False)]:
+            if name not in read:  # a constant only a removed node read
+                delattr(module, name)
+        return module
+
+
+# Float types a parameter cannot usefully train in (their values are a narrow type's grid).
+_UNTRAINABLE = {getattr(torch, name) for name in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz",
+                                                   "float8_e5m2fnuz", "float8_e8m0fnu") if hasattr(torch, name)}
+
+
+def _has_path(root: torch.nn.Module, path: str) -> bool:
+    try:
+        root.get_submodule(path)
+        return True
+    except AttributeError:
+        return False
+
+
+class NodeContext:
+    """What a handler sees besides its inputs: the node, its attributes, the opset, the builder,
+    and what ONNX's shape inference knows of the inputs and outputs."""
+
+    def __init__(self, node, attrs: dict[str, Any], opset: int, builder: Builder, info: StaticInfo,
+                 opsets: "int | Opsets", scope: Mapping[str, Any], inputs: list):
+        self.node = node
+        self.attrs = attrs
+        self.opset = opset
+        self.builder = builder
+        self.info = info
+        self.opsets = opsets
+        self.scope = scope  # the values computed so far, which subgraphs (If, Loop, Scan) may read
+        self.inputs = inputs
+
+    def attr(self, name: str, default=None):
+        return self.attrs.get(name, default)
+
+    def _input_name(self, index: int) -> str | None:
+        if index < 0:
+            index += len(self.node.input)
+        if index >= len(self.node.input) or not self.node.input[index]:
+            return None
+        return self.node.input[index]
+
+    def shape(self, index: int) -> list[int | None] | None:
+        """Input ``index``'s dims (None where dynamic) as shape inference or the constant tells."""
+        value = self.inputs[index] if index < len(self.inputs) else None
+        if isinstance(value, torch.Tensor):
+            return list(value.shape)
+        name = self._input_name(index)
+        if name is None:
+            return None
+        if name in self.info.shapes:
+            return self.info.shapes[name]
+        return _meta(value, "shape")
+
+    def rank(self, index: int) -> int:
+        """Input ``index``'s rank; UnsupportedOpError when nothing tells it."""
+        shape = self.shape(index)
+        if shape is None:
+            raise UnsupportedOpError(self.node.op_type, self.opset, where=f"node {self.node.name!r}",
+                                     hint=f"the rank of input {index} is unknown while converting; run "
+                                          "onnx.shape_inference on the model or give its inputs shapes")
+        return len(shape)
+
+    def output_shape(self, index: int = 0) -> list[int | None] | None:
+        if index >= len(self.node.output):
+            return None
+        return self.info.shapes.get(self.node.output[index])
+
+    def onnx_type(self, index: int) -> int | None:
+        """Input ``index``'s ONNX element type, as declared, inferred or read off a constant."""
+        value = self.inputs[index] if index < len(self.inputs) else None
+        if isinstance(value, torch.Tensor):
+            from .dtypes import onnx_type_of
+            return onnx_type_of(value.dtype)
+        name = self._input_name(index)
+        if name is None:
+            return None
+        return self.info.types.get(name) or _meta(value, "onnx_type")
+
+    def dtype(self, index: int) -> torch.dtype | None:
+        code = self.onnx_type(index)
+        return None if code is None else torch_dtype(code)
+
+    def output_type(self, index: int = 0) -> int | None:
+        if index >= len(self.node.output):
+            return None
+        return self.info.types.get(self.node.output[index])
+
+    def const(self, index: int):
+        """Input ``index`` as a tensor when it is known while converting, else None."""
+        value = self.inputs[index] if index < len(self.inputs) else None
+        return value if isinstance(value, torch.Tensor) else None
+
+    def ints(self, index: int) -> list[int] | None:
+        """A constant input (axes, shape, pads) as Python ints, or None when it is not constant."""
+        value = self.const(index)
+        return None if value is None else [int(v) for v in value.reshape(-1).tolist()]
+
+    def require_const(self, index: int, what: str):
+        value = self.const(index)
+        if value is None:
+            raise UnsupportedOpError(self.node.op_type, self.opset, where=f"node {self.node.name!r}",
+                                     hint=f"{what} (input {index}) must be a constant to convert to PyTorch")
+        return value
+
+    @property
+    def name(self) -> str:
+        return self.node.name or (self.node.output[0] if self.node.output else self.node.op_type)
+
+    def call(self, fn: Callable, *args, **kwargs):
+        """``fn(*args, **kwargs)`` as a graph node (``fn`` a torch function or one of runtime.py's):
+        computed now when every argument is known and the op may fold."""
+        if not any(is_traced(a) for a in _flat(args, kwargs)) and getattr(self, "_fold", True):
+            return fn(*args, **kwargs)
+        return self.builder.call_function(fn, args, kwargs)
+
+    def module(self, module: torch.nn.Module, *args, name: str | None = None):
+        """Run ``module`` on ``args``: as a submodule of the result named after the ONNX node (or
+        ``name``) when an argument is traced, else now."""
+        if not any(is_traced(a) for a in _flat(args, {})) and getattr(self, "_fold", True):
+            with torch.no_grad():
+                return module(*args)
+        path = self.builder.add_module(name or self.module_name(), module)
+        return self.builder.call_module(path, args)
+
+    def module_name(self) -> str:
+        """The submodule path for this node: the prefix of its weight's name when the model came
+        from PyTorch (``layer1.0.conv1.weight`` -> ``layer1.0.conv1``, so state_dict keys match the
+        original's), else the node name."""
+        if len(self.node.input) > 1 and self.node.input[1]:
+            weight = self.node.input[1]
+            if re.fullmatch(r"[A-Za-z_][\w.]*\.weight", weight):
+                return weight[: -len(".weight")]
+        return self.name.lstrip("/").replace("/", "_")
+
+    def subgraph(self, graph, inputs: list) -> list:
+        """Build ``graph`` (an attribute) inline with ``inputs`` for its inputs and this graph's
+        values in scope; its outputs in order."""
+        env = run_graph(graph, dict(zip([i.name for i in graph.input], inputs)), self.opsets, self.builder,
+                        self.info, dict(self.scope))
+        return [env[o.name] for o in graph.output]
+
+
+def _meta(value, key: str):
+    return value.node.meta.get(key) if is_traced(value) else None
+
+
+def _flat(args, kwargs) -> list:
+    flat: list = []
+    for item in [*args, *kwargs.values()]:
+        if isinstance(item, (list, tuple)):
+            flat.extend(_flat(item, {}))
+        else:
+            flat.append(item)
+    return flat
+
+
+def check_supported(graph, opsets: "int | Opsets") -> None:
+    """Resolve every node's handler first: an unsupported op is reported before any work, naming
+    the op, the opset and the node."""
+    for node in graph.node:
+        OPS.handler(node.op_type, domain=node.domain or "", opset=domain_opset(opsets, node.domain or ""),
+                    where=f"node {node.name or node.op_type!r}",
+                    hint="see docs/onnx-torch-coverage.md for the ops and opsets that convert")
+
+
+def run_graph(graph, feeds: Mapping[str, Any], opsets: "int | Opsets", builder: Builder, info: StaticInfo,
+              scope: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Translate ``graph``'s nodes in order: feeds and outer values by name in, every value out."""
+    from onnx import numpy_helper
+    from .dtypes import tensor_from_numpy
+    env: dict[str, Any] = dict(scope or {})
+    for init in graph.initializer:
+        tensor = tensor_from_numpy(numpy_helper.to_array(init), init.data_type)
+        builder.name(tensor, init.name)
+        env[init.name] = tensor
+    env.update(feeds)
+    for node in graph.node:
+        domain = node.domain or ""
+        opset = domain_opset(opsets, domain)
+        handler = OPS.handler(node.op_type, domain=domain, opset=opset, where=f"node {node.name or node.op_type!r}")
+        missing = [name for name in node.input if name and name not in env]
+        if missing:
+            raise UnsupportedOpError(node.op_type, opset, where=f"node {node.name!r}: inputs {missing} are not computed")
+        inputs = [env[name] if name else None for name in node.input]
+        ctx = NodeContext(node, decode_attributes(node), opset, builder, info, opsets, env, inputs)
+        if not handler.fold:
+            ctx._fold = False
+            inputs = [builder.lift(value) for value in inputs]
+        outputs = handler(ctx, *inputs)
+        if not isinstance(outputs, tuple):
+            outputs = (outputs,)
+        for name, value in zip(node.output, outputs):
+            if not name:
+                continue
+            if is_traced(value):
+                value.node.meta.setdefault("onnx_type", info.types.get(name))
+                if name in info.shapes:
+                    value.node.meta.setdefault("shape", info.shapes[name])
+            elif isinstance(value, torch.Tensor):
+                builder.name(value, name)
+            env[name] = value
+    return env
