@@ -8,6 +8,21 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+def ints(value) -> list[int]:
+    """Axes, sizes or pads given as a list or as an int64 tensor (read when the model runs)."""
+    if isinstance(value, torch.Tensor):
+        return [int(v) for v in value.reshape(-1).tolist()]
+    if isinstance(value, (list, tuple)):
+        return [int(v) if not isinstance(v, torch.SymInt) else v for v in value]
+    return [int(value)]
+
+
+def dim(x: torch.Tensor, axis) -> int:
+    """``axis`` (an int or a one-element tensor; negative counts from the end) as a dim of ``x``."""
+    axis = ints(axis)[0]
+    return axis + x.dim() if axis < 0 else axis
+
+
 # The largest finite value of each float8 type, for saturating casts.
 _FLOAT8_MAX = {"float8_e4m3fn": 448.0, "float8_e4m3fnuz": 240.0, "float8_e5m2": 57344.0, "float8_e5m2fnuz": 57344.0}
 
@@ -74,17 +89,30 @@ def reshape(x: torch.Tensor, shape: torch.Tensor, allowzero: bool) -> torch.Tens
 
 
 def flatten(x: torch.Tensor, axis: int) -> torch.Tensor:
+    axis = dim(x, axis)
     outer = 1
-    for dim in x.shape[:axis]:
-        outer = outer * dim
+    for size in x.shape[:axis]:
+        outer = outer * size
     inner = 1
-    for dim in x.shape[axis:]:
-        inner = inner * dim
+    for size in x.shape[axis:]:
+        inner = inner * size
     return x.reshape(outer, inner)
 
 
-def unsqueeze(x: torch.Tensor, axes: list[int]) -> torch.Tensor:
-    for axis in sorted(axes):
+def squeeze(x: torch.Tensor, axes) -> torch.Tensor:
+    if axes is None:
+        return torch.squeeze(x)
+    return torch.squeeze(x, tuple(dim(x, a) for a in ints(axes)))
+
+
+def trilu(x: torch.Tensor, k, upper: bool) -> torch.Tensor:
+    return torch.triu(x, ints(k)[0]) if upper else torch.tril(x, ints(k)[0])
+
+
+def unsqueeze(x: torch.Tensor, axes) -> torch.Tensor:
+    axes = ints(axes)
+    rank = x.dim() + len(axes)
+    for axis in sorted(a + rank if a < 0 else a for a in axes):
         x = x.unsqueeze(axis)
     return x
 
@@ -93,6 +121,7 @@ def slice_axes(x: torch.Tensor, starts: list[int], ends: list[int], axes: list[i
     """ONNX Slice: Python's slicing rules per axis (negative steps included, which torch indexing
     lacks: taken on the flipped axis)."""
     for start, end, axis, step in zip(starts, ends, axes, steps):
+        axis = dim(x, axis)
         size = x.shape[axis]
         begin, stop, stride = slice(start, end, step).indices(size)
         if stride > 0:
@@ -115,6 +144,7 @@ def slice_dynamic(x: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, axe
 
 
 def gather(x: torch.Tensor, indices: torch.Tensor, axis: int) -> torch.Tensor:
+    axis = dim(x, axis)
     size = x.shape[axis]
     indices = torch.where(indices < 0, indices + size, indices).to(torch.int64)
     picked = torch.index_select(x, axis, indices.reshape(-1))
@@ -122,6 +152,7 @@ def gather(x: torch.Tensor, indices: torch.Tensor, axis: int) -> torch.Tensor:
 
 
 def gather_elements(x: torch.Tensor, indices: torch.Tensor, axis: int) -> torch.Tensor:
+    axis = dim(x, axis)
     indices = indices.to(torch.int64)
     return torch.gather(x, axis, torch.where(indices < 0, indices + x.shape[axis], indices))
 
@@ -144,6 +175,7 @@ def gather_nd(x: torch.Tensor, indices: torch.Tensor, batch_dims: int) -> torch.
 
 def scatter_elements(x: torch.Tensor, indices: torch.Tensor, updates: torch.Tensor, axis: int,
                      reduction: str) -> torch.Tensor:
+    axis = dim(x, axis)
     indices = indices.to(torch.int64)
     indices = torch.where(indices < 0, indices + x.shape[axis], indices)
     if reduction == "none":
@@ -176,19 +208,27 @@ def scatter_nd(x: torch.Tensor, indices: torch.Tensor, updates: torch.Tensor, re
     return out
 
 
-def expand(x: torch.Tensor, shape: list[int]) -> torch.Tensor:
+def expand(x: torch.Tensor, shape) -> torch.Tensor:
     """ONNX Expand broadcasts both ways: a 1 in ``shape`` keeps the input's dim."""
+    shape = ints(shape)
     return torch.broadcast_to(x, torch.broadcast_shapes(tuple(x.shape), tuple(shape))).clone()
 
 
-def pad(x: torch.Tensor, pads: list[int], mode: str, value: Optional[torch.Tensor]) -> torch.Tensor:
-    """ONNX Pad over every axis: ``pads`` holds the begin amounts of each axis, then the ends."""
+def pad(x: torch.Tensor, pads, mode: str, value: Optional[torch.Tensor], axes=None) -> torch.Tensor:
+    """ONNX Pad: ``pads`` holds the begin amounts of each axis (of ``axes``, default all), then the ends."""
     rank = x.dim()
+    pads = ints(pads)
+    if axes is not None:
+        chosen = [dim(x, a) for a in ints(axes)]
+        full = [0] * (2 * rank)
+        for i, axis in enumerate(chosen):
+            full[axis], full[axis + rank] = pads[i], pads[i + len(chosen)]
+        pads = full
     if mode == "constant":
         flat: list[int] = []
         for axis in reversed(range(rank)):
             flat += [pads[axis], pads[axis + rank]]
-        fill = 0.0 if value is None else value.item()
+        fill = 0.0 if value is None else (value.item() if isinstance(value, torch.Tensor) else value)
         if x.dtype == torch.bool:
             return F.pad(x.to(torch.uint8), flat, value=float(fill)).to(torch.bool)
         return F.pad(x, flat, value=fill)
@@ -228,13 +268,15 @@ def one_hot(indices: torch.Tensor, depth: torch.Tensor, values: torch.Tensor, ax
     return torch.where(hot, values[1], values[0])
 
 
-def top_k(x: torch.Tensor, k: int, axis: int, largest: bool, is_sorted: bool):
+def top_k(x: torch.Tensor, k, axis: int, largest: bool, is_sorted: bool):
     """ONNX TopK: ties keep the lower index first (a stable sort)."""
+    axis, k = dim(x, axis), ints(k)[0]
     values, indices = torch.sort(x, dim=axis, descending=largest, stable=True)
     return values.narrow(axis, 0, k), indices.narrow(axis, 0, k)
 
 
 def arg_reduce(x: torch.Tensor, axis: int, keepdims: bool, last: bool, largest: bool) -> torch.Tensor:
+    axis = dim(x, axis)
     if last:
         flipped = x.flip(axis)
         found = torch.argmax(flipped, axis, keepdim=keepdims) if largest else torch.argmin(flipped, axis, keepdim=keepdims)
@@ -242,10 +284,14 @@ def arg_reduce(x: torch.Tensor, axis: int, keepdims: bool, last: bool, largest: 
     return torch.argmax(x, axis, keepdim=keepdims) if largest else torch.argmin(x, axis, keepdim=keepdims)
 
 
-def reduce(x: torch.Tensor, kind: str, axes: Optional[list[int]], keepdims: bool) -> torch.Tensor:
-    """The ONNX Reduce* ops; ``axes`` None reduces every axis. An empty reduction gives the op's
-    identity (ONNX defines it; torch's amax/amin refuse empty input)."""
-    dims = list(range(x.dim())) if axes is None else [a % max(x.dim(), 1) for a in axes]
+def reduce(x: torch.Tensor, kind: str, axes, keepdims: bool, noop_with_empty_axes: bool = False) -> torch.Tensor:
+    """The ONNX Reduce* ops; ``axes`` None or empty reduces every axis (unless noop_with_empty_axes).
+    An empty reduction gives the op's identity (ONNX defines it; torch's amax/amin refuse empty input)."""
+    if axes is not None and not ints(axes):
+        if noop_with_empty_axes:
+            return x
+        axes = None
+    dims = list(range(x.dim())) if axes is None else [a % max(x.dim(), 1) for a in ints(axes)]
     if x.dim() == 0:
         dims = []
     if kind in ("max", "min") and x.numel() == 0:
@@ -282,7 +328,8 @@ def reduce(x: torch.Tensor, kind: str, axes: Optional[list[int]], keepdims: bool
     return torch.logsumexp(x, dims, keepdim=keepdims)  # log_sum_exp
 
 
-def cumsum(x: torch.Tensor, axis: int, exclusive: bool, reverse: bool) -> torch.Tensor:
+def cumsum(x: torch.Tensor, axis, exclusive: bool, reverse: bool) -> torch.Tensor:
+    axis = dim(x, axis)
     if reverse:
         x = x.flip(axis)
     out = torch.cumsum(x, axis, dtype=x.dtype)
@@ -315,6 +362,7 @@ def space_to_depth(x: torch.Tensor, block: int) -> torch.Tensor:
 def compress(x: torch.Tensor, condition: torch.Tensor, axis: Optional[int]) -> torch.Tensor:
     if axis is None:
         x, axis = x.reshape(-1), 0
+    axis = dim(x, axis)
     keep = torch.nonzero(condition.reshape(-1)).reshape(-1)
     keep = keep[keep < x.shape[axis]]
     return torch.index_select(x, axis, keep)
@@ -324,16 +372,16 @@ def unique(x: torch.Tensor, axis: Optional[int], is_sorted: bool):
     """ONNX Unique: values, first-occurrence indices, inverse indices and counts; unsorted keeps
     the order of first occurrence."""
     flat = x.reshape(-1) if axis is None else x
-    dim = 0 if axis is None else axis
-    values, inverse, counts = torch.unique(flat, sorted=True, return_inverse=True, return_counts=True, dim=dim)
-    positions = torch.arange(flat.shape[dim])
-    first = torch.full((values.shape[dim],), flat.shape[dim], dtype=torch.int64)
+    dim_ = 0 if axis is None else dim(x, axis)
+    values, inverse, counts = torch.unique(flat, sorted=True, return_inverse=True, return_counts=True, dim=dim_)
+    positions = torch.arange(flat.shape[dim_])
+    first = torch.full((values.shape[dim_],), flat.shape[dim_], dtype=torch.int64)
     first = first.scatter_reduce(0, inverse.reshape(-1), positions, "amin", include_self=True)
     if not is_sorted:
         order = torch.argsort(first, stable=True)
         rank = torch.empty_like(order)
         rank[order] = torch.arange(order.shape[0])
-        values, first, counts, inverse = torch.index_select(values, dim, order), first[order], counts[order], rank[inverse]
+        values, first, counts, inverse = torch.index_select(values, dim_, order), first[order], counts[order], rank[inverse]
     return values, first, inverse.reshape(-1), counts
 
 
@@ -357,16 +405,17 @@ def constant_of_shape(shape: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     return torch.full([int(d) for d in shape.tolist()], value.reshape(-1)[0].item(), dtype=value.dtype)
 
 
-def tile(x: torch.Tensor, repeats: torch.Tensor) -> torch.Tensor:
-    return x.repeat([int(r) for r in repeats.tolist()])
+def tile(x: torch.Tensor, repeats) -> torch.Tensor:
+    return x.repeat(ints(repeats))
 
 
-def split(x: torch.Tensor, sizes: list[int], axis: int):
-    return torch.split(x, sizes, axis)
+def split(x: torch.Tensor, sizes, axis: int):
+    return torch.split(x, ints(sizes), dim(x, axis))
 
 
 def split_even(x: torch.Tensor, parts: int, axis: int):
     """ONNX Split into ``parts`` outputs of ceil(dim / parts), the last smaller."""
+    axis = dim(x, axis)
     size = x.shape[axis]
     chunk = (size + parts - 1) // parts
     return [x.narrow(axis, min(i * chunk, size), max(0, min(chunk, size - i * chunk))) for i in range(parts)]

@@ -11,12 +11,7 @@ import torch
 from . import runtime
 from .dtypes import torch_dtype, tensor_from_numpy
 from .elementwise import widened
-from .graph import NodeContext, is_traced, onnx_op
-
-
-def _axis(ctx: NodeContext, axis: int, index: int = 0, extra: int = 0) -> int:
-    """``axis`` made non-negative against input ``index``'s rank (plus ``extra`` new axes)."""
-    return axis + ctx.rank(index) + extra if axis < 0 else axis
+from .graph import NodeContext, onnx_op
 
 
 @onnx_op("Constant")
@@ -63,7 +58,7 @@ def reshape(ctx: NodeContext, x, shape=None):
 
 @onnx_op("Flatten")
 def flatten(ctx: NodeContext, x):
-    return ctx.call(runtime.flatten, x, _axis(ctx, ctx.attr("axis", 1)))
+    return ctx.call(runtime.flatten, x, ctx.attr("axis", 1))
 
 
 @onnx_op("Transpose")
@@ -74,34 +69,28 @@ def transpose(ctx: NodeContext, x):
 
 @onnx_op("Squeeze")
 def squeeze(ctx: NodeContext, x, axes=None):
-    axes = ctx.attr("axes") if ctx.opset < 13 else ctx.ints(1)
-    if not axes:
-        shape = ctx.shape(0)
-        if shape is not None and None not in shape:
-            axes = [i for i, d in enumerate(shape) if d == 1]
-        else:
-            return ctx.call(torch.squeeze, x)
-    return ctx.call(torch.squeeze, x, tuple(_axis(ctx, a) for a in axes))
+    chosen = ctx.attr("axes") if ctx.opset < 13 else (ctx.ints(1) if axes is not None and ctx.const(1) is not None
+                                                       else axes)
+    return ctx.call(runtime.squeeze, x, chosen if not isinstance(chosen, list) or chosen else None)
 
 
 @onnx_op("Unsqueeze")
 def unsqueeze(ctx: NodeContext, x, axes=None):
-    axes = ctx.attr("axes") if ctx.opset < 13 else ctx.require_const(1, "axes").tolist()
-    rank = ctx.rank(0) + len(axes)
-    return ctx.call(runtime.unsqueeze, x, sorted(a + rank if a < 0 else a for a in axes))
+    chosen = ctx.attr("axes") if ctx.opset < 13 else (ctx.ints(1) if ctx.const(1) is not None else axes)
+    return ctx.call(runtime.unsqueeze, x, chosen)
 
 
 @onnx_op("Concat")
 def concat(ctx: NodeContext, *inputs):
-    return ctx.call(torch.cat, list(inputs), _axis(ctx, ctx.attr("axis", 0)))
+    return ctx.call(torch.cat, list(inputs), ctx.attr("axis", 0))
 
 
 @onnx_op("Split")
 def split(ctx: NodeContext, x, sizes=None):
-    axis = _axis(ctx, ctx.attr("axis", 0))
+    axis = ctx.attr("axis", 0)
     parts = len(ctx.node.output)
-    sizes = ctx.attr("split") if ctx.opset < 13 else ctx.ints(1)
-    if sizes:
+    sizes = ctx.attr("split") if ctx.opset < 13 else (ctx.ints(1) if ctx.const(1) is not None else sizes)
+    if sizes is not None and (not isinstance(sizes, list) or sizes):
         result = ctx.call(runtime.split, x, sizes, axis)
     elif ctx.attr("num_outputs"):
         result = ctx.call(runtime.split_even, x, ctx.attr("num_outputs"), axis)
@@ -122,17 +111,17 @@ def slice_(ctx: NodeContext, x, starts=None, ends=None, axes=None, steps=None):
             return ctx.call(runtime.slice_dynamic, x, starts, ends, axes, steps)
         axis = axis if axis is not None else list(range(len(begin)))
         step = step if step is not None else [1] * len(begin)
-    return ctx.call(runtime.slice_axes, x, begin, end, [_axis(ctx, a) for a in axis], step)
+    return ctx.call(runtime.slice_axes, x, begin, end, axis, step)
 
 
 @onnx_op("Gather")
 def gather(ctx: NodeContext, x, indices):
-    return ctx.call(runtime.gather, x, indices, _axis(ctx, ctx.attr("axis", 0)))
+    return ctx.call(runtime.gather, x, indices, ctx.attr("axis", 0))
 
 
 @onnx_op("GatherElements")
 def gather_elements(ctx: NodeContext, x, indices):
-    return ctx.call(runtime.gather_elements, x, indices, _axis(ctx, ctx.attr("axis", 0)))
+    return ctx.call(runtime.gather_elements, x, indices, ctx.attr("axis", 0))
 
 
 @onnx_op("GatherND")
@@ -142,7 +131,7 @@ def gather_nd(ctx: NodeContext, x, indices):
 
 @onnx_op("ScatterElements", "Scatter")
 def scatter_elements(ctx: NodeContext, x, indices, updates):
-    return ctx.call(runtime.scatter_elements, x, indices, updates, _axis(ctx, ctx.attr("axis", 0)),
+    return ctx.call(runtime.scatter_elements, x, indices, updates, ctx.attr("axis", 0),
                     ctx.attr("reduction", "none"))
 
 
@@ -154,9 +143,7 @@ def scatter_nd(ctx: NodeContext, x, indices, updates):
 @onnx_op("Expand")
 def expand(ctx: NodeContext, x, shape):
     dims = ctx.ints(1)
-    if dims is None:
-        return ctx.call(runtime.expand, x, ctx.call(torch.Tensor.tolist, shape))
-    return ctx.call(runtime.expand, x, dims)
+    return ctx.call(runtime.expand, x, shape if dims is None else dims)
 
 
 @onnx_op("Tile")
@@ -169,17 +156,10 @@ def tile(ctx: NodeContext, x, repeats):
 def pad(ctx: NodeContext, x, pads=None, value=None, axes=None):
     mode = ctx.attr("mode", "constant")
     if ctx.opset < 11:
-        amounts, fill = ctx.attr("pads"), torch.tensor(ctx.attr("value", 0.0))
-    else:
-        amounts, fill = list(ctx.require_const(1, "pads").tolist()), value
-    rank = ctx.rank(0)
-    if axes is not None:
-        chosen = [_axis(ctx, a) for a in ctx.require_const(3, "axes").tolist()]
-        full = [0] * (2 * rank)
-        for i, axis in enumerate(chosen):
-            full[axis], full[axis + rank] = amounts[i], amounts[i + len(chosen)]
-        amounts = full
-    return ctx.call(runtime.pad, x, amounts, mode, fill)
+        return ctx.call(runtime.pad, x, ctx.attr("pads"), mode, ctx.attr("value", 0.0))
+    amounts = ctx.ints(1) if ctx.const(1) is not None else pads
+    chosen = ctx.ints(3) if ctx.const(3) is not None else axes
+    return ctx.call(runtime.pad, x, amounts, mode, value, chosen)
 
 
 @onnx_op("Shape")
@@ -228,17 +208,15 @@ def one_hot(ctx: NodeContext, indices, depth, values):
 
 @onnx_op("TopK")
 def top_k(ctx: NodeContext, x, k=None):
-    count = ctx.attr("k") if ctx.opset < 10 else ctx.ints(1)[0] if ctx.ints(1) is not None else None
-    if count is None:
-        count = ctx.call(torch.Tensor.item, k)
-    result = ctx.call(runtime.top_k, x, count, _axis(ctx, ctx.attr("axis", -1)), bool(ctx.attr("largest", 1)),
+    count = ctx.attr("k") if ctx.opset < 10 else ctx.ints(1) if ctx.const(1) is not None else k
+    result = ctx.call(runtime.top_k, x, count, ctx.attr("axis", -1), bool(ctx.attr("largest", 1)),
                       bool(ctx.attr("sorted", 1)))
     return result[0], result[1]
 
 
 @onnx_op("ArgMax", "ArgMin")
 def arg_reduce(ctx: NodeContext, x):
-    return ctx.call(runtime.arg_reduce, x, _axis(ctx, ctx.attr("axis", 0)), bool(ctx.attr("keepdims", 1)),
+    return ctx.call(runtime.arg_reduce, x, ctx.attr("axis", 0), bool(ctx.attr("keepdims", 1)),
                     bool(ctx.attr("select_last_index", 0)), ctx.node.op_type == "ArgMax")
 
 
@@ -252,23 +230,17 @@ _AXES_INPUT = {"ReduceSum": 13}
 @onnx_op(*_REDUCE)
 @widened
 def reduce(ctx: NodeContext, x, axes=None):
+    noop = bool(ctx.attr("noop_with_empty_axes", 0))
     if ctx.opset >= _AXES_INPUT.get(ctx.node.op_type, 18):
-        chosen = ctx.ints(1) if axes is not None else None
-        if axes is not None and chosen is None:
-            chosen = ctx.require_const(1, "axes")
-        if not chosen:
-            if ctx.attr("noop_with_empty_axes", 0):
-                return x
-            chosen = None
+        chosen = ctx.ints(1) if ctx.const(1) is not None else axes
     else:
-        chosen = ctx.attr("axes")
-    return ctx.call(runtime.reduce, x, _REDUCE[ctx.node.op_type], chosen, bool(ctx.attr("keepdims", 1)))
+        chosen, noop = ctx.attr("axes"), False
+    return ctx.call(runtime.reduce, x, _REDUCE[ctx.node.op_type], chosen, bool(ctx.attr("keepdims", 1)), noop)
 
 
 @onnx_op("CumSum")
 def cumsum(ctx: NodeContext, x, axis):
-    axis = int(ctx.require_const(1, "axis").reshape(-1)[0])
-    return ctx.call(runtime.cumsum, x, _axis(ctx, axis), bool(ctx.attr("exclusive", 0)), bool(ctx.attr("reverse", 0)))
+    return ctx.call(runtime.cumsum, x, axis, bool(ctx.attr("exclusive", 0)), bool(ctx.attr("reverse", 0)))
 
 
 @onnx_op("NonZero")
@@ -280,8 +252,7 @@ def non_zero(ctx: NodeContext, x):
 
 @onnx_op("Trilu")
 def trilu(ctx: NodeContext, x, k=None):
-    diagonal = ctx.ints(1)[0] if k is not None else 0
-    return ctx.call(torch.triu if ctx.attr("upper", 1) else torch.tril, x, diagonal)
+    return ctx.call(runtime.trilu, x, 0 if k is None else k, bool(ctx.attr("upper", 1)))
 
 
 @onnx_op("EyeLike")
@@ -303,13 +274,13 @@ def space_to_depth(ctx: NodeContext, x):
 @onnx_op("Compress")
 def compress(ctx: NodeContext, x, condition):
     axis = ctx.attr("axis")
-    return ctx.call(runtime.compress, x, condition, None if axis is None else _axis(ctx, axis))
+    return ctx.call(runtime.compress, x, condition, axis)
 
 
 @onnx_op("Unique")
 def unique(ctx: NodeContext, x):
     axis = ctx.attr("axis")
-    result = ctx.call(runtime.unique, x, None if axis is None else _axis(ctx, axis), bool(ctx.attr("sorted", 1)))
+    result = ctx.call(runtime.unique, x, axis, bool(ctx.attr("sorted", 1)))
     return tuple(result[i] for i in range(4))
 
 
