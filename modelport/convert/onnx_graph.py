@@ -40,8 +40,9 @@ class StaticInfo(NamedTuple):
     types: dict[str, int]
 
 
-def static_info(model) -> StaticInfo:
-    """Dims and element types of the graph's values: declared (inputs, initializers) or inferred."""
+def static_info(model, *, subgraphs: bool = False) -> StaticInfo:
+    """Dims and element types of the graph's values: declared (inputs, initializers) or inferred;
+    with ``subgraphs`` also those of the If/Loop/Scan bodies (ONNX names are unique model-wide)."""
     from onnx import shape_inference
     graph = model.graph
     types = {init.name: init.data_type for init in graph.initializer}
@@ -49,12 +50,34 @@ def static_info(model) -> StaticInfo:
         inferred = shape_inference.infer_shapes(model).graph
     except Exception:  # noqa: BLE001  (a model shape inference cannot follow converts without the hints)
         inferred = None
-    shapes = {}
+    shapes: dict[str, list[int | None]] = {}
+    _collect(graph, inferred, shapes, types)
+    if subgraphs:
+        for body in _subgraphs(inferred if inferred is not None else graph):
+            _collect(body, body, shapes, types, declared_inputs=True)
+    return StaticInfo(shapes, types)
+
+
+def _collect(graph, inferred, shapes: dict, types: dict, declared_inputs: bool = False) -> None:
     inputs = {value.name for value in graph.input}  # their dims are the signature's, not refined
     for info in [*graph.input, *(inferred.value_info if inferred else ()), *(inferred or graph).output]:
         tensor = info.type.tensor_type
         if tensor.elem_type:
             types.setdefault(info.name, tensor.elem_type)
-        if inferred is not None and info.name not in inputs and tensor.HasField("shape"):
+        if (inferred is not None and (declared_inputs or info.name not in inputs) and tensor.HasField("shape")
+                and info.name not in shapes):
             shapes[info.name] = [d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim]
-    return StaticInfo(shapes, types)
+    for init in getattr(graph, "initializer", ()):
+        types.setdefault(init.name, init.data_type)
+
+
+def _subgraphs(graph):
+    """Every graph attribute of every node, recursively."""
+    from onnx import AttributeProto
+    for node in graph.node:
+        for attribute in node.attribute:
+            bodies = [attribute.g] if attribute.type == AttributeProto.GRAPH else \
+                list(attribute.graphs) if attribute.type == AttributeProto.GRAPHS else []
+            for body in bodies:
+                yield body
+                yield from _subgraphs(body)

@@ -27,7 +27,7 @@ def to_module(model, *, class_name: str = "OnnxModel"):
     graph = model.graph
     opsets = opsets_of(model)
     check_supported(graph, opsets)
-    info = static_info(model)
+    info = static_info(model, subgraphs=True)
     builder = Builder()
     initializers = {init.name for init in graph.initializer}
     feeds = {}

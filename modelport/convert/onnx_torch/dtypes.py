@@ -37,10 +37,10 @@ def tensor_from_numpy(array: np.ndarray, onnx_type: int | None = None) -> torch.
         raise UnsupportedOpError("element type string", hint="PyTorch tensors cannot hold strings")
     name = array.dtype.name
     if name in ("bfloat16", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu"):
-        bits = torch.from_numpy(np.ascontiguousarray(array).view(np.uint16 if name == "bfloat16" else np.uint8).copy())
+        bits = torch.from_numpy(np.array(array, order="C").view(np.uint16 if name == "bfloat16" else np.uint8).copy())
         return bits.view(getattr(torch, name if name != "float8_e8m0fnu" else "float8_e8m0fnu"))
     if array.dtype.kind in "fiubc":
-        return torch.from_numpy(np.ascontiguousarray(array).copy())
+        return torch.from_numpy(np.array(array, order="C"))
     raise UnsupportedOpError(f"element type {name}", hint="PyTorch has no such dtype")
 
 

@@ -287,8 +287,84 @@ class NodeContext:
         """Build ``graph`` (an attribute) inline with ``inputs`` for its inputs and this graph's
         values in scope; its outputs in order."""
         env = run_graph(graph, dict(zip([i.name for i in graph.input], inputs)), self.opsets, self.builder,
-                        self.info, dict(self.scope))
+                        self.info, self.scope)
         return [env[o.name] for o in graph.output]
+
+    def subgraph_module(self, graph, label: str):
+        """Build ``graph`` as a GraphModule of its own, a submodule of the result (what a loop body
+        or a branch decided at run time needs): returns (a proxy of the submodule, the outer values
+        it reads). It is called as ``module(*graph_inputs, *captured)`` and returns a tuple."""
+        child = Builder(parent=self.builder)
+        feeds = {}
+        for value in graph.input:
+            proxy = child.placeholder(value.name)
+            if value.type.HasField("tensor_type"):
+                proxy.node.meta["onnx_type"] = value.type.tensor_type.elem_type
+            feeds[value.name] = proxy
+        scope = _Captured(self.scope, child)
+        env = run_graph(graph, feeds, self.opsets, child, self.info, scope)
+        child.output(tuple(env[o.name] for o in graph.output))
+        module = child.module("Subgraph")
+        path = self.builder.add_module(f"{self.name.lstrip('/').replace('/', '_')}_{label}", module)
+        return fx.Proxy(self.builder.graph.get_attr(path), self.builder.tracer), [self.scope[n] for n in scope.captured]
+
+
+class _Captured(Mapping):
+    """The enclosing graph's values as a subgraph module sees them: constants as they are, traced
+    values as extra inputs of the subgraph module (added when first read)."""
+
+    def __init__(self, outer: Mapping[str, Any], child: Builder):
+        self.outer = outer
+        self.child = child
+        self.captured: dict[str, Any] = {}
+
+    def __getitem__(self, name: str):
+        if name in self.captured:
+            return self.captured[name]
+        value = self.outer[name]
+        if not _holds_traced(value):
+            return value
+        graph = self.child.graph
+        placeholders = [node for node in graph.nodes if node.op == "placeholder"]
+        # Placeholders stay first (an fx graph's arguments); None inserts at the very beginning.
+        with (graph.inserting_after(placeholders[-1]) if placeholders else graph.inserting_before(None)):
+            proxy = fx.Proxy(graph.placeholder(self.child.unique(identifier(name, "outer"))),
+                             self.child.tracer)
+        for key in ("onnx_type", "shape"):
+            if _meta(value, key) is not None:
+                proxy.node.meta[key] = _meta(value, key)
+        self.captured[name] = proxy
+        return proxy
+
+    def __contains__(self, name) -> bool:
+        return name in self.captured or name in self.outer
+
+    def __iter__(self):
+        return iter(self.outer)
+
+    def __len__(self) -> int:
+        return len(self.outer)
+
+
+def _holds_traced(value) -> bool:
+    if isinstance(value, (list, tuple)):
+        return any(_holds_traced(item) for item in value)
+    return is_traced(value)
+
+
+class _Values(dict):
+    """A graph's values by name, falling back on the enclosing graph's (read lazily: a subgraph
+    module captures only what it reads)."""
+
+    def __init__(self, outer: Mapping[str, Any] | None):
+        super().__init__()
+        self.outer = outer or {}
+
+    def __missing__(self, name: str):
+        return self.outer[name]
+
+    def __contains__(self, name) -> bool:
+        return dict.__contains__(self, name) or name in self.outer
 
 
 def _meta(value, key: str):
@@ -319,7 +395,7 @@ def run_graph(graph, feeds: Mapping[str, Any], opsets: "int | Opsets", builder: 
     """Translate ``graph``'s nodes in order: feeds and outer values by name in, every value out."""
     from onnx import numpy_helper
     from .dtypes import tensor_from_numpy
-    env: dict[str, Any] = dict(scope or {})
+    env = _Values(scope)
     for init in graph.initializer:
         tensor = tensor_from_numpy(numpy_helper.to_array(init), init.data_type)
         builder.name(tensor, init.name)

@@ -136,10 +136,9 @@ def slice_axes(x: torch.Tensor, starts: list[int], ends: list[int], axes: list[i
 
 def slice_dynamic(x: torch.Tensor, starts: torch.Tensor, ends: torch.Tensor, axes: Optional[torch.Tensor],
                   steps: Optional[torch.Tensor]) -> torch.Tensor:
-    begin = [int(v) for v in starts.tolist()]
-    end = [int(v) for v in ends.tolist()]
-    axis = [int(v) % x.dim() for v in axes.tolist()] if axes is not None else list(range(len(begin)))
-    step = [int(v) for v in steps.tolist()] if steps is not None else [1] * len(begin)
+    begin, end = ints(starts), ints(ends)
+    axis = ints(axes) if axes is not None else list(range(len(begin)))
+    step = ints(steps) if steps is not None else [1] * len(begin)
     return slice_axes(x, begin, end, axis, step)
 
 
