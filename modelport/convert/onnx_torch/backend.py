@@ -14,6 +14,7 @@ class TorchRep(BackendRep):
     def __init__(self, model):
         self.module = to_module(model)
         self.output_names = [o.name for o in model.graph.output]
+        self.output_types = [element_type(o.type) for o in model.graph.output]
 
     def run(self, inputs: Any, **kwargs) -> tuple:
         import torch
@@ -29,7 +30,19 @@ class TorchRep(BackendRep):
         with torch.no_grad():
             result = self.module(*[to_torch(value) for value in inputs])
         results = [result] if len(self.output_names) == 1 else [result[name] for name in self.output_names]
-        return tuple(from_torch(value) for value in results)
+        return tuple(from_torch(value, code) for value, code in zip(results, self.output_types))
+
+
+def element_type(onnx_type) -> int:
+    """The tensor element type of an output, looking through sequences and optionals."""
+    while not onnx_type.HasField("tensor_type"):
+        if onnx_type.HasField("sequence_type"):
+            onnx_type = onnx_type.sequence_type.elem_type
+        elif onnx_type.HasField("optional_type"):
+            onnx_type = onnx_type.optional_type.elem_type
+        else:
+            return 0
+    return onnx_type.tensor_type.elem_type
 
 
 class TorchBackend(Backend):

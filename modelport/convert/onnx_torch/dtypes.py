@@ -17,8 +17,9 @@ FLOAT8 = {TORCH_DTYPES[code] for code in (17, 18, 19, 20) if code in TORCH_DTYPE
 
 
 def torch_dtype(onnx_type: int) -> torch.dtype:
-    """The torch dtype of ONNX element type ``onnx_type``."""
-    dtype = TORCH_DTYPES.get(int(onnx_type))
+    """The torch dtype holding ONNX element type ``onnx_type``: its own, or a narrow type's carrier."""
+    from .narrow import holder
+    dtype = TORCH_DTYPES.get(int(onnx_type)) or holder(int(onnx_type))
     if dtype is None:
         from onnx import helper
         name = helper.tensor_dtype_to_string(int(onnx_type)) if onnx_type else "undefined"
@@ -32,7 +33,11 @@ def onnx_type_of(dtype: torch.dtype) -> int | None:
 
 def tensor_from_numpy(array: np.ndarray, onnx_type: int | None = None) -> torch.Tensor:
     """A numpy array (ml_dtypes' float8/bfloat16 included) as a torch tensor of the same type."""
+    from ..narrow_types import narrow_code, to_carrier
     array = np.asarray(array)
+    code = narrow_code(array)
+    if code is not None and code not in (17, 18, 19, 20, 24):  # no torch dtype: its carrier
+        array = to_carrier(array)
     if array.dtype == object:
         raise UnsupportedOpError("element type string", hint="PyTorch tensors cannot hold strings")
     name = array.dtype.name
@@ -44,8 +49,13 @@ def tensor_from_numpy(array: np.ndarray, onnx_type: int | None = None) -> torch.
     raise UnsupportedOpError(f"element type {name}", hint="PyTorch has no such dtype")
 
 
-def tensor_to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    """A torch tensor as numpy, bfloat16 and float8 as ml_dtypes arrays."""
+def tensor_to_numpy(tensor: torch.Tensor, onnx_type: int | None = None) -> np.ndarray:
+    """A torch tensor as numpy, bfloat16 and float8 as ml_dtypes arrays; a narrow ONNX type carried
+    in a wider dtype (``onnx_type`` says) back as its ml_dtypes type."""
+    from .narrow import is_carried
+    if onnx_type is not None and is_carried(onnx_type):
+        from ..narrow_types import from_carrier
+        return from_carrier(tensor_to_numpy(tensor), onnx_type)
     tensor = tensor.detach().cpu()
     if tensor.dtype == torch.bfloat16 or tensor.dtype in FLOAT8 or tensor.dtype == TORCH_DTYPES.get(24):
         import ml_dtypes

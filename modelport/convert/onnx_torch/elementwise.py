@@ -127,14 +127,28 @@ def where(ctx: NodeContext, condition, a, b):
     return ctx.call(torch.where, condition, a, b)
 
 
+def _cast(ctx: NodeContext, x, code: int):
+    """ONNX Cast to element type ``code``: narrow types rounded onto their grid (narrow.py)."""
+    from ..narrow_types import NARROW
+    from .narrow import cast_to_narrow
+    source = ctx.onnx_type(0)
+    if int(code) in NARROW:
+        if source is not None and int(source) in NARROW and int(source) != int(code):
+            x = ctx.call(runtime.cast, x, torch.float32)  # from one narrow type to another: via float32
+        return ctx.call(cast_to_narrow, x, int(code), bool(ctx.attr("saturate", 1)), ctx.attr("round_mode", "up"))
+    if source is not None and int(source) in NARROW and torch_dtype(source) in (torch.int8, torch.uint8):
+        return ctx.call(runtime.cast, x, torch_dtype(code))
+    return ctx.call(runtime.cast, x, torch_dtype(code))
+
+
 @onnx_op("Cast")
 def cast(ctx: NodeContext, x):
-    return ctx.call(runtime.cast_saturating if ctx.attr("saturate", 1) else runtime.cast, x, torch_dtype(ctx.attr("to")))
+    return _cast(ctx, x, ctx.attr("to"))
 
 
 @onnx_op("CastLike")
 def cast_like(ctx: NodeContext, x, like):
-    return ctx.call(runtime.cast_saturating if ctx.attr("saturate", 1) else runtime.cast, x, torch_dtype(ctx.onnx_type(1)))
+    return _cast(ctx, x, ctx.onnx_type(1))
 
 
 @onnx_op("IsInf")

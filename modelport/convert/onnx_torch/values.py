@@ -15,12 +15,14 @@ def to_torch(value: Any):
     return tensor_from_numpy(value)
 
 
-def from_torch(value: Any):
+def from_torch(value: Any, onnx_type: int | None = None):
+    """A result as numpy; ``onnx_type`` (the ONNX output's element type) turns a narrow type's
+    carrier back into that type."""
     import torch
     if value is None:
         return None
     if isinstance(value, (list, tuple)):
-        return [from_torch(item) for item in value]
+        return [from_torch(item, onnx_type) for item in value]
     if isinstance(value, torch.Tensor):
-        return tensor_to_numpy(value)
+        return tensor_to_numpy(value, onnx_type)
     return value
