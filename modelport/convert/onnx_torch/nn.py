@@ -35,7 +35,7 @@ def _auto_pads(ctx: NodeContext, x, kernel, strides, dilations, begin, end):
     if mode == "VALID":
         return [0] * len(kernel), [0] * len(kernel), None
     shape = ctx.shape(0)
-    sizes = shape[2:] if shape is not None else [None] * len(kernel)
+    sizes = shape[2:] if shape is not None and len(shape) == len(kernel) + 2 else [None] * len(kernel)
     if None in sizes:
         return [0] * len(kernel), [0] * len(kernel), (kernel, strides, dilations, mode == "SAME_UPPER")
     begin, end = [], []
