@@ -143,11 +143,15 @@ class Builder:
         module.graph.eliminate_dead_code()
         module.graph.lint()
         module.recompile()
-        module.delete_all_unused_submodules()
-        read = {node.target for node in module.graph.nodes if node.op == "get_attr"}
+        # Drop what only removed nodes used: submodules, parameters and buffers nobody reads.
+        used = {node.target for node in module.graph.nodes if node.op in ("get_attr", "call_module")}
+        prefixes = {target.split(".")[0] for target in used}
+        for name in [n for n, _ in module.named_children()]:
+            if name not in prefixes:
+                delattr(module, name)
         for name in [n for n, _ in module.named_parameters(recurse=False)] + \
                 [n for n, _ in module.named_buffers(recurse=False)]:
-            if name not in read:  # a constant only a removed node read
+            if name not in used:
                 delattr(module, name)
         return module
 
