@@ -8,7 +8,7 @@ tensor.py, nn.py and the other modules; runtime.py holds the plain-torch functio
 """
 from __future__ import annotations
 
-from . import attention, control, elementwise, losses, nn, quantize, resize, rnn, sampling, sequences, signal, tensor  # noqa: F401  (register the handlers)
+from . import attention, control, elementwise, losses, misc, nn, quantize, resize, rnn, sampling, sequences, signal, tensor  # noqa: F401  (register the handlers)
 from .convert import onnx_to_pytorch, to_module
 from .graph import OPS, onnx_op
 

@@ -297,7 +297,9 @@ def reduce(x: torch.Tensor, kind: str, axes, keepdims: bool, noop_with_empty_axe
         shape = [1 if i in dims else s for i, s in enumerate(x.shape)] if keepdims else \
             [s for i, s in enumerate(x.shape) if i not in dims]
         fill = float("-inf") if kind == "max" else float("inf")
-        if not x.is_floating_point():
+        if x.dtype == torch.bool:
+            fill = kind == "min"
+        elif not x.is_floating_point():
             info = torch.iinfo(x.dtype)
             fill = info.min if kind == "max" else info.max
         return torch.full(shape, fill, dtype=x.dtype)
@@ -352,9 +354,10 @@ def depth_to_space(x: torch.Tensor, block: int, mode: str) -> torch.Tensor:
     return y.reshape(n, c // (block * block), h * block, w * block)
 
 
-def space_to_depth(x: torch.Tensor, block: int) -> torch.Tensor:
+def space_to_depth(x: torch.Tensor, block: int, mode: str = "DCR") -> torch.Tensor:
     n, c, h, w = x.shape
-    y = x.reshape(n, c, h // block, block, w // block, block).permute(0, 3, 5, 1, 2, 4)
+    y = x.reshape(n, c, h // block, block, w // block, block)
+    y = y.permute(0, 3, 5, 1, 2, 4) if mode == "DCR" else y.permute(0, 1, 3, 5, 2, 4)
     return y.reshape(n, c * block * block, h // block, w // block)
 
 
@@ -664,7 +667,7 @@ def mean_variance_normalization(x: torch.Tensor, axes: list[int]) -> torch.Tenso
 
 def lp_normalization(x: torch.Tensor, axis: int, p: int) -> torch.Tensor:
     norm = torch.sum(torch.abs(x) ** p, axis, keepdim=True) ** (1.0 / p)
-    return x / norm
+    return torch.where(norm == 0, torch.zeros_like(x), x / torch.where(norm == 0, torch.ones_like(norm), norm))
 
 
 def conv_nd(x, w, b, strides, padding, dilations, group):

@@ -268,7 +268,7 @@ def depth_to_space(ctx: NodeContext, x):
 
 @onnx_op("SpaceToDepth")
 def space_to_depth(ctx: NodeContext, x):
-    return ctx.call(runtime.space_to_depth, x, ctx.attr("blocksize"))
+    return ctx.call(runtime.space_to_depth, x, ctx.attr("blocksize"), ctx.attr("mode", "DCR"))
 
 
 @onnx_op("Compress")
