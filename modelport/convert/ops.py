@@ -38,13 +38,23 @@ class OpRegistry:
             opset is ignored and ``since`` is 1.
     """
 
-    def __init__(self, name: str, title: str, *, versioned: bool = True, default_domain: str = ""):
+    def __init__(self, name: str, title: str, *, versioned: bool = True, default_domain: str = "",
+                 handlers_module: str | None = None):
         self.name = name
         self.title = title
         self.versioned = versioned
         self.default_domain = default_domain
         self._handlers: dict[OpKey, Callable] = {}
+        # The module whose import registers the handlers, imported on first use: a converter whose
+        # handlers import their framework at module level stays free to register its edge.
+        self._handlers_module = handlers_module
         REGISTRIES.append(self)
+
+    def _load(self) -> None:
+        if self._handlers_module is not None:
+            module, self._handlers_module = self._handlers_module, None
+            import importlib
+            importlib.import_module(module)
 
     def register(self, *op_types: str, domain: str | None = None, since: int = 1) -> Callable[[Callable], Callable]:
         """Decorator: register the function as the handler of ``op_types`` from opset ``since`` on."""
@@ -57,14 +67,17 @@ class OpRegistry:
         return decorate
 
     def keys(self) -> list[OpKey]:
+        self._load()
         return sorted(self._handlers, key=lambda k: (k.domain, k.op_type, k.since))
 
     def op_types(self, domain: str | None = None) -> list[str]:
+        self._load()
         domain = self.default_domain if domain is None else domain
         return sorted({k.op_type for k in self._handlers if k.domain == domain})
 
     def versions(self, op_type: str, domain: str | None = None) -> list[tuple[int, Callable]]:
         """(since, handler) pairs of one op, oldest first."""
+        self._load()
         domain = self.default_domain if domain is None else domain
         return sorted(((k.since, f) for k, f in self._handlers.items() if k.domain == domain and k.op_type == op_type),
                       key=lambda pair: pair[0])

@@ -21,10 +21,8 @@ import torch.fx as fx
 
 from ...errors import UnsupportedOpError
 from ..onnx_graph import Opsets, StaticInfo, decode_attributes, domain_opset
-from ..ops import OpRegistry
 from .dtypes import torch_dtype
-
-OPS = OpRegistry("onnx_torch", "ONNX")
+from .registry import OPS
 
 
 def onnx_op(*op_types: str, since: int = 1, domain: str = "", fold: bool = True) -> Callable:

@@ -287,16 +287,14 @@ def softmax(ctx: NodeContext, x):
 
 @onnx_op("Dropout")
 def dropout(ctx: NodeContext, x, ratio=None, training=None):
-    train = bool(ctx.const(2).item()) if isinstance(training, torch.Tensor) else training is not None
-    if ctx.opset < 12 and ctx.attr("is_test", 0) == 0 and ctx.opset < 7:
-        train = False
-    if not train:
-        if len(ctx.node.output) > 1 and ctx.node.output[1]:
-            return x, ctx.call(torch.ones_like, x, dtype=torch.bool)
-        return x
-    rate = float(ratio.item()) if isinstance(ratio, torch.Tensor) else ctx.attr("ratio", 0.5)
-    result = ctx.call(runtime.dropout, x, rate, ctx.attr("seed"))
-    return result[0], result[1]
+    """Identity at inference (ONNX's default, and before opset 12 always: the model was exported
+    for inference); with training_mode, a random mask when the model runs."""
+    masked = len(ctx.node.output) > 1 and bool(ctx.node.output[1])
+    if ctx.opset < 12 or training is None or (isinstance(training, torch.Tensor) and not bool(training)):
+        return (x, ctx.call(torch.ones_like, x, dtype=torch.bool)) if masked else x
+    rate = ratio if ratio is not None else 0.5
+    result = ctx.call(runtime.dropout, x, rate, training, ctx.attr("seed"))
+    return (result[0], result[1]) if masked else result[0]
 
 
 @onnx_op("LRN")

@@ -654,9 +654,13 @@ def softmax(x: torch.Tensor, axis: int, kind: str, legacy: bool) -> torch.Tensor
     return y.reshape(shape)
 
 
-def dropout(x: torch.Tensor, ratio: float, seed: Optional[int]):
-    keep = torch.rand(x.shape) >= ratio
-    return torch.where(keep, x / (1.0 - ratio), torch.zeros_like(x)), keep
+def dropout(x: torch.Tensor, ratio, training, seed: Optional[int]):
+    """Dropout in training mode: zero with probability ``ratio``, the rest scaled by 1 / (1 - ratio)."""
+    rate = float(ratio) if isinstance(ratio, torch.Tensor) else ratio
+    if not bool(training) or rate == 0:
+        return x, torch.ones_like(x, dtype=torch.bool)
+    keep = torch.rand(x.shape) >= rate
+    return torch.where(keep, x / (1.0 - rate), torch.zeros_like(x)), keep
 
 
 def mean_variance_normalization(x: torch.Tensor, axes: list[int]) -> torch.Tensor:
