@@ -236,11 +236,25 @@ def group_norm(ctx: NodeContext, x, scale, bias):
     return ctx.call(runtime.group_norm, x, groups, scale, bias, eps, ctx.opset < 21)
 
 
+_POOL_FN = {"max": {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d},
+            "avg": {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}}
+
+
+def _plain_pool(ctx: NodeContext, kernel, begin, end, same) -> bool:
+    """Whether torch's pooling function computes this pool as it is (symmetric pads of at most half
+    the kernel, floor mode, a float input): the readable, exportable form."""
+    dtype = ctx.dtype(0)
+    return (same is None and begin == end and len(kernel) in (1, 2, 3) and not ctx.attr("ceil_mode", 0)
+            and all(p <= k // 2 for p, k in zip(begin, kernel)) and dtype is not None and dtype.is_floating_point)
+
+
 @onnx_op("MaxPool")
 def max_pool(ctx: NodeContext, x):
     kernel = ctx.attr("kernel_shape")
     strides, dilations, begin, end = _spatial(ctx, kernel)
     begin, end, same = _auto_pads(ctx, x, kernel, strides, dilations, begin, end)
+    if _plain_pool(ctx, kernel, begin, end, same) and len(ctx.node.output) == 1:
+        return ctx.call(_POOL_FN["max"][len(kernel)], x, kernel, strides, begin, dilations)
     result = ctx.call(runtime.max_pool, x, kernel, strides, dilations, begin, end, same,
                       bool(ctx.attr("ceil_mode", 0)), ctx.attr("storage_order", 0), len(ctx.node.output) > 1)
     if len(ctx.node.output) > 1:
@@ -253,6 +267,9 @@ def average_pool(ctx: NodeContext, x):
     kernel = ctx.attr("kernel_shape")
     strides, dilations, begin, end = _spatial(ctx, kernel)
     begin, end, same = _auto_pads(ctx, x, kernel, strides, dilations, begin, end)
+    if _plain_pool(ctx, kernel, begin, end, same) and all(d == 1 for d in dilations):
+        return ctx.call(_POOL_FN["avg"][len(kernel)], x, kernel, strides, begin,
+                        count_include_pad=bool(ctx.attr("count_include_pad", 0)))
     return ctx.call(runtime.average_pool, x, kernel, strides, dilations, begin, end, same,
                     bool(ctx.attr("ceil_mode", 0)), bool(ctx.attr("count_include_pad", 0)))
 

@@ -235,7 +235,14 @@ def reduce(ctx: NodeContext, x, axes=None):
         chosen = ctx.ints(1) if ctx.const(1) is not None else axes
     else:
         chosen, noop = ctx.attr("axes"), False
-    return ctx.call(runtime.reduce, x, _REDUCE[ctx.node.op_type], chosen, bool(ctx.attr("keepdims", 1)), noop)
+    kind, keep = _REDUCE[ctx.node.op_type], bool(ctx.attr("keepdims", 1))
+    simple = {"sum": torch.sum, "mean": torch.mean, "max": torch.amax, "min": torch.amin}.get(kind)
+    shape = ctx.shape(0)
+    if (simple is not None and isinstance(chosen, list) and chosen and shape is not None
+            and all(shape[a] for a in chosen if -len(shape) <= a < len(shape))
+            and ctx.dtype(0) is not None and ctx.dtype(0).is_floating_point):
+        return ctx.call(simple, x, list(chosen), keepdim=keep)  # the readable form, for a non-empty float input
+    return ctx.call(runtime.reduce, x, kind, chosen, keep, noop)
 
 
 @onnx_op("CumSum")
