@@ -164,10 +164,16 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
                     result.warnings.append(f"parity NOT checked: {missing}")
             else:
                 hop.unchecked = "--no-check"
+            companions = options.extra.pop("companions", [])  # files an edge wrote beside its artifact
             if last:
                 final = _final_path(destination, hop.report)
                 commit(staged, final)
+                for extra in companions:  # named after the destination the user gave
+                    commit(extra, final.parent / extra.name)
                 hop.artifact = str(final)
+                if companions:
+                    hop.note = ", ".join([*filter(None, [hop.note]),
+                                          *(str(final.parent / extra.name) for extra in companions)])
                 if hop.report is not None:
                     hop.report.candidate = str(final)
             else:

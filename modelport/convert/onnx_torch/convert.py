@@ -136,8 +136,7 @@ def onnx_to_pytorch(session, dst: Path, options: ConvertOptions) -> Path:
     warnings = options.extra.setdefault("warnings", [])
     program = export_program(module, session.handle, warnings)
     torch.export.save(program, str(dst))
-    if options.extra.get("as_code"):
+    if options.extra.get("as_code"):  # NAME.py and NAME.pth beside the .pt2, committed with it
         from .code import write_code
-        written = write_code(module, session.handle, dst)
-        options.extra["note"] = "source: " + ", ".join(str(p) for p in written)
+        options.extra["companions"] = write_code(module, dst, Path(str(session.path)).name)
     return dst

@@ -14,8 +14,9 @@ from .dtypes import torch_dtype
 from .graph import NodeContext, onnx_op
 from .narrow import cast_to_narrow
 
-# ONNX integer element types -> (lowest, highest).
-_INTEGER_RANGES = {2: (0, 255), 3: (-128, 127), 4: (0, 65535), 5: (-32768, 32767)}
+# ONNX integer element types -> (lowest, highest, torch dtype).
+_INTEGER_RANGES = {2: (0, 255, torch.uint8), 3: (-128, 127, torch.int8), 4: (0, 65535, torch.uint16),
+                   5: (-32768, 32767, torch.int16)}
 
 
 def per_axis(value: torch.Tensor, x: torch.Tensor, axis: int, block: int) -> torch.Tensor:
@@ -45,14 +46,15 @@ def quantize(x: torch.Tensor, scale: torch.Tensor, zero: Optional[torch.Tensor],
         if zero is not None:
             q = q + zero.to(q.dtype)
         return cast_to_narrow(q, code, saturate, "up")
-    if isinstance(kind, NarrowInt):
+    if isinstance(kind, NarrowInt):  # held in its carrier
         low, high = kind.lowest, kind.lowest + (1 << kind.bits) - 1
+        dtype = torch.int8 if kind.signed else torch.uint8
     else:
-        low, high = _INTEGER_RANGES[code]
+        low, high, dtype = _INTEGER_RANGES[code]
     q = torch.round(x / scale)  # half to even, as ONNX's rint
     if zero is not None:
         q = q + zero.to(q.dtype)
-    return torch.clamp(q, low, high).to(torch_dtype(code))
+    return torch.clamp(q, low, high).to(dtype)
 
 
 def quantize_linear(x: torch.Tensor, scale: torch.Tensor, zero: Optional[torch.Tensor], axis: int, block: int,
