@@ -43,7 +43,7 @@ def to_module(model, *, class_name: str = "OnnxModel"):
         feeds[value.name] = proxy
     with torch.no_grad():
         env = run_graph(graph, feeds, opsets, builder, info)
-    results = {output.name: env[output.name] for output in graph.output}
+    results = {output.name: builder.result(env[output.name]) for output in graph.output}
     builder.output(next(iter(results.values())) if len(results) == 1 else results)
     module = builder.module(class_name)
     module.eval()

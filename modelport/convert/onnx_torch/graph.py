@@ -48,6 +48,22 @@ def is_traced(value) -> bool:
     return isinstance(value, fx.Proxy)
 
 
+class ShapeValue:
+    """A 0-d or 1-d integer ONNX value known element by element: ints, or traced sizes."""
+
+    def __init__(self, items: list, scalar: bool = False):
+        self.items = list(items)
+        self.scalar = scalar
+
+    @property
+    def static(self) -> bool:
+        return not any(is_traced(item) for item in self.items)
+
+    def tensor(self) -> torch.Tensor:
+        values = torch.tensor(self.items, dtype=torch.int64)
+        return values.reshape(()) if self.scalar else values
+
+
 class _Tracer(fx.Tracer):
     """Records torch calls on proxies into the builder's graph; constant tensors among the
     arguments become attributes of the module (``Builder.attribute``)."""
@@ -132,6 +148,13 @@ class Builder:
 
     def call_function(self, fn: Callable, args: tuple, kwargs: dict | None = None) -> fx.Proxy:
         return self.tracer.create_proxy("call_function", fn, args, kwargs or {})
+
+    def result(self, value):
+        """A value as a graph result: a folded shape (shapes.py) becomes a tensor."""
+        if isinstance(value, ShapeValue):
+            from .shapes import sizes_tensor
+            return value.tensor() if value.static else self.call_function(sizes_tensor, (value.items, value.scalar))
+        return value
 
     def output(self, value) -> None:
         self.graph.output(self.tracer.create_arg(value))
@@ -243,8 +266,12 @@ class NodeContext:
         value = self.inputs[index] if index < len(self.inputs) else None
         return value if isinstance(value, torch.Tensor) else None
 
-    def ints(self, index: int) -> list[int] | None:
-        """A constant input (axes, shape, pads) as Python ints, or None when it is not constant."""
+    def ints(self, index: int) -> list | None:
+        """A constant input (axes, shape, pads) as Python ints, or None when it is not constant. A
+        folded shape (shapes.py) gives its entries: ints, and traced sizes where dims are dynamic."""
+        value = self.inputs[index] if index < len(self.inputs) else None
+        if isinstance(value, ShapeValue):
+            return list(value.items)
         value = self.const(index)
         return None if value is None else [int(v) for v in value.reshape(-1).tolist()]
 
@@ -305,7 +332,7 @@ class NodeContext:
             feeds[value.name] = proxy
         scope = _Captured(self.scope, child)
         env = run_graph(graph, feeds, self.opsets, child, self.info, scope)
-        child.output(tuple(env[o.name] for o in graph.output))
+        child.output(tuple(child.result(env[o.name]) for o in graph.output))
         module = child.module("Subgraph")
         path = self.builder.add_module(f"{self.name.lstrip('/').replace('/', '_')}_{label}", module)
         return fx.Proxy(self.builder.graph.get_attr(path), self.builder.tracer), [self.scope[n] for n in scope.captured]
@@ -324,6 +351,11 @@ class _Captured(Mapping):
         if name in self.captured:
             return self.captured[name]
         value = self.outer[name]
+        if isinstance(value, ShapeValue):  # a folded shape: made a tensor in the enclosing graph
+            from .shapes import sizes_tensor
+            if value.static:
+                return value.tensor()
+            value = self.child.parent.call_function(sizes_tensor, (list(value.items), value.scalar))
         if not _holds_traced(value):
             return value
         graph = self.child.graph
@@ -369,6 +401,25 @@ class _Values(dict):
         return dict.__contains__(self, name) or name in self.outer
 
 
+def _fold_shapes(ctx: NodeContext, domain: str, inputs: list):
+    """Shape arithmetic on dynamic dims, kept symbolic (shapes.py): the folded value, or None when
+    the handler is to run (with folded shapes made tensors, unless it reads them as sizes)."""
+    from .shapes import FOLDS, READS_SIZES, ShapeValue, fold_shape, materialize, settle
+    op = ctx.node.op_type if domain == "" else None
+    if op == "Shape":
+        folded = fold_shape(ctx, inputs[0])
+        return None if folded is None else settle(folded)
+    if not any(isinstance(value, ShapeValue) for value in inputs):
+        return None
+    fold = FOLDS.get(op)
+    folded = fold(ctx, *inputs) if fold is not None else None
+    if folded is not None:
+        return settle(folded)
+    keep = READS_SIZES.get(op, set())
+    ctx.inputs = [value if i in keep else materialize(ctx, value) for i, value in enumerate(inputs)]
+    return None
+
+
 def _meta(value, key: str):
     return value.node.meta.get(key) if is_traced(value) else None
 
@@ -412,6 +463,11 @@ def run_graph(graph, feeds: Mapping[str, Any], opsets: "int | Opsets", builder: 
             raise UnsupportedOpError(node.op_type, opset, where=f"node {node.name!r}: inputs {missing} are not computed")
         inputs = [env[name] if name else None for name in node.input]
         ctx = NodeContext(node, decode_attributes(node), opset, builder, info, opsets, env, inputs)
+        outputs = _fold_shapes(ctx, domain, inputs)
+        if outputs is not None:
+            env[node.output[0]] = outputs
+            continue
+        inputs = ctx.inputs
         if not handler.fold:
             ctx._fold = False
             inputs = [builder.lift(value) for value in inputs]

@@ -143,13 +143,15 @@ def _fast_path(ctx: NodeContext, x, scales, sizes, mode: str, transform: str, ne
             return None
     elif isinstance(scales, torch.Tensor) and scales.numel():
         factors = [float(v) for v in scales.tolist()]
-        wanted = [int(f * d) for f, d in zip(factors, shape[2:] if len(factors) == len(shape) - 2 else shape)]
         if len(factors) == len(shape):
             if factors[:2] != [1.0, 1.0]:
                 return None
-            wanted = [int(f * d) for f, d in zip(factors[2:], shape[2:])]
+            factors = factors[2:]
+        elif len(factors) != len(shape) - 2:
+            return None
+        wanted = [int(f * d) for f, d in zip(factors, shape[2:])]
         # F.interpolate(size=...) samples at in/out ratios; ONNX at 1/scale: the same only when exact.
-        if any(w != f * d for w, f, d in zip(wanted, factors[-len(wanted):], shape[2:])):
+        if any(w != f * d for w, f, d in zip(wanted, factors, shape[2:])):
             return None
     else:
         return None

@@ -50,9 +50,10 @@ def reshape(ctx: NodeContext, x, shape=None):
     dims = ctx.attr("shape") if ctx.opset < 5 else ctx.ints(1)
     if dims is None:
         return ctx.call(runtime.reshape, x, shape, allowzero)
-    if not allowzero:
-        dims = [(x.shape[i] if ctx.shape(0) is None or ctx.shape(0)[i] is None else ctx.shape(0)[i]) if d == 0 else d
-                for i, d in enumerate(dims)]
+    if not allowzero:  # a 0 copies the input's dim (static: the number; dynamic: its traced size)
+        shape = ctx.shape(0)
+        dims = [(x.shape[i] if shape is None or shape[i] is None else shape[i]) if isinstance(d, int) and d == 0
+                else d for i, d in enumerate(dims)]
     return ctx.call(torch.reshape, x, dims)
 
 
@@ -190,7 +191,7 @@ def constant_of_shape(ctx: NodeContext, shape):
         torch.zeros(1, dtype=torch.float32)
     dims = ctx.ints(0)
     if dims is not None:
-        return torch.full(dims, fill.reshape(-1)[0].item(), dtype=fill.dtype)
+        return ctx.call(torch.full, dims, fill.reshape(-1)[0].item(), dtype=fill.dtype)
     return ctx.call(runtime.constant_of_shape, shape, fill)
 
 
@@ -198,6 +199,9 @@ def constant_of_shape(ctx: NodeContext, shape):
 def range_(ctx: NodeContext, start, limit, delta):
     if all(isinstance(v, torch.Tensor) for v in (start, limit, delta)):
         return runtime.range_(start, limit, delta)
+    bounds = [ctx.ints(i) for i in range(3)]
+    if all(b is not None and len(b) == 1 for b in bounds):  # folded sizes: an arange over them
+        return ctx.call(torch.arange, bounds[0][0], bounds[1][0], bounds[2][0], dtype=torch.int64)
     return ctx.call(runtime.range_, start, limit, delta)
 
 

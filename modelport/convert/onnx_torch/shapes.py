@@ -1,0 +1,141 @@
+"""Shape arithmetic kept symbolic while converting, so dynamic dims survive ``torch.export``.
+
+Exporters write a dynamic reshape as Shape -> Gather -> Unsqueeze -> Concat -> Reshape. Computed as
+tensors, the final Reshape would read its dims out of a tensor (``.tolist()``), which torch.export
+can only treat as unknown data. Instead, Shape of a value with dynamic dims gives a
+:class:`ShapeValue`: one entry per element, a Python int where the dim is static, else the traced
+``x.size(i)``. The ops that shape arithmetic uses fold such values element by element (FOLDS
+below); the ops that take a shape (Reshape, Expand, ConstantOfShape, Slice, ...) read the entries
+through ``NodeContext.ints`` and pass them on as sizes. Any other op gets the value as a tensor.
+"""
+from __future__ import annotations
+
+import operator
+from typing import Any, Callable
+
+import torch
+
+from .graph import NodeContext, ShapeValue, is_traced
+
+
+def settle(value):
+    """A ShapeValue whose entries are all ints becomes a constant tensor."""
+    if isinstance(value, ShapeValue) and value.static:
+        return value.tensor()
+    return value
+
+
+def sizes_tensor(items: list, scalar: bool) -> torch.Tensor:
+    """A ShapeValue as a tensor when the model runs (for an op that needs it as data)."""
+    values = torch.stack([torch.as_tensor(item, dtype=torch.int64) for item in items]) if items else \
+        torch.zeros(0, dtype=torch.int64)
+    return values.reshape(()) if scalar else values
+
+
+def materialize(ctx: NodeContext, value):
+    if isinstance(value, ShapeValue):
+        return ctx.call(sizes_tensor, value.items, value.scalar)
+    return value
+
+
+def _entries(value) -> list | None:
+    """The elements of a ShapeValue, or of a small constant integer tensor; None otherwise."""
+    if isinstance(value, ShapeValue):
+        return value.items
+    if isinstance(value, torch.Tensor) and value.dim() <= 1 and not value.is_floating_point() and value.numel() <= 64:
+        return [int(v) for v in value.reshape(-1).tolist()]
+    return None
+
+
+def _scalar(value) -> bool:
+    return value.scalar if isinstance(value, ShapeValue) else value.dim() == 0
+
+
+def fold_shape(ctx: NodeContext, x):
+    """Shape: the static dims as ints, the dynamic ones as traced sizes; None when all are static
+    (the handler then gives a constant) or the rank is unknown."""
+    dims = ctx.shape(0)
+    if dims is None or not is_traced(x) or None not in dims:
+        return None
+    rank = len(dims)
+    start, end = ctx.attr("start", 0), ctx.attr("end", rank)
+    start, end = max(start + rank if start < 0 else start, 0), min(end + rank if end < 0 else end, rank)
+    return ShapeValue([d if d is not None else x.size(i) for i, d in enumerate(dims)][start:end])
+
+
+def fold_gather(ctx: NodeContext, data, indices):
+    items, picks = _entries(data), _entries(indices)
+    if items is None or picks is None or not isinstance(indices, torch.Tensor) or indices.dim() > 1:
+        return None
+    chosen = [items[i] for i in picks]
+    return ShapeValue(chosen, scalar=indices.dim() == 0)
+
+
+def fold_slice(ctx: NodeContext, data, starts=None, ends=None, axes=None, steps=None):
+    if ctx.opset < 10:
+        begin, end, step = ctx.attr("starts")[0], ctx.attr("ends")[0], 1
+    else:
+        begin, end = ctx.ints(1), ctx.ints(2)
+        if begin is None or end is None or any(is_traced(v) for v in begin + end):
+            return None
+        step = ctx.ints(4)[0] if steps is not None and ctx.ints(4) is not None else 1
+        begin, end = begin[0], end[0]
+    items = data.items
+    return ShapeValue(items[slice(begin, end, step)])
+
+
+def fold_concat(ctx: NodeContext, *inputs):
+    parts = [_entries(value) for value in inputs]
+    if any(part is None for part in parts):
+        return None
+    return ShapeValue([item for part in parts for item in part])
+
+
+def fold_unsqueeze(ctx: NodeContext, data, axes=None):
+    if isinstance(data, ShapeValue) and data.scalar:
+        return ShapeValue(data.items)
+    return None
+
+
+def fold_squeeze(ctx: NodeContext, data, axes=None):
+    if isinstance(data, ShapeValue) and not data.scalar and len(data.items) == 1:
+        return ShapeValue(data.items, scalar=True)
+    return None
+
+
+def fold_cast(ctx: NodeContext, data, *rest):
+    to = ctx.attr("to") if ctx.node.op_type == "Cast" else ctx.onnx_type(1)
+    return data if to in (6, 7) else None  # int32 / int64: sizes as they are
+
+
+def fold_identity(ctx: NodeContext, data):
+    return data
+
+
+_ARITHMETIC: dict[str, Callable] = {"Add": operator.add, "Sub": operator.sub, "Mul": operator.mul,
+                                    "Div": operator.floordiv, "Mod": operator.mod}
+
+
+def fold_arithmetic(ctx: NodeContext, a, b):
+    left, right = _entries(a), _entries(b)
+    if left is None or right is None:
+        return None
+    if ctx.node.op_type == "Div" and any(not isinstance(v, int) or v <= 0 for v in right):
+        return None  # sizes divide exactly by positive constants; anything else is data
+    if len(left) != len(right) and 1 not in (len(left), len(right)):
+        return None
+    count = max(len(left), len(right))
+    left = left * count if len(left) == 1 and count > 1 else left
+    right = right * count if len(right) == 1 and count > 1 else right
+    op = _ARITHMETIC[ctx.node.op_type]
+    return ShapeValue([op(x, y) for x, y in zip(left, right)], scalar=_scalar(a) and _scalar(b))
+
+
+FOLDS: dict[str, Callable[..., Any]] = {
+    "Gather": fold_gather, "Slice": fold_slice, "Concat": fold_concat, "Unsqueeze": fold_unsqueeze,
+    "Squeeze": fold_squeeze, "Cast": fold_cast, "CastLike": fold_cast, "Identity": fold_identity,
+    **{op: fold_arithmetic for op in _ARITHMETIC},
+}
+# Ops whose handlers read a ShapeValue input as sizes (NodeContext.ints), by input position.
+READS_SIZES: dict[str, set[int]] = {"Reshape": {1}, "Expand": {1}, "ConstantOfShape": {0}, "Tile": {1},
+                                    "Slice": {1, 2}, "Range": {0, 1, 2}}
