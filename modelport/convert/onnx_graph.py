@@ -46,6 +46,15 @@ def static_info(model, *, subgraphs: bool = False) -> StaticInfo:
     from onnx import shape_inference
     graph = model.graph
     types = {init.name: init.data_type for init in graph.initializer}
+    if model.ir_version < 4:
+        # Before IR 4 an initializer is typed only through a graph input of its name; one that is
+        # not (graphs edited since) stops inference at its first use. IR 4 types initializers
+        # themselves, so infer on a copy that says so.
+        from onnx import ModelProto
+        copy = ModelProto()
+        copy.CopyFrom(model)
+        copy.ir_version = 4
+        model = copy
     try:
         inferred = shape_inference.infer_shapes(model).graph
     except Exception:  # noqa: BLE001  (a model shape inference cannot follow converts without the hints)
