@@ -105,6 +105,21 @@ def load_state_dict(path: str | Path) -> dict:
     return state
 
 
+# A .pt2 written by modelport (ONNX -> PyTorch) carries the ONNX input and output names in this
+# extra file: {"inputs": [...], "outputs": [...]}; its outputs are then named so (a lone tensor
+# result has no name of its own).
+PT2_NAMES = "modelport_names.json"
+
+
+def _declared_names(text: str) -> dict:
+    import json
+    try:
+        names = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return names if isinstance(names, dict) else {}
+
+
 def _load_file(path: Path, trust_pickle: bool):
     """Return (module or ExportedProgram, kind) for a .pt/.pth/.pt2 file."""
     torch = _import_torch()
@@ -113,7 +128,10 @@ def _load_file(path: Path, trust_pickle: bool):
         if kind == "exported_program":
             with _logged("torch.export") as logged:
                 try:
-                    return torch.export.load(str(path)), kind
+                    extra = {PT2_NAMES: ""}  # filled by torch.export.load when the file has it
+                    program = torch.export.load(str(path), extra_files=extra)
+                    program.modelport_names = _declared_names(extra[PT2_NAMES])
+                    return program, kind
                 except Exception as exc:
                     raise _unregistered_type(path, logged) or exc
         if kind == "torchscript":
@@ -352,6 +370,9 @@ class TorchSession(Session):
             raise UsageError(f"{self.source!r} fails on inputs shaped {given}: {type(exc).__name__}: {first_line(exc)}",
                              hint="check --input-shape: the rank, the sizes and the dtype of each input") from exc
         names = output_names_for(flat)
+        declared = getattr(self.program, "modelport_names", {}).get("outputs") if self.program is not None else None
+        if isinstance(declared, list) and len(declared) == len(names) and all(isinstance(n, str) for n in declared):
+            names = declared
         self._output_names = names
         return [TensorSpec(n, (None,) + tuple(t.shape[1:]) if t.dim() else (), framework_dtype_to_numpy(t.dtype))
                 for n, (_, t) in zip(names, flat)]

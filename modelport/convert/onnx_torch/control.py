@@ -65,8 +65,50 @@ def _scan_specs(ctx: NodeContext, outputs) -> list[tuple]:
     return specs
 
 
+# A Loop whose trip count and condition are known while converting, and that runs at most this
+# many times, is unrolled: torch.export cannot trace a loop whose length is data, and exporters
+# (tf2onnx's recurrent layers) write fixed-length loops that way.
+UNROLL_MAX_TRIPS = 64
+
+
+class _RunTimeCondition(Exception):
+    """The loop's condition depends on the data: it cannot be unrolled."""
+
+
+def _unrolled(ctx: NodeContext, trips: int | None, carried: tuple):
+    body = ctx.attr("body")
+    values = list(carried)
+    scans: list[list] = []
+    step = 0
+    go = True
+    while go and (trips is None or step < trips):
+        if step >= UNROLL_MAX_TRIPS:
+            raise _RunTimeCondition()
+        outputs = ctx.subgraph(body, [torch.tensor(step, dtype=torch.int64), torch.tensor(True), *values])
+        if not isinstance(outputs[0], torch.Tensor):
+            raise _RunTimeCondition()
+        go = bool(outputs[0].reshape(-1)[0])
+        values = list(outputs[1:1 + len(values)])
+        for index, value in enumerate(outputs[1 + len(values):]):
+            if len(scans) <= index:
+                scans.append([])
+            scans[index].append(value)
+        step += 1
+    specs = _scan_specs(ctx, body.output[1 + len(carried):])
+    stacked = [ctx.call(torch.stack, collected) if collected else _empty_scans([spec])[0]
+               for collected, spec in zip(scans or [[] for _ in specs], specs)]
+    return tuple(values + stacked)
+
+
 @onnx_op("Loop")
 def loop(ctx: NodeContext, trips=None, condition=None, *carried):
+    known_trips = isinstance(trips, torch.Tensor) and int(trips.reshape(-1)[0]) <= UNROLL_MAX_TRIPS
+    known_condition = condition is None or (isinstance(condition, torch.Tensor) and bool(condition.reshape(-1)[0]))
+    if known_trips and known_condition and not any(isinstance(v, list) for v in carried):
+        try:
+            return _unrolled(ctx, int(trips.reshape(-1)[0]), carried)
+        except _RunTimeCondition:  # what was traced of the unrolling is unused, and dropped with the dead code
+            pass
     body = ctx.attr("body")
     module, captured = ctx.subgraph_module(body, "body")
     specs = _scan_specs(ctx, body.output[1 + len(carried):])

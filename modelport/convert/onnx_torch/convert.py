@@ -113,14 +113,13 @@ def _argument_names(module) -> list[str]:
 
 def _static_dims(program, names: list[str], dynamic: list[dict[int, str]]) -> list[str]:
     """The dims asked to be dynamic that the exported program holds static."""
-    import torch
+    from torch.fx.experimental.symbolic_shapes import is_concrete_int
     placeholders = [spec.arg.name for spec in program.graph_signature.input_specs if spec.kind.name == "USER_INPUT"]
     nodes = {node.name: node for node in program.graph.nodes if node.op == "placeholder"}
     static = []
     for name, arg, dims in zip(names, placeholders, dynamic):
-        shape = nodes[arg].meta["val"].shape
-        static += [f"{name}[{axis}] ({label})" for axis, label in dims.items()
-                   if not isinstance(shape[axis], torch.SymInt)]
+        shape = nodes[arg].meta["val"].shape  # a specialized dim is a SymInt fixed to a number
+        static += [f"{name}[{axis}] ({label})" for axis, label in dims.items() if is_concrete_int(shape[axis])]
     return static
 
 
@@ -135,7 +134,10 @@ def onnx_to_pytorch(session, dst: Path, options: ConvertOptions) -> Path:
     module = to_module(session.handle)
     warnings = options.extra.setdefault("warnings", [])
     program = export_program(module, session.handle, warnings)
-    torch.export.save(program, str(dst))
+    import json
+    from ...formats.pytorch import PT2_NAMES
+    names = {"inputs": list(module.onnx_input_names), "outputs": list(module.onnx_output_names)}
+    torch.export.save(program, str(dst), extra_files={PT2_NAMES: json.dumps(names)})
     if options.extra.get("as_code"):  # NAME.py and NAME.pth beside the .pt2, committed with it
         from .code import write_code
         options.extra["companions"] = write_code(module, dst, Path(str(session.path)).name)

@@ -122,11 +122,11 @@ def slice_axes(x: torch.Tensor, starts: list[int], ends: list[int], axes: list[i
     lacks: taken on the flipped axis)."""
     for start, end, axis, step in zip(starts, ends, axes, steps):
         axis = dim(x, axis)
-        size = x.shape[axis]
-        begin, stop, stride = slice(start, end, step).indices(size)
-        if stride > 0:
-            x = x[(slice(None),) * axis + (slice(begin, stop, stride),)]
+        if step > 0:  # torch's slicing clamps as Python's does (and keeps dynamic sizes symbolic)
+            x = x[(slice(None),) * axis + (slice(start, end, step),)]
         else:
+            size = x.shape[axis]
+            begin, stop, stride = slice(start, end, step).indices(size)
             count = len(range(begin, stop, stride))
             flipped = x.flip(axis)
             first = size - 1 - begin
