@@ -1,0 +1,71 @@
+"""Handlers ONNX's node test cases do not reach: sequence erase and concat, GlobalLpPool (compared
+with ONNX Runtime), and the experimental activations of opsets before 10 (no runtime runs them any
+more: compared with their definitions in numpy)."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+from modelport.convert.onnx_torch import to_module
+
+
+def _model(nodes, inputs, outputs, opset: int):
+    graph = helper.make_graph(nodes, "g", inputs, outputs)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+
+
+def _run(model, *arrays):
+    with torch.no_grad():
+        return to_module(model)(*[torch.from_numpy(a) for a in arrays]).numpy()
+
+
+def test_sequence_erase_and_concat_from_sequence():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, None)
+    position = helper.make_tensor("position", TensorProto.INT64, [], [0])
+    nodes = [helper.make_node("Constant", [], ["p"], value=position),
+             helper.make_node("SequenceConstruct", ["x", "y", "x"], ["s"]),
+             helper.make_node("SequenceErase", ["s", "p"], ["t"]),
+             helper.make_node("ConcatFromSequence", ["t"], ["out"], axis=1, new_axis=0)]
+    model = _model(nodes, [x, y], [out], 17)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 3)).astype(np.float32), rng.standard_normal((2, 3)).astype(np.float32)
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": a, "y": b})[0]
+    np.testing.assert_allclose(_run(model, a, b), expected)
+
+
+def test_global_lp_pool():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4, 5])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    model = _model([helper.make_node("GlobalLpPool", ["x"], ["y"], p=3)], [x], [y], 17)
+    a = np.random.default_rng(1).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    expected = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": a})[0]
+    np.testing.assert_allclose(_run(model, a), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("op,attrs,formula", [
+    ("Affine", {"alpha": 2.0, "beta": -1.0}, lambda x: 2.0 * x - 1.0),
+    ("ScaledTanh", {"alpha": 1.5, "beta": 0.5}, lambda x: 1.5 * np.tanh(0.5 * x)),
+    ("ParametricSoftplus", {"alpha": 2.0, "beta": 3.0}, lambda x: 2.0 * np.log1p(np.exp(3.0 * x)))])
+def test_experimental_activations_of_old_opsets(op, attrs, formula):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])
+    model = _model([helper.make_node(op, ["x"], ["y"], **attrs)], [x], [y], 9)
+    a = np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32)
+    np.testing.assert_allclose(_run(model, a), formula(a.astype(np.float64)), rtol=1e-5, atol=1e-6)
+
+
+def test_an_unknown_rank_is_explained():
+    """A value whose rank shape inference cannot tell, feeding an op that needs it (Transpose
+    without perm reverses the axes): the message says what to do instead of failing in the trace."""
+    from modelport.errors import UnsupportedOpError
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, None)
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    model = _model([helper.make_node("Transpose", ["x"], ["y"], name="flip")], [x], [y], 17)
+    with pytest.raises(UnsupportedOpError, match="rank of input 0 is unknown"):
+        to_module(model)
