@@ -4,7 +4,6 @@ more: compared with their definitions in numpy)."""
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 import torch
