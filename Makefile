@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.modelport-installed
 
-.PHONY: install demo test bench bench-onnx-tf bench-edge bench-tfjs bench-serve container container-base proto clean
+.PHONY: install demo test bench bench-onnx-tf bench-onnx-torch bench-edge bench-tfjs bench-serve container container-base proto clean
 
 TFJS_RUNNER := modelport/edge/tfjs_runner
 
@@ -43,6 +43,10 @@ bench: $(STAMP)
 # ONNX -> TFLite against onnx2tf (installs onnx2tf into benchmarks/.venvs/onnx2tf on first use).
 bench-onnx-tf: $(STAMP)
 	$(PY) benchmarks/onnx_tf_bench.py
+
+# ONNX -> PyTorch against onnx2torch (installs onnx2torch into benchmarks/.venvs/onnx2torch on first use).
+bench-onnx-torch: $(STAMP)
+	$(PY) benchmarks/onnx_torch_bench.py
 
 # TFLite bundle modes (fp32, fp16, dynamic, int8): size and LiteRT latency against Keras in TF.
 bench-edge: $(STAMP)

@@ -129,6 +129,9 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
         ("Take the ONNX model on to TFLite (ONNX -> SavedModel -> TFLite, checked in TensorFlow and LiteRT), "
          "channels-last inside and out",
          ["convert", f"{w}/cnn.onnx", f"{w}/cnn.tflite", "--keep-io-layout", "nhwc"]),
+        ("Bring the ONNX model back into PyTorch: a torch.export .pt2 (dynamic batch) checked in PyTorch against "
+         "ONNX Runtime, plus cnn_from_onnx.py (editable torch.nn source) and its state_dict",
+         ["convert", f"{w}/cnn.onnx", f"{w}/cnn_from_onnx.pt2", "--as-code"]),
         ("Package the ONNX CNN for a mobile app: a TFLite bundle with fp32 and fp16 files, each checked in LiteRT "
          "against the ONNX model, a manifest and golden data",
          ["edge", "tflite", f"{w}/cnn.onnx", f"{w}/cnn_tflite_bundle", "--quantize", "fp32,fp16"]),
@@ -173,7 +176,8 @@ def run_demo(workdir: Path, run_command: Callable[[list[str]], int]) -> None:
     console.rule("[bold]done")
     console.print(
         f"In {elapsed:.0f}s the demo built a PyTorch CNN and a two-input, two-output Keras model, "
-        f"converted both (the CNN also for any image size, optimized, and on to TFLite, ORT Mobile and TF.js bundles, "
+        f"converted both (the CNN also for any image size, optimized, on to TFLite, back into PyTorch as a .pt2 with "
+        f"editable source, to ORT Mobile and TF.js bundles, "
         f"and served it over REST and gRPC) and Caffe's LeNet "
         f"to ONNX, checked each "
         f"against its own runtime (PyTorch, Keras, "

@@ -15,6 +15,7 @@ EDGE_TESTS = {
     ("tflite", "onnx"): "test_tf_onnx.py",
     ("caffe", "onnx"): "caffe/test_models.py",
     ("onnx", "savedmodel"): "onnx_tf/test_models.py",
+    ("onnx", "pytorch"): "onnx_torch/test_models.py",
     ("savedmodel", "tflite"): "test_tflite_edges.py",
     ("keras", "tflite"): "test_tflite_edges.py",
 }

@@ -13,6 +13,13 @@ from .graph import NodeContext, onnx_op
 
 def run_if(condition: torch.Tensor, then_branch: Callable, else_branch: Callable, then_args: List[Any],
            else_args: List[Any]):
+    """ONNX If. Under torch.export a data-dependent branch is torch.cond (both branches traced;
+    they must give tensors of the same shapes, as torch.cond requires); eagerly, a Python if."""
+    if torch.compiler.is_exporting() and all(isinstance(a, torch.Tensor) for a in [*then_args, *else_args]):
+        count = len(then_args)
+        return torch.cond(condition.reshape(-1)[0].to(torch.bool),
+                          lambda *args: tuple(then_branch(*args[:count])),
+                          lambda *args: tuple(else_branch(*args[count:])), tuple([*then_args, *else_args]))
     if bool(condition.reshape(-1)[0]):
         return then_branch(*then_args)
     return else_branch(*else_args)

@@ -23,6 +23,7 @@ from ...errors import UnsupportedOpError
 from ..onnx_graph import Opsets, StaticInfo, decode_attributes, domain_opset
 from .dtypes import torch_dtype
 from .registry import OPS
+from .shapes import ShapeValue, fold_shapes, is_traced, sizes_tensor
 
 
 def onnx_op(*op_types: str, since: int = 1, domain: str = "", fold: bool = True) -> Callable:
@@ -42,26 +43,6 @@ def identifier(name: str, fallback: str = "v") -> str:
     if cleaned[0].isdigit() or keyword.iskeyword(cleaned):
         cleaned = f"{fallback}_{cleaned}"
     return cleaned
-
-
-def is_traced(value) -> bool:
-    return isinstance(value, fx.Proxy)
-
-
-class ShapeValue:
-    """A 0-d or 1-d integer ONNX value known element by element: ints, or traced sizes."""
-
-    def __init__(self, items: list, scalar: bool = False):
-        self.items = list(items)
-        self.scalar = scalar
-
-    @property
-    def static(self) -> bool:
-        return not any(is_traced(item) for item in self.items)
-
-    def tensor(self) -> torch.Tensor:
-        values = torch.tensor(self.items, dtype=torch.int64)
-        return values.reshape(()) if self.scalar else values
 
 
 class _Tracer(fx.Tracer):
@@ -152,7 +133,6 @@ class Builder:
     def result(self, value):
         """A value as a graph result: a folded shape (shapes.py) becomes a tensor."""
         if isinstance(value, ShapeValue):
-            from .shapes import sizes_tensor
             return value.tensor() if value.static else self.call_function(sizes_tensor, (value.items, value.scalar))
         return value
 
@@ -352,7 +332,6 @@ class _Captured(Mapping):
             return self.captured[name]
         value = self.outer[name]
         if isinstance(value, ShapeValue):  # a folded shape: made a tensor in the enclosing graph
-            from .shapes import sizes_tensor
             if value.static:
                 return value.tensor()
             value = self.child.parent.call_function(sizes_tensor, (list(value.items), value.scalar))
@@ -401,25 +380,6 @@ class _Values(dict):
         return dict.__contains__(self, name) or name in self.outer
 
 
-def _fold_shapes(ctx: NodeContext, domain: str, inputs: list):
-    """Shape arithmetic on dynamic dims, kept symbolic (shapes.py): the folded value, or None when
-    the handler is to run (with folded shapes made tensors, unless it reads them as sizes)."""
-    from .shapes import FOLDS, READS_SIZES, ShapeValue, fold_shape, materialize, settle
-    op = ctx.node.op_type if domain == "" else None
-    if op == "Shape":
-        folded = fold_shape(ctx, inputs[0])
-        return None if folded is None else settle(folded)
-    if not any(isinstance(value, ShapeValue) for value in inputs):
-        return None
-    fold = FOLDS.get(op)
-    folded = fold(ctx, *inputs) if fold is not None else None
-    if folded is not None:
-        return settle(folded)
-    keep = READS_SIZES.get(op, set())
-    ctx.inputs = [value if i in keep else materialize(ctx, value) for i, value in enumerate(inputs)]
-    return None
-
-
 def _meta(value, key: str):
     return value.node.meta.get(key) if is_traced(value) else None
 
@@ -463,7 +423,7 @@ def run_graph(graph, feeds: Mapping[str, Any], opsets: "int | Opsets", builder: 
             raise UnsupportedOpError(node.op_type, opset, where=f"node {node.name!r}: inputs {missing} are not computed")
         inputs = [env[name] if name else None for name in node.input]
         ctx = NodeContext(node, decode_attributes(node), opset, builder, info, opsets, env, inputs)
-        outputs = _fold_shapes(ctx, domain, inputs)
+        outputs = fold_shapes(ctx, domain, inputs)
         if outputs is not None:
             env[node.output[0]] = outputs
             continue

@@ -14,8 +14,32 @@ import operator
 from typing import Any, Callable
 
 import torch
+import torch.fx as fx
 
-from .graph import NodeContext, ShapeValue, is_traced
+# graph.NodeContext, which the folds receive (not imported: graph.py imports this module).
+NodeContext = Any
+
+
+def is_traced(value) -> bool:
+    return isinstance(value, fx.Proxy)
+
+
+class ShapeValue:
+    """A 0-d or 1-d integer ONNX value known element by element: ints, or traced sizes."""
+
+    def __init__(self, items: list, scalar: bool = False):
+        self.items = list(items)
+        self.scalar = scalar
+
+    @property
+    def static(self) -> bool:
+        return not any(is_traced(item) for item in self.items)
+
+    def tensor(self) -> torch.Tensor:
+        values = torch.tensor(self.items, dtype=torch.int64)
+        return values.reshape(()) if self.scalar else values
+
+
 
 
 def settle(value):
@@ -139,3 +163,21 @@ FOLDS: dict[str, Callable[..., Any]] = {
 # Ops whose handlers read a ShapeValue input as sizes (NodeContext.ints), by input position.
 READS_SIZES: dict[str, set[int]] = {"Reshape": {1}, "Expand": {1}, "ConstantOfShape": {0}, "Tile": {1},
                                     "Slice": {1, 2}, "Range": {0, 1, 2}}
+
+
+def fold_shapes(ctx: NodeContext, domain: str, inputs: list):
+    """Shape arithmetic on dynamic dims, kept symbolic (shapes.py): the folded value, or None when
+    the handler is to run (with folded shapes made tensors, unless it reads them as sizes)."""
+    op = ctx.node.op_type if domain == "" else None
+    if op == "Shape":
+        folded = fold_shape(ctx, inputs[0])
+        return None if folded is None else settle(folded)
+    if not any(isinstance(value, ShapeValue) for value in inputs):
+        return None
+    fold = FOLDS.get(op)
+    folded = fold(ctx, *inputs) if fold is not None else None
+    if folded is not None:
+        return settle(folded)
+    keep = READS_SIZES.get(op, set())
+    ctx.inputs = [value if i in keep else materialize(ctx, value) for i, value in enumerate(inputs)]
+    return None

@@ -68,3 +68,30 @@ def test_an_unknown_rank_is_explained():
     model = _model([helper.make_node("Transpose", ["x"], ["y"], name="flip")], [x], [y], 17)
     with pytest.raises(UnsupportedOpError, match="rank of input 0 is unknown"):
         to_module(model)
+
+
+def test_an_if_decided_at_run_time_exports_as_torch_cond(cli, tmp_path):
+    """An If on a data-dependent condition: the .pt2 holds both branches (torch.cond) and takes
+    each one as ONNX Runtime does, at a batch size the trace did not see."""
+    import onnx
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    then_graph = helper.make_graph([helper.make_node("Relu", ["x"], ["t"])], "then", [],
+                                   [helper.make_tensor_value_info("t", TensorProto.FLOAT, ["batch", 4])])
+    else_graph = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
+                                   [helper.make_tensor_value_info("e", TensorProto.FLOAT, ["batch", 4])])
+    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+             helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("z", TensorProto.FLOAT, [], [0.0])),
+             helper.make_node("Greater", ["s", "zero"], ["c"]),
+             helper.make_node("If", ["c"], ["y"], then_branch=then_graph, else_branch=else_graph)]
+    source = tmp_path / "if.onnx"
+    onnx.save(_model(nodes, [x], [y], 17), str(source))
+    assert cli("convert", source, tmp_path / "if.pt2").code == 0
+    program = torch.export.load(str(tmp_path / "if.pt2"))
+    assert any("cond" in str(node.target) for node in program.graph.nodes)
+    session = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
+    for sign in (1.0, -1.0):
+        a = (sign * np.abs(np.random.default_rng(3).standard_normal((5, 4)))).astype(np.float32)
+        with torch.no_grad():
+            got = program.module()(torch.from_numpy(a)).numpy()
+        np.testing.assert_allclose(got, session.run(None, {"x": a})[0])
