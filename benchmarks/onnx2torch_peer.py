@@ -53,7 +53,11 @@ def models(paths: list[str], repeat: int) -> dict:
     for path in paths:
         model = onnx.load(path)
         start = time.perf_counter()
-        module = convert(model).eval()
+        try:
+            module = convert(model).eval()
+        except Exception as exc:  # noqa: BLE001  (reported as the peer's result for this model)
+            out[path] = {"error": f"{type(exc).__name__}: {str(exc)[:160]}"}
+            continue
         seconds = time.perf_counter() - start
         feed = np.load(Path(path).with_suffix(".npy"))
         x = torch.from_numpy(feed)
@@ -67,7 +71,7 @@ def models(paths: list[str], repeat: int) -> dict:
 
 if __name__ == "__main__":
     request = json.loads(sys.argv[1])
-    import onnx2torch
-    print(json.dumps({"version": getattr(onnx2torch, "__version__", "?"),
+    from importlib.metadata import version
+    print(json.dumps({"version": version("onnx2torch"),
                       "models": models(request["models"], request["repeat"]),
                       "node_suite": node_suite() if request["node_suite"] else None}))
