@@ -161,9 +161,9 @@ def matmul(ctx: NodeContext, a, b):
 def batch_norm(ctx: NodeContext, x, scale, bias, mean, var, *_legacy):
     eps = ctx.attr("epsilon", 1e-5)
     momentum = ctx.attr("momentum", 0.9)
-    training = bool(ctx.attr("training_mode", 0)) or (ctx.opset < 9 and len(ctx.node.output) > 1 and ctx.opset >= 7
-                                                      and False)
-    if training:
+    # training_mode (opset 14 on) normalizes by the batch's statistics and updates the running ones;
+    # before it, a BatchNormalization in an exported graph is an inference one.
+    if ctx.attr("training_mode", 0):
         result = ctx.call(runtime.batch_norm_training, x, scale, bias, mean, var, eps, momentum)
         return tuple(result[i] for i in range(len(ctx.node.output)))
     rank = ctx.rank(0)

@@ -95,3 +95,35 @@ def test_an_if_decided_at_run_time_exports_as_torch_cond(cli, tmp_path):
         with torch.no_grad():
             got = program.module()(torch.from_numpy(a)).numpy()
         np.testing.assert_allclose(got, session.run(None, {"x": a})[0])
+
+
+@pytest.mark.parametrize("op,attrs,check", [
+    ("RandomNormal", {"mean": 2.0, "scale": 0.5}, lambda v: abs(v.mean() - 2.0) < 0.05 and abs(v.std() - 0.5) < 0.05),
+    ("RandomUniform", {"low": -1.0, "high": 3.0}, lambda v: v.min() >= -1.0 and v.max() <= 3.0 and abs(v.mean() - 1.0) < 0.1),
+])
+def test_random_ops_draw_when_the_model_runs(op, attrs, check):
+    """Random ops are not folded into one draw while converting: each run draws anew, from ONNX's
+    distribution; a seed makes the draws repeat."""
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [200, 50])
+    model = _model([helper.make_node(op, [], ["y"], shape=[200, 50], **attrs)], [], [y], 17)
+    module = to_module(model)
+    first, second = module().numpy(), module().numpy()
+    assert first.shape == (200, 50) and not np.array_equal(first, second) and check(first)
+    seeded = to_module(_model([helper.make_node(op, [], ["y"], shape=[200, 50], seed=3.0, **attrs)], [], [y], 17))
+    np.testing.assert_array_equal(seeded().numpy(), seeded().numpy())
+
+
+def test_random_like_ops_multinomial_and_bernoulli():
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 3])
+    outputs = [helper.make_tensor_value_info(n, t, None) for n, t in
+               (("n", TensorProto.FLOAT), ("u", TensorProto.FLOAT), ("m", TensorProto.INT32), ("b", TensorProto.FLOAT))]
+    nodes = [helper.make_node("RandomNormalLike", ["x"], ["n"]), helper.make_node("RandomUniformLike", ["x"], ["u"]),
+             helper.make_node("Multinomial", ["x"], ["m"], sample_size=1000),
+             helper.make_node("Sigmoid", ["x"], ["p"]), helper.make_node("Bernoulli", ["p"], ["b"])]
+    module = to_module(_model(nodes, [x], outputs, 17))
+    logits = np.array([[0.0, 0.0, 50.0]] * 4, np.float32)
+    with torch.no_grad():
+        out = module(torch.from_numpy(logits))
+    assert out["n"].shape == (4, 3) and out["u"].shape == (4, 3) and float(out["u"].max()) < 1.0
+    assert out["m"].dtype == torch.int32 and out["m"].shape == (4, 1000) and bool((out["m"] == 2).all())
+    assert set(out["b"].unique().tolist()) <= {0.0, 1.0} and bool((out["b"][:, 2] == 1).all())

@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from modelport.convert.node_suite import is_random
 from modelport.convert.onnx_torch.coverage import DOC, node_cases, run_case
 
 KNOWN = json.loads((Path(__file__).parent / "known_failures.json").read_text())
 CASES = node_cases()
 
 
+# A case of random draws may match by chance: it is expected to fail, but not strictly.
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.name, marks=pytest.mark.xfail(
-    strict=True, reason=KNOWN[c.name]["why"]) if c.name in KNOWN else ()) for c in CASES])
+    strict=not is_random(c), reason=KNOWN[c.name]["why"]) if c.name in KNOWN else ()) for c in CASES])
 def test_onnx_node_case(case):
     run_case(case)
 
