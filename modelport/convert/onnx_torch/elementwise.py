@@ -118,6 +118,11 @@ def clip_v1(ctx: NodeContext, x, low=None, high=None):
         low, high = ctx.attr("min"), ctx.attr("max")
     if low is None and high is None:
         return ctx.call(torch.clone, x)
+    bounds = [b if not isinstance(b, torch.Tensor) or b.numel() != 1 else b.item() for b in (low, high)]
+    if all(b is None or isinstance(b, (int, float)) for b in bounds):  # constant bounds: torch's own form
+        if bounds == [0.0, 6.0] and ctx.dtype(0) is not None and ctx.dtype(0).is_floating_point:
+            return ctx.call(F.relu6, x)
+        return ctx.call(torch.clamp, x, *bounds)
     return ctx.call(runtime.clip, x, low, high)
 
 

@@ -91,7 +91,8 @@ class Builder:
         if found is not None:
             return found[1]
         name = self.unique(identifier(self._names.get(id(tensor), (None, "constant"))[1], "c"))
-        if self.trainable and tensor.is_floating_point() and tensor.dtype not in _UNTRAINABLE:
+        # Weights train; a lone number (an epsilon, a clip bound, a scale) is a fixed constant.
+        if self.trainable and tensor.is_floating_point() and tensor.dtype not in _UNTRAINABLE and tensor.numel() > 1:
             self.root.register_parameter(name, torch.nn.Parameter(tensor.detach().clone()))
         else:
             self.root.register_buffer(name, tensor.detach().clone())
@@ -290,7 +291,7 @@ class NodeContext:
             weight = self.node.input[1]
             if re.fullmatch(r"[A-Za-z_][\w.]*\.weight", weight):
                 return weight[: -len(".weight")]
-        return self.name.lstrip("/").replace("/", "_")
+        return scope_path(self.name)
 
     def subgraph(self, graph, inputs: list) -> list:
         """Build ``graph`` (an attribute) inline with ``inputs`` for its inputs and this graph's
@@ -378,6 +379,22 @@ class _Values(dict):
 
     def __contains__(self, name) -> bool:
         return dict.__contains__(self, name) or name in self.outer
+
+
+def scope_path(name: str) -> str:
+    """A module path from a node name. PyTorch's exporters name nodes by module scope and op,
+    ``/layer1/layer1.0/conv1/Conv``: each scope is a module's name, sometimes qualified by its
+    parent's (``layer1.0`` under ``layer1``); the path is ``layer1.0.conv1``. Other names are
+    kept (dots would nest modules, so they become underscores)."""
+    if "/" not in name:
+        return name.replace(".", "_") or "node"
+    path: list[str] = []
+    for scope in [part for part in name.split("/") if part][:-1]:  # the last part is the op
+        if path and scope.startswith(path[-1] + "."):
+            path[-1] = scope
+        else:
+            path.append(scope)
+    return ".".join(path) or name.strip("/").replace("/", "_").replace(".", "_")
 
 
 def _meta(value, key: str):
