@@ -4,6 +4,7 @@ node test cases through it, judged by the same comparison modelport's cases use.
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -48,7 +49,6 @@ def node_suite() -> dict:
 
 def models(paths: list[str], repeat: int) -> dict:
     from onnx2torch import convert
-    from benchmarks.timing import median_ms
     out = {}
     for path in paths:
         model = onnx.load(path)
@@ -61,11 +61,22 @@ def models(paths: list[str], repeat: int) -> dict:
         seconds = time.perf_counter() - start
         feed = np.load(Path(path).with_suffix(".npy"))
         x = torch.from_numpy(feed)
+        # modelport's module too, in this same process, timed in turn with onnx2torch's round after
+        # round: both see the same machine state (separate processes drift by tens of percent).
+        from modelport.convert.onnx_torch import to_module
+        ours = to_module(model)
         with torch.no_grad():
             result = module(x)
-            latency = median_ms(lambda: module(x), repeat)
+            module(x), ours(x)  # warm-up
+            times: dict[str, list[float]] = {"onnx2torch": [], "modelport": []}
+            for _ in range(repeat):
+                for label, run in (("onnx2torch", module), ("modelport", ours)):
+                    start = time.perf_counter()
+                    run(x)
+                    times[label].append((time.perf_counter() - start) * 1000)
         np.save(Path(path).with_suffix(".onnx2torch.npy"), (result[0] if isinstance(result, (tuple, list)) else result).numpy())
-        out[path] = {"convert_s": seconds, "latency_ms": latency}
+        out[path] = {"convert_s": seconds, "latency_ms": statistics.median(times["onnx2torch"]),
+                     "modelport_latency_ms": statistics.median(times["modelport"])}
     return out
 
 

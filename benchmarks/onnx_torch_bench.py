@@ -5,7 +5,9 @@
 For ResNet-18, MobileNetV2 (image models, BatchNorm calibrated) and a TransformerEncoder from
 tests/zoo_torch.py, exported to ONNX at batch 1: the conversion time of each converter (to an
 eager nn.Module, in process; modelport's .pt2 export is timed apart), the median eager latency
-of each module at batch 1 (no torch.compile), and the largest difference of each from ONNX Runtime.
+of each module at batch 1 (no torch.compile; where onnx2torch converts the model, both modules are
+timed in turn in one process, round after round), and the largest difference of each from ONNX
+Runtime.
 Then ONNX's node test cases through both, judged by the same comparison, side by side.
 
 onnx2torch (1.5.15, last released 2024) goes into its own venv, ``benchmarks/.venvs/onnx2torch``,
@@ -133,6 +135,8 @@ def main() -> None:
             x = np.load(path.with_suffix(".npy"))
             reference = session.run(None, {session.get_inputs()[0].name: x})[0]
             a, b = mine[str(path)], theirs["models"][str(path)]
+            if "modelport_latency_ms" in b:  # timed in turn with onnx2torch's, in one process
+                a = {**a, "latency_ms": b["modelport_latency_ms"]}
             name = path.stem
             ratio = f"{a['latency_ms'] / b['latency_ms']:>14.2f}x" if "error" not in b else f"{'-':>15}"
             print(f"{name:<34}{'modelport':<14}{a['convert_s']:>10.2f}{a['export_s']:>10.2f}{a['latency_ms']:>12.2f}"
