@@ -33,6 +33,18 @@ def domain_opset(opsets: "int | Opsets", domain: str) -> int:
     return opsets.get(domain, opsets.get("", 1))
 
 
+def element_type(onnx_type) -> int:
+    """The tensor element type of a value's type, looking through sequences and optionals (0: none)."""
+    while not onnx_type.HasField("tensor_type"):
+        if onnx_type.HasField("sequence_type"):
+            onnx_type = onnx_type.sequence_type.elem_type
+        elif onnx_type.HasField("optional_type"):
+            onnx_type = onnx_type.optional_type.elem_type
+        else:
+            return 0
+    return onnx_type.tensor_type.elem_type
+
+
 class StaticInfo(NamedTuple):
     """What ONNX's shape inference fixes before converting: dims (None where symbolic or unknown)
     and element types, by value name."""

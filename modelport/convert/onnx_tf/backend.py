@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from onnx.backend.base import Backend, BackendRep
 
+from ..onnx_graph import element_type
 from .convert import to_module
 from .narrow import NARROW, from_carrier, to_carrier
 
@@ -17,7 +18,7 @@ class TensorFlowRep(BackendRep):
         self.input_names = [i.name for i in model.graph.input
                             if i.name not in {init.name for init in model.graph.initializer}]
         self.output_names = [o.name for o in model.graph.output]
-        self.output_types = [_element_type(o.type) for o in model.graph.output]
+        self.output_types = [element_type(o.type) for o in model.graph.output]
 
     def run(self, inputs: Any, **kwargs) -> tuple[np.ndarray, ...]:
         from .convert import tf_name
@@ -46,18 +47,6 @@ def _to_numpy(tensor, code: int):
     if code in NARROW:
         array = from_carrier(array, code)
     return array
-
-
-def _element_type(onnx_type) -> int:
-    """The tensor element type of an output, looking through sequences and optionals."""
-    while not onnx_type.HasField("tensor_type"):
-        if onnx_type.HasField("sequence_type"):
-            onnx_type = onnx_type.sequence_type.elem_type
-        elif onnx_type.HasField("optional_type"):
-            onnx_type = onnx_type.optional_type.elem_type
-        else:
-            return 0
-    return onnx_type.tensor_type.elem_type
 
 
 class TensorFlowBackend(Backend):

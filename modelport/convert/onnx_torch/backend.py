@@ -7,6 +7,7 @@ from typing import Any
 
 from onnx.backend.base import Backend, BackendRep
 
+from ..onnx_graph import element_type
 from .convert import to_module
 
 
@@ -33,18 +34,6 @@ class TorchRep(BackendRep):
         return tuple(from_torch(value, code) for value, code in zip(results, self.output_types))
 
 
-def element_type(onnx_type) -> int:
-    """The tensor element type of an output, looking through sequences and optionals."""
-    while not onnx_type.HasField("tensor_type"):
-        if onnx_type.HasField("sequence_type"):
-            onnx_type = onnx_type.sequence_type.elem_type
-        elif onnx_type.HasField("optional_type"):
-            onnx_type = onnx_type.optional_type.elem_type
-        else:
-            return 0
-    return onnx_type.tensor_type.elem_type
-
-
 class TorchBackend(Backend):
     @classmethod
     def prepare(cls, model, device: str = "CPU", **kwargs) -> TorchRep:
@@ -59,4 +48,3 @@ class TorchBackend(Backend):
 prepare = TorchBackend.prepare
 run_model = TorchBackend.run_model
 supports_device = TorchBackend.supports_device
-

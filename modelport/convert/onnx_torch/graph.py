@@ -72,7 +72,6 @@ class Builder:
         self._names: dict[int, tuple[torch.Tensor, str]] = {}  # id(tensor) -> (tensor, its ONNX value name)
         self._attributes: dict[int, tuple[torch.Tensor, fx.Node]] = {}
         self._taken: set[str] = set()
-        self.trainable = True  # float constants become nn.Parameters
 
     def unique(self, name: str) -> str:
         base, index = name, 1
@@ -92,7 +91,7 @@ class Builder:
             return found[1]
         name = self.unique(identifier(self._names.get(id(tensor), (None, "constant"))[1], "c"))
         # Weights train; a lone number (an epsilon, a clip bound, a scale) is a fixed constant.
-        if self.trainable and tensor.is_floating_point() and tensor.dtype not in _UNTRAINABLE and tensor.numel() > 1:
+        if tensor.is_floating_point() and tensor.dtype not in _UNTRAINABLE and tensor.numel() > 1:
             self.root.register_parameter(name, torch.nn.Parameter(tensor.detach().clone()))
         else:
             self.root.register_buffer(name, tensor.detach().clone())
@@ -185,6 +184,7 @@ class NodeContext:
         self.opsets = opsets
         self.scope = scope  # the values computed so far, which subgraphs (If, Loop, Scan) may read
         self.inputs = inputs
+        self.fold = True  # calls on known values compute now; False for ops that must not (random draws)
 
     def attr(self, name: str, default=None):
         return self.attrs.get(name, default)
@@ -267,17 +267,21 @@ class NodeContext:
     def name(self) -> str:
         return self.node.name or (self.node.output[0] if self.node.output else self.node.op_type)
 
+    def _computes_now(self, args: tuple, kwargs: dict) -> bool:
+        """Whether a call is computed while converting: every argument known, and the op may fold."""
+        return self.fold and not _holds_traced([*args, *kwargs.values()])
+
     def call(self, fn: Callable, *args, **kwargs):
         """``fn(*args, **kwargs)`` as a graph node (``fn`` a torch function or one of runtime.py's):
         computed now when every argument is known and the op may fold."""
-        if not any(is_traced(a) for a in _flat(args, kwargs)) and getattr(self, "_fold", True):
+        if self._computes_now(args, kwargs):
             return fn(*args, **kwargs)
         return self.builder.call_function(fn, args, kwargs)
 
     def module(self, module: torch.nn.Module, *args, name: str | None = None):
         """Run ``module`` on ``args``: as a submodule of the result named after the ONNX node (or
         ``name``) when an argument is traced, else now."""
-        if not any(is_traced(a) for a in _flat(args, {})) and getattr(self, "_fold", True):
+        if self._computes_now(args, {}):
             with torch.no_grad():
                 return module(*args)
         path = self.builder.add_module(name or self.module_name(), module)
@@ -361,6 +365,7 @@ class _Captured(Mapping):
 
 
 def _holds_traced(value) -> bool:
+    """Whether ``value`` is, or a (nested) list or tuple holds, a traced value."""
     if isinstance(value, (list, tuple)):
         return any(_holds_traced(item) for item in value)
     return is_traced(value)
@@ -401,16 +406,6 @@ def _meta(value, key: str):
     return value.node.meta.get(key) if is_traced(value) else None
 
 
-def _flat(args, kwargs) -> list:
-    flat: list = []
-    for item in [*args, *kwargs.values()]:
-        if isinstance(item, (list, tuple)):
-            flat.extend(_flat(item, {}))
-        else:
-            flat.append(item)
-    return flat
-
-
 def check_supported(graph, opsets: "int | Opsets") -> None:
     """Resolve every node's handler first: an unsupported op is reported before any work, naming
     the op, the opset and the node."""
@@ -446,7 +441,7 @@ def run_graph(graph, feeds: Mapping[str, Any], opsets: "int | Opsets", builder: 
             continue
         inputs = ctx.inputs
         if not handler.fold:
-            ctx._fold = False
+            ctx.fold = False
             inputs = [builder.lift(value) for value in inputs]
         outputs = handler(ctx, *inputs)
         if not isinstance(outputs, tuple):

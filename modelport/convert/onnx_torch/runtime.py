@@ -23,20 +23,7 @@ def dim(x: torch.Tensor, axis) -> int:
     return axis + x.dim() if axis < 0 else axis
 
 
-# The largest finite value of each float8 type, for saturating casts.
-_FLOAT8_MAX = {"float8_e4m3fn": 448.0, "float8_e4m3fnuz": 240.0, "float8_e5m2": 57344.0, "float8_e5m2fnuz": 57344.0}
-
-
 def cast(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    return x.to(dtype)
-
-
-def cast_saturating(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """ONNX Cast with saturate=1: a float8 target clamps out-of-range values (infinities included)
-    to its largest finite value."""
-    limit = _FLOAT8_MAX.get(str(dtype).replace("torch.", ""))
-    if limit is not None and x.is_floating_point():
-        x = torch.clamp(x.to(torch.float32), -limit, limit)
     return x.to(dtype)
 
 
