@@ -30,9 +30,13 @@ def cnn_batchnorm():
     keras = _keras()
     model = keras.Sequential([
         keras.Input((16, 16, 3), name="image"),
-        keras.layers.Conv2D(8, 3, padding="same"), keras.layers.BatchNormalization(), keras.layers.ReLU(),
-        keras.layers.MaxPooling2D(), keras.layers.DepthwiseConv2D(3, padding="same"),
-        keras.layers.BatchNormalization(), keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(),
+        # Layers named explicitly: Keras numbers unnamed layers per process, and tests name them.
+        keras.layers.Conv2D(8, 3, padding="same", name="conv2d"),
+        keras.layers.BatchNormalization(name="batch_normalization"), keras.layers.ReLU(name="re_lu"),
+        keras.layers.MaxPooling2D(name="max_pooling2d"),
+        keras.layers.DepthwiseConv2D(3, padding="same", name="depthwise_conv2d"),
+        keras.layers.BatchNormalization(name="batch_normalization_1"), keras.layers.ReLU(name="re_lu_1"),
+        keras.layers.GlobalAveragePooling2D(name="global_average_pooling2d"),
         keras.layers.Dense(10, name="logits")], name="cnn_bn")
     rng = np.random.default_rng(0)
     for layer in model.layers:
