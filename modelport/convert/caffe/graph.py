@@ -7,12 +7,13 @@ converting, a random generator when the test writer makes a caffemodel for a bar
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Protocol
 
 import numpy as np
 
 from ...errors import InvalidModelError
 from ...formats.caffe.parser import CaffeLayer, CaffeNet, blob_array
+from ..onnx_builder import Graph
 from ..ops import OpRegistry
 
 ONNX_OPSET = 17
@@ -37,43 +38,6 @@ def caffemodel_blobs(layer: CaffeLayer, index: int, shape: Shape, kind: str) -> 
             f"the prototxt implies {list(shape)}",
             hint="the caffemodel does not belong to this prototxt (different num_output or input size?)")
     return array.reshape(shape)
-
-
-class Graph:
-    """Collects ONNX nodes and initializers with unique names."""
-
-    def __init__(self):
-        from onnx import helper
-        self.helper = helper
-        self.nodes: list = []
-        self.initializers: list = []
-        self._names: set[str] = set()
-
-    def unique(self, base: str) -> str:
-        name, i = base, 1
-        while name in self._names:
-            name, i = f"{base}_{i}", i + 1
-        self._names.add(name)
-        return name
-
-    def reserve(self, name: str) -> str:
-        self._names.add(name)
-        return name
-
-    def const(self, base: str, value, dtype=np.float32) -> str:
-        from onnx import numpy_helper
-        name = self.unique(base)
-        self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
-        return name
-
-    def ints(self, base: str, values: Sequence[int]) -> str:
-        return self.const(base, np.asarray(values, dtype=np.int64), np.int64)
-
-    def op(self, op_type: str, inputs: Sequence[str], base: str, outputs: int = 1, **attrs) -> list[str] | str:
-        names = [self.unique(base if i == 0 else f"{base}_{i}") for i in range(outputs)]
-        self.nodes.append(self.helper.make_node(op_type, list(inputs), names, name=self.unique(f"{base}/{op_type}"),
-                                                **attrs))
-        return names if outputs > 1 else names[0]
 
 
 class LayerContext:

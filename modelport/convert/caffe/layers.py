@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from ...errors import InvalidModelError
+from ..onnx_builder import padded_average_divisor_fix
 from .graph import LayerContext, Shape, caffe_layer
 
 
@@ -105,17 +106,6 @@ def caffe_pool_size(size: int, kernel: int, pad: int, stride: int, ceil: bool) -
     return pooled
 
 
-def _ave_divisor_fix(size: tuple[int, int], out: tuple[int, int], kernel, stride, pad) -> np.ndarray | None:
-    """Per-output factor turning ONNX's kh*kw divisor into Caffe's: the window clipped at size+pad."""
-    factors = []
-    for dim, o, k, s, p in zip(size, out, kernel, stride, pad):
-        start = np.arange(o) * s - p
-        end = np.minimum(start + k, dim + p)
-        factors.append(k / (end - start))
-    fix = np.outer(factors[0], factors[1]).astype(np.float32)
-    return None if np.allclose(fix, 1.0) else fix
-
-
 @caffe_layer("Pooling")
 def convert_pooling(ctx: LayerContext):
     """Pooling -> MaxPool/AveragePool with explicit end pads reproducing Caffe's output size."""
@@ -140,7 +130,7 @@ def convert_pooling(ctx: LayerContext):
         y = g.op("MaxPool", ctx.inputs, ctx.base, **attrs)
     else:
         y = g.op("AveragePool", ctx.inputs, ctx.base, count_include_pad=1, **attrs)
-        fix = _ave_divisor_fix((h, w), out, kernel, stride, pad)
+        fix = padded_average_divisor_fix((h, w), out, kernel, stride, pad)
         if fix is not None:
             y = g.op("Mul", [y, g.const(f"{ctx.layer.name}/divisor_fix", fix)], f"{ctx.base}/divisor")
     onnx_out = [(x + pp + e - k) // s + 1 for x, pp, e, k, s in zip((h, w), pad, end, kernel, stride)]

@@ -1,0 +1,41 @@
+"""MXNet -> ONNX: our own reader of the symbol JSON and .params (no MXNet install) and one handler
+per operator.
+
+Custom operators register with :func:`mxnet_op`, the decorator the built-in handlers use.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..registry import ConvertOptions, converter
+from . import ops as _ops  # noqa: F401  (registers the built-in operator handlers)
+from .graph import MXNET_OPS, ONNX_OPSET, mxnet_op
+
+ONNX_OPSET_MIN = 13  # Softmax over one axis and Split sizes as an input, as the handlers write them
+
+__all__ = ["MXNET_OPS", "mxnet_op", "mxnet_to_onnx"]
+
+
+def mxnet_opsets() -> tuple[int, int]:
+    import onnx.defs
+    return ONNX_OPSET_MIN, onnx.defs.onnx_opset_version()
+
+
+@converter("mxnet", "onnx", "modelport's MXNet symbol reader", opsets=mxnet_opsets)
+def mxnet_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
+    """MXNet symbol JSON + .params -> ONNX."""
+    from onnx import checker, helper
+
+    from .graph import build_graph
+    opset = options.opset or ONNX_OPSET
+    graph, _ = build_graph(session.net, session.shapes, dynamic_batch=options.dynamic_batch, opset=opset)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="modelport",
+                              doc_string=f"converted from MXNet {session.symbol_path.name} + {session.params_path.name}")
+    model.ir_version = min(model.ir_version, 10)  # readable by every ONNX Runtime of the last years
+    props = {"source_format": "mxnet", "mxnet_symbol": session.symbol_path.name}
+    if session.net.version:
+        props["mxnet_version"] = session.net.version
+    helper.set_model_props(model, props)
+    checker.check_model(model)
+    dst.write_bytes(model.SerializeToString())
+    return dst
