@@ -14,6 +14,7 @@ EDGE_TESTS = {
     ("savedmodel", "onnx"): "test_tf_onnx.py",
     ("tflite", "onnx"): "test_tf_onnx.py",
     ("caffe", "onnx"): "caffe/test_models.py",
+    ("mxnet", "onnx"): "mxnet/test_models.py",
     ("onnx", "savedmodel"): "onnx_tf/test_models.py",
     ("onnx", "pytorch"): "onnx_torch/test_models.py",
     ("savedmodel", "tflite"): "test_tflite_edges.py",

@@ -90,11 +90,39 @@ class OpContext:
 Handler = Callable[[OpContext], list[tuple[str, Shape]]]
 
 
+class _ShapesOnly(Graph):
+    """A graph that records nodes but no constants: for a second pass that only wants shapes."""
+
+    def const(self, base: str, value, dtype=np.float32) -> str:
+        return self.unique(base)
+
+
 def build_graph(net: MXNetNet, shapes: dict[str, tuple[int, ...]], *, dynamic_batch: bool = True,
                 opset: int = ONNX_OPSET):
-    """Convert ``net`` to an ONNX GraphProto; returns (graph, {output name: static shape})."""
+    """Convert ``net`` to an ONNX GraphProto; returns (graph, {output name: static shape}).
+
+    With a dynamic batch, an output dim is declared ``N`` only where it follows the batch: the
+    shapes are computed again at another batch size (a pass without constants) and compared.
+    """
+    graph, out_shapes = _build(Graph(), net, shapes, dynamic_batch, opset)
+    if dynamic_batch:
+        other = {name: (shape[0] + 1, *shape[1:]) for name, shape in shapes.items()}
+        _, moved = _build(_ShapesOnly(), net, other, dynamic_batch, opset)
+        batch = next(iter(shapes.values()))[0]
+        for output in graph.output:
+            dims = output.type.tensor_type.shape.dim
+            for k, (a, b) in enumerate(zip(out_shapes[output.name], moved[output.name])):
+                if a == b:
+                    dims[k].dim_value = a
+                elif a == batch and b == batch + 1:
+                    dims[k].dim_param = "N"
+                else:
+                    dims[k].dim_param = f"{output.name}_dim{k}"
+    return graph, out_shapes
+
+
+def _build(graph: Graph, net: MXNetNet, shapes: dict[str, tuple[int, ...]], dynamic_batch: bool, opset: int):
     from onnx import TensorProto, helper
-    graph = Graph()
     graph.opset = opset  # handlers whose ONNX spelling changed between opsets read it
     graph.placed = {}  # parameter variable -> its initializer
     values: dict[tuple[int, int], tuple[str, Shape]] = {}
@@ -130,8 +158,7 @@ def build_graph(net: MXNetNet, shapes: dict[str, tuple[int, ...]], *, dynamic_ba
             graph.nodes.append(helper.make_node("Identity", [source], [name], name=graph.unique(f"{name}/Identity")))
         else:
             renamed[tensor] = name
-        dims = ["N" if (dynamic_batch and i == 0) else d for i, d in enumerate(shape)]
-        graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
+        graph_outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
         out_shapes[name] = shape
     onnx_graph = helper.make_graph(graph.nodes, net.name or "mxnet", graph_inputs, graph_outputs, graph.initializers)
     return onnx_graph, out_shapes

@@ -30,7 +30,7 @@ def _check_layout(ctx: OpContext) -> None:
 
 
 # ------------------------------------------------------------------------------- convolutions
-@mxnet_op("Convolution", "Convolution_v1")
+@mxnet_op("Convolution")
 def convolution(ctx: OpContext):
     """Convolution -> Conv (groups, dilation, per-axis kernel/stride/pad)."""
     _check_layout(ctx)
@@ -99,7 +99,7 @@ def fully_connected(ctx: OpContext):
 
 
 # --------------------------------------------------------------------------- normalization
-@mxnet_op("BatchNorm", "BatchNorm_v1", "CuDNNBatchNorm")
+@mxnet_op("BatchNorm")
 def batch_norm(ctx: OpContext):
     """BatchNorm (inference: moving statistics) -> BatchNormalization; gamma is 1 when fix_gamma."""
     shape = ctx.shapes[0]
@@ -130,16 +130,11 @@ _ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softrelu"
 
 @mxnet_op("Activation")
 def activation(ctx: OpContext):
-    """Activation(relu, sigmoid, tanh, softrelu, softsign, log_sigmoid, mish)."""
+    """Activation(relu, sigmoid, tanh, softrelu, softsign): MXNet 1.x's five."""
     kind = ctx.attrs.text("act_type")
-    if kind in _ACTIVATIONS:
-        return [(ctx.op(_ACTIVATIONS[kind], [ctx.input(0)]), ctx.shapes[0])]
-    if kind == "log_sigmoid":  # log(sigmoid(x)) = -softplus(-x)
-        y = ctx.op("Neg", [ctx.op("Softplus", [ctx.op("Neg", [ctx.input(0)], "neg")], "softplus")])
-        return [(y, ctx.shapes[0])]
-    if kind == "mish":
-        return [(ctx.op("Mish", [ctx.input(0)]), ctx.shapes[0])]
-    raise ctx.unsupported(f"act_type {kind!r}")
+    if kind not in _ACTIVATIONS:
+        raise ctx.unsupported(f"act_type {kind!r}")
+    return [(ctx.op(_ACTIVATIONS[kind], [ctx.input(0)]), ctx.shapes[0])]
 
 
 @mxnet_op("LeakyReLU")
@@ -185,7 +180,7 @@ def pooled_size(size: int, kernel: int, pad: int, stride: int, convention: str) 
     return (span // stride if convention == "valid" else -(-span // stride)) + 1
 
 
-@mxnet_op("Pooling", "Pooling_v1")
+@mxnet_op("Pooling")
 def pooling(ctx: OpContext):
     """Pooling(max, avg, sum; valid or full convention; global) -> MaxPool/AveragePool with end pads."""
     _check_layout(ctx)
@@ -245,7 +240,7 @@ def _softmax_flat(ctx: OpContext, shape, log: bool = False):
     return ctx.op("Reshape", [y, ctx.ints("shape", [0, *shape[1:]])])
 
 
-@mxnet_op("SoftmaxOutput", "Softmax")
+@mxnet_op("SoftmaxOutput")
 def softmax_output(ctx: OpContext):
     """SoftmaxOutput at inference: the softmax (the label and the loss are training only)."""
     shape = ctx.shapes[0]
@@ -285,14 +280,14 @@ def dropout(ctx: OpContext):
     return [(ctx.input(0), ctx.shapes[0])]
 
 
-@mxnet_op("BlockGrad", "stop_gradient", "identity", "_copy", "make_loss", "MakeLoss")
+@mxnet_op("BlockGrad", "_copy")
 def identity(ctx: OpContext):
     """Gradient and copy markers: the value passes through."""
     return [(ctx.input(0), ctx.shapes[0])]
 
 
 # ------------------------------------------------------------------------------------- shapes
-@mxnet_op("Flatten", "flatten")
+@mxnet_op("Flatten")
 def flatten(ctx: OpContext):
     shape = ctx.shapes[0]
     return [(ctx.op("Flatten", [ctx.input(0)], axis=1), (shape[0], int(np.prod(shape[1:]))))]
@@ -345,7 +340,7 @@ def reshape_shape(shape: tuple[int, ...], spec: tuple[int, ...], reverse: bool =
     return tuple(out[::-1]) if reverse else tuple(out)
 
 
-@mxnet_op("Reshape", "reshape")
+@mxnet_op("Reshape")
 def reshape(ctx: OpContext):
     """Reshape with MXNet's special codes, resolved statically; the batch dim stays dynamic where the
     output's first dim follows the input's batch."""
@@ -390,7 +385,7 @@ def _slice_out(ctx: OpContext, starts, ends, axes, steps, shape):
     return [(y, tuple(out))]
 
 
-@mxnet_op("slice", "crop", "_slice")
+@mxnet_op("slice")
 def slice_(ctx: OpContext):
     """slice(begin, end, step) with None for 'all'; a negative step runs backwards."""
     shape = ctx.shapes[0]
@@ -418,7 +413,7 @@ def slice_axis(ctx: OpContext):
     return _slice_out(ctx, [ctx.attrs.int("begin", 0)], [shape[axis] if end is None else end], [axis], [1], shape)
 
 
-@mxnet_op("Concat", "concat")
+@mxnet_op("Concat")
 def concat(ctx: OpContext):
     shapes = ctx.shapes
     axis = ctx.attrs.int("dim", 1)
@@ -429,7 +424,7 @@ def concat(ctx: OpContext):
     return [(y, tuple(out))]
 
 
-@mxnet_op("SliceChannel", "split")
+@mxnet_op("SliceChannel")
 def split(ctx: OpContext):
     shape = ctx.shapes[0]
     count = ctx.attrs.int("num_outputs", 1)
@@ -484,13 +479,10 @@ def _binary(onnx_op: str):
     return handler
 
 
-for _names, _onnx in ((("elemwise_add", "_Plus", "_plus", "_add", "broadcast_add", "broadcast_plus"), "Add"),
-                      (("elemwise_sub", "_Minus", "_minus", "_sub", "broadcast_sub", "broadcast_minus"), "Sub"),
-                      (("elemwise_mul", "_Mul", "_mul", "broadcast_mul"), "Mul"),
-                      (("elemwise_div", "_Div", "_div", "broadcast_div"), "Div"),
-                      (("_Maximum", "_maximum", "broadcast_maximum"), "Max"),
-                      (("_Minimum", "_minimum", "broadcast_minimum"), "Min"),
-                      (("_Power", "_power", "broadcast_power"), "Pow")):
+for _names, _onnx in ((("elemwise_add", "broadcast_add"), "Add"), (("elemwise_sub", "broadcast_sub"), "Sub"),
+                      (("elemwise_mul", "broadcast_mul"), "Mul"), (("elemwise_div", "broadcast_div"), "Div"),
+                      (("_maximum", "broadcast_maximum"), "Max"), (("_minimum", "broadcast_minimum"), "Min"),
+                      (("_power", "broadcast_power"), "Pow")):
     mxnet_op(*_names)(_binary(_onnx))
 
 
@@ -503,20 +495,15 @@ def _scalar(onnx_op: str, reverse: bool = False):
     return handler
 
 
-for _names, _onnx, _reverse in ((("_plus_scalar", "_PlusScalar"), "Add", False),
-                                (("_minus_scalar", "_MinusScalar"), "Sub", False),
-                                (("_rminus_scalar", "_RMinusScalar"), "Sub", True),
-                                (("_mul_scalar", "_MulScalar"), "Mul", False),
-                                (("_div_scalar", "_DivScalar"), "Div", False),
-                                (("_rdiv_scalar", "_RDivScalar"), "Div", True),
-                                (("_maximum_scalar", "_MaximumScalar"), "Max", False),
-                                (("_minimum_scalar", "_MinimumScalar"), "Min", False),
-                                (("_power_scalar", "_PowerScalar"), "Pow", False),
-                                (("_rpower_scalar", "_RPowerScalar"), "Pow", True)):
-    mxnet_op(*_names)(_scalar(_onnx, _reverse))
+for _name, _onnx, _reverse in (("_plus_scalar", "Add", False), ("_minus_scalar", "Sub", False),
+                               ("_rminus_scalar", "Sub", True), ("_mul_scalar", "Mul", False),
+                               ("_div_scalar", "Div", False), ("_rdiv_scalar", "Div", True),
+                               ("_maximum_scalar", "Max", False), ("_minimum_scalar", "Min", False),
+                               ("_power_scalar", "Pow", False), ("_rpower_scalar", "Pow", True)):
+    mxnet_op(_name)(_scalar(_onnx, _reverse))
 
 
-@mxnet_op("ElementWiseSum", "add_n", "_sum")
+@mxnet_op("ElementWiseSum")
 def elementwise_sum(ctx: OpContext):
     return [(ctx.op("Sum", [ctx.input(i) for i in range(len(ctx.shapes))]), ctx.shapes[0])]
 
@@ -573,4 +560,4 @@ def _reduce(onnx_op: str):
 
 
 for _name, _onnx in _REDUCTIONS.items():
-    mxnet_op(_name, f"{_name}_axis")(_reduce(_onnx))
+    mxnet_op(_name)(_reduce(_onnx))

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import UsageError
+from ...errors import UnsupportedOpError, UsageError
 from ...tensors import TensorSpec
 from ..base import Format, Probe, Session, register_format
 from ..detect import is_text
@@ -36,8 +36,13 @@ class MXNetSession(Session):
                        for n in self.net.inputs]
         self.outputs = [TensorSpec(n, None, np.float32) for n in self.net.output_names]
         if known:  # one run on zeros tells the output shapes
-            probe = self._run({n: np.zeros(known[n], np.float32) for n in self.net.inputs})
-            self.outputs = [TensorSpec(n, (None, *probe[n].shape[1:]), np.float32) for n in self.net.output_names]
+            try:
+                probe = self._run({n: np.zeros(known[n], np.float32) for n in self.net.inputs})
+            except UnsupportedOpError as missing:  # converting may still work; checking will say it cannot
+                self.warnings.append(f"output shapes unknown: {missing.message}")
+            else:
+                self.outputs = [TensorSpec(n, (None, *probe[n].shape[1:]), np.float32)
+                                for n in self.net.output_names]
 
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:

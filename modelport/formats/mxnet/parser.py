@@ -32,6 +32,22 @@ DTYPES = {0: np.float32, 1: np.float64, 2: np.float16, 3: np.uint8, 4: np.int32,
 # Loss layers take their training label as a second input; at inference it is not fed.
 LOSS_OPS = {"SoftmaxOutput", "LinearRegressionOutput", "LogisticRegressionOutput", "MAERegressionOutput",
             "SVMOutput"}
+# Older and alternative spellings of operators -> the name MXNet 1.x registers them under (MXNet
+# upgrades old symbols the same way when it loads them); handlers know the canonical names only.
+ALIASES = {
+    "_Plus": "elemwise_add", "_plus": "elemwise_add", "_add": "elemwise_add", "broadcast_plus": "broadcast_add",
+    "_Minus": "elemwise_sub", "_minus": "elemwise_sub", "_sub": "elemwise_sub", "broadcast_minus": "broadcast_sub",
+    "_Mul": "elemwise_mul", "_mul": "elemwise_mul", "_Div": "elemwise_div", "_div": "elemwise_div",
+    "_Maximum": "_maximum", "_Minimum": "_minimum", "_Power": "_power",
+    "_PlusScalar": "_plus_scalar", "_MinusScalar": "_minus_scalar", "_RMinusScalar": "_rminus_scalar",
+    "_MulScalar": "_mul_scalar", "_DivScalar": "_div_scalar", "_RDivScalar": "_rdiv_scalar",
+    "_MaximumScalar": "_maximum_scalar", "_MinimumScalar": "_minimum_scalar", "_PowerScalar": "_power_scalar",
+    "_RPowerScalar": "_rpower_scalar",
+    "Convolution_v1": "Convolution", "Pooling_v1": "Pooling", "BatchNorm_v1": "BatchNorm",
+    "CuDNNBatchNorm": "BatchNorm", "Softmax": "SoftmaxOutput", "flatten": "Flatten", "concat": "Concat",
+    "reshape": "Reshape", "split": "SliceChannel", "crop": "slice", "add_n": "ElementWiseSum",
+    "sum_axis": "sum", "max_axis": "max", "min_axis": "min", "stop_gradient": "BlockGrad", "identity": "_copy",
+}
 # Names MXNet gives learned parameters: a null node so named that the .params lacks is a missing
 # parameter, not an input to feed.
 PARAMETER_SUFFIXES = ("_weight", "_bias", "_gamma", "_beta", "_moving_mean", "_moving_var", "_running_mean",
@@ -101,7 +117,7 @@ class MXNetNet:
 
 def _visible_outputs(node: Node) -> int:
     """How many outputs a node shows (the names list_outputs() gives): one, except splits."""
-    if node.op in ("SliceChannel", "split"):
+    if node.op == "SliceChannel":
         return node.attrs.int("num_outputs", 1)
     return 1
 
@@ -133,7 +149,8 @@ def parse_nodes(data: dict[str, Any], where: str) -> tuple[list[Node], list[tupl
         try:
             attrs = raw.get("attrs") or raw.get("attr") or raw.get("param") or {}
             inputs = [(int(entry[0]), int(entry[1])) for entry in raw.get("inputs", [])]
-            node = Node(index, str(raw["name"]), str(raw["op"]), Attrs({k: str(v) for k, v in attrs.items()}), inputs)
+            op = ALIASES.get(str(raw["op"]), str(raw["op"]))
+            node = Node(index, str(raw["name"]), op, Attrs({k: str(v) for k, v in attrs.items()}), inputs)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise InvalidModelError(f"{where}: node {index} is malformed ({type(exc).__name__}: {exc})") from None
         bad = [i for i, _ in node.inputs if not 0 <= i < index]

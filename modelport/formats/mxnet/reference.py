@@ -49,7 +49,7 @@ def _conv_fn(rank: int, transposed: bool = False):
             (1, True): F.conv_transpose1d, (2, True): F.conv_transpose2d, (3, True): F.conv_transpose3d}[(rank, transposed)]
 
 
-@kernel("Convolution", "Convolution_v1")
+@kernel("Convolution")
 def convolution(a: Attrs, x, weight, bias=None):
     rank = len(a.ints("kernel"))
     pad = _geometry(a, "pad", rank, 0)
@@ -73,7 +73,7 @@ def fully_connected(a: Attrs, x, weight, bias=None):
     return _F().linear(x, weight, None if a.bool("no_bias") else bias)
 
 
-@kernel("BatchNorm", "BatchNorm_v1", "CuDNNBatchNorm")
+@kernel("BatchNorm")
 def batch_norm(a: Attrs, x, gamma, beta, mean, var):
     axis = a.int("axis", 1) % x.dim()
     shape = [1] * x.dim()
@@ -89,7 +89,7 @@ def activation(a: Attrs, x):
     torch, F = _torch(), _F()
     kind = a.text("act_type")
     functions = {"relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "softrelu": F.softplus,
-                 "softsign": F.softsign, "log_sigmoid": F.logsigmoid, "mish": F.mish}
+                 "softsign": F.softsign}
     if kind not in functions:
         raise UnsupportedOpError("Activation", where=f"act_type {kind!r}", framework="MXNet", cannot="be run")
     return functions[kind](x)
@@ -119,7 +119,7 @@ def leaky_relu(a: Attrs, x, gamma=None):
     raise UnsupportedOpError("LeakyReLU", where=f"act_type {kind!r}", framework="MXNet", cannot="be run")
 
 
-@kernel("Pooling", "Pooling_v1")
+@kernel("Pooling")
 def pooling(a: Attrs, x):
     """Window by window as MXNet's pool kernels do: the window starts at o*s - p, ends at
     min(start + k, size + p) (that span is an average's divisor when padding counts), and reads
@@ -170,7 +170,7 @@ def _softmax_sample(x, log=False):
     return (F.log_softmax if log else F.softmax)(flat, dim=1).reshape(x.shape)
 
 
-@kernel("SoftmaxOutput", "Softmax")
+@kernel("SoftmaxOutput")
 def softmax_output(a: Attrs, x, label=None):
     if a.bool("multi_output"):
         return _F().softmax(x, dim=1)
@@ -192,12 +192,12 @@ def softmax(a: Attrs, x, *, op: str = "softmax"):
     return (_F().log_softmax if op == "log_softmax" else _F().softmax)(x, dim=a.int("axis", -1))
 
 
-@kernel("Dropout", "BlockGrad", "stop_gradient", "identity", "_copy", "make_loss", "MakeLoss")
+@kernel("Dropout", "BlockGrad", "_copy")
 def passthrough(a: Attrs, x):
     return x
 
 
-@kernel("Flatten", "flatten")
+@kernel("Flatten")
 def flatten(a: Attrs, x):
     return x.reshape(x.shape[0], -1)
 
@@ -229,7 +229,7 @@ def _mxnet_reshape(shape, spec, reverse):
     return out[::-1] if reverse else out
 
 
-@kernel("Reshape", "reshape")
+@kernel("Reshape")
 def reshape(a: Attrs, x):
     spec = a.ints("shape") or a.ints("target_shape")
     return x.reshape(_mxnet_reshape(list(x.shape), spec, a.bool("reverse")))
@@ -245,7 +245,7 @@ def expand_dims(a: Attrs, x):
     return x.unsqueeze(a.int("axis"))
 
 
-@kernel("slice", "crop", "_slice")
+@kernel("slice")
 def slice_(a: Attrs, x):
     torch = _torch()
     begin, end = a.tuple("begin"), a.tuple("end")
@@ -268,12 +268,12 @@ def slice_axis(a: Attrs, x):
     return x.narrow(axis, begin, end - begin)
 
 
-@kernel("Concat", "concat")
+@kernel("Concat")
 def concat(a: Attrs, *xs):
     return _torch().cat(xs, dim=a.int("dim", 1))
 
 
-@kernel("SliceChannel", "split")
+@kernel("SliceChannel")
 def split(a: Attrs, x):
     axis = a.int("axis", 1) % x.dim()
     pieces = _torch().chunk(x, a.int("num_outputs", 1), dim=axis)
@@ -296,13 +296,10 @@ def _binary(fn_name):
     return run
 
 
-for _names, _fn in ((("elemwise_add", "_Plus", "_plus", "_add", "broadcast_add", "broadcast_plus"), "add"),
-                    (("elemwise_sub", "_Minus", "_minus", "_sub", "broadcast_sub", "broadcast_minus"), "sub"),
-                    (("elemwise_mul", "_Mul", "_mul", "broadcast_mul"), "mul"),
-                    (("elemwise_div", "_Div", "_div", "broadcast_div"), "div"),
-                    (("_Maximum", "_maximum", "broadcast_maximum"), "maximum"),
-                    (("_Minimum", "_minimum", "broadcast_minimum"), "minimum"),
-                    (("_Power", "_power", "broadcast_power"), "pow")):
+for _names, _fn in ((("elemwise_add", "broadcast_add"), "add"), (("elemwise_sub", "broadcast_sub"), "sub"),
+                    (("elemwise_mul", "broadcast_mul"), "mul"), (("elemwise_div", "broadcast_div"), "div"),
+                    (("_maximum", "broadcast_maximum"), "maximum"), (("_minimum", "broadcast_minimum"), "minimum"),
+                    (("_power", "broadcast_power"), "pow")):
     kernel(*_names)(_binary(_fn))
 
 _SCALAR = {"_plus_scalar": lambda x, s: x + s, "_minus_scalar": lambda x, s: x - s,
@@ -310,11 +307,6 @@ _SCALAR = {"_plus_scalar": lambda x, s: x + s, "_minus_scalar": lambda x, s: x -
            "_div_scalar": lambda x, s: x / s, "_rdiv_scalar": lambda x, s: s / x,
            "_maximum_scalar": lambda x, s: x.clamp(min=s), "_minimum_scalar": lambda x, s: x.clamp(max=s),
            "_power_scalar": lambda x, s: x ** s, "_rpower_scalar": lambda x, s: s ** x}
-_SCALAR_OLD = {"_PlusScalar": "_plus_scalar", "_MinusScalar": "_minus_scalar", "_RMinusScalar": "_rminus_scalar",
-               "_MulScalar": "_mul_scalar", "_DivScalar": "_div_scalar", "_RDivScalar": "_rdiv_scalar",
-               "_MaximumScalar": "_maximum_scalar", "_MinimumScalar": "_minimum_scalar",
-               "_PowerScalar": "_power_scalar", "_RPowerScalar": "_rpower_scalar"}
-
 
 def _scalar(fn):
     def run(a: Attrs, x):
@@ -323,10 +315,10 @@ def _scalar(fn):
 
 
 for _name, _fn in _SCALAR.items():
-    kernel(_name, *[old for old, new in _SCALAR_OLD.items() if new == _name])(_scalar(_fn))
+    kernel(_name)(_scalar(_fn))
 
 
-@kernel("ElementWiseSum", "add_n", "_sum")
+@kernel("ElementWiseSum")
 def elementwise_sum(a: Attrs, *xs):
     return sum(xs[1:], xs[0])
 
@@ -362,7 +354,7 @@ def _reduction(name):
 
 
 for _name in ("mean", "sum", "max", "min", "prod"):
-    kernel(_name, f"{_name}_axis")(_reduction(_name))
+    kernel(_name)(_reduction(_name))
 
 
 def run_net(net: MXNetNet, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -9,7 +9,7 @@ Each model folder gets NAME-symbol.json + NAME-0000.params as MXNet writes them,
 ``mxnet_io.npz`` with the inputs (``in:NAME``) and MXNet's outputs (``out:INDEX``) at batch 2.
 The MTCNN folders (trained weights, see SOURCES.md) get their ``mxnet_io.npz`` only.
 Random weights are drawn at He scale and every BatchNorm's moving statistics are set to its
-batch statistics (one training-mode forward with momentum 0), so activations keep unit scale.
+batch statistics (one training step with momentum 0), so activations keep unit scale.
 """
 from __future__ import annotations
 
@@ -81,7 +81,47 @@ def unet():
     return S.Group([seg, t]), {"data": (2, 3, 16, 16)}
 
 
-MODELS = {"mx_cnn": cnn, "mx_unet": unet}
+def ops():
+    """One head per operator and variant not in the two networks above, on two inputs."""
+    x, y = S.Variable("x"), S.Variable("y")                        # both 2,4,6,6
+    positive = S.abs(y) + 0.5
+    heads = [
+        S.log_softmax(x, axis=1), S.softmax(x, axis=-1, temperature=2.0),
+        S.BlockGrad(x) + S.identity(y), S.expand_dims(S.sum(x, axis=1), axis=1),
+        S.elemwise_sub(x, y), S.elemwise_div(x, positive), S.broadcast_add(x, S.mean(y, axis=1, keepdims=True)),
+        S.broadcast_div(x, S.max(positive, axis=(2, 3), keepdims=True)),
+        S.broadcast_maximum(x, S.min(y, axis=1, keepdims=True)), S.broadcast_minimum(x, S.slice_axis(y, axis=1, begin=0, end=1)),
+        S.broadcast_power(positive, S.slice_axis(x, axis=2, begin=1, end=2)),
+        S._internal._maximum(x, y), S._internal._minimum(x, y), S._internal._power(positive, x),
+        x - 0.5, 2.0 / positive, S.maximum(x, 0.2), S.minimum(x, -0.1), x ** 2.0, 1.5 ** x,
+        S.ElementWiseSum(x, y, S.square(x), num_args=3),
+        S.relu(x), S.sigmoid(x), S.tanh(x), S.exp(x), S.log(positive), S.sqrt(positive), S.abs(x), S.negative(x),
+        S.floor(x * 3.0), S.ceil(x * 3.0), S.erf(x), S.softsign(x), S.reciprocal(positive), S.sin(x), S.cos(x),
+        S.clip(x, a_min=-0.5, a_max=0.7), S.sum(x, axis=(1, 3)), S.max(x, axis=2, exclude=True),
+        S.min(x, axis=-1, keepdims=True), S.prod(S.tanh(x), axis=1),
+        S.LeakyReLU(x, act_type="selu"), S.LeakyReLU(x, act_type="gelu"), S.LeakyReLU(x, act_type="rrelu")[0],
+        S.Pooling(x, kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="sum", pooling_convention="full"),
+        S.Pooling(x, kernel=(3, 3), stride=(2, 2), pad=(1, 1), pool_type="avg", count_include_pad=False),
+        S.Pooling(x, kernel=(1, 1), global_pool=True, pool_type="max"),
+        S.Pooling(x, kernel=(1, 1), global_pool=True, pool_type="sum"),
+        S.SoftmaxOutput(x, multi_output=True, name="multi"), S.SoftmaxOutput(x, preserve_shape=True, name="keep"),
+        S.BatchNorm(S.transpose(x, axes=(0, 2, 3, 1)), axis=-1, fix_gamma=False, use_global_stats=True,
+                    momentum=0.0, name="bn_last"),
+        S.Deconvolution(x, kernel=(3, 3), stride=(2, 2), pad=(1, 1), adj=(1, 1), num_filter=6, num_group=2,
+                        name="deconv_groups"),
+        S.FullyConnected(x, num_hidden=5, no_bias=True, name="fc_nobias"),
+        S.Reshape(x, shape=(-1, 0), reverse=True), S.Reshape(x, shape=(0, -2)),
+        S.slice(x, begin=(None, 3, None, 5), end=(None, 0, None, 1), step=(1, -1, 1, -2)),
+        S.Convolution(S.Reshape(x, shape=(0, 0, -3)), kernel=(3,), stride=(2,), pad=(1,), num_filter=3,
+                      name="conv1d"),
+    ]
+    parts = S.SliceChannel(x, num_outputs=2, axis=1, name="halves")
+    squeezed = S.SliceChannel(x, num_outputs=4, axis=1, squeeze_axis=True, name="channels")
+    heads += [parts[0] * 2.0, parts[1], squeezed[3]]
+    return S.Group(heads), {"x": (2, 4, 6, 6), "y": (2, 4, 6, 6)}
+
+
+MODELS = {"mx_cnn": cnn, "mx_unet": unet, "mx_ops": ops}
 
 
 def _executor(symbol, shapes, grad_req="null"):
@@ -90,7 +130,7 @@ def _executor(symbol, shapes, grad_req="null"):
 
 def build(name: str, folder: Path, rng: np.random.Generator) -> None:
     symbol, shapes = MODELS[name]()
-    executor = _executor(symbol, shapes)
+    executor = _executor(symbol, shapes, grad_req="write")
     inputs = set(shapes) | {n for n in symbol.list_arguments() if n.endswith("_label")}
     for arg, array in executor.arg_dict.items():
         if arg in inputs:
@@ -107,7 +147,12 @@ def build(name: str, folder: Path, rng: np.random.Generator) -> None:
     feeds = {n: rng.standard_normal(s).astype(np.float32) for n, s in shapes.items()}
     for n, value in feeds.items():
         executor.arg_dict[n][:] = value
-    executor.forward(is_train=True)  # momentum 0: the moving statistics become these batch statistics
+    if name == "mx_ops":  # random moving statistics (a training-mode forward would draw rrelu's slopes)
+        for arg, array in executor.aux_dict.items():
+            array[:] = rng.uniform(-0.2, 0.2, array.shape) if "mean" in arg else rng.uniform(0.5, 1.5, array.shape)
+    else:  # MXNet updates the moving statistics in the backward pass; momentum 0: to this batch's
+        executor.forward(is_train=True)
+        executor.backward([mx.nd.ones_like(out) for out in executor.outputs])
     mx.nd.waitall()
     folder.mkdir(parents=True, exist_ok=True)
     symbol.save(str(folder / f"{name}-symbol.json"))
