@@ -20,6 +20,8 @@ InputShape = Annotated[Optional[List[str]], typer.Option(
     "--input-shape", help="NAME:1,3,224,224[:dtype] for a PyTorch input; repeat per input.")]
 TrustPickle = Annotated[bool, typer.Option(
     "--trust-pickle", help="Allow loading a pickled nn.Module (runs its code).")]
+Factory = Annotated[Optional[str], typer.Option(
+    "--factory", help="package.module:LitModel, the class (or a function building the model) of a Lightning .ckpt.")]
 Imports = Annotated[Optional[List[str]], typer.Option(
     "--import", help="Import MODULE first (custom Keras layers, registered ops or pytree nodes); repeatable.")]
 
@@ -40,13 +42,19 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON result on std
 
 
 def open_options(weights: Optional[Path], input_shape: Optional[List[str]], trust_pickle: bool,
-                 imports: Optional[List[str]] = None) -> dict:
+                 imports: Optional[List[str]] = None, factory: Optional[str] = None) -> dict:
     """The options every command passes to the Session of its model (each format takes its own),
     after importing the user's modules (--import) that the model needs."""
     from ..formats.factory import import_modules
     from ..formats.input_specs import parse_input_specs
     import_modules(imports or ())
-    return {"weights": weights, "input_specs": parse_input_specs(input_shape), "trust_pickle": trust_pickle}
+    options = {"weights": weights, "input_specs": parse_input_specs(input_shape), "trust_pickle": trust_pickle}
+    if factory:
+        from ..formats.detect import FACTORY_SPEC
+        if not FACTORY_SPEC.match(factory):
+            raise UsageError(f"--factory {factory!r}: write package.module:ClassName")
+        options["factory"] = factory
+    return options
 
 
 def parse_pairs(texts: Optional[List[str]], flag: str) -> dict[str, str]:

@@ -88,6 +88,10 @@ def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -
         raise _explain(dynamo_error, ts_error, program, options.opset) from ts_error
 
 
+# A Lightning checkpoint opens as a PyTorch model (formats/lightning.py): the same export.
+converter("lightning", "onnx", "torch.onnx.export of the rebuilt LightningModule", opsets=torch_opsets)(pytorch_to_onnx)
+
+
 def _export_program(program, dst: Path, input_names, output_names, opset) -> None:
     import torch
     with captured_output(), warnings.catch_warnings():

@@ -180,7 +180,7 @@ class Format:
     extra: str | None = None  # the pip extra that brings its runtime
     runtime_modules: tuple[str, ...] = ()  # top-level packages whose absence means "install the extra"
     aliases: tuple[str, ...] = field(default_factory=tuple)
-    # Options of open() beyond the path ("weights", "input_specs", "trust_pickle", "preprocessing").
+    # Options of open() beyond the path ("weights", "input_specs", "trust_pickle", "preprocessing", "factory").
     open_options: frozenset[str] = frozenset()
     # The framework ("torch", "keras") of the models a Python factory ("package.module:function")
     # may return for this format; None when the format has no such sources.
@@ -206,11 +206,19 @@ class Format:
 
 # Options that several commands pass to whatever format the source is; each format declares which
 # of them it takes (Format.open_options).
-COMMON_OPTIONS = frozenset({"weights", "input_specs", "trust_pickle", "preprocessing"})
+COMMON_OPTIONS = frozenset({"weights", "input_specs", "trust_pickle", "preprocessing", "factory"})
 FORMATS: dict[str, Format] = {}
 
 
-def register_format(fmt: Format) -> Format:
-    """Add a format to the registry; detection tries sniffers in registration order."""
+def register_format(fmt: Format, *, before: str | None = None) -> Format:
+    """Add a format to the registry; detection tries sniffers in registration order, or puts this
+    one ``before`` another whose sniffer would also claim its files."""
     FORMATS[fmt.name] = fmt
+    if before in FORMATS:
+        order = list(FORMATS)
+        order.remove(fmt.name)
+        order.insert(order.index(before), fmt.name)
+        entries = {name: FORMATS[name] for name in order}
+        FORMATS.clear()
+        FORMATS.update(entries)
     return fmt

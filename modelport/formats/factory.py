@@ -42,6 +42,19 @@ def build(spec: str) -> Any:
     """The object ``package.module:attr`` names, called when it is a function or class; once per spec."""
     if spec in _BUILT:
         return _BUILT[spec]
+    target = resolve(spec)
+    try:
+        model = target() if callable(target) and not _is_model(target) else target
+    except Exception as exc:  # the user's code failed: theirs to fix, not a bug of modelport
+        raise InvalidModelError(f"the factory {spec!r} raised {type(exc).__name__}: {first_line(exc)}",
+                                hint="fix the factory (run with --debug for its traceback); it must return "
+                                     "a model without arguments") from exc
+    _BUILT[spec] = model
+    return model
+
+
+def resolve(spec: str) -> Any:
+    """The object ``package.module:attr`` names, imported but not called."""
     _importable_here()
     module_name, attr = spec.split(":", 1)
     try:
@@ -51,14 +64,10 @@ def build(spec: str) -> Any:
     except (ImportError, AttributeError) as exc:
         raise InvalidModelError(f"cannot import {spec!r}: {exc}",
                                 hint="run from the folder that holds the package, or install it") from exc
-    try:
-        model = target() if callable(target) and not _is_model(target) else target
-    except Exception as exc:  # the user's code failed: theirs to fix, not a bug of modelport
-        raise InvalidModelError(f"the factory {spec!r} raised {type(exc).__name__}: {first_line(exc)}",
-                                hint="fix the factory (run with --debug for its traceback); it must return "
-                                     "a model without arguments") from exc
-    _BUILT[spec] = model
-    return model
+    except Exception as exc:  # the user's module failed while importing
+        raise InvalidModelError(f"importing {spec!r} raised {type(exc).__name__}: {first_line(exc)}",
+                                hint="fix that module (run with --debug for its traceback)") from exc
+    return target
 
 
 def take(spec: str) -> Any:

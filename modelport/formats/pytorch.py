@@ -221,9 +221,12 @@ class TorchSession(Session):
     flexible_batch = True  # eager PyTorch runs any batch size
 
     def __init__(self, source, *, weights=None, input_specs: Sequence[TensorSpec] | None = None,
-                 trust_pickle: bool = False, **_ignored):
+                 trust_pickle: bool = False, module=None, kind: str = "module", **_ignored):
         text = str(source)
-        if is_factory_spec(text):
+        if module is not None:  # built by another format's reader (a Lightning checkpoint)
+            super().__init__(source)
+            self.kind, self.module, self.program = kind, module, None
+        elif is_factory_spec(text):
             super().__init__(text)
             self.kind = "factory"
             self.module = _load_factory(text, weights)
@@ -445,7 +448,7 @@ class TorchSession(Session):
     def describe(self) -> dict[str, Any]:
         torch = _import_torch()
         kinds = {"factory": "Python factory", "torchscript": "TorchScript", "exported_program": "ExportedProgram",
-                 "pickled_module": "pickled nn.Module"}
+                 "pickled_module": "pickled nn.Module", "lightning": "Lightning checkpoint", "module": "nn.Module"}
         params = sum(p.numel() for p in self.module.parameters()) if hasattr(self.module, "parameters") else None
         return {"kind": kinds.get(self.kind, self.kind), "parameters": params, "torch": torch.__version__}
 

@@ -10,6 +10,7 @@ from modelport.errors import NoConversionPathError, UsageError
 # Each registered edge and the test module that converts real models through it.
 EDGE_TESTS = {
     ("pytorch", "onnx"): "test_torch_onnx.py",
+    ("lightning", "onnx"): "test_lightning.py",
     ("keras", "onnx"): "test_tf_onnx.py",
     ("savedmodel", "onnx"): "test_tf_onnx.py",
     ("tflite", "onnx"): "test_tf_onnx.py",
