@@ -13,7 +13,7 @@ from .detect import sniff
 
 # Registration order is sniffing order: formats with an unmistakable magic number come first,
 # the ONNX and Caffe protobuf heuristics last.
-from . import tflite, keras, pytorch, lightning, savedmodel, tfjs, mxnet, onnx, ort, caffe  # noqa: E402,F401  (register themselves)
+from . import tflite, keras, pytorch, lightning, jax, savedmodel, tfjs, mxnet, onnx, ort, caffe  # noqa: E402,F401  (register themselves)
 
 
 def get_format(name: str) -> Format:
@@ -54,7 +54,7 @@ def detect(path: str | Path) -> Format:
             if framework is not None and fmt.factory_framework == framework:
                 return fmt
         raise InvalidModelError(f"{str(path)!r} gave a {type(model).__name__}, not a model modelport can open",
-                                hint="return a torch.nn.Module or a keras.Model from the factory")
+                                hint="return a torch.nn.Module, a keras.Model, or a JAX model (a jax.jit function, a Flax module) from the factory")
     path = Path(path)
     if not path.exists():
         raise InvalidModelError(f"no such file or folder: {str(path)!r}",

@@ -82,7 +82,10 @@ def _is_model(obj) -> bool:
 
 
 def framework_of(obj) -> str | None:
-    """'torch' or 'keras' from the classes an object is made of, without importing either."""
+    """'torch', 'keras' or 'jax' from the classes an object is made of, without importing them."""
+    from .jax import is_jax_object
+    if not isinstance(obj, type) and is_jax_object(obj):
+        return "jax"
     classes = type(obj).__mro__ if not isinstance(obj, type) else obj.__mro__
     for cls in classes:
         module = cls.__module__ or ""

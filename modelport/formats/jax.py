@@ -1,0 +1,160 @@
+"""JAX and Flax models, given as Python code: ``package.module:factory`` returning
+
+* a jitted function (``jax.jit(f)``, its weights closed over),
+* a Flax NNX module (run in eval mode), or
+* a Flax linen module with its variables, as the tuple ``(module, variables)``.
+
+``--weights`` restores a Flax msgpack checkpoint (``flax.serialization.to_bytes``) into the
+module's variables; msgpack holds arrays and containers only, so nothing is executed.
+JAX itself (XLA on CPU) runs the model: it is the parity reference of JAX conversions.
+Inputs carry no shapes in JAX: ``--input-shape`` gives them (a named dim stays dynamic).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import InvalidModelError, UsageError, first_line
+from ..tensors import TensorSpec
+from .base import Format, Probe, Session, register_format
+
+
+@dataclass
+class JaxModel:
+    """A model as one pure function: ``apply(params, *inputs)``, its ``params`` pytree (None when
+    the weights are closed over), and what kind of object it came from."""
+
+    apply: Callable
+    params: Any
+    kind: str
+
+
+def _is_linen_pair(obj) -> bool:
+    return (isinstance(obj, tuple) and len(obj) == 2 and
+            any(c.__module__.startswith("flax.linen") for c in type(obj[0]).__mro__) and isinstance(obj[1], Mapping))
+
+
+def is_jax_object(obj) -> bool:
+    """A jitted function, a Flax module, or a (linen module, variables) pair; without importing jax."""
+    if _is_linen_pair(obj):
+        return True
+    for cls in type(obj).__mro__:
+        module = cls.__module__ or ""
+        if module.startswith(("flax.", "jax.", "jaxlib")) and (callable(obj) or module.startswith("flax.")):
+            return True
+    return False
+
+
+def as_jax_model(obj, spec: str, weights: str | Path | None = None) -> JaxModel:
+    if _is_linen_pair(obj):
+        module, variables = obj
+        if weights is not None:
+            variables = _restore(variables, weights)
+        return JaxModel(lambda v, *xs: module.apply(v, *xs), variables, "Flax linen module")
+    if type(obj).__module__.startswith("flax.nnx") or any(c.__module__.startswith("flax.nnx")
+                                                            for c in type(obj).__mro__[1:]):
+        from flax import nnx
+        if hasattr(obj, "eval"):
+            obj.eval()  # BatchNorm's running statistics, no dropout: inference behaviour
+        graphdef, state = nnx.split(obj)
+        if weights is not None:
+            pure = _restore(state.to_pure_dict(), weights)
+            nnx.replace_by_pure_dict(state, pure)
+        return JaxModel(lambda s, *xs: nnx.merge(graphdef, s)(*xs), state, "Flax NNX module")
+    if callable(obj):
+        if weights is not None:
+            raise UsageError("--weights restores a Flax module's variables; a jitted function closes over its own",
+                             hint="return (module, variables) or an NNX module from the factory to use --weights")
+        return JaxModel(lambda _, *xs: obj(*xs), None, "jitted function")
+    raise InvalidModelError(f"{spec!r} gave a {type(obj).__name__}, not a JAX model",
+                            hint="return a jax.jit function, a Flax NNX module or (linen_module, variables)")
+
+
+def _restore(target, weights: str | Path):
+    from flax import serialization
+    path = Path(weights)
+    if not path.is_file():
+        raise InvalidModelError(f"no such weights file: {str(path)!r}")
+    try:
+        return serialization.from_bytes(target, path.read_bytes())
+    except Exception as exc:
+        raise InvalidModelError(f"cannot restore {path.name!r} into the model's variables: {first_line(exc)}",
+                                hint="give a Flax msgpack checkpoint (flax.serialization.to_bytes) of this model") from exc
+
+
+def output_names(tree) -> list[str]:
+    """Names of the leaves of a model's output pytree: 'output' for one array, the keys of a dict,
+    output_0.. for a tuple."""
+    import jax
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    if len(leaves) == 1 and not leaves[0][0]:
+        return ["output"]
+    names = []
+    for i, (path, _) in enumerate(leaves):
+        text = ".".join(str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path)
+        names.append(text if any(hasattr(k, "key") or hasattr(k, "name") for k in path) else f"output_{i}")
+    return names
+
+
+class JaxSession(Session):
+    format_name = "jax"
+
+    def __init__(self, source, *, weights=None, input_specs: Sequence[TensorSpec] | None = None, **_ignored):
+        from .factory import take
+        spec = str(source)
+        super().__init__(spec)
+        self.source = spec
+        self.model = as_jax_model(take(spec), spec, weights)
+        self.inputs = list(input_specs or [])
+        self.outputs: list[TensorSpec] = []
+        if self.inputs and all(s.shape is not None for s in self.inputs):
+            probe = self._call([np.zeros([1 if d is None else d for d in s.shape], s.dtype) for s in self.inputs])
+            self.outputs = [TensorSpec(n, (None, *v.shape[1:]) if v.ndim else (), v.dtype)
+                            for n, v in probe.items()]
+
+    def require_shapes(self) -> None:
+        if not self.inputs or any(s.shape is None for s in self.inputs):
+            raise UsageError(f"{self.source!r} is a JAX function: its inputs have no recorded shapes",
+                             hint="pass --input-shape for each input, e.g. --input-shape x:1,28,28,1 "
+                                  "(a name in place of a size, e.g. batch, keeps that dim dynamic)")
+
+    def _call(self, arrays: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        import jax
+        try:
+            result = self.model.apply(self.model.params, *[jax.numpy.asarray(a) for a in arrays])
+        except Exception as exc:
+            shapes = ", ".join(f"{s.name}:{list(a.shape)}" for s, a in zip(self.inputs, arrays))
+            raise UsageError(f"{self.source!r} fails on inputs {shapes}: {type(exc).__name__}: {first_line(exc)}",
+                             hint="check --input-shape: the rank, the sizes and the dtype of each input") from exc
+        names = output_names(result)
+        return {n: np.asarray(v) for n, v in zip(names, jax.tree_util.tree_leaves(result))}
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.require_shapes()
+        return self._call([feeds[s.name] for s in self.inputs])
+
+    @property
+    def flexible_batch(self) -> bool:
+        return True  # JAX retraces for each new shape
+
+    def describe(self) -> dict[str, Any]:
+        import jax
+        count = sum(int(np.prod(getattr(leaf, "shape", ()))) for leaf in jax.tree_util.tree_leaves(self.model.params))
+        return {"kind": self.model.kind, "parameters": count if self.model.params is not None else "closed over",
+                "jax": jax.__version__, "backend": jax.default_backend()}
+
+
+def open_jax(source, **options) -> JaxSession:
+    return JaxSession(source, **options)
+
+
+def sniff_jax(probe: Probe) -> str | None:
+    return None  # JAX models are Python code (package.module:factory), never files
+
+
+register_format(Format("jax", "JAX / Flax", (), open_jax, sniff_jax, extra="jax", runtime_modules=("jax", "flax"),
+                       aliases=("flax",), open_options=frozenset({"weights", "input_specs"}),
+                       factory_framework="jax"))
