@@ -59,10 +59,11 @@ def as_jax_model(obj, spec: str, weights: str | Path | None = None) -> JaxModel:
         from flax import nnx
         if hasattr(obj, "eval"):
             obj.eval()  # BatchNorm's running statistics, no dropout: inference behaviour
+        if weights is not None:  # the module's variables without its random-number state
+            variables = nnx.state(obj, nnx.Not(nnx.RngState))
+            nnx.replace_by_pure_dict(variables, _restore(variables.to_pure_dict(), weights))
+            nnx.update(obj, variables)
         graphdef, state = nnx.split(obj)
-        if weights is not None:
-            pure = _restore(state.to_pure_dict(), weights)
-            nnx.replace_by_pure_dict(state, pure)
         return JaxModel(lambda s, *xs: nnx.merge(graphdef, s)(*xs), state, "Flax NNX module")
     if callable(obj):
         if weights is not None:

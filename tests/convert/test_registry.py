@@ -15,6 +15,7 @@ EDGE_TESTS = {
     ("savedmodel", "onnx"): "test_tf_onnx.py",
     ("tflite", "onnx"): "test_tf_onnx.py",
     ("caffe", "onnx"): "caffe/test_models.py",
+    ("jax", "onnx"): "jax/test_models.py",
     ("mxnet", "onnx"): "mxnet/test_models.py",
     ("onnx", "savedmodel"): "onnx_tf/test_models.py",
     ("onnx", "pytorch"): "onnx_torch/test_models.py",

@@ -207,11 +207,17 @@ def build_model(model, specs, *, dynamic_batch: bool = True, opset: int = ONNX_O
             declared[symbol] = expr
     avals = [jax.ShapeDtypeStruct(tuple(declared[n] if n else int(d) for n, d in zip(names, spec.shape)),
                                   spec.dtype) for spec, names in zip(specs, dim_names)]
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(model.params)
+    every, treedef = jax.tree_util.tree_flatten_with_path(model.params)
+    # Numeric leaves are traced as named arguments; others (an NNX module's RNG keys) stay fixed.
+    traced = [i for i, (_, leaf) in enumerate(every) if _is_numeric(leaf)]
+    leaves = [every[i] for i in traced]
     param_names = [_param_name(path) for path, _ in leaves]
 
     def flat_apply(flat_params, *inputs):
-        params = jax.tree_util.tree_unflatten(treedef, flat_params)
+        values = [leaf for _, leaf in every]
+        for i, value in zip(traced, flat_params):
+            values[i] = value
+        params = jax.tree_util.tree_unflatten(treedef, values)
         return jax.tree_util.tree_leaves(model.apply(params, *inputs))
 
     try:
@@ -248,6 +254,14 @@ def build_model(model, specs, *, dynamic_batch: bool = True, opset: int = ONNX_O
                                     producer_name="modelport")
     model_proto.ir_version = min(model_proto.ir_version, 10)
     return model_proto
+
+
+def _is_numeric(leaf) -> bool:
+    dtype = getattr(leaf, "dtype", None)
+    try:
+        return dtype is not None and np.dtype(dtype).kind in "biufc"
+    except TypeError:  # JAX's extended dtypes (PRNG keys)
+        return False
 
 
 def _param_name(path) -> str:

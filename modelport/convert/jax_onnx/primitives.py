@@ -141,7 +141,17 @@ def atan2(ctx: Context):
     return ctx.op("Where", [ctx.op("Less", [x, zero], "xneg"), fixed, base])
 
 
-@jax_primitive("stop_gradient", "reduce_precision", "copy", "copy_p", "optimization_barrier")
+@jax_primitive("reduce_precision")
+def reduce_precision(ctx: Context):
+    """Rounding to fewer bits; the identity when the type already has no more than asked."""
+    finfo = np.finfo(np.dtype(ctx.in_avals[0].dtype))
+    if int(ctx.params["exponent_bits"]) >= finfo.nexp and int(ctx.params["mantissa_bits"]) >= finfo.nmant:
+        return ctx.op("Identity", ctx.inputs)
+    raise ctx.unsupported(f"rounding {finfo.dtype} to {ctx.params['exponent_bits']} exponent and "
+                          f"{ctx.params['mantissa_bits']} mantissa bits")
+
+
+@jax_primitive("stop_gradient", "copy", "optimization_barrier")
 def identity(ctx: Context):
     """Markers for autodiff and the compiler: the values pass through."""
     outs = [ctx.op("Identity", [x], f"out{i}") for i, x in enumerate(ctx.inputs)]
@@ -223,9 +233,67 @@ def squeeze(ctx: Context):
     return ctx.op("Squeeze", [ctx.inputs[0], ctx.ints(ctx.params["dimensions"], "axes")])
 
 
-@jax_primitive("expand_dims")
-def expand_dims(ctx: Context):
-    return ctx.op("Unsqueeze", [ctx.inputs[0], ctx.ints(ctx.params["dimensions"], "axes")])
+@jax_primitive("stack")
+def stack(ctx: Context):
+    axis = int(ctx.params["axis"])
+    parts = [ctx.op("Unsqueeze", [x, ctx.ints([axis], f"axis{i}")], f"part{i}") for i, x in enumerate(ctx.inputs)]
+    return ctx.op("Concat", parts, axis=axis)
+
+
+@jax_primitive("rev")
+def rev(ctx: Context):
+    """Reversal along dims: a Slice with step -1 on each."""
+    axes = [int(d) for d in ctx.params["dimensions"]]
+    if not axes:
+        return ctx.op("Identity", ctx.inputs)
+    big = np.iinfo(np.int64).max
+    return ctx.op("Slice", [ctx.inputs[0], ctx.ints([-1] * len(axes), "starts"), ctx.ints([-big] * len(axes), "ends"),
+                            ctx.ints(axes, "axes"), ctx.ints([-1] * len(axes), "steps")])
+
+
+@jax_primitive("gather")
+def gather(ctx: Context):
+    """The gathers of indexing: whole slices picked by index along some axes (x[idx], jnp.take,
+    embeddings, strided views of dynamic-size arrays) -> Gather/GatherND on the indexed axes moved
+    first, the result's dims then ordered as lax's offset_dims say; one window at a computed start
+    (a static slice of a dynamic-size array) -> Slice."""
+    numbers = ctx.params["dimension_numbers"]
+    operand = ctx.in_avals[0].shape
+    indices = ctx.in_avals[1].shape
+    start = [int(a) for a in numbers.start_index_map]
+    collapsed = [int(a) for a in numbers.collapsed_slice_dims]
+    sizes = [s for s in ctx.params["slice_sizes"]]
+    if (len(indices) == 1 and not collapsed and [int(d) for d in numbers.offset_dims] == list(range(len(operand)))
+            and all(isinstance(sizes[a], (int, np.integer)) for a in start)):
+        # One window at a computed start (x[:, :1] on a dynamic batch): a Slice.
+        begin = ctx.op("Cast", [ctx.inputs[1]], "begin", to=onnx_dtype(np.int64))
+        end = ctx.op("Add", [begin, ctx.ints([int(sizes[a]) for a in start], "sizes")], "end")
+        return ctx.op("Slice", [ctx.inputs[0], begin, end, ctx.ints(start, "axes")])
+    others = [k for k in range(len(operand)) if k not in start]
+    if (sorted(collapsed) != sorted(start) or getattr(numbers, "operand_batching_dims", ())
+            or int(indices[-1]) != len(start) or any(int(sizes[a]) != 1 for a in start)
+            or any(not _same(sizes[k], operand[k]) for k in others)):
+        raise ctx.unsupported("a gather other than whole slices picked by index (x[idx], jnp.take, strided views)")
+    # Indexed axes first, then GatherND: the result is the index dims, then the other operand dims.
+    perm = start + others
+    data = ctx.op("Transpose", [ctx.inputs[0]], "indexed_first", perm=perm) if perm != list(range(len(perm))) \
+        else ctx.inputs[0]
+    index = ctx.op("Cast", [ctx.inputs[1]], "index", to=onnx_dtype(np.int64))
+    if len(start) == 1:
+        index = ctx.op("Squeeze", [index, ctx.ints([len(indices) - 1], "last")], "index1")
+        y = ctx.op("Gather", [data, index], "gather", axis=0)
+    else:
+        y = ctx.op("GatherND", [data, index], "gather")
+    batch = len(indices) - 1
+    onnx_labels = [("i", j) for j in range(batch)] + [("o", k) for k in others]
+    offset = [int(d) for d in numbers.offset_dims]
+    kept, index_dims = iter(others), iter(range(batch))
+    jax_labels = [("o", next(kept)) if position in offset else ("i", next(index_dims))
+                  for position in range(len(onnx_labels))]
+    order = [onnx_labels.index(label) for label in jax_labels]
+    if order != list(range(len(order))):
+        return ctx.op("Transpose", [y], perm=order)
+    return ctx.op("Identity", [y])
 
 
 @jax_primitive("transpose")
@@ -247,12 +315,18 @@ def split(ctx: Context):
 
 @jax_primitive("slice")
 def slice_(ctx: Context):
-    starts = [int(s) for s in ctx.params["start_indices"]]
-    limits = [int(s) for s in ctx.params["limit_indices"]]
-    strides = [int(s) for s in (ctx.params.get("strides") or [1] * len(starts))]
-    axes = list(range(len(starts)))
-    return ctx.op("Slice", [ctx.inputs[0], ctx.ints(starts, "starts"), ctx.ints(limits, "ends"),
-                            ctx.ints(axes, "axes"), ctx.ints(strides, "steps")])
+    """Static start/limit/stride per axis; an axis kept whole (a dynamic one included) is skipped."""
+    shape = ctx.in_avals[0].shape
+    strides = ctx.params.get("strides") or [1] * len(shape)
+    starts, ends, axes, steps = [], [], [], []
+    for axis, (start, limit, stride) in enumerate(zip(ctx.params["start_indices"], ctx.params["limit_indices"], strides)):
+        if _same(start, 0) and _same(limit, shape[axis]) and _same(stride, 1):
+            continue
+        starts.append(int(start)), ends.append(int(limit)), axes.append(axis), steps.append(int(stride))
+    if not axes:
+        return ctx.op("Identity", ctx.inputs)
+    return ctx.op("Slice", [ctx.inputs[0], ctx.ints(starts, "starts"), ctx.ints(ends, "ends"),
+                            ctx.ints(axes, "axes"), ctx.ints(steps, "steps")])
 
 
 @jax_primitive("pad")
@@ -314,10 +388,8 @@ def argmax(ctx: Context):
     return ctx.op("Cast", [index], to=onnx_dtype(ctx.params["index_dtype"]))
 
 
-@jax_primitive("cumsum", "cumprod", "cummax", "cummin", "cumlogsumexp")
-def cumulative(ctx: Context):
-    if ctx.eqn.primitive.name != "cumsum":
-        raise ctx.unsupported("cumulative products/extrema (only cumsum)")
+@jax_primitive("cumsum")
+def cumsum(ctx: Context):
     axis = ctx.const(np.int64(ctx.params["axis"]), suffix="axis")
     return ctx.op("CumSum", [ctx.inputs[0], axis], reverse=int(bool(ctx.params.get("reverse"))))
 
@@ -412,8 +484,12 @@ def _window(ctx: Context, kind: str):
                   "lead") if others else None
     x = ctx.op("Reshape", [x, ctx.ints([1, -1, *[int(shape[a]) for a in spatial]], "nc")], "folded")
     attrs = dict(kernel_shape=[dims[a] for a in spatial], strides=[strides[a] for a in spatial],
-                 pads=[padding[a][0] for a in spatial] + [padding[a][1] for a in spatial],
-                 dilations=[int(p["window_dilation"][a]) for a in spatial])
+                 pads=[padding[a][0] for a in spatial] + [padding[a][1] for a in spatial])
+    dilations = [int(p["window_dilation"][a]) for a in spatial]
+    if any(d != 1 for d in dilations):
+        if kind != "max" and ctx.graph.opset < 19:
+            raise ctx.unsupported("a dilated sum window below opset 19 (pass --opset 19)")
+        attrs["dilations"] = dilations
     if kind == "max":
         y = ctx.op("MaxPool", [x], "pool", **attrs)
     else:  # a padded sum: the average counting the (zero) padding, times the window size

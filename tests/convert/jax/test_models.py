@@ -1,0 +1,140 @@
+"""JAX / Flax models (MLP as a jitted function, linen CNN with BatchNorm, NNX transformer block)
+convert from the command line; JAX itself is the reference."""
+import jax
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from flax import nnx, serialization
+
+from tests import zoo_jax
+from tests.conftest import listing
+
+MODELS = {  # factory, --input-shape, feeds at other sizes than traced
+    "mlp": ("tests.zoo_jax:mlp", ["x:1,8"], {"x": (5, 8)}),
+    "cnn": ("tests.zoo_jax:cnn", ["image:1,16,16,3"], {"image": (4, 16, 16, 3)}),
+    "block": ("tests.zoo_jax:block", ["tokens:batch,seq,32"], {"tokens": (3, 11, 32)}),
+}
+
+
+def _jax_outputs(name, feeds):
+    built = getattr(zoo_jax, name)()
+    if isinstance(built, tuple):
+        module, variables = built
+        return np.asarray(module.apply(variables, *feeds.values()))
+    if hasattr(built, "eval"):
+        built.eval()  # an NNX module: inference mode (no dropout), as modelport runs it
+    return np.asarray(built(*feeds.values()))
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_converts_with_parity(cli, tmp_path, name):
+    factory, shapes, sizes = MODELS[name]
+    dst = tmp_path / f"{name}.onnx"
+    flags = [flag for shape in shapes for flag in ("--input-shape", shape)]
+    result = cli("convert", factory, dst, *flags, "--json")
+    assert result.code == 0, result.err
+    report = result.json()
+    assert report["source_format"] == "jax" and report["checked"] and report["passed"], report
+    model = onnx.load(str(dst))
+    onnx.checker.check_model(model, full_check=True)
+    rng = np.random.default_rng(7)
+    feeds = {k: rng.standard_normal(v).astype(np.float32) for k, v in sizes.items()}
+    expected = _jax_outputs(name, feeds)
+    got = ort.InferenceSession(str(dst)).run(None, feeds)[0]
+    assert got.shape == expected.shape
+    assert np.abs(expected).std() > 0.1, "outputs near a constant prove nothing"
+    np.testing.assert_allclose(got, expected, atol=2e-5, rtol=1e-4)
+    assert listing(tmp_path) == [dst.name]
+
+
+def test_weights_are_named_by_their_pytree_path(cli, tmp_path):
+    dst = tmp_path / "cnn.onnx"
+    assert cli("convert", "tests.zoo_jax:cnn", dst, "--input-shape", "image:1,16,16,3").code == 0
+    names = {init.name for init in onnx.load(str(dst)).graph.initializer}
+    assert {"params/Conv_0/kernel", "batch_stats/BatchNorm_1/var", "params/Dense_0/bias"} <= names
+
+
+def test_dynamic_dims_follow_the_input_shape(cli, tmp_path):
+    dst = tmp_path / "block.onnx"
+    assert cli("convert", "tests.zoo_jax:block", dst, "--input-shape", "tokens:batch,seq,32").code == 0
+    graph = onnx.load(str(dst)).graph
+    dims = lambda value: [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]  # noqa: E731
+    assert dims(graph.input[0]) == ["batch", "seq", 32] and dims(graph.output[0]) == ["batch", "seq", 32]
+    fixed = tmp_path / "fixed.onnx"
+    assert cli("convert", "tests.zoo_jax:mlp", fixed, "--input-shape", "x:2,8", "--fixed-batch").code == 0
+    assert dims(onnx.load(str(fixed)).graph.input[0]) == [2, 8]
+
+
+@pytest.mark.parametrize("kind", ["linen", "nnx"])
+def test_weights_restore_a_msgpack_checkpoint(cli, tmp_path, kind):
+    checkpoint = tmp_path / "trained.msgpack"
+    if kind == "linen":
+        _, variables = zoo_jax.cnn()
+        checkpoint.write_bytes(serialization.to_bytes(variables))
+        factory, shape, feeds = "tests.zoo_jax:cnn_init", "image:1,16,16,3", {"image": (2, 16, 16, 3)}
+    else:
+        trained = nnx.state(zoo_jax.block(), nnx.Not(nnx.RngState)).to_pure_dict()
+        checkpoint.write_bytes(serialization.to_bytes(trained))
+        factory, shape, feeds = "tests.zoo_jax:block_init", "tokens:1,7,32", {"tokens": (2, 7, 32)}
+    dst = tmp_path / "restored.onnx"
+    result = cli("convert", factory, dst, "--input-shape", shape, "--weights", checkpoint, "--json")
+    assert result.code == 0, result.err and result.json()["passed"]
+    rng = np.random.default_rng(3)
+    arrays = {k: rng.standard_normal(v).astype(np.float32) for k, v in feeds.items()}
+    trained = _jax_outputs("cnn" if kind == "linen" else "block", arrays)
+    untrained = _jax_outputs("cnn_init" if kind == "linen" else "block_init", arrays) if kind == "nnx" else \
+        np.asarray(zoo_jax.cnn_init()[0].apply(zoo_jax.cnn_init()[1], *arrays.values()))
+    got = ort.InferenceSession(str(dst)).run(None, arrays)[0]
+    np.testing.assert_allclose(got, trained, atol=2e-5, rtol=1e-4)
+    assert np.abs(got - untrained).max() > 1e-2  # the checkpoint's weights, not the fresh ones
+
+
+def test_info_and_validate(cli, tmp_path):
+    info = cli("info", "tests.zoo_jax:cnn", "--input-shape", "image:1,16,16,3", "--json")
+    assert info.code == 0, info.err
+    data = info.json()
+    assert data["format"] == "jax" and data["kind"] == "Flax linen module" and data["parameters"] == 3306
+    assert data["outputs"] == [{"name": "output", "shape": [None, 10], "dtype": "float32"}]
+    dst = tmp_path / "cnn.onnx"
+    assert cli("convert", "tests.zoo_jax:cnn", dst, "--input-shape", "image:1,16,16,3").code == 0
+    result = cli("validate", "tests.zoo_jax:cnn", dst, "--input-shape", "image:1,16,16,3", "--json")
+    assert result.code == 0, result.err
+    assert result.json()["passed"]
+
+
+# -- bad input: exit 2, nothing written -------------------------------------------------------------
+def test_missing_input_shape(cli, tmp_path):
+    result = cli("convert", "tests.zoo_jax:mlp", tmp_path / "out.onnx")
+    assert result.code == 2
+    assert "its inputs have no recorded shapes" in result.err and "--input-shape" in result.err
+    assert listing(tmp_path) == []
+
+
+def test_unsupported_primitive_is_named(cli, tmp_path):
+    result = cli("convert", "tests.zoo_jax:sorted_values", tmp_path / "out.onnx", "--input-shape", "x:1,5")
+    assert result.code == 2
+    assert "JAX op 'sort' cannot be converted" in result.err and "jax_primitive" in result.err
+    assert listing(tmp_path) == []
+
+
+def test_weights_for_a_jitted_function_are_refused(cli, tmp_path):
+    (tmp_path / "w.msgpack").write_bytes(serialization.to_bytes({"a": np.zeros(2)}))
+    result = cli("convert", "tests.zoo_jax:mlp", tmp_path / "out.onnx", "--input-shape", "x:1,8",
+                 "--weights", tmp_path / "w.msgpack")
+    assert result.code == 2 and "closes over its own" in result.err
+    assert listing(tmp_path) == ["w.msgpack"]
+
+
+def test_checkpoint_of_another_model_is_refused(cli, tmp_path):
+    (tmp_path / "w.msgpack").write_bytes(serialization.to_bytes({"params": {"other": np.zeros(2)}}))
+    result = cli("convert", "tests.zoo_jax:cnn_init", tmp_path / "out.onnx", "--input-shape", "image:1,16,16,3",
+                 "--weights", tmp_path / "w.msgpack")
+    assert result.code == 2 and "cannot restore 'w.msgpack'" in result.err
+    assert listing(tmp_path) == ["w.msgpack"]
+
+
+def test_a_non_model_factory_is_refused(cli, tmp_path):
+    result = cli("convert", "tests.zoo_jax:not_a_model", tmp_path / "out.onnx")
+    assert result.code == 2 and "gave a dict" in result.err
+    assert jax.__version__  # (jax imported: the factory module is JAX code)
