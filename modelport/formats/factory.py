@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from ..errors import InvalidModelError, UsageError, first_line
 from .detect import FACTORY_SPEC
@@ -81,10 +81,26 @@ def _is_model(obj) -> bool:
     return framework_of(obj) is not None and not isinstance(obj, type)
 
 
+def is_linen_pair(obj) -> bool:
+    """A Flax linen module with its variables: ``(module, variables)``."""
+    return (isinstance(obj, tuple) and len(obj) == 2 and
+            any(c.__module__.startswith("flax.linen") for c in type(obj[0]).__mro__) and isinstance(obj[1], Mapping))
+
+
+def _is_jax_object(obj) -> bool:
+    """A jitted function, a Flax module, or a (linen module, variables) pair."""
+    if is_linen_pair(obj):
+        return True
+    for cls in type(obj).__mro__:
+        module = cls.__module__ or ""
+        if module.startswith("flax.") or (module.startswith(("jax.", "jaxlib")) and callable(obj)):
+            return True
+    return False
+
+
 def framework_of(obj) -> str | None:
     """'torch', 'keras' or 'jax' from the classes an object is made of, without importing them."""
-    from .jax import is_jax_object
-    if not isinstance(obj, type) and is_jax_object(obj):
+    if not isinstance(obj, type) and _is_jax_object(obj):
         return "jax"
     classes = type(obj).__mro__ if not isinstance(obj, type) else obj.__mro__
     for cls in classes:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ..errors import InvalidModelError, UsageError, first_line
 from ..tensors import TensorSpec
 from .base import Format, Probe, Session, register_format
+from .factory import is_linen_pair
 
 
 @dataclass
@@ -32,24 +33,8 @@ class JaxModel:
     kind: str
 
 
-def _is_linen_pair(obj) -> bool:
-    return (isinstance(obj, tuple) and len(obj) == 2 and
-            any(c.__module__.startswith("flax.linen") for c in type(obj[0]).__mro__) and isinstance(obj[1], Mapping))
-
-
-def is_jax_object(obj) -> bool:
-    """A jitted function, a Flax module, or a (linen module, variables) pair; without importing jax."""
-    if _is_linen_pair(obj):
-        return True
-    for cls in type(obj).__mro__:
-        module = cls.__module__ or ""
-        if module.startswith(("flax.", "jax.", "jaxlib")) and (callable(obj) or module.startswith("flax.")):
-            return True
-    return False
-
-
 def as_jax_model(obj, spec: str, weights: str | Path | None = None) -> JaxModel:
-    if _is_linen_pair(obj):
+    if is_linen_pair(obj):
         module, variables = obj
         if weights is not None:
             variables = _restore(variables, weights)
@@ -104,10 +89,10 @@ class JaxSession(Session):
     format_name = "jax"
 
     def __init__(self, source, *, weights=None, input_specs: Sequence[TensorSpec] | None = None, **_ignored):
-        from .factory import take
         spec = str(source)
         super().__init__(spec)
         self.source = spec
+        from .factory import take
         self.model = as_jax_model(take(spec), spec, weights)
         self.inputs = list(input_specs or [])
         self.outputs: list[TensorSpec] = []
