@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.modelport-installed
 
-.PHONY: install demo test bench bench-onnx-tf bench-onnx-torch bench-edge bench-tfjs bench-serve container container-base proto clean
+.PHONY: install demo test bench bench-onnx-tf bench-onnx-torch bench-sources mxnet-fixtures bench-edge bench-tfjs bench-serve container container-base proto clean
 
 TFJS_RUNNER := modelport/edge/tfjs_runner
 
@@ -47,6 +47,18 @@ bench-onnx-tf: $(STAMP)
 # ONNX -> PyTorch against onnx2torch (installs onnx2torch into benchmarks/.venvs/onnx2torch on first use).
 bench-onnx-torch: $(STAMP)
 	$(PY) benchmarks/onnx_torch_bench.py
+
+# MXNet, Lightning and JAX/Flax to ONNX: time and error; the JAX routes side by side (jax2onnx in its own venv).
+bench-sources: $(STAMP)
+	$(PY) benchmarks/sources_bench.py
+
+# The MXNet test models and the outputs real MXNet 1.9.1 computes on them (tests/data/mxnet/): MXNet
+# needs numpy < 1.24, so it gets a venv of its own, never modelport's.
+MXNET_VENV := $(VENV)/peers/mxnet
+mxnet-fixtures:
+	test -x $(MXNET_VENV)/bin/python || $(PYTHON) -m venv $(MXNET_VENV)
+	$(MXNET_VENV)/bin/python -m pip install --quiet mxnet==1.9.1 "numpy==1.23.5"
+	$(MXNET_VENV)/bin/python tests/data/mxnet/make_fixtures.py tests/data/mxnet
 
 # TFLite bundle modes (fp32, fp16, dynamic, int8): size and LiteRT latency against Keras in TF.
 bench-edge: $(STAMP)

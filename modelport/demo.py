@@ -12,6 +12,7 @@ from typing import Callable
 from rich.markup import escape
 
 from ._console import console
+from .errors import UsageError
 
 
 def demo_cnn():
@@ -60,6 +61,49 @@ def _get_lenet(workdir: Path) -> None:
     for name in ("deploy.prototxt", "weights.caffemodel", "labels.txt"):
         shutil.copy(LENET / name, target / name)
     console.print(f"copied Caffe's trained MNIST LeNet to {escape(str(target))}")
+
+
+MXNET_CNN = Path(__file__).resolve().parent / "data" / "mxnet_cnn"  # made by real MXNet 1.9.1; data/SOURCES.md
+
+
+def _get_mxnet(workdir: Path) -> None:
+    import shutil
+    target = workdir / "mxnet_cnn"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("mx_cnn-symbol.json", "mx_cnn-0000.params"):
+        shutil.copyfile(MXNET_CNN / name, target / name)
+
+
+def _train_lightning(workdir: Path) -> None:
+    import importlib.util
+    if importlib.util.find_spec("lightning") is None:
+        raise UsageError("this step trains a LightningModule, which needs Lightning", hint="pip install lightning")
+    from .demo_lightning import train_checkpoint
+    train_checkpoint(workdir / "classifier.ckpt")
+
+
+def demo_flax():
+    """A small Flax linen CNN with BatchNorm, as (module, variables): the demo's JAX factory
+    (``modelport.demo:demo_flax``); NHWC images 16x16x3 -> 5 logits."""
+    import jax
+    import numpy as np
+    from flax import linen as nn
+
+    class FlaxCNN(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.relu(nn.BatchNorm(use_running_average=True)(nn.Conv(8, (3, 3))(x)))
+            x = nn.max_pool(x, (2, 2), (2, 2))
+            x = nn.gelu(nn.Conv(16, (3, 3), strides=2)(x))
+            return nn.Dense(5)(x.mean(axis=(1, 2)))
+
+    module = FlaxCNN()
+    variables = module.init(jax.random.PRNGKey(0), np.zeros((1, 16, 16, 3), np.float32))
+    rng = np.random.default_rng(0)  # trained-looking BatchNorm statistics
+    stats = variables["batch_stats"]["BatchNorm_0"]
+    variables["batch_stats"]["BatchNorm_0"] = {"mean": rng.uniform(-0.2, 0.2, stats["mean"].shape).astype(np.float32),
+                                               "var": rng.uniform(0.5, 1.5, stats["var"].shape).astype(np.float32)}
+    return module, variables
 
 
 def _serve_and_query(workdir: Path) -> None:
@@ -151,6 +195,18 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
         ("Convert LeNet to ONNX; parity is checked against OpenCV's Caffe runtime",
          ["convert", f"{w}/lenet/deploy.prototxt", f"{w}/lenet.onnx", "--weights", f"{w}/lenet/weights.caffemodel",
           "--report", f"{w}/lenet_parity.json"]),
+        ("Get an MXNet model (symbol JSON + .params, made by MXNet 1.9.1; shipped with modelport)",
+         lambda: _get_mxnet(workdir)),
+        ("Convert it to ONNX without MXNet: modelport reads both files itself; parity is checked against its MXNet "
+         "interpreter (held to real MXNet's outputs by the tests)",
+         ["convert", f"{w}/mxnet_cnn", f"{w}/mxnet_cnn.onnx", "--input-shape", "data:1,3,32,32"]),
+        ("Train a LightningModule for a few steps with lightning.Trainer and save its checkpoint",
+         lambda: _train_lightning(workdir)),
+        ("Convert the Lightning checkpoint to ONNX: read with weights_only=True, the model rebuilt by its class",
+         ["convert", f"{w}/classifier.ckpt", f"{w}/classifier.onnx",
+          "--factory", "modelport.demo_lightning:DemoClassifier"]),
+        ("Convert a Flax CNN (linen module + variables) to ONNX through its jaxpr; parity is checked against JAX",
+         ["convert", "modelport.demo:demo_flax", f"{w}/flax_cnn.onnx", "--input-shape", "image:1,16,16,3"]),
         ("Validate PyTorch against ONNX module by module; write an HTML report",
          ["validate", "modelport.demo:demo_cnn", f"{w}/cnn.onnx", "--weights", f"{w}/cnn_weights.pt",
           "--input-shape", "image:1,3,32,32", "--localize", "--report", f"{w}/cnn_validate.html"]),
@@ -178,8 +234,8 @@ def run_demo(workdir: Path, run_command: Callable[[list[str]], int]) -> None:
         f"In {elapsed:.0f}s the demo built a PyTorch CNN and a two-input, two-output Keras model, "
         f"converted both (the CNN also for any image size, optimized, on to TFLite, back into PyTorch as a .pt2 with "
         f"editable source, to ORT Mobile and TF.js bundles, "
-        f"and served it over REST and gRPC) and Caffe's LeNet "
+        f"and served it over REST and gRPC), Caffe's LeNet, an MXNet model, a Lightning checkpoint and a Flax CNN "
         f"to ONNX, checked each "
         f"against its own runtime (PyTorch, Keras, "
-        f"OpenCV) on seeded inputs (batch 1 and 3), and validated the CNN's ONNX against PyTorch module by module. "
+        f"OpenCV, JAX) on seeded inputs (batch 1 and 3), and validated the CNN's ONNX against PyTorch module by module. "
         f"Models and reports are in {escape(str(workdir))}/; open cnn_validate.html in a browser.")

@@ -214,3 +214,22 @@ def test_params_reader_takes_both_array_layouts(tmp_path):
     assert current["aux:bn1_moving_var"].shape == (16,) and (current["aux:bn1_moving_var"] > 0).all()
     head = (DATA / "mx_cnn" / "mx_cnn-0000.params").read_bytes()[24:28]
     assert struct.unpack("<I", head)[0] == ND_V2_MAGIC
+
+
+@pytest.mark.parametrize("folder", ["mtcnn_det1", "mtcnn_det2"])
+def test_mtcnn_matches_its_caffe_twin_in_opencv(cli, tmp_path, folder):
+    """A second independent reference: the repository also published MTCNN as Caffe files. Their
+    weights are the MXNet ones for images with the channels reversed and the axes transposed (MTCNN
+    was trained in MATLAB, whose images are column-major): OpenCV running the twin on such images
+    gives the converted model's outputs, transposed back."""
+    from modelport.formats.caffe import CaffeSession
+    feeds, _ = recorded(folder)
+    image = feeds["data"][:, :, :24, :24]  # P-Net takes any size; the twin declares 12x12 or 24x24
+    dst = tmp_path / "mtcnn.onnx"
+    assert cli("convert", DATA / folder, dst, "--input-shape", "data:1,3,24,24").code == 0
+    ours = ort.InferenceSession(str(dst)).run(None, {"data": image})
+    twin = CaffeSession(DATA / folder / "caffe_twin.prototxt")
+    theirs = twin.run({twin.inputs[0].name: np.ascontiguousarray(image[:, ::-1].transpose(0, 1, 3, 2))})
+    for got, expected in zip(ours, theirs.values()):
+        expected = expected.transpose(0, 1, 3, 2) if expected.ndim == 4 else expected
+        np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
