@@ -23,7 +23,7 @@ def sniff(path: Path) -> tuple[str | None, str]:
         head = probe.head
         if not head:
             return None, "an empty file"
-        if head.lstrip()[:1] == b"<":
+        if re.match(rb"<[A-Za-z!?]", head.lstrip()):  # a tag; a binary file may start with the byte '<' too
             return None, "an HTML/XML page"
     for fmt in FORMATS.values():
         description = fmt.sniff(probe)

@@ -2,7 +2,10 @@
 
 * a jitted function (``jax.jit(f)``, its weights closed over),
 * a Flax NNX module (run in eval mode), or
-* a Flax linen module with its variables, as the tuple ``(module, variables)``.
+* a Flax linen module with its variables, as the tuple ``(module, variables)``;
+
+or as a serialized ``jax.export`` artifact (``exported.serialize()`` saved as NAME.jax), which
+records its input shapes (symbolic dims stay dynamic) and holds its weights.
 
 ``--weights`` restores a Flax msgpack checkpoint (``flax.serialization.to_bytes``) into the
 module's variables; msgpack holds arrays and containers only, so nothing is executed.
@@ -85,6 +88,36 @@ def output_names(tree) -> list[str]:
     return names
 
 
+def read_exported(path: Path):
+    """A serialized ``jax.export.Exported`` (``exported.serialize()`` written to a file)."""
+    import jax
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidModelError(f"no such file: {str(path)!r}") from None
+    try:
+        return jax.export.deserialize(bytearray(data))
+    except Exception as exc:  # the flatbuffer reader's errors
+        raise InvalidModelError(f"{path.name!r} is not a serialized jax.export artifact: {first_line(exc)}",
+                                hint="write it with open(path, 'wb').write(jax.export.export(f)(*args).serialize())"
+                                ) from exc
+
+
+def _exported_inputs(exported, given: Sequence[TensorSpec]) -> list[TensorSpec]:
+    """The artifact's inputs (its shapes; symbolic dims stay dynamic), named by --input-shape if given."""
+    specs = []
+    for i, aval in enumerate(exported.in_avals):
+        shape = tuple(d if isinstance(d, (int, np.integer)) else None for d in aval.shape)
+        names = tuple(None if isinstance(d, (int, np.integer)) else str(d) for d in aval.shape)
+        specs.append(TensorSpec(f"input_{i}", shape, np.dtype(aval.dtype), dim_names=names if any(names) else None))
+    if given:
+        if len(given) != len(specs):
+            raise UsageError(f"the artifact takes {len(specs)} input(s); --input-shape gave {len(given)}",
+                             hint="an artifact records its shapes: --input-shape only names its inputs, in order")
+        specs = [TensorSpec(g.name, s.shape, s.dtype, dim_names=s.dim_names) for g, s in zip(given, specs)]
+    return specs
+
+
 class JaxSession(Session):
     format_name = "jax"
 
@@ -92,9 +125,17 @@ class JaxSession(Session):
         spec = str(source)
         super().__init__(spec)
         self.source = spec
-        from .factory import take
-        self.model = as_jax_model(take(spec), spec, weights)
-        self.inputs = list(input_specs or [])
+        self.exported = None
+        from .factory import is_factory_spec, take
+        if is_factory_spec(spec):
+            self.model = as_jax_model(take(spec), spec, weights)
+            self.inputs = list(input_specs or [])
+        else:
+            if weights is not None:
+                raise UsageError("--weights goes with a Flax module from a factory; an artifact holds its weights")
+            self.exported = read_exported(Path(source))
+            self.model = JaxModel(lambda _, *xs: self.exported.call(*xs), None, "jax.export artifact")
+            self.inputs = _exported_inputs(self.exported, list(input_specs or []))
         self.outputs: list[TensorSpec] = []
         if self.inputs and all(s.shape is not None for s in self.inputs):
             probe = self._call([np.zeros([1 if d is None else d for d in s.shape], s.dtype) for s in self.inputs])
@@ -124,13 +165,19 @@ class JaxSession(Session):
 
     @property
     def flexible_batch(self) -> bool:
+        if self.exported is not None:  # an artifact runs the shapes it was exported for
+            return bool(self.inputs) and all(s.shape and s.shape[0] is None for s in self.inputs)
         return True  # JAX retraces for each new shape
 
     def describe(self) -> dict[str, Any]:
         import jax
         count = sum(int(np.prod(getattr(leaf, "shape", ()))) for leaf in jax.tree_util.tree_leaves(self.model.params))
-        return {"kind": self.model.kind, "parameters": count if self.model.params is not None else "closed over",
-                "jax": jax.__version__, "backend": jax.default_backend()}
+        facts = {"kind": self.model.kind, "parameters": count if self.model.params is not None else "closed over",
+                 "jax": jax.__version__, "backend": jax.default_backend()}
+        if self.exported is not None:
+            facts.update({"platforms": list(self.exported.platforms), "function": self.exported.fun_name,
+                          "calling_convention_version": self.exported.calling_convention_version})
+        return facts
 
 
 def open_jax(source, **options) -> JaxSession:
@@ -138,9 +185,14 @@ def open_jax(source, **options) -> JaxSession:
 
 
 def sniff_jax(probe: Probe) -> str | None:
-    return None  # JAX models are Python code (package.module:factory), never files
+    """A ``.jax`` file holding a flatbuffer (jax.export's serialization has no file identifier, so the
+    suffix names it; the root offset must point inside the file). Factories are Python code."""
+    if probe.is_dir or probe.path.suffix != ".jax" or len(probe.head) < 8:
+        return None
+    root = int.from_bytes(probe.head[:4], "little")
+    return "a serialized jax.export artifact" if 8 <= root < probe.path.stat().st_size else None
 
 
-register_format(Format("jax", "JAX / Flax", (), open_jax, sniff_jax, extra="jax", runtime_modules=("jax", "flax"),
+register_format(Format("jax", "JAX / Flax", (".jax",), open_jax, sniff_jax, extra="jax", runtime_modules=("jax", "flax"),
                        aliases=("flax",), open_options=frozenset({"weights", "input_specs"}),
                        factory_framework="jax"))

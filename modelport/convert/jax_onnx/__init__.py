@@ -31,8 +31,14 @@ def jax_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
 
     from .graph import build_model
     session.require_shapes()
-    model = build_model(session.model, session.inputs, dynamic_batch=options.dynamic_batch,
-                        opset=options.opset or ONNX_OPSET, name=session.source.split(":")[-1])
+    opset = options.opset or ONNX_OPSET
+    if session.exported is not None:  # an artifact holds StableHLO, not a jaxpr
+        from .stablehlo import build_from_exported
+        model = build_from_exported(session.exported, session.inputs, opset=opset,
+                                    name=session.exported.fun_name or "jax_export")
+    else:
+        model = build_model(session.model, session.inputs, dynamic_batch=options.dynamic_batch, opset=opset,
+                            name=session.source.split(":")[-1])
     model.doc_string = f"converted from JAX {session.source} ({session.model.kind})"
     helper.set_model_props(model, {"source_format": "jax", "jax_source": session.source})
     checker.check_model(model)

@@ -138,3 +138,73 @@ def test_a_non_model_factory_is_refused(cli, tmp_path):
     result = cli("convert", "tests.zoo_jax:not_a_model", tmp_path / "out.onnx")
     assert result.code == 2 and "gave a dict" in result.err
     assert jax.__version__  # (jax imported: the factory module is JAX code)
+
+
+# -- serialized jax.export artifacts (StableHLO) ----------------------------------------------------
+def _export(tmp_path, name, shape, symbolic):
+    fn = jax.jit(_callable(name))
+    if symbolic:
+        arg = jax.ShapeDtypeStruct(jax.export.symbolic_shape(",".join(["b", *map(str, shape[1:])])), np.float32)
+    else:
+        arg = jax.ShapeDtypeStruct(shape, np.float32)
+    exported = jax.export.export(fn)(arg)
+    path = tmp_path / f"{name}_{'symbolic' if symbolic else 'static'}.jax"
+    path.write_bytes(exported.serialize())
+    return path, exported
+
+
+def _callable(name):
+    built = getattr(zoo_jax, name)()
+    if isinstance(built, tuple):
+        module, variables = built
+        return lambda x: module.apply(variables, x)
+    built.eval() if hasattr(built, "eval") else None
+    return built
+
+
+@pytest.mark.parametrize("symbolic", [False, True], ids=["static", "symbolic_batch"])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_jax_export_artifact_converts(cli, tmp_path, name, symbolic):
+    shape = {"mlp": (2, 8), "cnn": (2, 16, 16, 3), "block": (2, 7, 32)}[name]
+    path, exported = _export(tmp_path, name, shape, symbolic)
+    dst = tmp_path / f"{name}.onnx"
+    result = cli("convert", path, dst, "--json")
+    assert result.code == 0, result.err
+    assert result.json()["source_format"] == "jax" and result.json()["passed"]
+    batch = 5 if symbolic else 2
+    x = np.random.default_rng(2).standard_normal((batch, *shape[1:])).astype(np.float32)
+    session = ort.InferenceSession(str(dst))
+    first = session.get_inputs()[0]
+    assert first.shape[0] == ("b" if symbolic else 2)
+    got = session.run(None, {first.name: x})[0]
+    expected = np.asarray(exported.call(x))
+    assert np.abs(expected).std() > 0.1
+    np.testing.assert_allclose(got, expected, atol=2e-5, rtol=1e-4)
+    np.testing.assert_allclose(got, np.asarray(_callable(name)(x)), atol=2e-5, rtol=1e-4)  # the model itself
+
+
+def test_artifact_info_and_input_names(cli, tmp_path):
+    path, _ = _export(tmp_path, "cnn", (2, 16, 16, 3), True)
+    data = cli("info", path, "--json").json()
+    assert data["format"] == "jax" and data["kind"] == "jax.export artifact" and data["platforms"] == ["cpu"]
+    assert data["inputs"] == [{"name": "input_0", "shape": [None, 16, 16, 3], "dtype": "float32"}]
+    dst = tmp_path / "named.onnx"
+    assert cli("convert", path, dst, "--input-shape", "image:1,16,16,3").code == 0
+    assert [i.name for i in onnx.load(str(dst)).graph.input] == ["image"]
+
+
+def test_damaged_artifact_is_refused(cli, tmp_path):
+    path, _ = _export(tmp_path, "mlp", (2, 8), False)
+    path.write_bytes(path.read_bytes()[:200])
+    result = cli("convert", path, tmp_path / "out.onnx")
+    assert result.code == 2 and "is not a serialized jax.export artifact" in result.err
+    assert listing(tmp_path) == [path.name]
+
+
+def test_artifact_with_an_unconvertible_operation(cli, tmp_path):
+    exported = jax.export.export(zoo_jax.sorted_values())(jax.ShapeDtypeStruct((2, 5), np.float32))
+    path = tmp_path / "sort.jax"
+    path.write_bytes(exported.serialize())
+    result = cli("convert", path, tmp_path / "out.onnx")
+    assert result.code == 2 and "StableHLO op 'stablehlo.sort' cannot be converted" in result.err
+    assert listing(tmp_path) == ["sort.jax"]
