@@ -106,6 +106,16 @@ def demo_flax():
     return module, variables
 
 
+def _export_flax(workdir: Path) -> None:
+    """The demo's Flax CNN as a jax.export artifact with a symbolic batch, serialized."""
+    import jax
+    import numpy as np
+    module, variables = demo_flax()
+    batch = jax.ShapeDtypeStruct(jax.export.symbolic_shape("batch,16,16,3"), np.float32)
+    exported = jax.export.export(jax.jit(lambda image: module.apply(variables, image)))(batch)
+    (workdir / "flax_cnn.jax").write_bytes(exported.serialize())
+
+
 def _serve_and_query(workdir: Path) -> None:
     """Serve cnn.onnx (the same server as `modelport serve`, here in a thread on free ports) and ask
     it over each protocol what ONNX Runtime says directly."""
@@ -207,6 +217,10 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
           "--factory", "modelport.demo_lightning:DemoClassifier"]),
         ("Convert a Flax CNN (linen module + variables) to ONNX through its jaxpr; parity is checked against JAX",
          ["convert", "modelport.demo:demo_flax", f"{w}/flax_cnn.onnx", "--input-shape", "image:1,16,16,3"]),
+        ("Export the same CNN with jax.export (a serialized StableHLO artifact, batch symbolic)",
+         lambda: _export_flax(workdir)),
+        ("Convert the artifact to ONNX: no Python code needed, its shapes and weights are in the file",
+         ["convert", f"{w}/flax_cnn.jax", f"{w}/flax_cnn_exported.onnx"]),
         ("Validate PyTorch against ONNX module by module; write an HTML report",
          ["validate", "modelport.demo:demo_cnn", f"{w}/cnn.onnx", "--weights", f"{w}/cnn_weights.pt",
           "--input-shape", "image:1,3,32,32", "--localize", "--report", f"{w}/cnn_validate.html"]),

@@ -21,7 +21,8 @@ def test_demo_then_readme_examples(cli, tmp_path, monkeypatch):
     result = cli("demo", "--workdir", tmp_path / "modelport-demo")
     assert result.code == 0, result.err
     for name in ("cnn.onnx", "cnn_any_size.onnx", "cnn_parity.json", "cnn_validate.html", "two_heads.keras", "two_heads.onnx",
-                 "two_heads_parity.json", "lenet.onnx", "lenet_parity.json"):
+                 "two_heads_parity.json", "lenet.onnx", "lenet_parity.json", "mxnet_cnn.onnx", "classifier.ckpt",
+                 "classifier.onnx", "flax_cnn.onnx", "flax_cnn.jax", "flax_cnn_exported.onnx"):
         assert (tmp_path / "modelport-demo" / name).is_file(), name
     assert "parity passed" in result.out
     assert "no divergence" in result.out  # the validate step localized module by module
