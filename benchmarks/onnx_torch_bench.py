@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import site
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from benchmarks.peer_venv import ensure_peer_venv  # noqa: E402
 
 PEER_VENV = REPO / "benchmarks" / ".venvs" / "onnx2torch"
 PEER = ["onnx2torch==1.5.15"]
@@ -51,20 +51,15 @@ MODELS = {"resnet18_calibrated": "image:1,3,224,224", "mobilenet_v2": "image:1,3
           "tiny_transformer": "x:1,7,32"}
 
 
+def _torchvision_stand_in(peer_site: Path) -> None:
+    (peer_site / "torchvision").mkdir(exist_ok=True)
+    (peer_site / "torchvision" / "__init__.py").write_text(TORCHVISION_STAND_IN)
+    (peer_site / "torchvision" / "ops.py").write_text(
+        "from . import _missing as nms, _missing as box_convert, _missing as roi_align  # noqa\n")
+
+
 def ensure_peer() -> Path:
-    python = PEER_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"installing {', '.join(PEER)} into {PEER_VENV} (once) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-        peer_site = next((PEER_VENV / "lib").glob("python3*/site-packages"))
-        # modelport's torch, onnx and numpy, seen from the peer's venv (its own packages come first).
-        (peer_site / "zz_modelport_venv.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", *PEER], check=True)
-        (peer_site / "torchvision").mkdir(exist_ok=True)
-        (peer_site / "torchvision" / "__init__.py").write_text(TORCHVISION_STAND_IN)
-        (peer_site / "torchvision" / "ops.py").write_text(
-            "from . import _missing as nms, _missing as box_convert, _missing as roi_align  # noqa\n")
-    return python
+    return ensure_peer_venv(PEER_VENV, PEER, then=_torchvision_stand_in)
 
 
 def ours(paths: list[Path], repeat: int) -> dict:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import site
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from benchmarks.peer_venv import ensure_peer_venv  # noqa: E402
 from benchmarks.timing import median_ms  # noqa: E402
 
 PEER_VENV = REPO / "benchmarks" / ".venvs" / "jax2onnx"
@@ -59,14 +59,7 @@ except Exception as exc:
 
 
 def ensure_peer() -> Path:
-    python = PEER_VENV / "bin" / "python"
-    if not python.exists():
-        print(f"installing jax2onnx into {PEER_VENV} (once) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-        peer_site = next((PEER_VENV / "lib").glob("python3*/site-packages"))
-        (peer_site / "zz_modelport_venv.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", *PEER], check=True)
-    return python
+    return ensure_peer_venv(PEER_VENV, PEER)
 
 
 def ort_run(path, feeds):
@@ -147,7 +140,7 @@ def jax_rows(work: Path, repeat: int, peer: bool):
     from modelport.convert.jax_onnx.graph import build_model
     from modelport.formats.jax import JaxModel
     from modelport.tensors import TensorSpec
-    rows, route_rows = [], []
+    route_rows = []
     python = ensure_peer() if peer else None
     for name, (input_name, shape) in JAX_MODELS.items():
         fn = jax_reference(name)

@@ -57,3 +57,17 @@ def padded_average_divisor_fix(size, out, kernel, stride, pad) -> np.ndarray | N
         fix = np.multiply.outer(fix, more)
     fix = np.asarray(fix, dtype=np.float32)
     return None if np.allclose(fix, 1.0) else fix
+
+
+def finish_model(graph, opset: int, *, doc: str = "", props: dict[str, str] | None = None, check: bool = True):
+    """``graph`` as a ModelProto at ``opset``, produced by modelport, typed with an IR version every
+    ONNX Runtime of the last years reads, its metadata set, and checked."""
+    from onnx import checker, helper
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="modelport",
+                              doc_string=doc)
+    model.ir_version = min(model.ir_version, 10)
+    if props:
+        helper.set_model_props(model, props)
+    if check:
+        checker.check_model(model)
+    return model

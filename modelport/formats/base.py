@@ -222,3 +222,13 @@ def register_format(fmt: Format, *, before: str | None = None) -> Format:
         FORMATS.clear()
         FORMATS.update(entries)
     return fmt
+
+
+def folder_pair(folder: Path, definitions: list[Path], weight_files: list[Path], weights, what: str,
+                hint: str) -> tuple[Path, Path]:
+    """(definition, weights) of a model given as a folder holding one of each (Caffe, MXNet);
+    ``weights`` given explicitly overrides the folder's."""
+    if len(definitions) != 1 or (len(weight_files) != 1 and weights is None):
+        raise UsageError(f"{str(folder)!r} should hold {what}; it has {len(definitions)} and {len(weight_files)}",
+                         hint=hint)
+    return definitions[0], Path(weights) if weights else weight_files[0]

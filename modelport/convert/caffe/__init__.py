@@ -23,23 +23,18 @@ def caffe_opsets() -> tuple[int, int]:
 @converter("caffe", "onnx", "modelport's Caffe parser", opsets=caffe_opsets)
 def caffe_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     """Caffe prototxt + caffemodel -> ONNX."""
-    from onnx import checker, helper
-
     from ...metadata import CAFFE_PREPROCESSING, CAFFE_PREPROCESSING_BAKED
+    from ..onnx_builder import finish_model
     from .graph import build_graph
     preprocessing = options.extra.get("preprocessing")
     bake = bool(options.extra.get("bake_preprocessing")) and preprocessing is not None
     graph, _, _ = build_graph(session.net, dynamic_batch=options.dynamic_batch,
                               preprocess=preprocessing.bake if bake else None)
-    opset = options.opset or ONNX_OPSET
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="modelport",
-                              doc_string=f"converted from Caffe {session.prototxt.name} + {session.caffemodel.name}")
-    model.ir_version = min(model.ir_version, 10)  # readable by every ONNX Runtime of the last years
     props = {"source_format": "caffe", "caffe_network": session.net.name}
     if preprocessing is not None:
         props[CAFFE_PREPROCESSING] = preprocessing.to_metadata()
         props[CAFFE_PREPROCESSING_BAKED] = "true" if bake else "false"
-    helper.set_model_props(model, props)
-    checker.check_model(model)
+    model = finish_model(graph, options.opset or ONNX_OPSET, props=props,
+                         doc=f"converted from Caffe {session.prototxt.name} + {session.caffemodel.name}")
     dst.write_bytes(model.SerializeToString())
     return dst

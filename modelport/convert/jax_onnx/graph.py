@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ...errors import InvalidModelError, UsageError
-from ..onnx_builder import Graph
+from ..onnx_builder import Graph, finish_model
 from ..ops import OpRegistry
 
 ONNX_OPSET = 18  # reductions take their axes as an input from 18: one spelling for all of them
@@ -250,10 +250,7 @@ def build_model(model, specs, *, dynamic_batch: bool = True, opset: int = ONNX_O
         dims = [d if isinstance(d, (int, np.integer)) else str(d) for d in aval.shape]
         graph_outputs.append(helper.make_tensor_value_info(out_name, onnx_dtype(aval.dtype), dims))
     onnx_graph = helper.make_graph(graph.nodes, name, graph_inputs, graph_outputs, graph.initializers)
-    model_proto = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
-                                    producer_name="modelport")
-    model_proto.ir_version = min(model_proto.ir_version, 10)
-    return model_proto
+    return finish_model(onnx_graph, opset, check=False)
 
 
 def _is_numeric(leaf) -> bool:

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ...errors import InvalidModelError, UnsupportedOpError
+from ..onnx_builder import finish_model
 from .graph import JaxprConverter, onnx_dtype
 
 ELEMENT_TYPES = {"f64": np.float64, "f32": np.float32, "f16": np.float16, "i1": np.bool_, "i8": np.int8,
@@ -490,9 +491,7 @@ def build_from_exported(exported, specs, *, opset: int, name: str = "jax_export"
         dims = [d if isinstance(d, (int, np.integer)) else str(d) for d in aval.shape]
         graph_outputs.append(helper.make_tensor_value_info(out_name, onnx_dtype(aval.dtype), dims))
     onnx_graph = helper.make_graph(graph.nodes, name, graph_inputs, graph_outputs, graph.initializers)
-    model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="modelport")
-    model.ir_version = min(model.ir_version, 10)
-    return model
+    return finish_model(onnx_graph, opset, check=False)
 
 
 def _tree(exported):

@@ -24,18 +24,14 @@ def mxnet_opsets() -> tuple[int, int]:
 @converter("mxnet", "onnx", "modelport's MXNet symbol reader", opsets=mxnet_opsets)
 def mxnet_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     """MXNet symbol JSON + .params -> ONNX."""
-    from onnx import checker, helper
-
+    from ..onnx_builder import finish_model
     from .graph import build_graph
     opset = options.opset or ONNX_OPSET
     graph, _ = build_graph(session.net, session.shapes, dynamic_batch=options.dynamic_batch, opset=opset)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="modelport",
-                              doc_string=f"converted from MXNet {session.symbol_path.name} + {session.params_path.name}")
-    model.ir_version = min(model.ir_version, 10)  # readable by every ONNX Runtime of the last years
     props = {"source_format": "mxnet", "mxnet_symbol": session.symbol_path.name}
     if session.net.version:
         props["mxnet_version"] = session.net.version
-    helper.set_model_props(model, props)
-    checker.check_model(model)
+    model = finish_model(graph, opset, props=props,
+                         doc=f"converted from MXNet {session.symbol_path.name} + {session.params_path.name}")
     dst.write_bytes(model.SerializeToString())
     return dst

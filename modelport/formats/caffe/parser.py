@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InvalidModelError, UsageError
+from ..base import folder_pair
 from . import caffe_pb2 as pb
 
 # V1 enum -> current type string (the layers we can convert, and the training-only ones we drop).
@@ -195,11 +196,8 @@ def resolve_pair(source: str | Path, weights: str | Path | None = None) -> tuple
         deploy = [p for p in prototxts if "deploy" in p.name]
         if len(deploy) == 1:
             prototxts = deploy
-        if len(prototxts) != 1 or (len(models) != 1 and weights is None):
-            raise UsageError(f"{str(source)!r} should hold one .prototxt and one .caffemodel; it has "
-                             f"{len(prototxts)} and {len(models)}",
-                             hint="give the prototxt and --weights explicitly")
-        return prototxts[0], Path(weights) if weights else models[0]
+        return folder_pair(source, prototxts, models, weights, "one .prototxt and one .caffemodel",
+                           hint="give the prototxt and --weights explicitly")
     if source.suffix == ".caffemodel":
         if weights is not None:
             raise UsageError("give the .prototxt as the model and the .caffemodel as --weights")

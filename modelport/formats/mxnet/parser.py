@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...errors import InvalidModelError, UsageError
+from ..base import folder_pair
 
 LIST_MAGIC = 0x112
 ND_V2_MAGIC = 0xF993FAC9
@@ -240,11 +241,8 @@ def resolve_pair(source: str | Path, weights: str | Path | None = None) -> tuple
     if source.is_dir():
         symbols = sorted(source.glob("*-symbol.json")) or sorted(source.glob("*.json"))
         params = sorted(source.glob("*.params"))
-        if len(symbols) != 1 or (len(params) != 1 and weights is None):
-            raise UsageError(f"{str(source)!r} should hold one MXNet NAME-symbol.json and one .params; it has "
-                             f"{len(symbols)} and {len(params)}",
-                             hint="give the symbol file and --weights NAME-EPOCH.params explicitly")
-        return symbols[0], Path(weights) if weights else params[0]
+        return folder_pair(source, symbols, params, weights, "one MXNet NAME-symbol.json and one .params",
+                           hint="give the symbol file and --weights NAME-EPOCH.params explicitly")
     if source.suffix == ".params":
         if weights is not None:
             raise UsageError("give the NAME-symbol.json as the model and the .params as --weights")
