@@ -286,10 +286,32 @@ def _body_op(op) -> str:
     return body[0] if len(body) == 2 and body[1] in ("stablehlo.return", "func.return") else "+".join(body)
 
 
-def _reduce(self, op, inputs):
-    if len(op.results) != 1:
+def _arg_reduce(self, op, inputs):
+    """The two-operand reduce argmax/argmin lower to: (values, iota) reduced by a body that keeps
+    the larger (smaller) value and, on ties, the smaller index -> ReduceMax + ArgMax."""
+    _, _, stablehlo = _ir()
+    body = [o.operation for o in op.regions[0].blocks[0].operations]
+    directions = {stablehlo.ComparisonDirectionAttr(o.attributes["comparison_direction"]).value
+                  for o in body if o.name == "stablehlo.compare"}
+    axes = _ints(op, "dimensions")
+    kind = "max" if "GT" in directions else ("min" if "LT" in directions and "GT" not in directions else None)
+    if kind is None or len(axes) != 1 or len(inputs) != 4:
         raise UnsupportedOpError("stablehlo.reduce", framework="StableHLO",
-                                 where="over several operands at once (argmax/argmin lower so)",
+                                 where="over several operands at once, other than argmax/argmin",
+                                 hint="export from Python code instead (package.module:factory)")
+    values = inputs[0]
+    reduced = self.onnx("ReduceMax" if kind == "max" else "ReduceMin", [values, self.graph.ints("axes", axes)],
+                        keepdims=0)
+    index = self.onnx("ArgMax" if kind == "max" else "ArgMin", [values], axis=axes[0], keepdims=0,
+                      select_last_index=0)
+    return [reduced, self.onnx("Cast", [index], to=onnx_dtype(self.out_aval(op, 1).dtype))]
+
+
+def _reduce(self, op, inputs):
+    if len(op.results) == 2:
+        return _arg_reduce(self, op, inputs)
+    if len(op.results) != 1:
+        raise UnsupportedOpError("stablehlo.reduce", framework="StableHLO", where="over several operands at once",
                                  hint="export from Python code instead (package.module:factory)")
     primitive = REDUCE.get(_body_op(op))
     if primitive is None:

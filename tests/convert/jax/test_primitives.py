@@ -102,15 +102,10 @@ def test_primitive_matches_jax(case, tmp_path):
 
 # A serialized jax.export artifact holds StableHLO, not a jaxpr: the same cases, exported with a
 # symbolic batch, go through the StableHLO reader (which hands each operation to the same handlers).
-NOT_IN_STABLEHLO = {  # lowered to what the reader refuses, by name
-    "argmax": "a reduce over two operands at once (value and index)",
-}
-
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_primitive_through_a_jax_export_artifact(case):
     from modelport.convert.jax_onnx.stablehlo import build_from_exported
-    from modelport.errors import UnsupportedOpError
     fn, inputs = CASES[case]
     scope = jax.export.SymbolicScope()
     avals, specs = [], []
@@ -120,10 +115,6 @@ def test_primitive_through_a_jax_export_artifact(case):
         dims = tuple(None if (i == 0 or isinstance(d, str)) else d for i, d in enumerate(shape))
         specs.append(TensorSpec(name, dims, np.dtype(dtype)))
     exported = jax.export.deserialize(jax.export.export(jax.jit(fn))(*avals).serialize())
-    if case in NOT_IN_STABLEHLO:
-        with pytest.raises(UnsupportedOpError):
-            build_from_exported(exported, specs, opset=18)
-        return
     proto = build_from_exported(exported, specs, opset=18)
     feeds = {}
     for (name, shape, dtype) in inputs:
