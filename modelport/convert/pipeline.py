@@ -126,6 +126,9 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
     if "input_specs" in ignored:
         result.warnings.append(f"--input-shape is not used for {source_fmt.title} sources; "
                                "the model's own signature was used")
+    if "factory" in ignored:
+        result.warnings.append(f"--factory is not used for {source_fmt.title} sources (it names the class of a "
+                               "Lightning checkpoint)")
 
     label = str(source) if is_factory_spec(source) else Path(source).name
     with steps.step(f"Loading {label} ({source_fmt.title})"):

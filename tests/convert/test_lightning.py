@@ -110,3 +110,11 @@ def test_pickled_objects_in_a_checkpoint_are_not_unpickled(cli, checkpoints, tmp
 def test_bad_factory_spelling_is_a_usage_error(cli, checkpoints, tmp_path):
     result = cli("convert", checkpoints["classifier"], tmp_path / "out.onnx", "--factory", "LitClassifier")
     assert result.code == 2 and "write package.module:ClassName" in result.err
+
+
+def test_factory_for_another_format_is_a_warning(cli, tmp_path):
+    from tests.conftest import REPO
+    result = cli("convert", REPO / "tests" / "data" / "mxnet" / "mtcnn_det2", tmp_path / "det2.onnx",
+                 "--input-shape", "data:1,3,24,24", "--factory", FACTORY, "--json")
+    assert result.code == 0, result.err
+    assert any("--factory is not used for MXNet" in w for w in result.json()["warnings"])
