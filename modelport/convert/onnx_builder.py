@@ -61,8 +61,12 @@ def padded_average_divisor_fix(size, out, kernel, stride, pad) -> np.ndarray | N
 
 def finish_model(graph, opset: int, *, doc: str = "", props: dict[str, str] | None = None, check: bool = True):
     """``graph`` as a ModelProto at ``opset``, produced by modelport, typed with an IR version every
-    ONNX Runtime of the last years reads, its metadata set, and checked."""
+    ONNX Runtime of the last years reads, its metadata set, unused initializers dropped, and checked."""
     from onnx import checker, helper
+    used = {name for node in graph.node for name in node.input} | {output.name for output in graph.output}
+    unused = [init for init in graph.initializer if init.name not in used]
+    for init in unused:  # constants a converter placed but no node reads (a folded value's source)
+        graph.initializer.remove(init)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="modelport",
                               doc_string=doc)
     model.ir_version = min(model.ir_version, 10)
