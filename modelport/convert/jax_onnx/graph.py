@@ -21,7 +21,7 @@ JAX_PRIMITIVES = OpRegistry("jax", "JAX", versioned=False, default_domain="jax")
 # Calls whose body is another jaxpr: converted by walking the body in place.
 INLINED = {"jit": "jaxpr", "pjit": "jaxpr", "closed_call": "call_jaxpr", "core_call": "call_jaxpr",
            "custom_jvp_call": "call_jaxpr", "custom_vjp_call": "call_jaxpr", "custom_vjp_call_jaxpr": "fun_jaxpr",
-           "remat": "jaxpr", "checkpoint": "jaxpr", "custom_lin": None}
+           "remat": "jaxpr", "checkpoint": "jaxpr"}
 
 
 def jax_primitive(*names: str):
@@ -163,7 +163,7 @@ class JaxprConverter:
 
     def equation(self, eqn, inputs: list[str]) -> list[str]:
         name = eqn.primitive.name
-        if name in INLINED and INLINED[name] and INLINED[name] in eqn.params:
+        if INLINED.get(name) in eqn.params:
             body = eqn.params[INLINED[name]]
             if hasattr(body, "jaxpr"):  # a ClosedJaxpr
                 skip = eqn.params.get("num_consts", 0) if name == "custom_vjp_call_jaxpr" else 0

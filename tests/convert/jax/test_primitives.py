@@ -100,6 +100,23 @@ def test_primitive_matches_jax(case, tmp_path):
     np.testing.assert_allclose(got, expected, atol=2e-5, rtol=2e-5)
 
 
+@jax.custom_vjp
+def _clipped_identity(x):
+    return x
+
+
+_clipped_identity.defvjp(lambda x: (x, None), lambda _, g: (jnp.clip(g, -1, 1),))
+
+
+def _calls(x):
+    """Calls the converter inlines: a nested jit, jax.checkpoint (remat), custom_jvp (relu), custom_vjp."""
+    inner = jax.jit(lambda v: jnp.sin(v) * 2)
+    return jax.checkpoint(lambda v: inner(v) + jax.nn.relu(v))(x) + _clipped_identity(x)
+
+
+CASES["calls"] = (_calls, [X])
+
+
 # A serialized jax.export artifact holds StableHLO, not a jaxpr: the same cases, exported with a
 # symbolic batch, go through the StableHLO reader (which hands each operation to the same handlers).
 
