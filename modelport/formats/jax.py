@@ -7,8 +7,8 @@
 or as a serialized ``jax.export`` artifact (``exported.serialize()`` saved as NAME.jax), which
 records its input shapes (symbolic dims stay dynamic) and holds its weights.
 
-``--weights`` restores a Flax msgpack checkpoint (``flax.serialization.to_bytes``) into the
-module's variables; msgpack holds arrays and containers only, so nothing is executed.
+``--weights`` restores a Flax msgpack file (``flax.serialization.to_bytes``) or an Orbax checkpoint
+folder into the module's variables; both hold arrays and metadata only, so nothing is executed.
 JAX itself (XLA on CPU) runs the model: it is the parity reference of JAX conversions.
 Inputs carry no shapes in JAX: ``--input-shape`` gives them (a named dim stays dynamic).
 """
@@ -63,15 +63,21 @@ def as_jax_model(obj, spec: str, weights: str | Path | None = None) -> JaxModel:
 
 
 def _restore(target, weights: str | Path):
-    from flax import serialization
+    """``target``'s structure filled from a Flax msgpack file or an Orbax checkpoint folder (arrays
+    and metadata only: neither format runs code when read)."""
     path = Path(weights)
-    if not path.is_file():
-        raise InvalidModelError(f"no such weights file: {str(path)!r}")
+    if not path.exists():
+        raise InvalidModelError(f"no such weights file or folder: {str(path)!r}")
     try:
+        if path.is_dir():
+            import orbax.checkpoint as ocp
+            return ocp.StandardCheckpointer().restore(path.resolve(), target)
+        from flax import serialization
         return serialization.from_bytes(target, path.read_bytes())
     except Exception as exc:
         raise InvalidModelError(f"cannot restore {path.name!r} into the model's variables: {first_line(exc)}",
-                                hint="give a Flax msgpack checkpoint (flax.serialization.to_bytes) of this model") from exc
+                                hint="give a Flax msgpack file (flax.serialization.to_bytes) or an Orbax checkpoint "
+                                     "folder (StandardCheckpointer) of this model's variables") from exc
 
 
 def output_names(tree) -> list[str]:

@@ -66,10 +66,17 @@ def test_dynamic_dims_follow_the_input_shape(cli, tmp_path):
     assert dims(onnx.load(str(fixed)).graph.input[0]) == [2, 8]
 
 
-@pytest.mark.parametrize("kind", ["linen", "nnx"])
-def test_weights_restore_a_msgpack_checkpoint(cli, tmp_path, kind):
+@pytest.mark.parametrize("kind", ["linen", "linen-orbax", "nnx"])
+def test_weights_restore_a_checkpoint(cli, tmp_path, kind):
     checkpoint = tmp_path / "trained.msgpack"
-    if kind == "linen":
+    if kind == "linen-orbax":
+        import orbax.checkpoint as ocp
+        checkpoint = tmp_path / "orbax_checkpoint"
+        writer = ocp.StandardCheckpointer()
+        writer.save(checkpoint, zoo_jax.cnn()[1])
+        writer.wait_until_finished()
+        factory, shape, feeds = "tests.zoo_jax:cnn_init", "image:1,16,16,3", {"image": (2, 16, 16, 3)}
+    elif kind == "linen":
         _, variables = zoo_jax.cnn()
         checkpoint.write_bytes(serialization.to_bytes(variables))
         factory, shape, feeds = "tests.zoo_jax:cnn_init", "image:1,16,16,3", {"image": (2, 16, 16, 3)}
@@ -82,8 +89,8 @@ def test_weights_restore_a_msgpack_checkpoint(cli, tmp_path, kind):
     assert result.code == 0, result.err and result.json()["passed"]
     rng = np.random.default_rng(3)
     arrays = {k: rng.standard_normal(v).astype(np.float32) for k, v in feeds.items()}
-    trained = _jax_outputs("cnn" if kind == "linen" else "block", arrays)
-    untrained = _jax_outputs("cnn_init" if kind == "linen" else "block_init", arrays) if kind == "nnx" else \
+    trained = _jax_outputs("block" if kind == "nnx" else "cnn", arrays)
+    untrained = _jax_outputs("block_init", arrays) if kind == "nnx" else \
         np.asarray(zoo_jax.cnn_init()[0].apply(zoo_jax.cnn_init()[1], *arrays.values()))
     got = ort.InferenceSession(str(dst)).run(None, arrays)[0]
     np.testing.assert_allclose(got, trained, atol=2e-5, rtol=1e-4)
