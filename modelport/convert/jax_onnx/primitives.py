@@ -435,29 +435,56 @@ def _inverse(perm):
 def conv_general_dilated(ctx: Context):
     """Any layout (dimension numbers) -> ONNX's channels-first Conv, and back."""
     p = ctx.params
-    if any(int(d) != 1 for d in p["lhs_dilation"]):
-        raise ctx.unsupported("input dilation (a transposed convolution)")
     if int(p["batch_group_count"]) != 1:
         raise ctx.unsupported("batch_group_count > 1")
     lhs_spec, rhs_spec, out_spec = (list(map(int, s)) for s in p["dimension_numbers"])
     x = ctx.op("Transpose", [ctx.inputs[0]], "lhs", perm=lhs_spec) if lhs_spec != sorted(lhs_spec) else ctx.inputs[0]
     kernel = ctx.const_value(1)
-    if kernel is not None:  # a weight: transposed once, now
-        w = ctx.const(np.ascontiguousarray(np.transpose(kernel, rhs_spec)), suffix="kernel")
-    else:
-        w = ctx.op("Transpose", [ctx.inputs[1]], "rhs", perm=rhs_spec)
     padding = p["padding"]
     if isinstance(padding, str):
         raise ctx.unsupported(f"padding {padding!r} left unresolved")
-    pads = [int(lo) for lo, _ in padding] + [int(hi) for _, hi in padding]
-    if any(v < 0 for v in pads):
-        raise ctx.unsupported("negative padding")
-    y = ctx.op("Conv", [x, w], "conv", strides=[int(s) for s in p["window_strides"]], pads=pads,
-               dilations=[int(d) for d in p["rhs_dilation"]], group=int(p["feature_group_count"]))
+    group = int(p["feature_group_count"])
+    dilations = [int(d) for d in p["rhs_dilation"]]
+    if any(int(d) != 1 for d in p["lhs_dilation"]):
+        y = _transposed_conv(ctx, x, kernel, rhs_spec, padding, group, dilations)
+    else:
+        if kernel is not None:  # a weight: transposed once, now
+            w = ctx.const(np.ascontiguousarray(np.transpose(kernel, rhs_spec)), suffix="kernel")
+        else:
+            w = ctx.op("Transpose", [ctx.inputs[1]], "rhs", perm=rhs_spec)
+        pads = [int(lo) for lo, _ in padding] + [int(hi) for _, hi in padding]
+        if any(v < 0 for v in pads):
+            raise ctx.unsupported("negative padding")
+        y = ctx.op("Conv", [x, w], "conv", strides=[int(s) for s in p["window_strides"]], pads=pads,
+                   dilations=dilations, group=group)
     y = _result_type(ctx, y) if np.dtype(ctx.out_avals[0].dtype) != np.dtype(ctx.in_avals[0].dtype) else y
     if out_spec != sorted(out_spec):
         return ctx.op("Transpose", [y], perm=_inverse(out_spec))
     return ctx.op("Identity", [y])
+
+
+def _transposed_conv(ctx: Context, x: str, kernel, rhs_spec, padding, group: int, dilations) -> str:
+    """A convolution of the input dilated by lhs_dilation (Flax's ConvTranspose, the gradient of a
+    strided convolution) is ONNX's ConvTranspose with that stride, the kernel flipped and its
+    in/out features swapped per group, and pads of (dilated kernel extent - 1 - lax's pad)."""
+    p = ctx.params
+    if kernel is None:
+        raise ctx.unsupported("input dilation with a kernel computed at run time")
+    if any(int(s) != 1 for s in p["window_strides"]):
+        raise ctx.unsupported("input dilation together with window strides")
+    k = np.transpose(kernel, rhs_spec)  # O, I/g, spatial...
+    out_features, in_per_group, *spatial = k.shape
+    k = k.reshape(group, out_features // group, in_per_group, *spatial).swapaxes(1, 2)
+    k = k.reshape(group * in_per_group, out_features // group, *spatial)
+    k = np.flip(k, axis=tuple(range(2, k.ndim)))
+    extent = [(size - 1) * d + 1 for size, d in zip(spatial, dilations)]
+    pads = [e - 1 - int(lo) for e, (lo, _) in zip(extent, padding)] + \
+        [e - 1 - int(hi) for e, (_, hi) in zip(extent, padding)]
+    if any(v < 0 for v in pads):
+        raise ctx.unsupported("input dilation with padding wider than the kernel")
+    w = ctx.const(np.ascontiguousarray(k), suffix="kernel_t")
+    return ctx.op("ConvTranspose", [x, w], "conv_transpose", strides=[int(d) for d in p["lhs_dilation"]],
+                  pads=pads, dilations=dilations, group=group)
 
 
 # ----------------------------------------------------------------------------------- windows

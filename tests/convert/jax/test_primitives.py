@@ -18,6 +18,19 @@ Y = ("y", (3, 4, 5), F)
 TABLE = rng.standard_normal((10, 6)).astype(F)  # constants drawn once: the cases trace twice
 KERNEL = rng.standard_normal((6, 2, 3, 3)).astype(F)
 
+
+def _flax_conv_transpose():
+    from flax import linen as nn
+    module = nn.ConvTranspose(5, (3, 3), strides=(2, 2), padding="SAME")
+    return module, module.init(jax.random.PRNGKey(0), jnp.zeros((1, 5, 6, 4)))
+
+
+_CONV_T = _flax_conv_transpose()
+
+
+def _conv_transpose(x):
+    return _CONV_T[0].apply(_CONV_T[1], x)
+
 CASES = {
     # elementwise
     "add": (lambda x, y: x + y, [X, Y]), "sub": (lambda x, y: x - y, [X, Y]), "mul": (lambda x, y: x * y, [X, Y]),
@@ -73,6 +86,10 @@ CASES = {
         feature_group_count=2), [("x", (3, 4, 9, 8), F)]),
     "conv_kernel_input_nhwc": (lambda x, w: lax.conv_general_dilated(
         x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "OIHW", "NHWC")), [("x", (3, 7, 6, 4), F), ("w", (3, 4, 3, 3), F)]),
+    "conv_transpose_flax": (lambda x: _conv_transpose(x), [("x", (3, 5, 6, 4), F)]),
+    "conv_input_dilated_grouped": (lambda x: lax.conv_general_dilated(
+        x, jnp.asarray(KERNEL), (1, 1), ((2, 1), (1, 3)), lhs_dilation=(2, 3), rhs_dilation=(1, 2),
+        feature_group_count=2), [("x", (3, 4, 5, 4), F)]),
     "pooling": (lambda x: lax.reduce_window(x, -jnp.inf, lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "SAME")
                 + lax.reduce_window(x, 0.0, lax.add, (1, 3, 3, 1), (1, 2, 2, 1), "SAME"), [("x", (3, 10, 8, 2), F)]),
     "pooling_dilated": (lambda x: lax.reduce_window(x, -jnp.inf, lax.max, (1, 1, 2, 2), (1, 1, 1, 1), "VALID",
