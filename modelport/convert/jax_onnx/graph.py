@@ -108,9 +108,10 @@ class Context:
     def op(self, op_type: str, inputs: Sequence[str], suffix: str = "", outputs: int = 1, **attrs):
         return self.graph.op(op_type, inputs, f"{self.base}{'/' + suffix if suffix else ''}", outputs=outputs, **attrs)
 
-    def const(self, value, dtype=None, suffix: str = "c") -> str:
+    def const(self, value, dtype=None, suffix: str = "c", name: str | None = None) -> str:
+        """A constant named after this equation, or ``name`` (a weight keeps its pytree path)."""
         value = np.asarray(value, dtype=dtype)
-        name = self.graph.const(f"{self.base}/{suffix}", value, value.dtype)
+        name = self.graph.const(name or f"{self.base}/{suffix}", value, value.dtype)
         self.converter.known[name] = value
         return name
 

@@ -449,7 +449,7 @@ def conv_general_dilated(ctx: Context):
         y = _transposed_conv(ctx, x, kernel, rhs_spec, padding, group, dilations)
     else:
         if kernel is not None:  # a weight: transposed once, now
-            w = ctx.const(np.ascontiguousarray(np.transpose(kernel, rhs_spec)), suffix="kernel")
+            w = ctx.const(np.ascontiguousarray(np.transpose(kernel, rhs_spec)), name=f"{ctx.inputs[1]}/oihw")
         else:
             w = ctx.op("Transpose", [ctx.inputs[1]], "rhs", perm=rhs_spec)
         pads = [int(lo) for lo, _ in padding] + [int(hi) for _, hi in padding]
@@ -482,7 +482,7 @@ def _transposed_conv(ctx: Context, x: str, kernel, rhs_spec, padding, group: int
         [e - 1 - int(hi) for e, (_, hi) in zip(extent, padding)]
     if any(v < 0 for v in pads):
         raise ctx.unsupported("input dilation with padding wider than the kernel")
-    w = ctx.const(np.ascontiguousarray(k), suffix="kernel_t")
+    w = ctx.const(np.ascontiguousarray(k), name=f"{ctx.inputs[1]}/transposed")
     return ctx.op("ConvTranspose", [x, w], "conv_transpose", strides=[int(d) for d in p["lhs_dilation"]],
                   pads=pads, dilations=dilations, group=group)
 

@@ -52,7 +52,9 @@ def test_weights_are_named_by_their_pytree_path(cli, tmp_path):
     dst = tmp_path / "cnn.onnx"
     assert cli("convert", "tests.zoo_jax:cnn", dst, "--input-shape", "image:1,16,16,3").code == 0
     names = {init.name for init in onnx.load(str(dst)).graph.initializer}
-    assert {"params/Conv_0/kernel", "batch_stats/BatchNorm_1/var", "params/Dense_0/bias"} <= names
+    # A convolution kernel is stored in ONNX's layout, under its path plus that layout's name.
+    assert {"params/Conv_0/kernel/oihw", "batch_stats/BatchNorm_1/var", "params/Dense_0/bias"} <= names
+    assert "params/Conv_0/kernel" not in names  # the HWIO original is not kept beside it
 
 
 def test_dynamic_dims_follow_the_input_shape(cli, tmp_path):
