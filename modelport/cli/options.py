@@ -15,9 +15,9 @@ from ..errors import UsageError
 
 # -- the model being opened ------------------------------------------------------------------------
 Weights = Annotated[Optional[Path], typer.Option(
-    "--weights", help="state_dict (.pt) for a PyTorch factory (loaded with weights_only=True), or the .caffemodel of a prototxt.")]
+    "--weights", help="state_dict (.pt) for a PyTorch factory (loaded with weights_only=True), the .caffemodel of a prototxt, the .params of an MXNet symbol, or a Flax msgpack file / Orbax folder.")]
 InputShape = Annotated[Optional[List[str]], typer.Option(
-    "--input-shape", help="NAME:1,3,224,224[:dtype] for a PyTorch input; repeat per input.")]
+    "--input-shape", help="NAME:1,3,224,224[:dtype] for a PyTorch, JAX or MXNet input; repeat per input.")]
 TrustPickle = Annotated[bool, typer.Option(
     "--trust-pickle", help="Allow loading a pickled nn.Module (runs its code).")]
 Factory = Annotated[Optional[str], typer.Option(
