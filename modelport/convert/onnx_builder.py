@@ -1,7 +1,7 @@
 """Writing ONNX graphs by hand, for the converters that build them node by node (Caffe, MXNet)."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -75,3 +75,12 @@ def finish_model(graph, opset: int, *, doc: str = "", props: dict[str, str] | No
     if check:
         checker.check_model(model)
     return model
+
+
+def opsets_from(minimum: int) -> Callable[[], tuple[int, int]]:
+    """An edge's ``opsets``: from ``minimum`` (what its handlers write) to the newest the installed
+    onnx knows (read when asked, so registering the edge imports no onnx)."""
+    def opsets() -> tuple[int, int]:
+        import onnx.defs
+        return minimum, onnx.defs.onnx_opset_version()
+    return opsets

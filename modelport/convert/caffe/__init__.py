@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..onnx_builder import opsets_from
 from ..registry import ConvertOptions, converter
 from . import layers as _layers  # noqa: F401  (registers the built-in layer handlers)
 from .graph import LAYERS, ONNX_OPSET, caffe_layer
@@ -15,12 +16,7 @@ ONNX_OPSET_MIN = 13  # Softmax over one axis and Split sizes as an input, as the
 __all__ = ["LAYERS", "caffe_layer", "caffe_to_onnx"]
 
 
-def caffe_opsets() -> tuple[int, int]:
-    import onnx.defs
-    return ONNX_OPSET_MIN, onnx.defs.onnx_opset_version()
-
-
-@converter("caffe", "onnx", "modelport's Caffe parser", opsets=caffe_opsets)
+@converter("caffe", "onnx", "modelport's Caffe parser", opsets=opsets_from(ONNX_OPSET_MIN))
 def caffe_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     """Caffe prototxt + caffemodel -> ONNX."""
     from ...metadata import CAFFE_PREPROCESSING, CAFFE_PREPROCESSING_BAKED

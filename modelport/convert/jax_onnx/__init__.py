@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..onnx_builder import opsets_from
 from ..registry import ConvertOptions, converter
 from . import primitives as _primitives  # noqa: F401  (registers the built-in primitive handlers)
 from .graph import JAX_PRIMITIVES, ONNX_OPSET, jax_primitive
@@ -19,28 +20,20 @@ ONNX_OPSET_MIN = 18  # reductions with axes as an input
 __all__ = ["JAX_PRIMITIVES", "jax_primitive", "jax_to_onnx"]
 
 
-def jax_opsets() -> tuple[int, int]:
-    import onnx.defs
-    return ONNX_OPSET_MIN, onnx.defs.onnx_opset_version()
-
-
-@converter("jax", "onnx", "modelport's jaxpr converter", opsets=jax_opsets)
+@converter("jax", "onnx", "modelport's jaxpr converter", opsets=opsets_from(ONNX_OPSET_MIN))
 def jax_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     """A JAX function or Flax module, traced to a jaxpr -> ONNX."""
-    from onnx import checker, helper
-
     from .graph import build_model
     session.require_shapes()
     opset = options.opset or ONNX_OPSET
+    doc = f"converted from JAX {session.source} ({session.model.kind})"
+    props = {"source_format": "jax", "jax_source": session.source}
     if session.exported is not None:  # an artifact holds StableHLO, not a jaxpr
         from .stablehlo import build_from_exported
         model = build_from_exported(session.exported, session.inputs, opset=opset,
-                                    name=session.exported.fun_name or "jax_export")
+                                    name=session.exported.fun_name or "jax_export", doc=doc, props=props)
     else:
         model = build_model(session.model, session.inputs, dynamic_batch=options.dynamic_batch, opset=opset,
-                            name=session.source.split(":")[-1])
-    model.doc_string = f"converted from JAX {session.source} ({session.model.kind})"
-    helper.set_model_props(model, {"source_format": "jax", "jax_source": session.source})
-    checker.check_model(model)
+                            name=session.source.split(":")[-1], doc=doc, props=props)
     dst.write_bytes(model.SerializeToString())
     return dst

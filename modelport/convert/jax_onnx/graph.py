@@ -182,8 +182,9 @@ def _eqn_text(eqn) -> str:
     return f"on {shapes}" if shapes else "no inputs"
 
 
-def build_model(model, specs, *, dynamic_batch: bool = True, opset: int = ONNX_OPSET, name: str = "jax"):
-    """Trace ``model`` (a formats.jax.JaxModel) at ``specs`` and convert it; returns a ModelProto."""
+def build_model(model, specs, *, dynamic_batch: bool = True, opset: int = ONNX_OPSET, name: str = "jax",
+                doc: str = "", props: dict[str, str] | None = None):
+    """Trace ``model`` (a formats.jax.JaxModel) at ``specs`` and convert it; returns a checked ModelProto."""
     import jax
     from onnx import helper
 
@@ -214,16 +215,16 @@ def build_model(model, specs, *, dynamic_batch: bool = True, opset: int = ONNX_O
     leaves = [every[i] for i in traced]
     param_names = [_param_name(path) for path, _ in leaves]
 
-    def flat_apply(flat_params, *inputs):
+    def apply(flat_params, *inputs):
         values = [leaf for _, leaf in every]
         for i, value in zip(traced, flat_params):
             values[i] = value
         params = jax.tree_util.tree_unflatten(treedef, values)
-        return jax.tree_util.tree_leaves(model.apply(params, *inputs))
+        return model.apply(params, *inputs)
 
     try:
-        closed = jax.make_jaxpr(flat_apply)([leaf for _, leaf in leaves], *avals)
-        out_tree = jax.eval_shape(lambda *xs: model.apply(model.params, *xs), *avals)
+        # One trace gives both the jaxpr (outputs flattened) and the output pytree, for the names.
+        closed, out_tree = jax.make_jaxpr(apply, return_shape=True)([leaf for _, leaf in leaves], *avals)
     except Exception as exc:
         raise InvalidModelError(f"JAX cannot trace the model at inputs {[str(a) for a in avals]}: "
                                 f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
@@ -251,7 +252,7 @@ def build_model(model, specs, *, dynamic_batch: bool = True, opset: int = ONNX_O
         dims = [d if isinstance(d, (int, np.integer)) else str(d) for d in aval.shape]
         graph_outputs.append(helper.make_tensor_value_info(out_name, onnx_dtype(aval.dtype), dims))
     onnx_graph = helper.make_graph(graph.nodes, name, graph_inputs, graph_outputs, graph.initializers)
-    return finish_model(onnx_graph, opset, check=False)
+    return finish_model(onnx_graph, opset, doc=doc, props=props)
 
 
 def _is_numeric(leaf) -> bool:

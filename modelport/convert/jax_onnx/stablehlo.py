@@ -474,8 +474,9 @@ SPECIAL = {
 }
 
 
-def build_from_exported(exported, specs, *, opset: int, name: str = "jax_export"):
-    """The ONNX ModelProto of a deserialized ``jax.export.Exported`` (inputs named by ``specs``)."""
+def build_from_exported(exported, specs, *, opset: int, name: str = "jax_export", doc: str = "",
+                        props: dict[str, str] | None = None):
+    """The checked ONNX ModelProto of a deserialized ``jax.export.Exported`` (inputs named by ``specs``)."""
     from onnx import helper
 
     from ...formats.jax import output_names
@@ -513,7 +514,7 @@ def build_from_exported(exported, specs, *, opset: int, name: str = "jax_export"
         dims = [d if isinstance(d, (int, np.integer)) else str(d) for d in aval.shape]
         graph_outputs.append(helper.make_tensor_value_info(out_name, onnx_dtype(aval.dtype), dims))
     onnx_graph = helper.make_graph(graph.nodes, name, graph_inputs, graph_outputs, graph.initializers)
-    return finish_model(onnx_graph, opset, check=False)
+    return finish_model(onnx_graph, opset, doc=doc, props=props)
 
 
 def _tree(exported):

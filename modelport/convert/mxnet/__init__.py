@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..onnx_builder import opsets_from
 from ..registry import ConvertOptions, converter
 from . import ops as _ops  # noqa: F401  (registers the built-in operator handlers)
 from .graph import MXNET_OPS, ONNX_OPSET, mxnet_op
@@ -16,12 +17,7 @@ ONNX_OPSET_MIN = 13  # Softmax over one axis and Split sizes as an input, as the
 __all__ = ["MXNET_OPS", "mxnet_op", "mxnet_to_onnx"]
 
 
-def mxnet_opsets() -> tuple[int, int]:
-    import onnx.defs
-    return ONNX_OPSET_MIN, onnx.defs.onnx_opset_version()
-
-
-@converter("mxnet", "onnx", "modelport's MXNet symbol reader", opsets=mxnet_opsets)
+@converter("mxnet", "onnx", "modelport's MXNet symbol reader", opsets=opsets_from(ONNX_OPSET_MIN))
 def mxnet_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     """MXNet symbol JSON + .params -> ONNX."""
     from ..onnx_builder import finish_model
