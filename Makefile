@@ -19,6 +19,11 @@ $(STAMP): pyproject.toml constraints.txt $(TFJS_RUNNER)/package-lock.json $(SERV
 	# writes; kept out of the product's environment (its wheel pulls opencv-contrib, which would
 	# replace OpenCV 4, the Caffe reference), so its own code goes to a folder of its own.
 	$(PY) -m pip install --quiet --no-deps --target $(VENV)/peers/mediapipe mediapipe==1.2.2
+	# timm for the zoo tests and benchmark, with the torchvision it imports, in a folder of their own and
+	# without their dependencies: torchvision's PyPI wheels are CUDA builds whose C++ operators cannot
+	# load beside CPU torch, and transformers would pick torchvision up from site-packages
+	# (tests/zoo_timm.py explains how timm is imported from there).
+	$(PY) -m pip install --quiet --no-deps --target $(VENV)/peers/timm timm==1.0.31 torchvision==0.28.0
 	# Real TF.js (Node, WebAssembly backend) for the edge tfjs checks, at the versions package-lock.json pins.
 	npm ci --prefix $(TFJS_RUNNER) --no-audit --no-fund --ignore-scripts --loglevel=error
 	# The serving tests' clients (tritonclient, kserve, requests) in a venv of their own: they pin a

@@ -48,7 +48,7 @@ def render_info(data: dict[str, Any]) -> None:
 
 _BREAK_AFTER = re.compile(r"(?<=[/._:\-])")
 # Width the parity table's other columns take (shape, numbers, result, borders) on one line.
-_OTHER_COLUMNS = 64
+_OTHER_COLUMNS = 71
 
 
 def wrap_name(name: str, width: int) -> str:
@@ -81,7 +81,7 @@ def _parity_table(report, width: int):
     pieces = [p for o in report.outputs for p in _BREAK_AFTER.split(o.candidate_name)]
     numbered = bool(pieces) and max(map(len, pieces)) > name_width
     table = Table(show_edge=False)
-    for column in ("output", "shape", "max abs", "max rel", "cosine", "top-1", "result"):
+    for column in ("output", "shape", "max abs", "max rel", "cosine", "top-1", "rtol", "result"):
         table.add_column("#" if numbered and column == "output" else column,
                          justify="left" if column in ("output", "shape") else "right", overflow="fold",
                          no_wrap=column == "result")
@@ -90,7 +90,7 @@ def _parity_table(report, width: int):
         verdict = "[green]pass[/]" if item.passed else "[red]FAIL[/]"
         label = str(number) if numbered else escape(wrap_name(item.candidate_name, name_width))
         table.add_row(label, escape(str(item.candidate_shape)), _fmt(item.max_abs),
-                      _fmt(item.max_rel), _fmt(item.cosine, ".6f"), top1, verdict)
+                      _fmt(item.max_rel), _fmt(item.cosine, ".6f"), top1, _fmt(item.rtol, ".2g"), verdict)
     if not numbered:
         return table
     legend = Table.grid(padding=(0, 1))
@@ -103,6 +103,12 @@ def _parity_table(report, width: int):
 
 def _parity_details(out, report, already_said: tuple[str, ...] = ()) -> None:
     out.print(f"  {report.samples} samples, batch sizes {report.batch_sizes}, {report.tolerance.describe()}")
+    for line in report.feeds:
+        out.print(f"  fed {escape(line)}")
+    raised = [o for o in report.outputs if o.rtol is not None and o.rtol > report.rtol]
+    for item in raised:
+        out.print(f"  rtol {item.rtol:.2g} for {escape(repr(item.candidate_name))}: the reference itself moves by "
+                  f"{item.noise_floor:.2g} of its scale when its inputs move by one ulp (fp32 rounding it amplifies)")
     for warning in report.warnings:
         if not any(warning in said for said in already_said):
             out.print(f"  [yellow]warning:[/] {escape(warning)}")

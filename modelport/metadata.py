@@ -7,6 +7,9 @@ KERAS_LAYER_OUTPUTS = "modelport.keras.layer_outputs"
 # Caffe input preprocessing (mean, scale, channel order), JSON; and whether it is baked into the graph.
 CAFFE_PREPROCESSING = "modelport.caffe.preprocessing"
 CAFFE_PREPROCESSING_BAKED = "modelport.caffe.preprocessing_baked"
+# {input name: {"low", "high", "why"}}, JSON: the values each input expects, carried from the source
+# model (a Keras Rescaling layer, TFLite normalization, --input-range) so that later checks feed them.
+INPUT_RANGES = "modelport.input_ranges"
 # Node metadata written by torch's dynamo exporter: the module scopes a node was traced in.
 TORCH_NAME_SCOPES = "pkg.torch.onnx.name_scopes"
 

@@ -14,6 +14,33 @@ Shape = tuple  # tuple[int | None, ...]; None marks a dynamic dim
 
 
 @dataclass(frozen=True)
+class ValueRange:
+    """The values a float input expects, and who says so: a parity check's generated feeds are
+    drawn uniformly from [low, high], so that a model calibrated on pixels 0..255 is not judged on
+    standard-normal noise it never sees (its activations blow up, and rounding errors with them)."""
+
+    low: float
+    high: float
+    why: str = field(default="", compare=False)  # provenance, shown in reports; not part of the range
+
+    def __post_init__(self):
+        object.__setattr__(self, "low", float(self.low))
+        object.__setattr__(self, "high", float(self.high))
+        if not (np.isfinite(self.low) and np.isfinite(self.high) and self.low < self.high):
+            raise ValueError(f"a value range needs finite low < high, not [{self.low:g}, {self.high:g}]")
+
+    def describe(self) -> str:
+        return f"uniform in [{self.low:.4g}, {self.high:.4g}]" + (f" ({self.why})" if self.why else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"low": self.low, "high": self.high, "why": self.why}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValueRange:
+        return cls(float(data["low"]), float(data["high"]), str(data.get("why", "")))
+
+
+@dataclass(frozen=True)
 class TensorSpec:
     """Name, shape and dtype of one model input or output.
 
@@ -28,6 +55,9 @@ class TensorSpec:
     dim_names: tuple | None = field(default=None, compare=False)
     # For integer inputs used as indices: the exclusive upper bound of valid values, when known.
     index_bound: int | None = field(default=None, compare=False)
+    # For float inputs: the values the model expects, where it says so (a Rescaling first layer,
+    # normalization metadata); generated feeds are drawn from it instead of a standard normal.
+    value_range: ValueRange | None = field(default=None, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "dtype", np.dtype(self.dtype))

@@ -70,11 +70,17 @@ def calibrate_batchnorm(model, inputs) -> None:
 
 def application(name: str, size: int = 96):
     """A stock ``keras.applications`` model (random weights, logits out, the preprocessing the
-    application builds in kept) with BatchNorm statistics calibrated on standard-normal images,
-    the distribution the parity check feeds it."""
+    application builds in kept) with BatchNorm statistics calibrated on the inputs it expects, as a
+    trained one's are: pixels 0..255 where it rescales them itself (modelport reads that range off
+    the model, and the parity check feeds it), standard-normal images otherwise."""
+    from modelport.formats.keras import expected_range
     keras = _keras()
     model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3), classifier_activation=None)
-    calibrate_batchnorm(model, np.random.default_rng(0).standard_normal((8, size, size, 3)).astype("float32"))
+    rng = np.random.default_rng(0)
+    expected = expected_range(model, model.inputs[0])
+    images = (rng.uniform(expected.low, expected.high, (8, size, size, 3)) if expected is not None
+              else rng.standard_normal((8, size, size, 3)))
+    calibrate_batchnorm(model, images.astype("float32"))
     return model
 
 

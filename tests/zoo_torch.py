@@ -316,6 +316,96 @@ def saturated_softmax():
     return SaturatedSoftmax().eval()
 
 
+class DefectProbe(nn.Module):
+    """A small image net with each op the one-op defect tests break: a middle convolution, GELU
+    (exact) and a bilinear resize, between BatchNorms calibrated on its inputs."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.GELU())
+        self.middle = nn.Sequential(nn.Conv2d(16, 24, 3, stride=2, padding=1), nn.BatchNorm2d(24), nn.GELU())
+        self.refine = nn.Sequential(nn.Conv2d(24, 24, 3, padding=1), nn.BatchNorm2d(24), nn.GELU())
+        self.head = nn.Linear(24 + 16, classes)
+
+    def forward(self, image):
+        stem = self.stem(image)
+        up = nn.functional.interpolate(self.refine(self.middle(stem)), scale_factor=2.0, mode="bilinear",
+                                       align_corners=False)
+        pooled = torch.cat([up, stem], 1).mean((2, 3))
+        return self.head(pooled)
+
+
+def defect_probe():
+    torch.manual_seed(0)
+    return _calibrated(DefectProbe(), (4, 3, 32, 32))
+
+
+class _PreNormBlock(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x):
+        y = self.norm1(x)
+        x = x + self.attn(y, y, y, need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+
+class SmallViT(nn.Module):
+    """Patch-embedding convolution, a class token expanded to the batch, pre-norm blocks with
+    nn.MultiheadAttention: the shape arithmetic every exporter writes around a ViT."""
+
+    def __init__(self, dim: int = 32, heads: int = 4, depth: int = 2, classes: int = 10, image: int = 32):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, 8, 8)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim))
+        self.pos = nn.Parameter(torch.randn(1, (image // 8) ** 2 + 1, dim) * 0.5)
+        self.blocks = nn.Sequential(*[_PreNormBlock(dim, heads) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, image):
+        tokens = self.patch(image).flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.cls.expand(tokens.shape[0], -1, -1), tokens], 1) + self.pos
+        return self.head(self.norm(self.blocks(tokens))[:, 0])
+
+
+def small_vit():
+    torch.manual_seed(0)
+    return SmallViT().eval()
+
+
+class ShapeReadingBlock(nn.Module):
+    """Reads its own shapes (``b, c, h, w = u.shape`` then reshapes by them) around
+    nn.MultiheadAttention, with GroupNorm, ConvTranspose2d and a bilinear resize to a size computed
+    from the input's: what a torch.jit.trace records as size arithmetic."""
+
+    def __init__(self, channels: int = 16, classes: int = 5):
+        super().__init__()
+        self.conv = nn.Conv2d(3, channels, 3, padding=1)
+        self.norm = nn.GroupNorm(4, channels)
+        self.up = nn.ConvTranspose2d(channels, channels, 2, stride=2)
+        self.attn = nn.MultiheadAttention(channels, 4)
+        self.head = nn.Conv2d(channels, classes, 1)
+
+    def forward(self, x):
+        height, width = x.shape[2], x.shape[3]
+        u = self.up(torch.relu(self.norm(self.conv(x))))
+        u = nn.functional.interpolate(u, size=(height // 2, width // 2), mode="bilinear", align_corners=False)
+        b, c, h, w = u.shape
+        tokens = u.reshape(b, c, h * w).permute(2, 0, 1)
+        attended, _ = self.attn(tokens, tokens, tokens)
+        return self.head(attended.permute(1, 2, 0).reshape(b, c, h, w) + u)
+
+
+def shape_reading_block():
+    torch.manual_seed(0)
+    return ShapeReadingBlock().eval()
+
+
 def broken_factory():
     """A factory with a bug of its own: the error is the user's to fix, reported as such."""
     raise RuntimeError("checkpoint directory not configured")

@@ -10,7 +10,7 @@ from rich.markup import escape
 from .._console import Steps, console, quiet_tensorflow
 from ..errors import ParityError, UsageError
 from .app import app, print_json
-from .options import (Atol, Dim, Factory, Imports, InputShape, Inputs, Json, RelativeTo, Report, Rtol, Samples,
+from .options import (Atol, Dim, Factory, Imports, InputRange, InputShape, Inputs, Json, RelativeTo, Report, Rtol, Samples,
                       Seed, TrustPickle, Weights, open_options, parse_dims, parse_pairs)
 
 
@@ -36,6 +36,7 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
             to: Optional[str] = typer.Option(None, "--to", help="Target format (onnx, ...)."),
             via: Optional[str] = typer.Option(None, "--via", help="Formats to pass through, comma separated."),
             weights: Weights = None, input_shape: InputShape = None, inputs: Inputs = None,
+            input_range: InputRange = None,
             opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset to target."),
             fixed_batch: bool = typer.Option(False, "--fixed-batch", help="Keep the batch dimension static."),
             no_check: bool = typer.Option(False, "--no-check", help="Skip the parity check."),
@@ -51,11 +52,12 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
             factory: Factory = None, imports: Imports = None, as_json: Json = False):
     """Convert SRC to DST, then check numerical parity between them."""
     from ..convert import convert as run_convert
-    from ..validate.inputs import load_feeds
+    from ..validate.inputs import load_feeds, parse_input_ranges
     from ..validate.report import check_report_path
     quiet_tensorflow()
     check_report_path(report)
     feeds = load_feeds(inputs) if inputs else None
+    ranges = parse_input_ranges(input_range)
     options = open_options(weights, input_shape, trust_pickle, imports, factory)
     source_options, edge_options = _preprocessing_options(src, mean, scale, channel_order, bake_preprocessing)
     if "factory" in options:
@@ -74,7 +76,7 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
                              dynamic_batch=not fixed_batch, check=not no_check, atol=atol, rtol=rtol,
                              relative_to=relative_to, feeds=feeds, samples=samples, seed=seed, dims=parse_dims(dim),
                              source_options=source_options, edge_options=edge_options, optimize=optimize,
-                             steps=Steps(enabled=True))
+                             input_ranges=ranges, steps=Steps(enabled=True))
     except ParityError as error:
         if error.result is not None:
             _finish_convert(error.result, report, as_json)
@@ -123,8 +125,8 @@ def _finish_convert(result, report: Optional[Path], as_json: bool) -> None:
 @app.command()
 def validate(reference: str = typer.Argument(..., help="The model trusted to be right (file, folder or package.module:factory)."),
              candidate: str = typer.Argument(..., help="The model under test."),
-             inputs: Inputs = None, samples: Samples = 3, seed: Seed = 0, atol: Atol = None, rtol: Rtol = None,
-             relative_to: RelativeTo = None,
+             inputs: Inputs = None, input_range: InputRange = None, samples: Samples = 3, seed: Seed = 0,
+             atol: Atol = None, rtol: Rtol = None, relative_to: RelativeTo = None,
              precision: Optional[str] = typer.Option(None, "--precision", help="fp32, fp16, int8 or uint8-weights (default: detected from the candidate)."),
              dim: Dim = None,
              input_layout: Optional[str] = typer.Option(None, "--input-layout", help="REFERENCE:CANDIDATE layouts, e.g. NCHW:NHWC."),
@@ -136,10 +138,12 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
     """Prove numerical parity between two models of any supported formats."""
     from .._render import render_validation
     from ..validate.api import validate as run_validate
+    from ..validate.inputs import parse_input_ranges
     from ..validate.report import check_report_path, write_report
     quiet_tensorflow()
     check_report_path(report)
-    result = run_validate(reference, candidate, inputs=inputs, samples=samples, seed=seed, atol=atol, rtol=rtol,
+    result = run_validate(reference, candidate, inputs=inputs, input_ranges=parse_input_ranges(input_range),
+                          samples=samples, seed=seed, atol=atol, rtol=rtol,
                           relative_to=relative_to, precision=precision, dims=parse_dims(dim), input_layout=input_layout,
                           output_map=parse_pairs(output_map, "--output-map") or None, localize=localize,
                           open_options=open_options(weights, input_shape, trust_pickle, imports, factory),

@@ -27,12 +27,14 @@ Imports = Annotated[Optional[List[str]], typer.Option(
 
 # -- the parity check ------------------------------------------------------------------------------
 Inputs = Annotated[Optional[Path], typer.Option("--inputs", help=".npz of feeds, by input name, for the parity check.")]
+InputRange = Annotated[Optional[List[str]], typer.Option(
+    "--input-range", help="LO,HI (every float input) or NAME:LO,HI: the values generated feeds are drawn from, where the model does not say (e.g. 0,255 for raw pixels); repeatable.")]
 Samples = Annotated[int, typer.Option("--samples", min=1, help="Generated samples per batch size.")]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of the generated feeds.")]
 Atol = Annotated[Optional[float], typer.Option(
-    "--atol", help="Absolute tolerance (default: by the candidate's precision; 1e-4 for fp32).")]
+    "--atol", help="Absolute tolerance (default: by the candidate's precision; see docs/tolerances).")]
 Rtol = Annotated[Optional[float], typer.Option(
-    "--rtol", help="Relative tolerance (default: by the candidate's precision; 1e-3 for fp32).")]
+    "--rtol", help="Relative tolerance (default: by the candidate's precision), times the output's max |value| unless --relative-to element.")]
 RelativeTo = Annotated[Optional[str], typer.Option(
     "--relative-to", help="rtol multiplies each |value| (element) or the output's max |value| (scale); default by precision.")]
 Dim = Annotated[Optional[List[str]], typer.Option(

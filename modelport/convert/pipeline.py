@@ -20,7 +20,8 @@ from .._console import Steps
 from ..errors import (ConversionError, ModelportError, ParityError, UnsupportedFormatError, UnsupportedOpError,
                       UsageError, first_line)
 from ..formats import FORMATS, Session, detect, format_for_suffix, get_format, is_factory_spec
-from ..tensors import TensorSpec
+from ..formats.value_ranges import carried_ranges, ranges_of, stamp_onnx_ranges
+from ..tensors import TensorSpec, ValueRange
 from ..validate.compare import ParityReport
 from ..validate.tolerances import tolerances_for
 from .registry import ConvertOptions, Edge, check_opset, plan
@@ -88,9 +89,13 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             atol: float | None = None, rtol: float | None = None, relative_to: str | None = None,
             feeds: Mapping[str, np.ndarray] | None = None, samples: int = 3, seed: int = 0,
             dims: Mapping[str, int] | None = None, source_options: Mapping[str, Any] | None = None, edge_options: Mapping[str, Any] | None = None,
-            optimize: bool = False, steps: Steps | None = None) -> ConversionResult:
+            optimize: bool = False, input_ranges: Mapping[str, ValueRange] | None = None,
+            steps: Steps | None = None) -> ConversionResult:
     """Convert ``source`` to ``destination`` and check every hop for numerical parity.
 
+    Generated feeds follow the values the source model's inputs expect (its ``value_range``s, or
+    ``input_ranges``: {input name, or "" for every float input: ValueRange}) on every hop, and an
+    ONNX artifact records them in its metadata for later checks.
     ``source_options`` go to the source format's Session (e.g. Caffe ``preprocessing``);
     ``edge_options`` to the converter edges (e.g. ``bake_preprocessing``). ``optimize`` adds an
     onnx -> onnx hop (onnxslim) at the end, checked against the unoptimized model.
@@ -133,6 +138,8 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
     label = str(source) if is_factory_spec(source) else Path(source).name
     with steps.step(f"Loading {label} ({source_fmt.title})"):
         session = source_fmt.open(source, **open_options, **chain[0].source_options)
+    source_names = [spec.name for spec in session.inputs]
+    ranges = _source_ranges(session, input_ranges)
     with contextlib.ExitStack() as stack:
         stack.callback(session.close)
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="modelport-")))
@@ -144,6 +151,8 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             hop_dst = destination if last else scratch / f"hop{index}{(FORMATS[edge.dst].suffixes or ('',))[0]}"
             staged = Path(stack.enter_context(staging_path(hop_dst, directory=FORMATS[edge.dst].is_directory)))
             hop = _run_edge(edge, session, staged, options, steps)
+            if edge.dst == "onnx" and ranges:
+                stamp_onnx_ranges(staged, ranges, source_names)
             result.warnings += options.extra.pop("warnings", [])
             hop.exporter = options.extra.pop("exporter", None)
             hop.note = options.extra.pop("note", None)
@@ -157,8 +166,9 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
                 opened = time.perf_counter() - opened
             if check:
                 try:
+                    hop_ranges = carried_ranges(session.inputs, ranges, source_names)
                     hop.report = _check_hop(session, candidate, feeds, samples, seed, dims, steps, input_layout,
-                                            atol=atol, rtol=rtol, relative_to=relative_to)
+                                            hop_ranges, atol=atol, rtol=rtol, relative_to=relative_to)
                     hop.report.seconds = {"convert": round(hop.seconds, 4), "open_candidate": round(opened, 4),
                                           **hop.report.seconds}
                     result.warnings += [f"{edge.name}: {note}" for note in hop.report.blind_spots]
@@ -216,13 +226,21 @@ def _run_edge(edge: Edge, session: Session, staged: Path, options: ConvertOption
     return HopResult(edge.name, str(staged), time.perf_counter() - start)
 
 
+def _source_ranges(session: Session, given: Mapping[str, ValueRange] | None) -> dict[str, ValueRange]:
+    """The ranges the source's inputs are fed in on every hop: the user's, else the model's own."""
+    from ..validate.parity import InputPairing, feed_specs
+    pairings = [InputPairing(spec, spec, None) for spec in session.inputs]
+    return ranges_of(feed_specs(pairings, given))
+
+
 def _check_hop(reference: Session, candidate: Session, feeds: Mapping[str, np.ndarray] | None, samples: int,
                seed: int, dims: Mapping[str, int] | None, steps: Steps, input_layout: str | None = None,
-               **overrides) -> ParityReport:
+               input_ranges: Mapping[str, ValueRange] | None = None, **overrides) -> ParityReport:
     """The same comparison as ``modelport validate``: tolerances from the candidate's precision."""
     from ..validate.parity import choose_tolerance, compare_sessions
     precision, tolerance = choose_tolerance(candidate, **overrides)
     with steps.step(f"Checking parity {reference.format_name} vs {candidate.format_name} "
                     f"({precision}: {tolerance.describe()})"):
         return compare_sessions(reference, candidate, tolerance=tolerance, precision=precision, feeds=feeds,
-                                samples=samples, seed=seed, dims=dims, input_layout=input_layout)
+                                samples=samples, seed=seed, dims=dims, input_layout=input_layout,
+                                input_ranges=input_ranges)

@@ -39,6 +39,12 @@ def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -
     output_names = [s.name for s in session.outputs]
     dynamic = options.dynamic_batch and all(s.shape for s in session.inputs)
     notes = options.extra.setdefault("warnings", [])
+    if dynamic and not session.flexible_batch:
+        dynamic = False
+        batch = next((s.shape[0] for s in session.inputs if s.shape), None)
+        notes.append(f"the traced TorchScript module fixes its batch at {batch}: its outputs do not follow the batch "
+                     "when run at another (the trace baked a size into the graph); the ONNX model has a fixed batch "
+                     f"of {batch} (trace the model with torch.export, or script it, for a dynamic batch)")
 
     program, dynamo_error = session.program, None
     fixed_batch_program = None  # a fixed-batch capture, the last resort of a TorchScript source

@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import InvalidModelError, UntrustedPickleError, UsageError, first_line
-from ..tensors import TensorSpec, framework_dtype_to_numpy
+from ..tensors import TensorSpec, ValueRange, framework_dtype_to_numpy
 from ._tf import import_keras
 from .base import Format, Intermediate, Probe, Session, register_format
+from .value_ranges import normalization_range, rescaling_range
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -71,8 +72,52 @@ def keras_input_specs(model) -> list[TensorSpec]:
     specs = []
     for tensor in model.inputs:
         name = getattr(tensor, "name", None) or f"input_{len(specs)}"
-        specs.append(TensorSpec(name.split(":")[0], tuple(tensor.shape), framework_dtype_to_numpy(tensor.dtype)))
+        dtype = framework_dtype_to_numpy(tensor.dtype)
+        value_range = expected_range(model, tensor) if dtype.kind == "f" else None
+        specs.append(TensorSpec(name.split(":")[0], tuple(tensor.shape), dtype, value_range=value_range))
     return specs
+
+
+# keras.applications models whose preprocessing is a separate preprocess_input(), by model name:
+# the range of what that function returns for pixels 0..255 (modes "caffe", "tf" and "torch").
+_APPLICATION_INPUTS = (
+    (re.compile(r"(vgg1[69]|resnet(50|101|152))$"), (-123.68, 255.0 - 103.939),
+     "keras.applications preprocess_input(mode='caffe'): BGR pixels less the ImageNet mean"),
+    (re.compile(r"(inception_v3|inception_resnet_v2|xception|mobilenet(v2)?_[\d.]+_\d+|resnet\d+v2|nasnet_\w+)$"),
+     (-1.0, 1.0), "keras.applications preprocess_input(mode='tf'): pixels scaled to [-1, 1]"),
+    (re.compile(r"densenet\d+$"), ((0 - 0.485) / 0.229, (1 - 0.406) / 0.225),
+     "keras.applications preprocess_input(mode='torch'): pixels normalized by the ImageNet mean and std"),
+)
+
+
+def expected_range(model, tensor) -> ValueRange | None:
+    """The values ``tensor`` (an input of ``model``) expects, where the model says so: its first layer
+    is a Rescaling or Normalization, or it is a keras.applications model whose preprocess_input is
+    known."""
+    keras = import_keras()
+    for layer in model.layers:
+        try:
+            consumed = layer.input
+        except (AttributeError, ValueError):  # input layers, layers called more than once
+            continue
+        if consumed is not tensor:
+            continue
+        if isinstance(layer, keras.layers.Rescaling):
+            scale, offset = np.ravel(layer.scale), np.ravel(layer.offset)
+            if scale.size == 1 and offset.size == 1:
+                return rescaling_range(float(scale[0]), float(offset[0]),
+                                       f"the first layer {layer.name!r} is Rescaling(scale={scale[0]:.4g}, "
+                                       f"offset={offset[0]:.4g})")
+        if isinstance(layer, keras.layers.Normalization) and getattr(layer, "mean", None) is not None:
+            mean = np.ravel(np.asarray(layer.mean, np.float64))
+            std = np.sqrt(np.ravel(np.asarray(layer.variance, np.float64)))
+            return normalization_range(mean.tolist(), std.tolist(),
+                                       f"the first layer {layer.name!r} is a Normalization")
+    if len(model.inputs) == 1:
+        for pattern, (low, high), why in _APPLICATION_INPUTS:
+            if pattern.match(model.name or ""):
+                return ValueRange(low, high, why)
+    return None
 
 
 def _output_names(model) -> list[str]:

@@ -10,6 +10,7 @@ from ..errors import InvalidModelError, UnsupportedFormatError, first_line
 from ..metadata import KERAS_LAYER_OUTPUTS, TORCH_NAME_SCOPES
 from ..tensors import TensorSpec, ort_type_to_numpy
 from .base import Format, Intermediate, Probe, Session, register_format
+from .value_ranges import read_input_ranges
 
 _STATIC_QUANT = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QLinearAdd"}
 _DYNAMIC_QUANT = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"}
@@ -101,6 +102,7 @@ class OnnxSession(Session):
                 f"{str(path)!r} is not a valid ONNX model: {problem}",
                 hint="the file may be truncated or corrupt; export it again") from exc
         bounds = index_bounds(self.model)
+        ranges = read_input_ranges(self.model)
         for value in [*self._session.get_inputs(), *self._session.get_outputs()]:
             try:
                 ort_type_to_numpy(value.type)
@@ -112,7 +114,7 @@ class OnnxSession(Session):
                          "within it), and sequences or maps before the outputs") from None
         self.inputs = [TensorSpec(i.name, tuple(_dim(d) for d in i.shape), ort_type_to_numpy(i.type),
                                   dim_names=tuple(d if isinstance(d, str) else None for d in i.shape),
-                                  index_bound=bounds.get(i.name))
+                                  index_bound=bounds.get(i.name), value_range=ranges.get(i.name))
                        for i in self._session.get_inputs()]
         self.outputs = [TensorSpec(o.name, tuple(_dim(d) for d in o.shape), ort_type_to_numpy(o.type))
                         for o in self._session.get_outputs()]

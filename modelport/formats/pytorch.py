@@ -218,7 +218,6 @@ class TorchSession(Session):
     """Runs a PyTorch model in eval mode under ``torch.inference_mode``."""
 
     format_name = "pytorch"
-    flexible_batch = True  # eager PyTorch runs any batch size
 
     def __init__(self, source, *, weights=None, input_specs: Sequence[TensorSpec] | None = None,
                  trust_pickle: bool = False, module=None, kind: str = "module", **_ignored):
@@ -247,6 +246,7 @@ class TorchSession(Session):
                                  "tensor output; the model returns its logits/hidden states only")
         self.source = text
         self._keyword_inputs: list[str] | None = None  # set when forward() takes the inputs by keyword
+        self._flexible: bool | None = None  # a TorchScript module's batch flexibility, probed on first use
         self.inputs = self._input_specs(list(input_specs) if input_specs else None)
         self._output_names: list[str] | None = None
         self.outputs = self._probe_outputs()
@@ -340,6 +340,32 @@ class TorchSession(Session):
         if self._keyword_inputs:
             return self.module(**dict(zip(self._keyword_inputs, tensors)))
         return self.module(*tensors)
+
+    @property
+    def flexible_batch(self) -> bool:
+        """Eager PyTorch runs any batch size; a traced TorchScript module may have baked the batch of
+        its trace into its graph (``int(x.shape[0])``, a size passed to a Python op): it is flexible
+        only if its outputs follow the batch when run at another one (probed once)."""
+        if self.kind != "torchscript" or not self.shapes_known or not self.inputs:
+            return True
+        if self._flexible is None:
+            self._flexible = self._follows_batch()
+        return self._flexible
+
+    def _follows_batch(self) -> bool:
+        torch = _import_torch()
+        traced = next((s.shape[0] for s in self.inputs if s.shape and s.shape[0] is not None), 1)
+        try:
+            with torch.inference_mode():
+                runs = [_flatten_outputs(self._call(self.example_args(batch=b))) for b in (traced, traced + 1)]
+        except Exception:  # noqa: BLE001 - a graph that cannot run at another batch is fixed to its own
+            return False
+        for (_, first), (_, second) in zip(*runs):
+            if first.dim() == 0 or second.dim() == 0:
+                continue
+            if first.shape[0] == traced and second.shape[0] != traced + 1:
+                return False
+        return True
 
     @property
     def exportable(self):

@@ -8,6 +8,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._console import Steps
+from ..tensors import ValueRange
 from ..formats import Session, open_model
 from .compare import ParityReport
 from .inputs import load_feeds
@@ -20,7 +21,7 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
              precision: str | None = None,
              dims: Mapping[str, int] | None = None, input_layout: str | None = None,
              output_map: Mapping[str, str] | None = None, localize: bool = False,
-             open_options: Mapping[str, Any] | None = None, steps: Steps | None = None) -> ParityReport:
+             input_ranges: Mapping[str, ValueRange] | None = None, open_options: Mapping[str, Any] | None = None, steps: Steps | None = None) -> ParityReport:
     """Prove (or disprove) numerical parity between two models of any supported formats.
 
     Args:
@@ -31,6 +32,8 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
             when None); ``relative_to`` is "element" (rtol times each value) or "scale" (rtol times
             the output's largest magnitude).
         dims: sizes for dynamic dims other than the batch, by input name.
+        input_ranges: the values generated feeds are drawn from, by input name ("" for every float
+            input), where the models declare none or the user knows better.
         input_layout: "NCHW:NHWC" when the reference is channels-first and the candidate channels-last.
         output_map: reference output name -> candidate output name.
         localize: also name the first op whose output diverges (where the formats allow it).
@@ -60,7 +63,7 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
                         f"{tolerances_for(precision, atol, rtol, relative_to).describe()})"):
             report = compare_sessions(ref_session, cand_session, feeds=feeds, precision=precision, atol=atol,
                                       rtol=rtol, relative_to=relative_to, samples=samples, seed=seed, dims=dims,
-                                      input_layout=input_layout, output_map=output_map)
+                                      input_layout=input_layout, output_map=output_map, input_ranges=input_ranges)
         if localize:
             start = time.perf_counter()
             with steps.step("Localizing the first diverging op"):

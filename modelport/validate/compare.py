@@ -30,6 +30,11 @@ class OutputParity:
     nonfinite_agree: bool | None = None    # NaN/Inf at the same positions in both
     top1_agreement: float | None = None    # class-score outputs only
     top5_agreement: float | None = None
+    # The rtol this output was judged by (an adaptive fp32 default raised by the noise floor) and the
+    # reference's noise floor: how far its outputs move, as a share of their scale, when its float
+    # inputs move by one ulp (None when not measured).
+    rtol: float | None = None
+    noise_floor: float | None = None
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -56,12 +61,13 @@ class ParityReport:
     warnings: list[str] = field(default_factory=list)
     # Outputs on which the comparison proves nothing (also in warnings): see blind_spots().
     blind_spots: list[str] = field(default_factory=list)
-    relative_to: str = "element"
+    relative_to: str = "scale"
     reference_format: str | None = None
     candidate_format: str | None = None
     precision: str = "fp32"
     localization: dict[str, Any] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    feeds: list[str] = field(default_factory=list)  # per input: what it was fed, and why
 
     def __post_init__(self):
         # Subsampled (reference, candidate) values per output for the HTML plots; not serialised.
@@ -147,6 +153,18 @@ class ParityAccumulator:
         self._cand: dict[str, list[np.ndarray]] = {c: [] for _, c in self.pairs}
         self._shape_problems: dict[str, list[str]] = {c: [] for _, c in self.pairs}
         self._shapes: dict[str, tuple[list[int], list[int]]] = {}
+        self._noise: dict[str, float] = {}  # reference output -> largest change under a one-ulp input change
+
+    def add_noise(self, reference: Mapping[str, np.ndarray], perturbed: Mapping[str, np.ndarray]) -> None:
+        """Record how far the reference moved when run again on its inputs moved by one ulp."""
+        for ref_name, _ in self.pairs:
+            a, b = np.asarray(reference[ref_name]), np.asarray(perturbed[ref_name])
+            if a.shape != b.shape or a.dtype.kind != "f":
+                continue
+            finite = np.isfinite(a) & np.isfinite(b)
+            if finite.any():
+                change = float(np.abs(a[finite].astype(np.float64) - b[finite]).max())
+                self._noise[ref_name] = max(self._noise.get(ref_name, 0.0), change)
 
     def add(self, reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray]) -> None:
         for ref_name, cand_name in self.pairs:
@@ -209,8 +227,15 @@ class ParityAccumulator:
             shapes = self._shapes.get(cand_name, (None, None))
             out = OutputParity(ref_name, cand_name, shapes[0], shapes[1])
             out.problems.extend(self._shape_problems[cand_name])
+            tolerance = self.tolerance
             if self._ref[ref_name]:
-                _fill_metrics(out, self._ref[ref_name], self._cand[cand_name], self.tolerance)
+                scale = max(float(np.nanmax(np.abs(r), initial=0.0)) if r.size and r.dtype.kind == "f" else 0.0
+                            for r in self._ref[ref_name])
+                if ref_name in self._noise and scale > 0:
+                    out.noise_floor = self._noise[ref_name] / scale
+                tolerance = self.tolerance.raised_to(out.noise_floor)
+                _fill_metrics(out, self._ref[ref_name], self._cand[cand_name], tolerance)
+            out.rtol = tolerance.rtol
             results.append(out)
         return results
 
@@ -243,7 +268,10 @@ class Measurement:
 
 
 def measure(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) -> Measurement:
-    """Compare two arrays of the same size value by value (flattened, in float64)."""
+    """Compare two arrays of the same size value by value (flattened, in float64). Integer and
+    boolean tensors (indices, token ids, masks) must be equal: an id off by one is another id."""
+    if _exact(reference) and _exact(candidate):
+        tolerance = Tolerance(0.0, 0.0, tolerance.relative_to)
     ref = np.asarray(reference, dtype=np.float64).ravel()
     cand = np.asarray(candidate, dtype=np.float64).ravel()
     ref_bad, cand_bad = ~np.isfinite(ref), ~np.isfinite(cand)
@@ -274,6 +302,10 @@ def measure(reference: np.ndarray, candidate: np.ndarray, tolerance: Tolerance) 
     return result
 
 
+def _exact(values) -> bool:
+    return np.asarray(values).dtype.kind in "biu"
+
+
 def _fill_metrics(out: OutputParity, refs: list[np.ndarray], cands: list[np.ndarray], tolerance: Tolerance) -> None:
     m = measure(np.concatenate([r.ravel() for r in refs]), np.concatenate([c.ravel() for c in cands]), tolerance)
     out.nonfinite_agree = m.nonfinite_mismatch == 0
@@ -302,6 +334,8 @@ def _rows_per_input(values: list[np.ndarray]) -> np.ndarray | None:
 def _class_agreement(out: OutputParity, refs: list[np.ndarray], cands: list[np.ndarray]) -> None:
     """Top-1/top-5 agreement for outputs shaped (batch, classes): information, not a pass rule."""
     if refs[0].ndim != 2 or refs[0].shape[1] < 2 or not np.issubdtype(refs[0].dtype, np.floating):
+        return
+    if len({r.shape[1] for r in refs}) != 1:  # class counts that differ between samples: not class scores
         return
     ref = np.concatenate(refs)
     cand = np.concatenate(cands)

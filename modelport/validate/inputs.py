@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import InvalidModelError, UsageError
-from ..tensors import TensorSpec
+from ..tensors import TensorSpec, ValueRange
 
 DEFAULT_DYNAMIC_DIM = 8  # for dynamic dims other than the batch, unless --dim says otherwise
 # The sizes of such dims, one per batch size checked: a dynamic dim is checked at two sizes.
@@ -19,9 +19,10 @@ def generate_feeds(specs: Sequence[TensorSpec], *, seed: int = 0, batch: int | N
                    default_dim: int = DEFAULT_DYNAMIC_DIM) -> dict[str, np.ndarray]:
     """One seeded feed per input.
 
-    Floats are standard-normal (the range of normalised images and embeddings); integers lie in
-    [0, 10), or below the input's known index bound (the size of the table it indexes); booleans
-    are fair coins. ``batch`` fixes dim 0; another dynamic dim takes ``dims[dim name]``, then
+    Floats are uniform in the input's ``value_range`` where the model declares one (pixels 0..255
+    for a model that rescales them itself), else standard-normal (the range of normalised images
+    and embeddings); integers lie in [0, 10), or below the input's known index bound (the size of
+    the table it indexes); booleans are fair coins. ``batch`` fixes dim 0; another dynamic dim takes ``dims[dim name]``, then
     ``dims[input name]``, then ``default_dim``.
     """
     rng = np.random.default_rng(seed)
@@ -41,7 +42,9 @@ def generate_feeds(specs: Sequence[TensorSpec], *, seed: int = 0, batch: int | N
                 shape.append(int(dims[symbol]))
             else:
                 shape.append(int(dims.get(spec.name, 1 if axis == 0 else default_dim)))
-        if np.issubdtype(spec.dtype, np.floating):
+        if np.issubdtype(spec.dtype, np.floating) and spec.value_range is not None:
+            feeds[spec.name] = rng.uniform(spec.value_range.low, spec.value_range.high, shape).astype(spec.dtype)
+        elif np.issubdtype(spec.dtype, np.floating):
             feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         elif spec.dtype == np.bool_:
             feeds[spec.name] = rng.random(shape) < 0.5
@@ -52,6 +55,33 @@ def generate_feeds(specs: Sequence[TensorSpec], *, seed: int = 0, batch: int | N
             raise UsageError(f"cannot generate values of dtype {spec.dtype.name!r} for input {spec.name!r}",
                              hint="give real inputs with --inputs FEEDS.npz")
     return feeds
+
+
+def describe_generated(spec: TensorSpec) -> str:
+    """What :func:`generate_feeds` draws for ``spec``, and why, for the report."""
+    if np.issubdtype(spec.dtype, np.floating):
+        if spec.value_range is not None:
+            return spec.value_range.describe()
+        return ("standard normal (the model declares no input range; give --input-range LO,HI or real "
+                "data with --inputs if it expects another)")
+    if spec.dtype == np.bool_:
+        return "random booleans"
+    high = min(10, spec.index_bound) if spec.index_bound else 10
+    return f"random integers in [0, {high})" + (" (below the table it indexes)" if spec.index_bound else "")
+
+
+def parse_input_ranges(texts: Sequence[str] | None) -> dict[str, ValueRange]:
+    """``--input-range LO,HI`` (every float input) or ``NAME:LO,HI`` (one input), repeatable ->
+    {input name or "": ValueRange}."""
+    ranges: dict[str, ValueRange] = {}
+    for text in texts or ():
+        name, _, bounds = text.rpartition(":")
+        try:
+            low, high = (float(v) for v in bounds.split(","))
+            ranges[name] = ValueRange(low, high, "--input-range")
+        except ValueError:
+            raise UsageError(f"--input-range {text!r}: write LO,HI or NAME:LO,HI with LO < HI, e.g. 0,255") from None
+    return ranges
 
 
 def load_feeds(path: str | Path) -> dict[str, np.ndarray]:

@@ -9,6 +9,7 @@ by position, or by an explicit ``output_map``.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -17,11 +18,11 @@ import numpy as np
 
 from ..errors import UsageError
 from ..formats.base import Session
-from ..tensors import TensorSpec
+from ..tensors import TensorSpec, ValueRange
 from .compare import ParityAccumulator, ParityReport, match_names
-from .inputs import DYNAMIC_DIM_SIZES, generate_feeds
+from .inputs import DYNAMIC_DIM_SIZES, describe_generated, generate_feeds
 from .layout import layout_permutation, output_permutation
-from .tolerances import Tolerance, tolerances_for
+from .tolerances import NOISE_PERTURBATION, Tolerance, tolerances_for
 
 PLOT_POINTS = 4000  # values per output kept for the HTML report's plots
 
@@ -45,7 +46,8 @@ class InputPairing:
             shape = tuple(r if r is not None else c for r, c in zip(shape, cand))
         return TensorSpec(self.reference.name, shape, self.reference.dtype,
                           dim_names=self.reference.dim_names or self.candidate.dim_names,
-                          index_bound=self.reference.index_bound or self.candidate.index_bound)
+                          index_bound=self.reference.index_bound or self.candidate.index_bound,
+                          value_range=self.reference.value_range or self.candidate.value_range)
 
     def to_candidate(self, value: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(np.transpose(value, self.permutation)) if self.permutation else value
@@ -97,23 +99,47 @@ def batch_sizes_for(reference: Session, candidate: Session) -> list[int]:
     return [1]
 
 
+def feed_specs(pairings: Sequence[InputPairing],
+               input_ranges: Mapping[str, ValueRange] | None = None) -> list[TensorSpec]:
+    """The specs feeds are generated from: each input's range is the user's (``input_ranges`` by
+    input name, or under "" for every float input), else what either model declares."""
+    specs = []
+    for pairing in pairings:
+        spec = pairing.feed_spec()
+        chosen = (input_ranges or {}).get(spec.name) or (input_ranges or {}).get("")
+        if chosen is not None and spec.dtype.kind == "f":
+            spec = dataclasses.replace(spec, value_range=chosen)
+        specs.append(spec)
+    unknown = sorted(set(input_ranges or ()) - {"", *(s.name for s in specs)})
+    if unknown:
+        raise UsageError(f"--input-range names no input of the model: {', '.join(map(repr, unknown))}",
+                         hint=f"its inputs: {', '.join(repr(s.name) for s in specs)}")
+    return specs
+
+
 def plan_feeds(pairings: Sequence[InputPairing], reference: Session, candidate: Session, *,
                feeds: Mapping[str, np.ndarray] | None, samples: int, seed: int,
-               dims: Mapping[str, int] | None, batch_sizes: Sequence[int] | None) -> tuple[list[dict], list[int]]:
-    """Reference-layout feeds to run: the user's, or seeded generated ones per batch size."""
+               dims: Mapping[str, int] | None, batch_sizes: Sequence[int] | None,
+               input_ranges: Mapping[str, ValueRange] | None = None) -> tuple[list[dict], list[int], list[str]]:
+    """Reference-layout feeds to run (the user's, or seeded generated ones per batch size), the
+    batch sizes, and one line per input saying what it was fed and why."""
     if feeds is not None:
         names = [p.reference.name for p in pairings]
         missing = [n for n in names if n not in feeds]
         if missing:
             raise UsageError(f"--inputs lacks {', '.join(map(repr, missing))}; it has {', '.join(map(repr, feeds))}")
-        return [{n: np.asarray(feeds[n]) for n in names}], sorted({np.shape(feeds[n])[0] for n in names if np.ndim(feeds[n])})
+        described = [f"{n!r}: given (--inputs), {np.shape(feeds[n])[0] if np.ndim(feeds[n]) else 1} sample(s)"
+                     for n in names]
+        return ([{n: np.asarray(feeds[n]) for n in names}],
+                sorted({np.shape(feeds[n])[0] for n in names if np.ndim(feeds[n])}), described)
     batches = list(batch_sizes or batch_sizes_for(reference, candidate))
-    specs = [p.feed_spec() for p in pairings]
+    specs = feed_specs(pairings, input_ranges)
+    described = [f"{s.name!r}: {describe_generated(s)}" for s in specs]
     # Dynamic dims other than the batch (and not pinned by --dim) take a second size with the
     # second batch size, so that both are checked.
     return [generate_feeds(specs, seed=seed + 7919 * b + s, batch=b, dims=dims,
                            default_dim=DYNAMIC_DIM_SIZES[min(i, len(DYNAMIC_DIM_SIZES) - 1)])
-            for i, b in enumerate(batches) for s in range(samples)], batches
+            for i, b in enumerate(batches) for s in range(samples)], batches, described
 
 
 def choose_tolerance(candidate: Session, precision: str | None = None, atol: float | None = None,
@@ -128,23 +154,27 @@ def compare_sessions(reference: Session, candidate: Session, *, feeds: Mapping[s
                      tolerance: Tolerance | None = None, precision: str | None = None, atol: float | None = None,
                      rtol: float | None = None, relative_to: str | None = None, samples: int = 3, seed: int = 0,
                      dims: Mapping[str, int] | None = None, batch_sizes: Sequence[int] | None = None,
-                     input_layout: str | None = None, output_map: Mapping[str, str] | None = None) -> ParityReport:
+                     input_layout: str | None = None, output_map: Mapping[str, str] | None = None,
+                     input_ranges: Mapping[str, ValueRange] | None = None) -> ParityReport:
     """Compare ``candidate`` against ``reference`` on given or generated feeds.
 
     The tolerance is ``tolerance`` when given, else the default of ``precision`` (detected from the
     candidate when None) with ``atol``/``rtol``/``relative_to`` overriding it. Every output is
-    compared on every sample; all failures are collected in the report.
+    compared on every sample; all failures are collected in the report. Generated feeds follow
+    each input's declared range unless ``input_ranges`` ({input name, or "" for all: ValueRange})
+    says otherwise; the report's ``feeds`` says what each input was fed.
     """
     start = time.perf_counter()
     if tolerance is None:
         precision, tolerance = choose_tolerance(candidate, precision, atol, rtol, relative_to)
     pairings, warnings = pair_inputs(reference, candidate, input_layout)
-    plan, batches = plan_feeds(pairings, reference, candidate, feeds=feeds, samples=samples, seed=seed,
-                               dims=dims, batch_sizes=batch_sizes)
+    plan, batches, described = plan_feeds(pairings, reference, candidate, feeds=feeds, samples=samples, seed=seed,
+                                          dims=dims, batch_sizes=batch_sizes, input_ranges=input_ranges)
     report = ParityReport(reference=str(reference.path), candidate=str(candidate.path), atol=tolerance.atol,
                           rtol=tolerance.rtol, relative_to=tolerance.relative_to, samples=len(plan),
                           batch_sizes=batches, warnings=warnings, reference_format=reference.format_name,
-                          candidate_format=candidate.format_name, precision=precision or "fp32")
+                          candidate_format=candidate.format_name, precision=precision or "fp32",
+                          feeds=described)
     accumulator = None
     transposed: dict[str, tuple[int, ...]] = {}
     for index, feed in enumerate(plan):
@@ -161,6 +191,10 @@ def compare_sessions(reference: Session, candidate: Session, *, feeds: Mapping[s
         for cand_name, perm in transposed.items():
             cand_out[cand_name] = np.transpose(cand_out[cand_name], perm)
         accumulator.add(ref_out, cand_out)
+        if tolerance.adaptive and index % max(samples, 1) == 0:  # the first sample of each batch size
+            perturbed = _one_ulp_away(feed, seed + index)
+            if perturbed is not None:  # the reference's own fp32 noise floor on this feed
+                accumulator.add_noise(ref_out, reference.run(perturbed))
     report.outputs = accumulator.finish() if accumulator else []
     report.blind_spots = accumulator.blind_spots() if accumulator else []
     report.warnings += report.blind_spots
@@ -173,6 +207,22 @@ def compare_sessions(reference: Session, candidate: Session, *, feeds: Mapping[s
 
 
 check_parity = compare_sessions  # the name of the first releases
+
+
+def _one_ulp_away(feed: Mapping[str, np.ndarray], seed: int) -> dict[str, np.ndarray] | None:
+    """``feed`` with every float value moved by about one unit in its last place (None when no input
+    is float). How far that moves the reference's outputs is the rounding noise the model itself
+    amplifies: a correct fp32 conversion differs from its source by about as much."""
+    rng = np.random.default_rng(seed)
+    moved, any_float = {}, False
+    for name, value in feed.items():
+        value = np.asarray(value)
+        if value.dtype.kind == "f":
+            any_float = True
+            step = rng.standard_normal(value.shape) * NOISE_PERTURBATION
+            value = (value * (1.0 + step)).astype(value.dtype)
+        moved[name] = value
+    return moved if any_float else None
 
 
 def _dtype_notes(report: ParityReport, reference: Session, candidate: Session) -> None:

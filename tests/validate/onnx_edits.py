@@ -52,3 +52,51 @@ def channels_last_input(model, name: str):
     del dims[:]
     dims.extend([n, h, w, c])
     return edited
+
+
+def _copy(model):
+    edited = onnx.ModelProto()
+    edited.CopyFrom(model)
+    return edited
+
+
+def scale_conv_weights(model, factor: float = 1.01):
+    """The weights of the middle Conv scaled by ``factor`` (a converter that folds a scale twice, or
+    misses an epsilon); returns (model, node name)."""
+    edited = _copy(model)
+    convs = [node for node in edited.graph.node if node.op_type == "Conv"]
+    node = convs[len(convs) // 2]
+    for init in edited.graph.initializer:
+        if init.name == node.input[1]:
+            weight = numpy_helper.to_array(init)
+            init.CopyFrom(numpy_helper.from_array((weight * factor).astype(weight.dtype), init.name))
+            return edited, node.name
+    raise ValueError(f"{node.name} has no initializer weight")
+
+
+def gelu_to_tanh(model):
+    """Every exact Gelu turned into its tanh approximation (a converter that maps GELU to the
+    fused form of another framework); returns (model, count)."""
+    edited = _copy(model)
+    nodes = [node for node in edited.graph.node if node.op_type == "Gelu"]
+    if not nodes:
+        raise ValueError("the model has no Gelu node")
+    for node in nodes:
+        del node.attribute[:]
+        node.attribute.append(helper.make_attribute("approximate", "tanh"))
+    return edited, len(nodes)
+
+
+def resize_corners(model):
+    """Every Resize sampling with align_corners instead of its own coordinate mode (the classic
+    resize mistake between frameworks); returns (model, count)."""
+    edited = _copy(model)
+    nodes = [node for node in edited.graph.node if node.op_type == "Resize"]
+    if not nodes:
+        raise ValueError("the model has no Resize node")
+    for node in nodes:
+        kept = [a for a in node.attribute if a.name != "coordinate_transformation_mode"]
+        del node.attribute[:]
+        node.attribute.extend(kept)
+        node.attribute.append(helper.make_attribute("coordinate_transformation_mode", "align_corners"))
+    return edited, len(nodes)

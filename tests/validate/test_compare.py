@@ -102,3 +102,54 @@ def test_tolerances_are_data():
         tolerances_for("fp32", relative_to="nearby")
     with pytest.raises(UsageError, match="unknown precision 'fp8'"):
         tolerances_for("fp8")
+
+
+# -- the fp32 rule: on the output's scale, raised to the reference's own noise floor -------------------
+def _adaptive_report(ref, cand, moved):
+    tolerance = tolerances_for("fp32")
+    acc = ParityAccumulator(match_names(list(ref), list(cand))[0], tolerance)
+    acc.add(ref, cand)
+    acc.add_noise(ref, moved)
+    return acc.finish()[0]
+
+
+def test_fp32_default_is_the_scale_rule_raised_by_the_noise_floor():
+    tolerance = tolerances_for("fp32")
+    assert tolerance.relative_to == "scale" and tolerance.adaptive
+    ref = {"y": np.linspace(-4, 4, 40).reshape(4, 10)}
+    off = {"y": ref["y"] + 4e-4}  # 1e-4 of the scale: 5x the floor rtol of 2e-5
+    quiet = _adaptive_report(ref, off, {"y": ref["y"] + 4e-7})  # the reference hardly moves: 1e-7
+    assert not quiet.passed and quiet.rtol == pytest.approx(2e-5) and quiet.noise_floor == pytest.approx(1e-7)
+    noisy = _adaptive_report(ref, off, {"y": ref["y"] + 2e-4})  # one ulp in moves it by 5e-5 of its scale
+    assert noisy.passed and noisy.rtol == pytest.approx(5e-4)
+    # However noisy the reference, the rule never allows more than NOISE_CEILING of the scale.
+    wild = _adaptive_report(ref, {"y": ref["y"] + 0.04}, {"y": ref["y"] + 4.0})
+    assert not wild.passed and wild.rtol == pytest.approx(1e-3)
+
+
+def test_a_tolerance_the_user_sets_does_not_adapt():
+    assert not tolerances_for("fp32", rtol=1e-4).adaptive
+    assert not tolerances_for("fp32", relative_to="element").adaptive
+    assert tolerances_for("fp32", atol=1e-3).adaptive  # atol alone keeps the rtol rule
+    assert not any(tolerances_for(p).adaptive for p in ("fp16", "int8", "uint8-weights"))
+
+
+def test_integer_outputs_must_be_equal():
+    ref = {"ids": np.array([[50000, 3]], np.int64)}
+    report = _report(ref, {"ids": np.array([[50001, 3]], np.int64)}, atol=1, rtol=1e-3, relative_to="scale")
+    assert not report and "1 of 2 values" in report.outputs[0].problems[0]
+    assert _report(ref, {"ids": ref["ids"].copy()}, relative_to="scale")
+
+
+def test_generated_feeds_follow_the_declared_range():
+    from modelport.tensors import ValueRange
+    from modelport.validate.inputs import describe_generated, parse_input_ranges
+    spec = TensorSpec("pixels", (None, 4, 4, 3), np.float32, value_range=ValueRange(0, 255, "a Rescaling layer"))
+    feed = generate_feeds([spec], seed=0, batch=2)["pixels"]
+    assert feed.min() >= 0 and feed.max() <= 255 and feed.max() > 200
+    assert describe_generated(spec) == "uniform in [0, 255] (a Rescaling layer)"
+    assert "standard normal" in describe_generated(TensorSpec("x", (1, 3), np.float32))
+    assert parse_input_ranges(["0,255", "mask:-1,1"]) == {"": ValueRange(0, 255), "mask": ValueRange(-1, 1)}
+    for bad in ("255,0", "0-255", "x:1", "a:b,c"):
+        with pytest.raises(UsageError, match="--input-range"):
+            parse_input_ranges([bad])

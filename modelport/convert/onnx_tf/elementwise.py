@@ -52,7 +52,11 @@ for _name, _make in {
 @onnx_op("Gelu", since=20, layout=ELEMENTWISE)
 def convert_gelu(ctx: NodeContext):
     """ONNX Gelu (exact, or tanh approximation)."""
-    return _tf().nn.gelu(ctx.inputs[0], approximate=ctx.attr("approximate", "none") == "tanh")
+    tf, x = _tf(), ctx.inputs[0]
+    if ctx.attr("approximate", "none") == "tanh":
+        return tf.nn.gelu(x, approximate=True)
+    # Exact GELU written with Erf: tf.nn.gelu uses Erfc, which TF.js and TFLite's builtins lack.
+    return 0.5 * x * (1.0 + tf.math.erf(x * tf.constant(0.7071067811865476, x.dtype)))
 
 
 @onnx_op("IsInf", since=10, layout=ELEMENTWISE)

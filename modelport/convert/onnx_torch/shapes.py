@@ -78,6 +78,8 @@ def _scalar(value) -> bool:
 def fold_shape(ctx: NodeContext, x):
     """Shape: the static dims as ints, the dynamic ones as traced sizes; None when all are static
     (the handler then gives a constant) or the rank is unknown."""
+    if isinstance(x, ShapeValue):  # the shape of a shape: its length, always known
+        return torch.tensor([] if x.scalar else [len(x.items)], dtype=torch.int64)
     dims = ctx.shape(0)
     if dims is None or not is_traced(x) or None not in dims:
         return None
@@ -136,6 +138,61 @@ def fold_identity(ctx: NodeContext, data):
     return data
 
 
+def fold_reshape(ctx: NodeContext, data, shape):
+    """A shape reshaped to one dim ([-1] or [n]) or to a scalar stays element by element."""
+    target = _entries(shape)
+    if not isinstance(data, ShapeValue) or target is None or any(is_traced(v) for v in target):
+        return None
+    count = len(data.items)
+    if target in ([-1], [count]):
+        return ShapeValue(data.items)
+    if target == [] and count == 1:
+        return ShapeValue(data.items, scalar=True)
+    return None
+
+
+# A size is never negative: comparing one with a negative constant is decided without its value.
+_COMPARE: dict[str, Callable] = {"Equal": operator.eq, "Less": operator.lt, "Greater": operator.gt,
+                                 "LessOrEqual": operator.le, "GreaterOrEqual": operator.ge}
+_SIZE_VS_NEGATIVE = {"Equal": False, "Less": False, "LessOrEqual": False, "Greater": True, "GreaterOrEqual": True}
+
+
+def fold_compare(ctx: NodeContext, a, b):
+    """Sizes compared with constants (the TorchScript exporter's ``expand(n, -1)``: Where(Equal(shape,
+    -1), 1, shape)): a constant boolean tensor when every entry is decided, else None."""
+    left, right = _entries(a), _entries(b)
+    if left is None or right is None or (len(left) != len(right) and 1 not in (len(left), len(right))):
+        return None
+    count = max(len(left), len(right))
+    left = left * count if len(left) == 1 else left
+    right = right * count if len(right) == 1 else right
+    op, decided = ctx.node.op_type, []
+    for x, y in zip(left, right):
+        if not is_traced(x) and not is_traced(y):
+            decided.append(_COMPARE[op](x, y))
+        elif is_traced(x) and not is_traced(y) and y < 0:
+            decided.append(_SIZE_VS_NEGATIVE[op])
+        elif is_traced(y) and not is_traced(x) and x < 0:  # constant on the left: the comparison mirrored
+            decided.append(not _SIZE_VS_NEGATIVE[op] if op != "Equal" else False)
+        else:
+            return None
+    result = torch.tensor(decided, dtype=torch.bool)
+    return result.reshape(()) if _scalar(a) and _scalar(b) else result
+
+
+def fold_where(ctx: NodeContext, condition, a, b):
+    """Where with a constant condition over sizes: the chosen entries."""
+    picks, left, right = _entries(condition), _entries(a), _entries(b)
+    if picks is None or left is None or right is None or not isinstance(condition, torch.Tensor):
+        return None
+    count = max(len(picks), len(left), len(right))
+    if any(len(v) not in (1, count) for v in (picks, left, right)):
+        return None
+    widen = (lambda v: v * count if len(v) == 1 else v)
+    chosen = [x if c else y for c, x, y in zip(widen(picks), widen(left), widen(right))]
+    return ShapeValue(chosen, scalar=condition.dim() == 0 and _scalar(a) and _scalar(b))
+
+
 _ARITHMETIC: dict[str, Callable] = {"Add": operator.add, "Sub": operator.sub, "Mul": operator.mul,
                                     "Div": operator.floordiv, "Mod": operator.mod}
 
@@ -155,10 +212,19 @@ def fold_arithmetic(ctx: NodeContext, a, b):
     return ShapeValue([op(x, y) for x, y in zip(left, right)], scalar=_scalar(a) and _scalar(b))
 
 
+def _fold_size(x):
+    """Size of a shape: its length."""
+    if isinstance(x, ShapeValue):
+        return torch.tensor(1 if x.scalar else len(x.items), dtype=torch.int64)
+    return None
+
+
 FOLDS: dict[str, Callable[..., Any]] = {
     "Gather": fold_gather, "Slice": fold_slice, "Concat": fold_concat, "Unsqueeze": fold_unsqueeze,
     "Squeeze": fold_squeeze, "Cast": fold_cast, "CastLike": fold_cast, "Identity": fold_identity,
+    "Reshape": fold_reshape, "Where": fold_where,
     **{op: fold_arithmetic for op in _ARITHMETIC},
+    **{op: fold_compare for op in _COMPARE},
 }
 # Ops whose handlers read a ShapeValue input as sizes (NodeContext.ints), by input position.
 READS_SIZES: dict[str, set[int]] = {"Reshape": {1}, "Expand": {1}, "ConstantOfShape": {0}, "Tile": {1},
@@ -169,8 +235,8 @@ def fold_shapes(ctx: NodeContext, domain: str, inputs: list):
     """Shape arithmetic on dynamic dims, kept symbolic (shapes.py): the folded value, or None when
     the handler is to run (with folded shapes made tensors, unless it reads them as sizes)."""
     op = ctx.node.op_type if domain == "" else None
-    if op == "Shape":
-        folded = fold_shape(ctx, inputs[0])
+    if op == "Shape" or op == "Size":
+        folded = fold_shape(ctx, inputs[0]) if op == "Shape" else _fold_size(inputs[0])
         return None if folded is None else settle(folded)
     if not any(isinstance(value, ShapeValue) for value in inputs):
         return None
