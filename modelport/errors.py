@@ -34,6 +34,11 @@ class InvalidModelError(ModelportError):
     """The model file is missing, unreadable, truncated, or not what its name claims."""
 
 
+class CandidateRunError(InvalidModelError):
+    """The candidate of a parity check failed when run on feeds its reference ran: the user's model
+    to ``validate`` (exit 2), a converter's bug within ``convert`` (which raises InternalError)."""
+
+
 class UntrustedPickleError(InvalidModelError):
     """Loading the file would run arbitrary pickled code; refused unless the user opts in."""
 

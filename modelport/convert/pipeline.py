@@ -122,12 +122,13 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
                          f"a {FORMATS[target_format].title} model is a {'folder' if FORMATS[target_format].is_directory else 'file'}")
     if check:  # refuse bad tolerance flags before any work
         tolerances_for("fp32", atol, rtol, relative_to)
-    options = ConvertOptions(opset=opset, input_specs=input_specs, dynamic_batch=dynamic_batch,
+    options = ConvertOptions(opset=opset, input_specs=input_specs, dynamic_batch=dynamic_batch, dims=dims,
                              extra=dict(edge_options or {}))
     result = ConversionResult(str(source), str(destination), source_format, target_format)
     source_fmt = FORMATS[source_format]
     open_options, ignored = source_fmt.accepted_options(
-        {"weights": weights, "input_specs": input_specs, "trust_pickle": trust_pickle, **dict(source_options or {})})
+        {"weights": weights, "input_specs": input_specs, "trust_pickle": trust_pickle, "dims": dims,
+         **dict(source_options or {})})
     if "input_specs" in ignored:
         result.warnings.append(f"--input-shape is not used for {source_fmt.title} sources; "
                                "the model's own signature was used")
@@ -140,6 +141,9 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
         session = source_fmt.open(source, **open_options, **chain[0].source_options)
     source_names = [spec.name for spec in session.inputs]
     ranges = _source_ranges(session, input_ranges)
+    # Dynamic dims the source had to be traced at a size of its own are checked at that size too.
+    dims = {**getattr(session, "trace_dims", {}), **dict(dims or {})} or None
+    options.dims = dims
     with contextlib.ExitStack() as stack:
         stack.callback(session.close)
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="modelport-")))
@@ -175,6 +179,7 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
                 except UnsupportedOpError as missing:  # the reference runtime cannot run this model
                     hop.unchecked = f"the reference runtime cannot run the source: {missing.message}"
                     result.warnings.append(f"parity NOT checked: {missing}")
+
             else:
                 hop.unchecked = "--no-check"
             companions = options.extra.pop("companions", [])  # files an edge wrote beside its artifact
@@ -237,10 +242,10 @@ def _check_hop(reference: Session, candidate: Session, feeds: Mapping[str, np.nd
                seed: int, dims: Mapping[str, int] | None, steps: Steps, input_layout: str | None = None,
                input_ranges: Mapping[str, ValueRange] | None = None, **overrides) -> ParityReport:
     """The same comparison as ``modelport validate``: tolerances from the candidate's precision."""
-    from ..validate.parity import choose_tolerance, compare_sessions
+    from ..validate.parity import check_artifact, choose_tolerance
     precision, tolerance = choose_tolerance(candidate, **overrides)
     with steps.step(f"Checking parity {reference.format_name} vs {candidate.format_name} "
                     f"({precision}: {tolerance.describe()})"):
-        return compare_sessions(reference, candidate, tolerance=tolerance, precision=precision, feeds=feeds,
+        return check_artifact(reference, candidate, tolerance=tolerance, precision=precision, feeds=feeds,
                                 samples=samples, seed=seed, dims=dims, input_layout=input_layout,
                                 input_ranges=input_ranges)

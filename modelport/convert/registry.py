@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from ..errors import NoConversionPathError, UsageError
 from ..tensors import TensorSpec
@@ -23,6 +23,7 @@ class ConvertOptions:
     opset: int | None = None
     input_specs: Sequence[TensorSpec] | None = None
     dynamic_batch: bool = True
+    dims: Mapping[str, int] | None = None  # --dim: sizes for tracing dynamic dims, by dim or input name
     extra: dict = field(default_factory=dict)
 
 

@@ -34,7 +34,7 @@ def export_ort(source: str | Path, out_dir: str | Path, *, inputs: Mapping[str, 
     """
     from ..formats import open_model
     from ..formats.ort import OrtFormatSession
-    from ..validate.parity import compare_sessions
+    from ..validate.parity import check_artifact
     steps = steps or Steps(enabled=False)
     start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -64,7 +64,7 @@ def export_ort(source: str | Path, out_dir: str | Path, *, inputs: Mapping[str, 
             one = {k: v[:1] for k, v in feeds.items()}  # the golden sample, and the latency's
             with OrtFormatSession(folder / "model.ort", threads=1) as candidate, \
                     steps.step("Checking model.ort in ONNX Runtime"):
-                report = compare_sessions(reference, candidate, feeds=feeds, samples=1, seed=seed)
+                report = check_artifact(reference, candidate, feeds=feeds, samples=1, seed=seed)
                 rule = Tolerance(report.atol, report.rtol, report.relative_to).describe()
                 result.files.append(BundleFile(
                     "model.ort", "ort", [s.to_dict() for s in candidate.inputs],

@@ -87,7 +87,7 @@ def export_tfjs(source: str | Path, out_dir: str | Path, *, quantize: str | None
     from ..formats import open_model
     from ..formats._tf import import_tf
     from ..formats.tfjs import TfjsSession
-    from ..validate.parity import compare_sessions
+    from ..validate.parity import check_artifact
     steps = steps or Steps(enabled=False)
     start = time.perf_counter()
     mode = weight_mode(quantize)
@@ -119,7 +119,7 @@ def export_tfjs(source: str | Path, out_dir: str | Path, *, quantize: str | None
                 with steps.step(f"Checking model.json in TF.js {candidate.tfjs_version} ({backend} backend)"):
                     tolerance = mode.tolerance or Tolerance(np.inf, 0.0)  # agreement: every value "within"
                     layout = input_layout(reference, candidate)
-                    report = compare_sessions(reference, candidate, feeds=feeds, tolerance=tolerance, samples=1,
+                    report = check_artifact(reference, candidate, feeds=feeds, tolerance=tolerance, samples=1,
                                               seed=seed, input_layout=layout)
                 passed = report.passed if mode.tolerance is not None else agrees(report)
                 golden = in_candidate_layout(reference, candidate, one)

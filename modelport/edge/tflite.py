@@ -204,7 +204,7 @@ def _export_mode(mode_: Mode, tf_source, reference, feeds, calibration, folder: 
     from ..convert.tf_tflite import refusal
     from ..formats._tf import import_tf
     from ..formats.tflite import TFLiteFile, TFLiteSession
-    from ..validate.parity import compare_sessions
+    from ..validate.parity import check_artifact
     tf = import_tf()
     path = folder / f"model_{mode_.name}.tflite"
     with steps.step(f"Converting to TFLite {mode_.name} ({mode_.summary})"):
@@ -236,7 +236,7 @@ def _export_mode(mode_: Mode, tf_source, reference, feeds, calibration, folder: 
     try:
         with steps.step(f"Checking {path.name} in LiteRT"):
             tolerance = mode_.tolerance or Tolerance(np.inf, 0.0)  # agreement modes: every value "within"
-            report = compare_sessions(reference, candidate, feeds=feeds, tolerance=tolerance,
+            report = check_artifact(reference, candidate, feeds=feeds, tolerance=tolerance,
                                       precision=mode_.name, samples=1, seed=seed,
                                       input_layout=input_layout(reference, candidate))
         passed = report.passed if mode_.tolerance is not None else agrees(report)

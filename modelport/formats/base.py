@@ -206,7 +206,7 @@ class Format:
 
 # Options that several commands pass to whatever format the source is; each format declares which
 # of them it takes (Format.open_options).
-COMMON_OPTIONS = frozenset({"weights", "input_specs", "trust_pickle", "preprocessing", "factory"})
+COMMON_OPTIONS = frozenset({"weights", "input_specs", "trust_pickle", "preprocessing", "factory", "dims"})
 FORMATS: dict[str, Format] = {}
 
 

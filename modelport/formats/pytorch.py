@@ -28,7 +28,10 @@ def _import_torch():
     return torch
 
 
-TRACE_DIM = 16  # the size a dynamic dim other than the batch is exported at
+TRACE_DIM = 16  # the size a dynamic dim other than the batch is exported at, unless --dim says
+# Sizes tried, in turn, for dynamic dims the model cannot run at TRACE_DIM (a convolutional audio
+# front-end needs hundreds of samples): the first it runs at is used, and said.
+TRACE_DIM_FALLBACKS = (64, 256, 1024, 4096, 16384)
 
 
 def _flatten_outputs(result, name: str | None = None) -> list[tuple[str | None, Any]]:
@@ -209,6 +212,15 @@ def _archive_kind(path: Path) -> str:
         return "pickle"  # the legacy (pre-zip) torch.save format
 
 
+def _is_cache_argument(module, name: str) -> bool:
+    """Whether forward()'s argument ``name`` is a transformers Cache (its annotation says so)."""
+    try:
+        parameter = inspect.signature(module.forward).parameters.get(name)
+    except (TypeError, ValueError):
+        return False
+    return parameter is not None and "Cache" in str(parameter.annotation)
+
+
 def _refused_by_weights_only(exc: Exception) -> bool:
     """torch.load(weights_only=True) met a pickled object it will not build (a class, a function)."""
     return "weights_only" in str(exc) or "Unsupported global" in str(exc)
@@ -220,7 +232,7 @@ class TorchSession(Session):
     format_name = "pytorch"
 
     def __init__(self, source, *, weights=None, input_specs: Sequence[TensorSpec] | None = None,
-                 trust_pickle: bool = False, module=None, kind: str = "module", **_ignored):
+                 trust_pickle: bool = False, module=None, kind: str = "module", dims=None, **_ignored):
         text = str(source)
         if module is not None:  # built by another format's reader (a Lightning checkpoint)
             super().__init__(source)
@@ -239,14 +251,22 @@ class TorchSession(Session):
             self.module = obj.module() if self.program is not None else obj
         if self.program is None:
             self.module.eval()  # an ExportedProgram was captured in its mode and refuses eval()
-        config = getattr(self.module, "config", None)
-        if getattr(config, "use_cache", False):  # Hugging Face: the cache is a generation-loop object, not a tensor
+        # Hugging Face: the cache is a generation-loop object, not a tensor. Every config is turned off,
+        # the copies that encoder-decoders give their stacks (T5's decoder) included.
+        configs = [getattr(m, "config", None) for m in ([self.module] if self.program is not None
+                                                         else self.module.modules())]
+        cached = [c for c in configs if getattr(c, "use_cache", False)]
+        for config in cached:
             config.use_cache = False
+        if cached:
             self.warnings.append("use_cache was turned off (Hugging Face config): the key/value cache is not a "
                                  "tensor output; the model returns its logits/hidden states only")
         self.source = text
         self._keyword_inputs: list[str] | None = None  # set when forward() takes the inputs by keyword
         self._flexible: bool | None = None  # a TorchScript module's batch flexibility, probed on first use
+        # Sizes of dynamic dims other than the batch (by dim name or input name) for tracing and export:
+        # the user's --dim, else TRACE_DIM, else the smallest fallback the model runs at.
+        self.trace_dims: dict[str, int] = dict(dims or {})
         self.inputs = self._input_specs(list(input_specs) if input_specs else None)
         self._output_names: list[str] | None = None
         self.outputs = self._probe_outputs()
@@ -326,6 +346,14 @@ class TorchSession(Session):
             raise UsageError(f"--input-shape names {quote_list(unknown)}, which forward() of {self.source!r} "
                              f"does not take; its arguments are {quote_list(accepted)}",
                              hint="spell the names as forward() does, or give every input a new name in order")
+        cached = [n for n in names if _is_cache_argument(self.module, n)]
+        if cached:
+            raise UsageError(
+                f"--input-shape names {quote_list(cached)}, the key/value cache of a transformers decoder: since "
+                "transformers 5 it is a Cache object, not a tensor, so a factory's model cannot take it as an input",
+                hint="convert without it: give input_ids (and attention_mask) only, and the model recomputes the "
+                     "whole sequence at each step (exporting a decoder with its cache as inputs and outputs is not "
+                     "supported from a factory yet)")
         missing = [n for n in required if n not in names]
         if missing:
             raise UsageError(f"the model takes {len(required)} input(s) ({', '.join(required)}) "
@@ -340,6 +368,10 @@ class TorchSession(Session):
         if self._keyword_inputs:
             return self.module(**dict(zip(self._keyword_inputs, tensors)))
         return self.module(*tensors)
+
+    def _trace_size(self, spec: TensorSpec, axis: int) -> int:
+        name = self._dim_name(spec, axis)
+        return int(self.trace_dims.get(name, self.trace_dims.get(spec.name, TRACE_DIM)))
 
     @property
     def flexible_batch(self) -> bool:
@@ -395,9 +427,9 @@ class TorchSession(Session):
         except ModelportError:
             raise
         except Exception as exc:  # shapes or dtypes the model cannot take: the user's to change
-            given = ", ".join(f"{s.name}:{s.shape_str()}:{s.dtype.name}" for s in self.inputs)
-            raise UsageError(f"{self.source!r} fails on inputs shaped {given}: {type(exc).__name__}: {first_line(exc)}",
-                             hint="check --input-shape: the rank, the sizes and the dtype of each input") from exc
+            flat = self._probe_larger_dims()
+            if flat is None:
+                raise self._refusal(exc) from exc
         names = output_names_for(flat)
         declared = getattr(self.program, "modelport_names", {}).get("outputs") if self.program is not None else None
         if isinstance(declared, list) and len(declared) == len(names) and all(isinstance(n, str) for n in declared):
@@ -406,15 +438,66 @@ class TorchSession(Session):
         return [TensorSpec(n, (None,) + tuple(t.shape[1:]) if t.dim() else (), framework_dtype_to_numpy(t.dtype))
                 for n, (_, t) in zip(names, flat)]
 
+    def _untraced_dims(self) -> list[str]:
+        """Names (dim name, else input name) of the dynamic dims other than the batch that --dim
+        does not size."""
+        names = []
+        for spec in self.inputs:
+            for axis, size in enumerate(spec.shape or ()):
+                if axis and size is None:
+                    name = self._dim_name(spec, axis)
+                    if name not in self.trace_dims and spec.name not in self.trace_dims and name not in names:
+                        names.append(name)
+        return names
+
+    @staticmethod
+    def _dim_name(spec: TensorSpec, axis: int) -> str:
+        names = spec.dim_names or ()
+        return names[axis] if axis < len(names) and names[axis] and names[axis] != "?" else spec.name
+
+    def _probe_larger_dims(self):
+        """The model's outputs at the smallest of TRACE_DIM_FALLBACKS its unsized dynamic dims run at
+        (kept in trace_dims, with a warning), or None when none works or no dim is unsized."""
+        torch = _import_torch()
+        unsized = self._untraced_dims()
+        if not unsized:
+            return None
+        for size in TRACE_DIM_FALLBACKS:
+            self.trace_dims.update({name: size for name in unsized})
+            try:
+                with torch.inference_mode():
+                    flat = _flatten_outputs(self._call(self.example_args()))
+            except Exception:  # noqa: BLE001 - the next size may fit
+                continue
+            self.warnings.append(
+                f"dynamic dim(s) {', '.join(map(repr, unsized))} traced and checked at {size}, the smallest of "
+                f"{TRACE_DIM}, {', '.join(map(str, TRACE_DIM_FALLBACKS))} the model runs at; "
+                f"give --dim {unsized[0]}=N to choose")
+            return flat
+        for name in unsized:
+            self.trace_dims.pop(name, None)
+        return None
+
+    def _refusal(self, exc: Exception) -> UsageError:
+        given = ", ".join(f"{s.name}:{s.shape_str()}:{s.dtype.name}" for s in self.inputs)
+        unsized = self._untraced_dims()
+        hint = "check --input-shape: the rank, the sizes and the dtype of each input"
+        if unsized or self.trace_dims:
+            hint += (f"; dynamic dims are traced at {TRACE_DIM} (tried up to {TRACE_DIM_FALLBACKS[-1]}) unless "
+                     f"--dim NAME=SIZE says otherwise (e.g. --dim {(unsized or list(self.trace_dims))[0]}=3200)")
+        return UsageError(f"{self.source!r} fails on inputs shaped {given}: {type(exc).__name__}: {first_line(exc)}",
+                          hint=hint)
+
     def example_args(self, batch: int | None = None):
         """Zero-free example tensors for export: small random values, batch overridden if asked;
-        dynamic dims other than the batch at TRACE_DIM."""
+        dynamic dims other than the batch at their trace size (--dim, else TRACE_DIM)."""
         torch = _import_torch()
         self.require_shapes()
         generator = torch.Generator().manual_seed(0)
         args = []
         for spec in self.inputs:
-            shape = [d if d is not None else (1 if axis == 0 else TRACE_DIM) for axis, d in enumerate(spec.shape)]
+            shape = [d if d is not None else (1 if axis == 0 else self._trace_size(spec, axis))
+                     for axis, d in enumerate(spec.shape)]
             if batch is not None and shape:
                 shape[0] = batch
             dtype = getattr(torch, spec.dtype.name)
@@ -531,4 +614,5 @@ def sniff_pytorch(probe: Probe) -> str | None:
 
 register_format(Format("pytorch", "PyTorch", (".pt", ".pth", ".pt2"), open_pytorch, sniff_pytorch, extra="torch",
                        runtime_modules=("torch",), aliases=("torch", "torchscript"),
-                       open_options=frozenset({"weights", "input_specs", "trust_pickle"}), factory_framework="torch"))
+                       open_options=frozenset({"weights", "input_specs", "trust_pickle", "dims"}),
+                       factory_framework="torch"))

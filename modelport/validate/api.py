@@ -53,9 +53,11 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
             continue
         start = time.perf_counter()
         with steps.step(f"Opening the {role} {model}"):
-            sessions.append(open_model(model, **dict(open_options or {})))
+            sessions.append(open_model(model, **{"dims": dims, **dict(open_options or {})}))
         seconds[f"open_{role}"] = time.perf_counter() - start
     ref_session, cand_session = sessions
+    # A dynamic dim the reference had to be traced at a size of its own is compared at that size.
+    dims = {**getattr(ref_session, "trace_dims", {}), **dict(dims or {})} or None
     try:
         precision = precision or cand_session.precision
         feeds = load_feeds(inputs) if isinstance(inputs, (str, Path)) else inputs

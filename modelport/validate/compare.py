@@ -35,6 +35,7 @@ class OutputParity:
     # inputs move by one ulp (None when not measured).
     rtol: float | None = None
     noise_floor: float | None = None
+    scale: float | None = None  # max |reference|: what the fp32 rule's rtol multiplies
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -231,6 +232,7 @@ class ParityAccumulator:
             if self._ref[ref_name]:
                 scale = max(float(np.nanmax(np.abs(r), initial=0.0)) if r.size and r.dtype.kind == "f" else 0.0
                             for r in self._ref[ref_name])
+                out.scale = scale
                 if ref_name in self._noise and scale > 0:
                     out.noise_floor = self._noise[ref_name] / scale
                 tolerance = self.tolerance.raised_to(out.noise_floor)

@@ -67,7 +67,7 @@ def describe_generated(spec: TensorSpec) -> str:
     if spec.dtype == np.bool_:
         return "random booleans"
     high = min(10, spec.index_bound) if spec.index_bound else 10
-    return f"random integers in [0, {high})" + (" (below the table it indexes)" if spec.index_bound else "")
+    return f"random integers in [0, {high})" + (f" (it indexes a table of {spec.index_bound})" if spec.index_bound else "")
 
 
 def parse_input_ranges(texts: Sequence[str] | None) -> dict[str, ValueRange]:

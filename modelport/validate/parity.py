@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import CandidateRunError, InternalError, InvalidModelError, UsageError
 from ..formats.base import Session
 from ..tensors import TensorSpec, ValueRange
 from .compare import ParityAccumulator, ParityReport, match_names
@@ -179,7 +179,10 @@ def compare_sessions(reference: Session, candidate: Session, *, feeds: Mapping[s
     transposed: dict[str, tuple[int, ...]] = {}
     for index, feed in enumerate(plan):
         ref_out = reference.run(feed)
-        cand_out = candidate.run({p.candidate.name: p.to_candidate(feed[p.reference.name]) for p in pairings})
+        try:
+            cand_out = candidate.run({p.candidate.name: p.to_candidate(feed[p.reference.name]) for p in pairings})
+        except InvalidModelError as failed:  # the reference ran these feeds: the candidate is at fault
+            raise CandidateRunError(failed.message, hint=failed.hint) from failed
         if accumulator is None:
             accumulator = _start(report, ref_out, cand_out, output_map, tolerance)
         if index == 0:  # layout of outputs: decided once, from the first sample's shapes
@@ -207,6 +210,20 @@ def compare_sessions(reference: Session, candidate: Session, *, feeds: Mapping[s
 
 
 check_parity = compare_sessions  # the name of the first releases
+
+
+def check_artifact(reference: Session, candidate: Session, **options) -> ParityReport:
+    """:func:`compare_sessions` for a candidate modelport itself wrote (a conversion hop, an edge
+    file): when it fails to run on feeds its reference ran, the fault is modelport's converter, not
+    the user's model (InternalError, exit 3), and the message says so."""
+    try:
+        return compare_sessions(reference, candidate, **options)
+    except CandidateRunError as broken:
+        raise InternalError(
+            f"modelport wrote a {candidate.format_name} model that fails when run on inputs its source "
+            f"({reference.format_name}) ran: {broken.message}",
+            hint="this is a bug of modelport's converter, not of your model; nothing was written. Rerun with "
+                 "--debug and report it") from broken
 
 
 def _one_ulp_away(feed: Mapping[str, np.ndarray], seed: int) -> dict[str, np.ndarray] | None:

@@ -57,3 +57,45 @@ def test_traced_module_that_baked_its_batch_converts_at_the_traced_batch_with_a_
     assert any("fixes its batch at 2" in w for w in data["warnings"]), data["warnings"]
     assert data["hops"][0]["parity"]["batch_sizes"] == [2]
     assert _batch_dim(tmp_path / "baked.onnx") == "2"
+
+
+def test_a_converted_model_its_runtime_cannot_run_is_modelports_failure(cli, tmp_path, monkeypatch):
+    """A conversion whose artifact fails in its own runtime on feeds the source ran is modelport's
+    bug (exit 3, nothing written), not bad input (exit 2): here LiteRT is made to fail as it did on
+    a Reshape the converter had emptied."""
+    from modelport.formats import tflite
+    source = tmp_path / "cnn.onnx"
+    assert cli("convert", "tests.zoo_torch:small_cnn", source, "--input-shape", "image:1,3,16,16").code == 0
+
+    def broken(self, feeds):
+        raise RuntimeError("num_input_elements != num_output_elements (0 != 512) Node number 93 (RESHAPE)")
+    monkeypatch.setattr(tflite.TFLiteSession, "_run", broken)
+    result = cli("convert", source, tmp_path / "cnn.tflite", "--json")
+    assert result.code == 3, result.out[-1500:]
+    message = result.json()["error"]["message"]
+    assert "RESHAPE" in message and "fails when run" in message and "not of your model" in result.json()["error"]["hint"]
+    assert not (tmp_path / "cnn.tflite").exists()
+    # The same failure of a model the user brings to validate stays the user's (exit 2).
+    assert cli("validate", source, source).code == 0
+
+
+def test_dim_sizes_the_trace_and_a_model_that_needs_more_finds_its_size(cli, tmp_path):
+    """wav2vec2's convolutional front-end cannot run 16 samples, the default trace size: --dim sizes
+    the export and the check; without it the smallest size that runs is found and said."""
+    shape = ("--input-shape", "input_values:1,samples")
+    given = cli("convert", "tests.zoo_hf:wav2vec2", tmp_path / "a.onnx", *shape, "--dim", "samples=3200", "--json")
+    assert given.code == 0, given.out[-2000:] + given.err[-2000:]
+    dims = onnx.load(tmp_path / "a.onnx").graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in dims] == ["batch", "samples"]
+    found = cli("convert", "tests.zoo_hf:wav2vec2", tmp_path / "b.onnx", *shape, "--json")
+    assert found.code == 0, found.out[-2000:]
+    assert any("traced and checked at 64" in w and "--dim samples=N" in w for w in found.json()["warnings"])
+
+
+def test_a_cached_decoder_from_a_factory_is_refused_with_what_works(cli, tmp_path):
+    result = cli("convert", "tests.zoo_hf:gpt2", tmp_path / "g.onnx", "--input-shape", "input_ids:1,seq:int64",
+                 "--input-shape", "cache:1,2,past,16", "--json")
+    assert result.code == 2
+    error = result.json()["error"]
+    assert "Cache object, not a tensor" in error["message"] and "input_ids (and attention_mask)" in error["hint"]
+    assert not (tmp_path / "g.onnx").exists()

@@ -31,7 +31,13 @@ def convert_trilu(ctx: NodeContext):
 def convert_cumsum(ctx: NodeContext):
     """ONNX CumSum (exclusive, reverse)."""
     tf = _tf()
-    axis = tf.reshape(tf.cast(ctx.inputs[1], tf.int32), [])
+    constant = ctx.const(1)
+    rank = ctx.inputs[0].shape.rank
+    # A constant axis stays a constant, counted from the front: TF.js's Cumsum takes a negative axis
+    # for a dim of NaN size.
+    axis = int(np.reshape(constant, -1)[0]) if constant is not None else tf.reshape(tf.cast(ctx.inputs[1], tf.int32), [])
+    if isinstance(axis, int) and axis < 0 and rank is not None:
+        axis += rank
     return tf.cumsum(ctx.inputs[0], axis=axis, exclusive=bool(ctx.attr("exclusive", 0)),
                      reverse=bool(ctx.attr("reverse", 0)))
 
@@ -88,9 +94,28 @@ def convert_hardmax(ctx: NodeContext):
 
 @onnx_op("GatherND", since=11)
 def convert_gather_nd(ctx: NodeContext):
-    """ONNX GatherND with batch_dims."""
+    """ONNX GatherND with batch_dims. Without batch dims and with a known index depth it is a Gather on
+    the leading dims flattened (the linear index computed from the index tuples): TF.js's WebAssembly
+    GatherNd aborts on the deep index tensors that exporters write for masks, and LiteRT's GATHER_ND
+    refuses empty operands, where GATHER runs."""
     tf = _tf()
-    return tf.gather_nd(ctx.inputs[0], tf.cast(ctx.inputs[1], tf.int64), batch_dims=ctx.attr("batch_dims", 0))
+    params, indices = ctx.inputs[0], tf.cast(ctx.inputs[1], tf.int64)
+    depth = indices.shape[-1] if indices.shape.rank else None
+    if ctx.attr("batch_dims", 0) or depth is None or params.shape.rank is None or depth > params.shape.rank:
+        return tf.gather_nd(params, indices, batch_dims=ctx.attr("batch_dims", 0))
+    dims = tf.shape(params, out_type=tf.int64)
+    lead = dims[:depth]
+    indices = tf.where(indices < 0, indices + lead, indices)  # ONNX allows indices counted from the end
+    # Row-major strides of the indexed dims: products of slices (no Cumprod, which TFLite lacks; no
+    # product of an empty slice, which TF.js gets wrong), the last one 1.
+    strides = tf.stack([tf.reduce_prod(lead[j + 1:]) for j in range(depth - 1)] + [tf.constant(1, tf.int64)])
+    flat_index = tf.reduce_sum(indices * strides, axis=-1)
+    rest = params.shape[depth:]
+    if rest.is_fully_defined():  # a static target, which every runtime's Reshape takes
+        flat = tf.reshape(params, [-1, *rest.as_list()])
+    else:
+        flat = tf.reshape(params, tf.concat([tf.constant([-1], tf.int64), dims[depth:]], 0))
+    return tf.gather(flat, flat_index)
 
 
 @onnx_op("ScatterND", since=11)

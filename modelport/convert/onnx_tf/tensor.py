@@ -196,19 +196,42 @@ def convert_slice(ctx: NodeContext):
 
 
 def _dynamic_slice(ctx: NodeContext):
-    """Slice with starts/ends (and maybe axes/steps) computed at run time: the full begin/end/stride
-    vectors are scattered from them (an axis not sliced runs from 0 to the end)."""
+    """Slice with starts/ends computed at run time: the full begin/end/stride vectors are put
+    together from them (an axis not sliced runs from 0 to the end). With constant axes and steps
+    (what exporters write) the vectors are concatenated piece by piece; otherwise scattered."""
     tf = _tf()
     x = ctx.inputs[0]
     rank = len(x.shape)
     starts, ends = tf.cast(tf.reshape(ctx.inputs[1], [-1]), tf.int64), tf.cast(tf.reshape(ctx.inputs[2], [-1]), tf.int64)
+    # Bounds kept within int32: TFLite's STRIDED_SLICE and TF.js take int32 indices, and ONNX's "to
+    # the end" (INT64_MAX) cast to int32 is -1, which would drop the last element.
+    limit = tf.constant(np.iinfo(np.int32).max, tf.int64)
+    starts, ends = tf.clip_by_value(starts, -limit, limit), tf.clip_by_value(ends, -limit, limit)
+    const_axes, const_steps = ctx.const(3) if ctx.input(3) is not None else None, ctx.const(4)
+    counted = starts.shape[0] is not None or const_axes is not None
+    if counted and (ctx.input(3) is None or const_axes is not None) and (ctx.input(4) is None or const_steps is not None):
+        count = int(starts.shape[0]) if starts.shape[0] is not None else len(const_axes)
+        axes = list(range(count)) if const_axes is None else [int(a) % rank for a in const_axes]
+        steps = [1] * len(axes) if const_steps is None else [int(s) for s in const_steps]
+        begin, end, stride = [], [], []
+        for axis in range(rank):
+            if axis in axes:
+                i = axes.index(axis)
+                begin.append(starts[i:i + 1])
+                end.append(ends[i:i + 1])
+                stride.append(steps[i])
+            else:
+                begin.append(tf.zeros([1], tf.int64))
+                end.append(tf.reshape(limit, [1]))
+                stride.append(1)
+        return tf.strided_slice(x, tf.concat(begin, 0), tf.concat(end, 0), tf.constant(stride, tf.int64))
     axes = ctx.input(3)
     axes = tf.range(tf.size(starts, out_type=tf.int64)) if axes is None else tf.cast(tf.reshape(axes, [-1]), tf.int64)
     axes = tf.where(axes < 0, axes + rank, axes)[:, None]
     steps = ctx.input(4)
     steps = tf.ones_like(starts) if steps is None else tf.cast(tf.reshape(steps, [-1]), tf.int64)
     begin = tf.tensor_scatter_nd_update(tf.zeros([rank], tf.int64), axes, starts)
-    end = tf.tensor_scatter_nd_update(tf.fill([rank], tf.constant(np.iinfo(np.int64).max)), axes, ends)
+    end = tf.tensor_scatter_nd_update(tf.fill([rank], limit), axes, ends)
     stride = tf.tensor_scatter_nd_update(tf.ones([rank], tf.int64), axes, steps)
     return tf.strided_slice(x, begin, end, stride)
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -52,8 +52,10 @@ def to_module(model, *, class_name: str = "OnnxModel"):
     return module
 
 
-def example_inputs(model) -> tuple[list[Any], list[dict[int, str]]]:
-    """Example tensors for tracing the model's inputs, and per input its dynamic dims by name."""
+def example_inputs(model, dims: Mapping[str, int] | None = None) -> tuple[list[Any], list[dict[int, str]]]:
+    """Example tensors for tracing the model's inputs (a dynamic dim at its --dim size, by dim or
+    input name, else EXAMPLE_DIM), and per input its dynamic dims by name."""
+    dims = dims or {}
     import torch
     from .dtypes import torch_dtype
     initializers = {init.name for init in model.graph.initializer}
@@ -63,31 +65,31 @@ def example_inputs(model) -> tuple[list[Any], list[dict[int, str]]]:
         if value.name in initializers:
             continue
         tensor = value.type.tensor_type
-        dims, names = [], {}
+        sizes, names = [], {}
         for axis, dim in enumerate(tensor.shape.dim):
             if dim.HasField("dim_value"):
-                dims.append(dim.dim_value)
+                sizes.append(dim.dim_value)
             else:
-                dims.append(EXAMPLE_DIM)
+                sizes.append(int(dims.get(dim.dim_param, dims.get(value.name, EXAMPLE_DIM))))
                 names[axis] = dim.dim_param or f"{value.name}_{axis}"
         dtype = torch_dtype(tensor.elem_type)
         if dtype.is_floating_point:
-            example = torch.from_numpy(rng.standard_normal(dims).astype(np.float32)).to(dtype)
+            example = torch.from_numpy(rng.standard_normal(sizes).astype(np.float32)).to(dtype)
         elif dtype == torch.bool:
-            example = torch.from_numpy(rng.random(dims) > 0.5)
+            example = torch.from_numpy(rng.random(sizes) > 0.5)
         else:
-            example = torch.zeros(dims, dtype=dtype)  # valid as an index anywhere
+            example = torch.zeros(sizes, dtype=dtype)  # valid as an index anywhere
         examples.append(example)
         dynamic.append(names)
     return examples, dynamic
 
 
-def export_program(module, model, warnings: list[str] | None = None):
+def export_program(module, model, warnings: list[str] | None = None, dims: Mapping[str, int] | None = None):
     """``torch.export`` the converted module with the ONNX inputs' symbolic dims kept dynamic; a dim
     the model's own arithmetic fixes is kept static and reported in ``warnings``."""
     import torch
     from torch.export import Dim
-    examples, dynamic = example_inputs(model)
+    examples, dynamic = example_inputs(model, dims)
     names = module.onnx_input_names
     # Dims sharing an ONNX dim_param are one symbol: torch.export relates them itself (DYNAMIC
     # hints), and refuses when the model's arithmetic pins one of them.
@@ -133,7 +135,7 @@ def onnx_to_pytorch(session, dst: Path, options: ConvertOptions) -> Path:
                          hint="name the destination NAME.pt2 (add --as-code for editable Python source)")
     module = to_module(session.handle)
     warnings = options.extra.setdefault("warnings", [])
-    program = export_program(module, session.handle, warnings)
+    program = export_program(module, session.handle, warnings, options.dims)
     import json
     from ...formats.pytorch import PT2_NAMES
     names = {"inputs": list(module.onnx_input_names), "outputs": list(module.onnx_output_names)}

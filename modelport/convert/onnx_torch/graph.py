@@ -13,6 +13,7 @@ ONNX value. Handlers read ranks and element types from ONNX's shape inference (`
 from __future__ import annotations
 
 import keyword
+import inspect
 import re
 from typing import Any, Callable, Mapping
 
@@ -23,6 +24,7 @@ from ...errors import UnsupportedOpError
 from ..onnx_graph import Opsets, StaticInfo, decode_attributes, domain_opset
 from .dtypes import torch_dtype
 from .registry import OPS
+from . import runtime
 from .shapes import ShapeValue, fold_shapes, is_traced, sizes_tensor
 
 
@@ -276,6 +278,8 @@ class NodeContext:
         computed now when every argument is known and the op may fold."""
         if self._computes_now(args, kwargs):
             return fn(*args, **kwargs)
+        if getattr(fn, "__module__", None) == runtime.__name__:
+            args, kwargs = _parameters_inlined(fn, args, kwargs)
         return self.builder.call_function(fn, args, kwargs)
 
     def module(self, module: torch.nn.Module, *args, name: str | None = None):
@@ -321,6 +325,27 @@ class NodeContext:
         module = child.module("Subgraph")
         path = self.builder.add_module(f"{self.name.lstrip('/').replace('/', '_')}_{label}", module)
         return fx.Proxy(self.builder.graph.get_attr(path), self.builder.tracer), [self.scope[n] for n in scope.captured]
+
+
+# runtime.py's parameters that are read as Python ints (axes, sizes, pads): a constant given as a
+# tensor is passed as a list instead, so that the converted graph does not read a buffer's values
+# when it runs (torch.export cannot: they are data to it, "data-dependent expression u0").
+_INT_PARAMETERS = frozenset({"axis", "axes", "k", "starts", "ends", "steps", "shape", "pads", "repeats", "sizes"})
+
+
+def _parameters_inlined(fn: Callable, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    try:
+        names = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return args, kwargs
+
+    def inline(name, value):
+        if name in _INT_PARAMETERS and isinstance(value, torch.Tensor) and not value.is_floating_point() \
+                and value.dim() <= 1 and value.numel() <= 64:
+            return [int(v) for v in value.reshape(-1).tolist()]
+        return value
+    args = tuple(inline(names[i] if i < len(names) else None, value) for i, value in enumerate(args))
+    return args, {name: inline(name, value) for name, value in kwargs.items()}
 
 
 class _Captured(Mapping):

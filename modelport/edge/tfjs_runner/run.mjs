@@ -100,11 +100,33 @@ async function serve(dir, backend) {
       tf.dispose(results);
       answer({outputs});
     } catch (error) {
-      answer({error: String(error && error.message || error)});
+      const failed = await firstFailingNode(model, feeds);
+      const where = failed ? ` (first failing node ${JSON.stringify(failed.name)}, op ${failed.op})` : '';
+      answer({error: String(error && error.message || error) + where, ...(failed || {})});
     } finally {
       tf.dispose(Object.values(feeds));
     }
   }
+}
+
+// The node where a failed run breaks: every node of the graph, in the graph's order, run on its own
+// (with what it needs) until one fails. Errors from inside WebAssembly kernels ("Aborted()") name
+// no op themselves; this names it. Runs only after a failure.
+async function firstFailingNode(model, feeds) {
+  const nodes = (model.artifacts && model.artifacts.modelTopology && model.artifacts.modelTopology.node) || [];
+  const inputs = new Set(Object.keys(feeds).map(name => name.split(':')[0]));
+  for (const node of nodes) {
+    if (node.op === 'Placeholder' || node.op === 'Const' || inputs.has(node.name)) continue;
+    try {
+      const result = await model.executeAsync(feeds, node.name);
+      const tensors = Array.isArray(result) ? result : [result];
+      for (const tensor of tensors) await tensor.data();
+      for (const tensor of tensors) tensor.dispose();
+    } catch (error) {
+      return {name: node.name, op: node.op};
+    }
+  }
+  return null;
 }
 
 const args = process.argv.slice(2);

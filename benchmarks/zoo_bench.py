@@ -1,0 +1,367 @@
+"""The model zoo: modelport's routes on the world's architectures, the peers beside them.
+
+    .venv/bin/python benchmarks/zoo_bench.py [--family timm,hf,keras] [--model NAME ...]
+        [--route onnx,tflite,tfjs,pytorch] [--no-peers] [--fresh] [--timeout 900]
+
+Models (random weights, nothing downloaded): every timm architecture of tests/zoo_timm.py (BatchNorm
+calibrated, residual branches and heads live), every transformers architecture of tests/zoo_hf.py
+(tiny configs), every keras.applications model (96 px where it allows, BatchNorm calibrated on the
+pixels its preprocessing expects).
+
+Routes, each run as a user would run it (the CLI in a subprocess, ``--json``) and judged by
+modelport's default check:
+
+    onnx     the source -> ONNX                     (modelport convert SRC m.onnx)
+    tflite   that ONNX -> SavedModel -> TFLite      (modelport convert m.onnx m.tflite; LiteRT runs it)
+    tfjs     that ONNX -> a TF.js graph model       (modelport edge tfjs m.onnx DIR; TF.js in Node runs it)
+    pytorch  that ONNX -> PyTorch                   (modelport convert m.onnx m.pt2)
+
+A cell is ``pass`` (with the worst max |error| / output scale), ``parity`` (the check failed: the
+figure), ``refused`` (exit 2: the reason), ``crash`` (exit 3, a timeout or a signal) or ``-`` (its
+input, the ONNX model, was not produced).
+
+Peers, on the same models, judged by the same ``modelport validate`` against the same source:
+torch's exporter called directly (``torch.onnx.export(dynamo=True)``, torch sources), tf2onnx
+called directly (``tf2onnx.convert.from_keras``, Keras sources; run in modelport's venv, where the
+project installs it), onnx2torch 1.5.15 (ONNX -> PyTorch, in ``benchmarks/.venvs/onnx2torch``).
+
+Every cell is kept in ``benchmarks/results/zoo.json`` as it finishes, so an interrupted run goes on
+where it stopped (``--fresh`` starts over); the table, the pass rates and ``docs/zoo-coverage.md``
+are made from that file.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+RESULTS = REPO / "benchmarks" / "results" / "zoo.json"
+WORK = REPO / "benchmarks" / ".work" / "zoo"
+DOC = REPO / "docs" / "zoo-coverage.md"
+MODELPORT = [str(REPO / ".venv" / "bin" / "modelport")]
+PYTHON = str(REPO / ".venv" / "bin" / "python")
+ROUTES = ("onnx", "tflite", "tfjs", "pytorch")
+PEER_ROUTES = {"onnx": "torch.onnx.export / tf2onnx", "pytorch": "onnx2torch"}
+# keras.applications at 96 px unless the architecture needs more (NASNetLarge's fixed stem).
+KERAS_SIZES = {"NASNetLarge": 331, "NASNetMobile": 224, "InceptionV3": 96, "InceptionResNetV2": 96, "Xception": 96}
+
+
+# -- the models -------------------------------------------------------------------------------------
+def zoo(families: set[str]) -> list[dict]:
+    """Each model: family, name, source (factory spec or file, made on demand), modelport arguments."""
+    models = []
+    if "timm" in families:
+        from tests import zoo_timm
+        for name, _, size in zoo_timm.ARCHITECTURES:
+            models.append({"family": "timm", "name": name, "source": f"tests.zoo_timm:{name.replace('.', '_')}",
+                           "args": ["--input-shape", f"x:1,3,{size},{size}"]})
+    if "hf" in families:
+        from tests import zoo_hf
+        for name, (_, args) in zoo_hf.ARCHITECTURES.items():
+            models.append({"family": "transformers", "name": name, "source": f"tests.zoo_hf:{name}", "args": list(args)})
+    if "keras" in families:
+        for name in keras_applications():
+            models.append({"family": "keras", "name": name, "source": str(WORK / f"{name}.keras"), "args": [],
+                           "make": name})
+    return models
+
+
+def keras_applications() -> list[str]:
+    listing = subprocess.run([PYTHON, "-c", "import keras, inspect; print(' '.join(n for n, f in "
+                              "inspect.getmembers(keras.applications, inspect.isfunction) if n[0].isupper()))"],
+                             capture_output=True, text=True, env=_env())
+    return listing.stdout.split()
+
+
+def _make_keras(name: str, path: Path) -> str | None:
+    """Build and save the application (a subprocess: Keras stays out of the benchmark's process)."""
+    if path.exists():
+        return None
+    size = KERAS_SIZES.get(name, 96)
+    code = (f"import sys; sys.path.insert(0, {str(REPO)!r}); from tests import zoo_keras; "
+            f"zoo_keras.application({name!r}, {size}).save({str(path)!r})")
+    done = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=_env(), timeout=1800)
+    return None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["?"])[-1][:200]
+
+
+# -- one cell ---------------------------------------------------------------------------------------
+def _env() -> dict:
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(REPO)}
+
+
+def run_cli(args: list[str], timeout: int) -> dict:
+    """Run ``modelport ARGS --json``: the cell (status, figure, message, seconds)."""
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(MODELPORT + [*map(str, args), "--json"], capture_output=True, text=True,
+                              timeout=timeout, env=_env(), cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return {"status": "crash", "message": f"timed out after {timeout} s", "seconds": timeout}
+    seconds = round(time.perf_counter() - start, 1)
+    try:
+        data = json.loads(done.stdout)
+    except ValueError:
+        data = {}
+    figure = worst_error(data)
+    if done.returncode == 0:
+        return {"status": "pass", "figure": figure, "seconds": seconds, "warnings": data.get("warnings", [])[:3]}
+    if done.returncode == 1:
+        return {"status": "parity", "figure": figure, "seconds": seconds, "message": _message(data, done)}
+    status = "refused" if done.returncode == 2 else "crash"
+    return {"status": status, "seconds": seconds, "message": _message(data, done), "code": done.returncode}
+
+
+def _message(data: dict, done) -> str:
+    error = data.get("error") if isinstance(data, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message", ""))[:300]
+    tail = [line for line in (done.stderr or "").strip().splitlines() if line.strip()]
+    return (tail[-1] if tail else f"exit {done.returncode}")[:300]
+
+
+def worst_error(data) -> float | None:
+    """The largest max |error| / output scale of every parity report in a JSON result."""
+    found = []
+
+    def walk(value):
+        if isinstance(value, dict):
+            if "max_abs" in value and "scale" in value and value.get("max_abs") is not None:
+                scale = value.get("scale") or 0.0
+                found.append(value["max_abs"] / scale if scale else value["max_abs"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+    walk(data)
+    return max(found) if found else None
+
+
+# -- the routes -------------------------------------------------------------------------------------
+def run_model(model: dict, routes: list[str], peers: bool, timeout: int, cells: dict) -> None:
+    name = model["name"]
+    folder = WORK / name
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx_path = folder / "model.onnx"
+    if model.get("make"):
+        problem = _make_keras(model["make"], Path(model["source"]))
+        if problem:
+            cells["onnx"] = {"status": "crash", "message": f"building the model: {problem}", "seconds": 0}
+            return
+    todo = {
+        "onnx": lambda: run_cli(["convert", model["source"], onnx_path, *model["args"]], timeout),
+        "tflite": lambda: run_cli(["convert", onnx_path, folder / "model.tflite", *_dims(model)], timeout),
+        "tfjs": lambda: run_cli(["edge", "tfjs", onnx_path, folder / "tfjs", *_dims(model)], timeout),
+        "pytorch": lambda: run_cli(["convert", onnx_path, folder / "model.pt2", *_dims(model)], timeout),
+    }
+    for route in routes:
+        if route in cells:
+            continue
+        if route != "onnx" and not onnx_path.exists():
+            cells[route] = {"status": "-", "message": "no ONNX model"}
+            continue
+        cells[route] = todo[route]()
+        print(f"  {name:32} {route:8} {_cell_text(cells[route])}", flush=True)
+    if peers:
+        run_peers(model, folder, onnx_path, timeout, cells)
+
+
+def _dims(model: dict) -> list[str]:
+    """The --dim arguments of a model, which later hops need as the first did."""
+    args, out = model["args"], []
+    for i, value in enumerate(args):
+        if value == "--dim":
+            out += ["--dim", args[i + 1]]
+    return out
+
+
+def run_peers(model: dict, folder: Path, onnx_path: Path, timeout: int, cells: dict) -> None:
+    if "peer:onnx" not in cells:
+        peer_onnx = folder / "peer.onnx"
+        built = _peer_to_onnx(model, peer_onnx, timeout)
+        cells["peer:onnx"] = built if built else run_cli(["validate", model["source"], peer_onnx, *model["args"]], timeout)
+        print(f"  {model['name']:32} {'peer:onnx':8} {_cell_text(cells['peer:onnx'])}", flush=True)
+    if "peer:pytorch" not in cells and onnx_path.exists():
+        peer_pt2 = folder / "peer.pt2"
+        built = _onnx2torch(onnx_path, peer_pt2, model, timeout)
+        cells["peer:pytorch"] = built if built else run_cli(["validate", onnx_path, peer_pt2, *_dims(model)], timeout)
+        print(f"  {model['name']:32} {'peer:pt':8} {_cell_text(cells['peer:pytorch'])}", flush=True)
+
+
+PEER_TORCH = """
+import sys, torch, importlib
+sys.path.insert(0, {repo!r})
+module, name = {source!r}.split(":")
+model = getattr(importlib.import_module(module), name)()
+specs = {specs!r}
+args, shapes = [], []
+for shape, dtype, names in specs:
+    args.append(torch.randint(0, 10, [2 if d is None else d for d in shape]) if dtype == "int64"
+                else torch.randn([2 if d is None else d for d in shape]))
+    shapes.append({{i: torch.export.Dim.DYNAMIC for i, d in enumerate(shape) if d is None}})
+torch.onnx.export(model, tuple(args), {dst!r}, dynamo=True, input_names=[n for _, _, n in specs],
+                  dynamic_shapes=tuple(shapes), external_data=False)
+"""
+PEER_KERAS = """
+import tf2onnx, keras
+model = keras.saving.load_model({source!r}, compile=False)
+tf2onnx.convert.from_keras(model, output_path={dst!r})
+"""
+
+
+def _peer_to_onnx(model: dict, dst: Path, timeout: int) -> dict | None:
+    """torch's exporter (torch sources) or tf2onnx (Keras sources), called directly; None when the
+    artifact was written (then judged), else the failure cell."""
+    if model["family"] == "keras":
+        code = PEER_KERAS.format(source=model["source"], dst=str(dst))
+    else:
+        specs = []
+        for i, value in enumerate(model["args"]):
+            if value == "--input-shape":
+                name, dims, *dtype = model["args"][i + 1].split(":")
+                shape = [None if j == 0 or not d.isdigit() else int(d) for j, d in enumerate(dims.split(","))]
+                specs.append((shape, dtype[0] if dtype else "float32", name))
+        code = PEER_TORCH.format(repo=str(REPO), source=model["source"], specs=specs, dst=str(dst))
+    return _run_python(code, timeout, [PYTHON])
+
+
+def _onnx2torch(onnx_path: Path, dst: Path, model: dict, timeout: int) -> dict | None:
+    """onnx2torch in its venv: the module, saved with torch.export at the ONNX model's batch of 1."""
+    from benchmarks.onnx_torch_bench import PEER, PEER_VENV, _torchvision_stand_in
+    from benchmarks.peer_venv import ensure_peer_venv
+    python = ensure_peer_venv(PEER_VENV, PEER, then=_torchvision_stand_in)
+    code = f"""
+import onnx, torch, onnxruntime as ort, numpy as np
+from onnx2torch import convert
+module = convert(onnx.load({str(onnx_path)!r})).eval()
+session = ort.InferenceSession({str(onnx_path)!r})
+args = []
+for spec in session.get_inputs():
+    shape = [d if isinstance(d, int) else (1 if i == 0 else 16) for i, d in enumerate(spec.shape)]
+    args.append(torch.randint(0, 10, shape) if "int" in spec.type else torch.randn(shape))
+torch.export.save(torch.export.export(module, tuple(args), strict=False), {str(dst)!r})
+"""
+    return _run_python(code, timeout, [str(python)])
+
+
+def _run_python(code: str, timeout: int, python: list[str]) -> dict | None:
+    start = time.perf_counter()
+    try:
+        done = subprocess.run([*python, "-c", code], capture_output=True, text=True, timeout=timeout, env=_env(),
+                              cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return {"status": "crash", "message": f"timed out after {timeout} s", "seconds": timeout}
+    if done.returncode == 0:
+        return None
+    lines = [line for line in done.stderr.strip().splitlines() if line.strip() and not line.startswith(" ")]
+    return {"status": "refused", "message": (lines[-1] if lines else f"exit {done.returncode}")[:300],
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+# -- the table --------------------------------------------------------------------------------------
+def _cell_text(cell: dict | None) -> str:
+    if not cell:
+        return ""
+    status, figure = cell["status"], cell.get("figure")
+    if status == "pass":
+        return "pass" + (f" {figure:.1e}" if figure is not None else "") + f" ({cell.get('seconds', 0):.0f}s)"
+    if status == "parity":
+        return f"PARITY {figure:.1e}" if figure is not None else "PARITY"
+    if status == "-":
+        return "-"
+    return f"{status.upper()}: {cell.get('message', '')[:90]}"
+
+
+def rates(results: dict, models: list[dict]) -> dict[str, tuple[int, int]]:
+    counts = {}
+    for column in [*ROUTES, "peer:onnx", "peer:pytorch"]:
+        ran = [results.get(m["name"], {}).get(column) for m in models]
+        ran = [c for c in ran if c]
+        counts[column] = (sum(c["status"] == "pass" for c in ran), len(ran))
+    return counts
+
+
+def render(results: dict, models: list[dict]) -> str:
+    columns = [*ROUTES, "peer:onnx", "peer:pytorch"]
+    lines = ["| family | model | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    for model in models:
+        cells = results.get(model["name"], {})
+        lines.append(f"| {model['family']} | {model['name']} | "
+                     + " | ".join(_cell_text(cells.get(c)).replace("|", "/") for c in columns) + " |")
+    counts = rates(results, models)
+    lines += ["", "| route | modelport | peer |", "|---|---|---|"]
+    for route in ROUTES:
+        passed, ran = counts[route]
+        peer = counts.get(f"peer:{route}")
+        peer_text = f"{peer[0]}/{peer[1]} ({PEER_ROUTES[route]})" if peer and peer[1] else "-"
+        lines.append(f"| {route} | {passed}/{ran} ({100 * passed / ran:.0f} %) | {peer_text} |" if ran else
+                     f"| {route} | - | {peer_text} |")
+    return "\n".join(lines)
+
+
+def write_doc(results: dict, models: list[dict]) -> None:
+    failures = []
+    for model in models:
+        for route, cell in results.get(model["name"], {}).items():
+            if cell["status"] not in ("pass", "-"):
+                failures.append(f"- **{model['name']}** ({model['family']}), {route}: {cell['status']}"
+                                + (f", {cell['figure']:.2e} of the output scale" if cell.get("figure") else "")
+                                + (f": {cell.get('message', '')}" if cell.get("message") else ""))
+    DOC.write_text(
+        "# The model zoo: coverage\n\n"
+        "Generated by `make bench-zoo` (`benchmarks/zoo_bench.py`) from `benchmarks/results/zoo.json`; do not edit.\n"
+        "Each cell: the route's verdict by modelport's default check, with the worst max |error| / output scale,\n"
+        "and seconds. Peers are judged by the same `modelport validate` against the same source.\n\n"
+        + render(results, models) + "\n\n## Every failure, with its reason\n\n" + ("\n".join(failures) or "none") + "\n")
+
+
+def _save(name: str, cells: dict) -> dict:
+    """Merge one model's cells into the results file (re-read first: another run may have written
+    other models meanwhile) and write it whole, atomically."""
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results[name] = cells
+    staged = RESULTS.with_suffix(".json.partial")
+    staged.write_text(json.dumps(results, indent=1, sort_keys=True))
+    staged.replace(RESULTS)
+    return results
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--family", default="timm,hf,keras")
+    parser.add_argument("--model", action="append", help="only these models (repeatable)")
+    parser.add_argument("--route", default=",".join(ROUTES))
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--fresh", action="store_true", help="forget the kept results")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    parser.add_argument("--report-only", action="store_true", help="print the table and write the doc, run nothing")
+    args = parser.parse_args(argv)
+    models = zoo(set(args.family.split(",")))
+    if args.model:
+        models = [m for m in models if m["name"] in args.model]
+    results = {} if args.fresh or not RESULTS.exists() else json.loads(RESULTS.read_text())
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        for index, model in enumerate(models, 1):
+            print(f"[{index}/{len(models)}] {model['family']} {model['name']}", flush=True)
+            cells = results.setdefault(model["name"], {})
+            try:
+                run_model(model, args.route.split(","), not args.no_peers, args.timeout, cells)
+            finally:
+                results = _save(model["name"], cells)
+    all_models = zoo({"timm", "hf", "keras"}) if not args.model else models
+    print(render(results, [m for m in all_models if m["name"] in results]))
+    write_doc(results, [m for m in all_models if m["name"] in results])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

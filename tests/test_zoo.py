@@ -1,0 +1,65 @@
+"""One model per family of the zoo (benchmarks/zoo_bench.py runs them all), through the routes a user
+takes: to ONNX, then to PyTorch, TFLite (LiteRT runs it) and TF.js (TF.js in Node runs it), each
+judged by modelport's default check at default tolerances.
+
+timm comes from its own folder (tests/zoo_timm.py says why); the transformers models are tiny
+configs with dynamic sequence lengths, which must survive every route.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests import zoo_hf, zoo_timm
+
+pytestmark = pytest.mark.slow
+
+TIMM = [(name, size) for name, _, size in zoo_timm.ARCHITECTURES if name in zoo_timm.SUITE]
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """Each model's ONNX, written once by `modelport convert` (asserted to pass there)."""
+    folder = tmp_path_factory.mktemp("zoo")
+    done = {}
+
+    def onnx_of(cli, name, source, *args):
+        if name not in done:
+            path = folder / f"{name}.onnx"
+            result = cli("convert", source, path, *args, "--json")
+            assert result.code == 0, f"{name} -> onnx: {result.out[-2000:]}{result.err[-2000:]}"
+            done[name] = path
+        return done[name]
+    return onnx_of
+
+
+@pytest.mark.skipif(not zoo_timm.available(), reason="timm is installed by `make install`")
+@pytest.mark.parametrize("name,size", TIMM, ids=[n for n, _ in TIMM])
+def test_timm_family_to_onnx_and_back_to_pytorch(cli, converted, tmp_path, name, size):
+    model = converted(cli, name, f"tests.zoo_timm:{name}", "--input-shape", f"x:1,3,{size},{size}")
+    result = cli("convert", model, tmp_path / f"{name}.pt2", "--json")
+    assert result.code == 0, result.out[-2000:] + result.err[-2000:]
+    assert result.json()["hops"][0]["parity"]["batch_sizes"] == [1, 3]
+
+
+@pytest.mark.parametrize("name", zoo_hf.SUITE)
+def test_transformers_family_to_onnx_and_back_to_pytorch(cli, converted, tmp_path, name):
+    _, args = zoo_hf.ARCHITECTURES[name]
+    model = converted(cli, name, f"tests.zoo_hf:{name}", *args)
+    dims = [a for i, a in enumerate(args) if args[i - 1] == "--dim" or a == "--dim"]
+    result = cli("convert", model, tmp_path / f"{name}.pt2", *dims, "--json")
+    assert result.code == 0, result.out[-2000:] + result.err[-2000:]
+
+
+@pytest.mark.parametrize("name", ["bert", "gpt2", "vit"])
+def test_transformers_with_a_dynamic_sequence_run_in_litert_and_tfjs(cli, converted, tmp_path, name):
+    """The sequence length stays dynamic through ONNX -> SavedModel -> TFLite (LiteRT resizes the
+    input, checked at two lengths) and in TF.js: nothing is written that fails when run."""
+    _, args = zoo_hf.ARCHITECTURES[name]
+    model = converted(cli, name, f"tests.zoo_hf:{name}", *args)
+    tflite = cli("convert", model, tmp_path / f"{name}.tflite", "--json")
+    assert tflite.code == 0, tflite.out[-2000:] + tflite.err[-2000:]
+    if name != "vit":
+        feeds = tflite.json()["hops"][-1]["parity"]
+        assert feeds["batch_sizes"] == [1, 3]
+    tfjs = cli("edge", "tfjs", model, tmp_path / f"{name}_tfjs", "--json")
+    assert tfjs.code == 0, tfjs.out[-2000:] + tfjs.err[-2000:]
