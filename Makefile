@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.modelport-installed
 
-.PHONY: install demo test bench bench-onnx-tf bench-onnx-torch bench-sources mxnet-fixtures bench-edge bench-tfjs bench-serve container container-base proto clean
+.PHONY: install demo test bench bench-zoo bench-onnx-tf bench-onnx-torch bench-sources mxnet-fixtures bench-edge bench-tfjs bench-serve container container-base proto clean
 
 TFJS_RUNNER := modelport/edge/tfjs_runner
 
@@ -44,6 +44,11 @@ bench: $(STAMP)
 	$(PY) benchmarks/convert_bench.py
 	$(PY) benchmarks/validate_bench.py
 	$(PY) benchmarks/caffe_bench.py
+
+# The model zoo (timm, transformers, keras.applications) through every route, peers beside it; resumable
+# (benchmarks/results/zoo.json), regenerates docs/zoo-coverage.md.
+bench-zoo: $(STAMP)
+	$(PY) benchmarks/zoo_bench.py
 
 # ONNX -> TFLite against onnx2tf (installs onnx2tf into benchmarks/.venvs/onnx2tf on first use).
 bench-onnx-tf: $(STAMP)

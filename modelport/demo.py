@@ -51,6 +51,23 @@ def _build_keras(workdir: Path) -> None:
     model.save(workdir / "two_heads.keras")
 
 
+def _build_keras_pixels(workdir: Path) -> None:
+    """keras.applications' MobileNetV3Small at 96 px: it rescales pixels 0..255 itself (its first layer
+    is a Rescaling), so its BatchNorm statistics are measured on such pixels, as a trained model's are
+    (one training-mode pass with momentum 0)."""
+    import numpy as np
+    from .formats._tf import import_keras
+    keras = import_keras()
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV3Small(weights=None, input_shape=(96, 96, 3), classes=10,
+                                                classifier_activation=None)
+    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in norms:
+        layer.momentum = 0.0
+    model(np.random.default_rng(0).uniform(0, 255, (8, 96, 96, 3)).astype("float32"), training=True)
+    model.save(workdir / "pixels.keras")
+
+
 LENET = Path(__file__).resolve().parent / "data" / "lenet"  # trained; provenance in data/SOURCES.md
 
 
@@ -200,6 +217,11 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
         ("Inspect it", ["info", f"{w}/two_heads.keras"]),
         ("Convert it to ONNX; parity is checked against Keras",
          ["convert", f"{w}/two_heads.keras", f"{w}/two_heads.onnx", "--report", f"{w}/two_heads_parity.json"]),
+        ("Build an image classifier that takes raw pixels (keras.applications MobileNetV3Small, whose first layer "
+         "rescales 0..255 itself)", lambda: _build_keras_pixels(workdir)),
+        ("Convert it: the check feeds pixels 0..255 because the model says so (the report's 'fed' line), and "
+         "judges fp32 on each output's scale with the tolerance raised to the model's own rounding noise",
+         ["convert", f"{w}/pixels.keras", f"{w}/pixels.onnx"]),
         ("Get Caffe's LeNet (trained on MNIST; shipped with modelport)",
          lambda: _get_lenet(workdir)),
         ("Convert LeNet to ONNX; parity is checked against OpenCV's Caffe runtime",
@@ -246,7 +268,7 @@ def run_demo(workdir: Path, run_command: Callable[[list[str]], int]) -> None:
     console.rule("[bold]done")
     console.print(
         f"In {elapsed:.0f}s the demo built a PyTorch CNN and a two-input, two-output Keras model, "
-        f"converted both (the CNN also for any image size, optimized, on to TFLite, back into PyTorch as a .pt2 with "
+        f"converted both and a classifier of raw pixels (the CNN also for any image size, optimized, on to TFLite, back into PyTorch as a .pt2 with "
         f"editable source, to ORT Mobile and TF.js bundles, "
         f"and served it over REST and gRPC), Caffe's LeNet, an MXNet model, a Lightning checkpoint and a Flax CNN "
         f"to ONNX, checked each "

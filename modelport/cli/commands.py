@@ -56,7 +56,7 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
     from ..validate.report import check_report_path
     quiet_tensorflow()
     check_report_path(report)
-    feeds = load_feeds(inputs) if inputs else None
+    feeds = (inputs if inputs.is_dir() else load_feeds(inputs)) if inputs else None
     ranges = parse_input_ranges(input_range)
     options = open_options(weights, input_shape, trust_pickle, imports, factory)
     source_options, edge_options = _preprocessing_options(src, mean, scale, channel_order, bake_preprocessing)
@@ -127,6 +127,8 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
              candidate: str = typer.Argument(..., help="The model under test."),
              inputs: Inputs = None, input_range: InputRange = None, samples: Samples = 3, seed: Seed = 0,
              atol: Atol = None, rtol: Rtol = None, relative_to: RelativeTo = None,
+             mean: Optional[str] = typer.Option(None, "--mean", help="With --inputs DIR: (pixels - mean) / std, one value or one per channel (default: the range the model expects, else ImageNet's)."),
+             std: Optional[str] = typer.Option(None, "--std", help="See --mean."),
              precision: Optional[str] = typer.Option(None, "--precision", help="fp32, fp16, int8 or uint8-weights (default: detected from the candidate)."),
              dim: Dim = None,
              input_layout: Optional[str] = typer.Option(None, "--input-layout", help="REFERENCE:CANDIDATE layouts, e.g. NCHW:NHWC."),
@@ -143,6 +145,7 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
     quiet_tensorflow()
     check_report_path(report)
     result = run_validate(reference, candidate, inputs=inputs, input_ranges=parse_input_ranges(input_range),
+                          mean=_floats("--mean", mean), std=_floats("--std", std),
                           samples=samples, seed=seed, atol=atol, rtol=rtol,
                           relative_to=relative_to, precision=precision, dims=parse_dims(dim), input_layout=input_layout,
                           output_map=parse_pairs(output_map, "--output-map") or None, localize=localize,

@@ -26,7 +26,7 @@ Imports = Annotated[Optional[List[str]], typer.Option(
     "--import", help="Import MODULE first (custom Keras layers, registered ops or pytree nodes); repeatable.")]
 
 # -- the parity check ------------------------------------------------------------------------------
-Inputs = Annotated[Optional[Path], typer.Option("--inputs", help=".npz of feeds, by input name, for the parity check.")]
+Inputs = Annotated[Optional[Path], typer.Option("--inputs", help=".npz of feeds by input name, or a folder of images (one image input; normalized to the range the model expects, else ImageNet's), for the parity check.")]
 InputRange = Annotated[Optional[List[str]], typer.Option(
     "--input-range", help="LO,HI (every float input) or NAME:LO,HI: the values generated feeds are drawn from, where the model does not say (e.g. 0,255 for raw pixels); repeatable.")]
 Samples = Annotated[int, typer.Option("--samples", min=1, help="Generated samples per batch size.")]

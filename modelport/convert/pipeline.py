@@ -20,7 +20,7 @@ from .._console import Steps
 from ..errors import (ConversionError, ModelportError, ParityError, UnsupportedFormatError, UnsupportedOpError,
                       UsageError, first_line)
 from ..formats import FORMATS, Session, detect, format_for_suffix, get_format, is_factory_spec
-from ..formats.value_ranges import carried_ranges, ranges_of, stamp_onnx_ranges
+from ..formats.value_ranges import attach_ranges, carried_ranges, ranges_of, stamp_onnx_ranges
 from ..tensors import TensorSpec, ValueRange
 from ..validate.compare import ParityReport
 from ..validate.tolerances import tolerances_for
@@ -87,7 +87,7 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             input_specs: Sequence[TensorSpec] | None = None, trust_pickle: bool = False,
             opset: int | None = None, dynamic_batch: bool = True, check: bool = True,
             atol: float | None = None, rtol: float | None = None, relative_to: str | None = None,
-            feeds: Mapping[str, np.ndarray] | None = None, samples: int = 3, seed: int = 0,
+            feeds: Mapping[str, np.ndarray] | str | Path | None = None, samples: int = 3, seed: int = 0,
             dims: Mapping[str, int] | None = None, source_options: Mapping[str, Any] | None = None, edge_options: Mapping[str, Any] | None = None,
             optimize: bool = False, input_ranges: Mapping[str, ValueRange] | None = None,
             steps: Steps | None = None) -> ConversionResult:
@@ -95,7 +95,8 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
 
     Generated feeds follow the values the source model's inputs expect (its ``value_range``s, or
     ``input_ranges``: {input name, or "" for every float input: ValueRange}) on every hop, and an
-    ONNX artifact records them in its metadata for later checks.
+    ONNX artifact records them in its metadata for later checks. ``feeds`` may be a folder of images
+    for a model with one image input (normalized to the range it expects, else ImageNet's).
     ``source_options`` go to the source format's Session (e.g. Caffe ``preprocessing``);
     ``edge_options`` to the converter edges (e.g. ``bake_preprocessing``). ``optimize`` adds an
     onnx -> onnx hop (onnxslim) at the end, checked against the unoptimized model.
@@ -144,6 +145,9 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
     # Dynamic dims the source had to be traced at a size of its own are checked at that size too.
     dims = {**getattr(session, "trace_dims", {}), **dict(dims or {})} or None
     options.dims = dims
+    if isinstance(feeds, (str, Path)):  # a folder of images, read for the source's one image input
+        from ..validate.inputs import image_folder_feeds
+        feeds = image_folder_feeds(feeds, attach_ranges(session.inputs, ranges, source_names))
     with contextlib.ExitStack() as stack:
         stack.callback(session.close)
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="modelport-")))

@@ -11,7 +11,7 @@ from .._console import Steps
 from ..tensors import ValueRange
 from ..formats import Session, open_model
 from .compare import ParityReport
-from .inputs import load_feeds
+from .inputs import image_folder_feeds, load_feeds
 from .tolerances import tolerances_for
 
 
@@ -21,13 +21,15 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
              precision: str | None = None,
              dims: Mapping[str, int] | None = None, input_layout: str | None = None,
              output_map: Mapping[str, str] | None = None, localize: bool = False,
-             input_ranges: Mapping[str, ValueRange] | None = None, open_options: Mapping[str, Any] | None = None, steps: Steps | None = None) -> ParityReport:
+             input_ranges: Mapping[str, ValueRange] | None = None, mean=None, std=None, open_options: Mapping[str, Any] | None = None, steps: Steps | None = None) -> ParityReport:
     """Prove (or disprove) numerical parity between two models of any supported formats.
 
     Args:
         reference: the model trusted to be right (a path, a factory spec, or an open Session).
         candidate: the model under test.
-        inputs: an .npz path or a dict of arrays; otherwise ``samples`` seeded feeds per batch size.
+        inputs: an .npz path, a folder of images (one image input: normalized by ``mean``/``std``,
+            else to the range the reference expects, else by ImageNet's) or a dict of arrays;
+            otherwise ``samples`` seeded feeds per batch size.
         atol, rtol, relative_to: override the tolerances of ``precision`` (detected from the candidate
             when None); ``relative_to`` is "element" (rtol times each value) or "scale" (rtol times
             the output's largest magnitude).
@@ -60,7 +62,12 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
     dims = {**getattr(ref_session, "trace_dims", {}), **dict(dims or {})} or None
     try:
         precision = precision or cand_session.precision
-        feeds = load_feeds(inputs) if isinstance(inputs, (str, Path)) else inputs
+        if isinstance(inputs, (str, Path)) and Path(inputs).is_dir():
+            from .parity import InputPairing, feed_specs
+            specs = feed_specs([InputPairing(s, s, None) for s in ref_session.inputs], input_ranges)
+            feeds = image_folder_feeds(inputs, specs, mean=mean, std=std)
+        else:
+            feeds = load_feeds(inputs) if isinstance(inputs, (str, Path)) else inputs
         with steps.step(f"Comparing outputs ({precision} tolerances: "
                         f"{tolerances_for(precision, atol, rtol, relative_to).describe()})"):
             report = compare_sessions(ref_session, cand_session, feeds=feeds, precision=precision, atol=atol,

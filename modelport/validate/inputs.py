@@ -98,6 +98,47 @@ def load_feeds(path: str | Path) -> dict[str, np.ndarray]:
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+# Normalization of an image folder fed to a model that declares nothing else: ImageNet's, on 0..255.
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+class GivenFeeds(dict):
+    """Feeds the user gave (by input name), with a line per input saying what they are."""
+
+    def __init__(self, values, notes: dict[str, str] | None = None):
+        super().__init__(values)
+        self.notes = dict(notes or {})
+
+
+def image_folder_feeds(folder: str | Path, specs: Sequence[TensorSpec], *, size: tuple[int, int] | None = None,
+                       mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                       limit: int = 200) -> GivenFeeds:
+    """A folder of images as the feeds of a model with one image input: normalized by ``mean``/``std``
+    when given, else mapped from 0..255 onto the range the input declares, else by ImageNet's mean and
+    std (what torchvision and timm models expect); the note says which."""
+    if len(specs) != 1:
+        raise UsageError(f"a folder of images feeds a model with one image input; this one has {len(specs)}",
+                         hint="give an .npz of inputs by name instead")
+    spec = specs[0]
+    if mean is not None or std is not None:
+        mean, std = mean or [0.0], std or [1.0]
+        how = f"(pixels - {_values(mean)}) / {_values(std)} (--mean/--std)"
+    elif spec.value_range is not None:
+        low, high = spec.value_range.low, spec.value_range.high
+        mean, std = [-low * 255.0 / (high - low)], [255.0 / (high - low)]
+        how = f"pixels 0..255 mapped onto [{low:.4g}, {high:.4g}], the range the model expects"
+    else:
+        mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
+        how = "normalized by ImageNet's mean and std (the model declares nothing else; give --mean/--std)"
+    batch = load_image_folder(folder, spec, size, mean, std, limit=limit)
+    note = f"{len(batch)} image(s) from {str(folder)!r}, {batch.shape[-2] if batch.shape[1] in (1, 3) else batch.shape[2]}" \
+           f" px wide, {how}"
+    return GivenFeeds({spec.name: batch}, {spec.name: note})
+
+
+def _values(values: Sequence[float]) -> str:
+    return ",".join(f"{v:g}" for v in values)
 
 
 def load_image_folder(folder: str | Path, spec: TensorSpec, size: tuple[int, int] | None = None,

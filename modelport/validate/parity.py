@@ -128,8 +128,9 @@ def plan_feeds(pairings: Sequence[InputPairing], reference: Session, candidate: 
         missing = [n for n in names if n not in feeds]
         if missing:
             raise UsageError(f"--inputs lacks {', '.join(map(repr, missing))}; it has {', '.join(map(repr, feeds))}")
-        described = [f"{n!r}: given (--inputs), {np.shape(feeds[n])[0] if np.ndim(feeds[n]) else 1} sample(s)"
-                     for n in names]
+        notes = getattr(feeds, "notes", {})
+        described = [f"{n!r}: " + notes.get(n, f"given (--inputs), {np.shape(feeds[n])[0] if np.ndim(feeds[n]) else 1} "
+                                               "sample(s)") for n in names]
         return ([{n: np.asarray(feeds[n]) for n in names}],
                 sorted({np.shape(feeds[n])[0] for n in names if np.ndim(feeds[n])}), described)
     batches = list(batch_sizes or batch_sizes_for(reference, candidate))

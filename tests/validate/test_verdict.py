@@ -128,3 +128,38 @@ def test_standard_normal_noise_is_what_failed_keras_models(cli, keras_pixels_mod
                     "element", "--json")
     assert fed_noise.code == 1, "the old rule on noise was expected to fail this correct conversion"
     assert fed_noise.json()["outputs"][0]["max_abs"] > 100 * fed_pixels["max_abs"]
+
+
+def _image_folder(folder, count=4, size=40):
+    from PIL import Image
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):  # smooth gradients with noise: image-like, not white noise
+        y, x = np.mgrid[0:size, 0:size]
+        pixels = np.stack([(x * (3 + i)) % 256, (y * (2 + i)) % 256, ((x + y) * 2) % 256], -1) + rng.integers(0, 20, (size, size, 3))
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / f"img{i}.png")
+    return folder
+
+
+def test_an_image_folder_feeds_the_check_normalized_as_the_model_expects(cli, probe, tmp_path):
+    good, defects = probe
+    images = _image_folder(tmp_path / "images")
+    result = cli("validate", PROBE, good, *PROBE_SHAPE, "--inputs", images, "--json")
+    assert result.code == 0, result.out[-1500:]
+    fed = result.json()["feeds"][0]
+    assert "4 image(s)" in fed and "ImageNet's mean and std" in fed
+    explicit = cli("validate", PROBE, good, *PROBE_SHAPE, "--inputs", images, "--mean", "127.5", "--std", "127.5",
+                   "--json")
+    assert explicit.code == 0 and "(pixels - 127.5) / 127.5" in explicit.json()["feeds"][0]
+    # Real images catch the defect too.
+    assert cli("validate", PROBE, defects["GELU as tanh"], *PROBE_SHAPE, "--inputs", images).code == 1
+
+
+@pytest.mark.slow
+def test_an_image_folder_goes_to_a_pixel_model_as_pixels(cli, keras_pixels_models, tmp_path):
+    images = _image_folder(tmp_path / "images", size=96)
+    path = keras_pixels_models["MobileNetV3Small-0"]
+    result = cli("convert", path, tmp_path / "m.onnx", "--inputs", images, "--json")
+    assert result.code == 0, result.out[-1500:]
+    fed = result.json()["hops"][0]["parity"]["feeds"][0]
+    assert "mapped onto [0, 255]" in fed
