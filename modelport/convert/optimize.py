@@ -7,10 +7,10 @@ from pathlib import Path
 
 from .._console import captured_output
 from ..errors import ConversionError, UsageError, first_line
-from .registry import ConvertOptions, Edge
+from .registry import ConvertOptions, Edge, EdgeOutput
 
 
-def optimize_onnx(session, dst: Path, options: ConvertOptions) -> Path:
+def optimize_onnx(session, dst: Path, options: ConvertOptions) -> EdgeOutput:
     """ONNX -> a leaner ONNX, through onnxslim."""
     try:
         import onnxslim
@@ -24,9 +24,7 @@ def optimize_onnx(session, dst: Path, options: ConvertOptions) -> Path:
         raise ConversionError(f"onnxslim failed: {first_line(exc)}", hop="onnx->onnx (optimize)",
                               hint="convert without --optimize") from exc
     dst.write_bytes(slimmed.SerializeToString())
-    options.extra["exporter"] = f"onnxslim {onnxslim.__version__}"
-    options.extra["note"] = f"{before} -> {len(slimmed.graph.node)} nodes"
-    return dst
+    return EdgeOutput(exporter=f"onnxslim {onnxslim.__version__}", note=f"{before} -> {len(slimmed.graph.node)} nodes")
 
 
 OPTIMIZE_EDGE = Edge("onnx", "onnx", optimize_onnx, "onnxslim: constant folding, dead code, fusions")

@@ -24,7 +24,7 @@ from ..formats.value_ranges import attach_ranges, carried_ranges, ranges_of, sta
 from ..tensors import TensorSpec, ValueRange
 from ..validate.compare import ParityReport
 from ..validate.tolerances import tolerances_for
-from .registry import ConvertOptions, Edge, check_opset, plan
+from .registry import ConvertOptions, Edge, EdgeOutput, check_opset, plan
 
 # Edges that ran in this process, for the test suite's guard that every edge is exercised.
 EDGES_RUN: set[str] = set()
@@ -98,7 +98,7 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
     ONNX artifact records them in its metadata for later checks. ``feeds`` may be a folder of images
     for a model with one image input (normalized to the range it expects, else ImageNet's).
     ``source_options`` go to the source format's Session (e.g. Caffe ``preprocessing``);
-    ``edge_options`` to the converter edges (e.g. ``bake_preprocessing``). ``optimize`` adds an
+    ``edge_options`` to the converter edges (ConvertOptions' edge fields, e.g. ``bake_preprocessing``). ``optimize`` adds an
     onnx -> onnx hop (onnxslim) at the end, checked against the unoptimized model.
 
     Raises:
@@ -123,8 +123,12 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
                          f"a {FORMATS[target_format].title} model is a {'folder' if FORMATS[target_format].is_directory else 'file'}")
     if check:  # refuse bad tolerance flags before any work
         tolerances_for("fp32", atol, rtol, relative_to)
+    unknown = sorted(set(edge_options or ()) - ConvertOptions.edge_fields())
+    if unknown:
+        raise UsageError(f"unknown edge option(s) {', '.join(map(repr, unknown))}",
+                         hint=f"known: {', '.join(sorted(ConvertOptions.edge_fields()))}")
     options = ConvertOptions(opset=opset, input_specs=input_specs, dynamic_batch=dynamic_batch, dims=dims,
-                             extra=dict(edge_options or {}))
+                             **dict(edge_options or {}))
     result = ConversionResult(str(source), str(destination), source_format, target_format)
     source_fmt = FORMATS[source_format]
     open_options, ignored = source_fmt.accepted_options(
@@ -158,13 +162,12 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
                 stack.callback(session.close)
             hop_dst = destination if last else scratch / f"hop{index}{(FORMATS[edge.dst].suffixes or ('',))[0]}"
             staged = Path(stack.enter_context(staging_path(hop_dst, directory=FORMATS[edge.dst].is_directory)))
-            hop = _run_edge(edge, session, staged, options, steps)
+            hop, produced = _run_edge(edge, session, staged, options, steps)
             if edge.dst == "onnx" and ranges:
                 stamp_onnx_ranges(staged, ranges, source_names)
-            result.warnings += options.extra.pop("warnings", [])
-            hop.exporter = options.extra.pop("exporter", None)
-            hop.note = options.extra.pop("note", None)
-            input_layout = options.extra.pop("input_layout", None)  # e.g. "NCHW:NHWC" when the edge moved the axes
+            result.warnings += produced.warnings
+            hop.exporter, hop.note = produced.exporter, produced.note
+            input_layout = produced.input_layout  # e.g. "NCHW:NHWC" when the edge moved the axes
             result.warnings += session.warnings
             candidate = None
             if check or not last:  # the artifact is opened to check it, or as the next hop's source
@@ -186,7 +189,7 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
 
             else:
                 hop.unchecked = "--no-check"
-            companions = options.extra.pop("companions", [])  # files an edge wrote beside its artifact
+            companions = produced.companions  # files an edge wrote beside its artifact
             if last:
                 final = _final_path(destination, hop.report)
                 commit(staged, final)
@@ -221,18 +224,20 @@ def _final_path(destination: Path, report: ParityReport | None) -> Path:
     return destination.with_name(f"{destination.stem}.parity-failed{destination.suffix}")
 
 
-def _run_edge(edge: Edge, session: Session, staged: Path, options: ConvertOptions, steps: Steps) -> HopResult:
+def _run_edge(edge: Edge, session: Session, staged: Path, options: ConvertOptions,
+              steps: Steps) -> tuple[HopResult, EdgeOutput]:
     EDGES_RUN.add(edge.name)
     start = time.perf_counter()
     with steps.step(f"Converting {edge.src} -> {edge.dst} ({edge.description})"):
         try:
-            edge.func(session, staged, options)
+            produced = edge.func(session, staged, options)
         except ModelportError:
             raise
         except Exception as exc:
             raise ConversionError(f"{type(exc).__name__}: {first_line(exc)}",
                                   hop=edge.name, hint="run with --debug for the full traceback") from exc
-    return HopResult(edge.name, str(staged), time.perf_counter() - start)
+    produced = produced if isinstance(produced, EdgeOutput) else EdgeOutput()
+    return HopResult(edge.name, str(staged), time.perf_counter() - start), produced
 
 
 def _source_ranges(session: Session, given: Mapping[str, ValueRange] | None) -> dict[str, ValueRange]:

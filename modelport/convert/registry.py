@@ -1,7 +1,8 @@
 """Converter edges between formats, and the planner that chains them.
 
 An edge is registered with ``@converter("keras", "onnx")`` on a function
-``(source: Session, dst: Path, options: ConvertOptions) -> Path`` that writes ``dst``.
+``(source: Session, dst: Path, options: ConvertOptions) -> EdgeOutput`` that writes ``dst`` and hands
+back what else it produced (a plain Path return means nothing else).
 The pipeline (pipeline.py) opens sessions, stages outputs atomically and checks parity; edges only
 transform.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import NoConversionPathError, UsageError
 from ..tensors import TensorSpec
@@ -24,10 +25,31 @@ class ConvertOptions:
     input_specs: Sequence[TensorSpec] | None = None
     dynamic_batch: bool = True
     dims: Mapping[str, int] | None = None  # --dim: sizes for tracing dynamic dims, by dim or input name
-    extra: dict = field(default_factory=dict)
+    preprocessing: Any = None  # Caffe: mean/scale/channel order (recorded in the ONNX metadata)
+    bake_preprocessing: bool = False  # Caffe: ... and put in front of the graph as ops
+    io_layout: str | None = None  # ONNX -> TensorFlow: "nchw" (ONNX's signature) or "nhwc"
+    as_code: bool = False  # ONNX -> PyTorch: also write NAME.py and NAME.pth
+
+    @classmethod
+    def edge_fields(cls) -> frozenset[str]:
+        """The options only some edges read (convert()'s ``edge_options`` keys)."""
+        return frozenset({"preprocessing", "bake_preprocessing", "io_layout", "as_code"})
 
 
-EdgeFunction = Callable[..., Path]
+@dataclass
+class EdgeOutput:
+    """What an edge hands back beside the artifact it wrote at ``dst``."""
+
+    exporter: str | None = None  # which exporter or tool wrote it ("dynamo", "onnxslim 0.1")
+    note: str | None = None  # what the user may want to know about the work ("120 -> 96 nodes")
+    warnings: list[str] = field(default_factory=list)  # what changed from what was asked
+    # "NCHW:NHWC" when the artifact takes its inputs in another layout: the hop's check transposes
+    input_layout: str | None = None
+    # files written beside the artifact in its staging folder, committed with it under their names
+    companions: list[Path] = field(default_factory=list)
+
+
+EdgeFunction = Callable[..., "EdgeOutput | Path"]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from .._console import captured_output
 from ..errors import ConversionError, UnsupportedOpError, first_line
 from ..formats.pytorch import TorchSession
-from .registry import ConvertOptions, converter
+from .registry import ConvertOptions, EdgeOutput, converter
 
 EXPORT_BATCH = 2  # torch.export specialises sizes 0 and 1, so a dynamic batch is traced at 2
 DYNAMO_MIN_OPSET = 18  # the dynamo exporter writes opset 18 when asked for less
@@ -30,7 +30,7 @@ def torch_opsets() -> tuple[int, int]:
 
 
 @converter("pytorch", "onnx", "torch.onnx.export: dynamo, else TorchScript exporter", opsets=torch_opsets)
-def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -> Path:
+def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -> EdgeOutput:
     """PyTorch module or ExportedProgram -> ONNX."""
     import torch
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
@@ -38,7 +38,8 @@ def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -
     input_names = [s.name for s in session.inputs]
     output_names = [s.name for s in session.outputs]
     dynamic = options.dynamic_batch and all(s.shape for s in session.inputs)
-    notes = options.extra.setdefault("warnings", [])
+    out = EdgeOutput()
+    notes = out.warnings
     if dynamic and not session.flexible_batch:
         dynamic = False
         batch = next((s.shape[0] for s in session.inputs if s.shape), None)
@@ -71,24 +72,24 @@ def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -
         try:
             _export_program(program, dst, input_names, output_names, options.opset)
             _name_dynamic_dims(dst, dynamic_axes(session, dynamic))
-            options.extra["exporter"] = "dynamo"
-            return dst
+            out.exporter = "dynamo"
+            return out
         except Exception as exc:  # fall through to the TorchScript exporter, then report both
             dynamo_error = exc
     try:
         _export_torchscript(session, dst, input_names, output_names, options.opset, dynamic)
-        options.extra["exporter"] = "torchscript"
+        out.exporter = "torchscript"
         if dynamo_error is not None:
             notes.append(f"the dynamo exporter failed ({first_line(dynamo_error)}); used the TorchScript exporter")
-        return dst
+        return out
     except Exception as ts_error:
         if fixed_batch_program is not None:
             try:
                 _export_program(fixed_batch_program, dst, input_names, output_names, options.opset)
                 _name_dynamic_dims(dst, dynamic_axes(session, False))
-                options.extra["exporter"] = "dynamo"
+                out.exporter = "dynamo"
                 notes.append("the batch dimension could not be made dynamic; the ONNX model has a fixed batch")
-                return dst
+                return out
             except Exception:
                 pass
         raise _explain(dynamo_error, ts_error, program, options.opset) from ts_error

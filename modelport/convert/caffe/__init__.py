@@ -22,8 +22,8 @@ def caffe_to_onnx(session, dst: Path, options: ConvertOptions) -> Path:
     from ...metadata import CAFFE_PREPROCESSING, CAFFE_PREPROCESSING_BAKED
     from ..onnx_builder import finish_model
     from .graph import build_graph
-    preprocessing = options.extra.get("preprocessing")
-    bake = bool(options.extra.get("bake_preprocessing")) and preprocessing is not None
+    preprocessing = options.preprocessing
+    bake = options.bake_preprocessing and preprocessing is not None
     graph, _, _ = build_graph(session.net, dynamic_batch=options.dynamic_batch,
                               preprocess=preprocessing.bake if bake else None)
     props = {"source_format": "caffe", "caffe_network": session.net.name}

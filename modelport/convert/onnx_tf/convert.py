@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ...errors import UsageError
 from ...formats._tf import import_tf
-from ..registry import ConvertOptions, converter
+from ..registry import ConvertOptions, EdgeOutput, converter
 from ..onnx_graph import opsets_of, static_info
 from .graph import check_supported, run_graph
 from .narrow import to_carrier
@@ -119,17 +119,16 @@ def _tensor_record(graph, env) -> dict[str, list]:
 
 
 @converter("onnx", "savedmodel", "modelport's ONNX -> TensorFlow converter")
-def onnx_to_savedmodel(session, dst: Path, options: ConvertOptions) -> Path:
+def onnx_to_savedmodel(session, dst: Path, options: ConvertOptions) -> EdgeOutput:
     """ONNX model -> TensorFlow SavedModel with a serving signature."""
     tf = import_tf()
-    io_layout = check_io_layout(options.extra.get("io_layout") or "nchw")
+    io_layout = check_io_layout(options.io_layout or "nchw")
     module = to_module(session.handle, io_layout)
-    if io_layout == "nhwc":
-        options.extra["input_layout"] = "NCHW:NHWC"  # for the parity check of this hop
     concrete = module.serve.get_concrete_function()
     tf.saved_model.save(module, str(dst), signatures={"serving_default": concrete})
     _write_tensor_record(dst, module, concrete)
-    return dst
+    # channels-last inputs: the parity check of this hop transposes the ONNX feeds
+    return EdgeOutput(input_layout="NCHW:NHWC" if io_layout == "nhwc" else None)
 
 
 def _write_tensor_record(dst: Path, module, concrete) -> None:

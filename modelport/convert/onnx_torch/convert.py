@@ -7,7 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..onnx_graph import opsets_of, static_info
-from ..registry import ConvertOptions, converter
+from ..registry import ConvertOptions, EdgeOutput, converter
 
 # The size an example input's dynamic dim is traced at by torch.export (not 0 or 1, which export
 # would specialize on).
@@ -126,7 +126,7 @@ def _static_dims(program, names: list[str], dynamic: list[dict[int, str]]) -> li
 
 
 @converter("onnx", "pytorch", "modelport's ONNX -> PyTorch converter")
-def onnx_to_pytorch(session, dst: Path, options: ConvertOptions) -> Path:
+def onnx_to_pytorch(session, dst: Path, options: ConvertOptions) -> EdgeOutput:
     """ONNX model -> PyTorch ExportedProgram (.pt2) with the ONNX inputs' dynamic dims."""
     import torch
     from ...errors import UsageError
@@ -134,13 +134,13 @@ def onnx_to_pytorch(session, dst: Path, options: ConvertOptions) -> Path:
         raise UsageError(f"{str(dst)!r}: an ONNX model converts to a torch.export program, saved as .pt2",
                          hint="name the destination NAME.pt2 (add --as-code for editable Python source)")
     module = to_module(session.handle)
-    warnings = options.extra.setdefault("warnings", [])
-    program = export_program(module, session.handle, warnings, options.dims)
+    out = EdgeOutput()
+    program = export_program(module, session.handle, out.warnings, options.dims)
     import json
     from ...formats.pytorch import PT2_NAMES
     names = {"inputs": list(module.onnx_input_names), "outputs": list(module.onnx_output_names)}
     torch.export.save(program, str(dst), extra_files={PT2_NAMES: json.dumps(names)})
-    if options.extra.get("as_code"):  # NAME.py and NAME.pth beside the .pt2, committed with it
+    if options.as_code:  # NAME.py and NAME.pth beside the .pt2, committed with it
         from .code import write_code
-        options.extra["companions"] = write_code(module, dst, Path(str(session.path)).name)
-    return dst
+        out.companions = write_code(module, dst, Path(str(session.path)).name)
+    return out
