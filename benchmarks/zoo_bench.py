@@ -325,11 +325,14 @@ def write_doc(results: dict, models: list[dict]) -> None:
 def _save(name: str, cells: dict) -> dict:
     """Merge one model's cells into the results file (re-read first: another run may have written
     other models meanwhile) and write it whole, atomically."""
-    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results[name] = cells
-    staged = RESULTS.with_suffix(".json.partial")
-    staged.write_text(json.dumps(results, indent=1, sort_keys=True))
-    staged.replace(RESULTS)
+    import fcntl
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:  # runs of other families may write meanwhile
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        results[name] = cells
+        staged = RESULTS.with_suffix(f".json.{os.getpid()}.partial")
+        staged.write_text(json.dumps(results, indent=1, sort_keys=True))
+        staged.replace(RESULTS)
     return results
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._console import captured_output
 from ..errors import InvalidModelError, UnsupportedOpError, first_line
-from ..tensors import TensorSpec
+from ..tensors import TensorSpec, ValueRange
 from .base import Format, Probe, Session, register_format
 
 
@@ -83,6 +83,76 @@ def _plain_interpreter(path):
                            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
 
 
+def metadata_normalization(path) -> list[tuple[list[float], list[float]] | None]:
+    """Per input (in the subgraph's order), the (mean, std) of the NormalizationOptions its TFLite
+    Model Metadata declares — what the app applies to pixels 0..255 before the model — or None.
+    Read by the field numbers of tflite-support's metadata_schema.fbs (the tables edge/metadata.py
+    writes): ModelMetadata.subgraph_metadata (3) -> SubGraphMetadata.input_tensor_metadata (2) ->
+    TensorMetadata.process_units (4) -> ProcessUnit (options_type 0, options 1) ->
+    NormalizationOptions (mean 0, std 1). A file without it, or unreadable, gives []."""
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+        data = bytearray(Path(path).read_bytes())
+        model = schema.Model.GetRootAs(data, 0)
+        entry = next((model.Metadata(i) for i in range(model.MetadataLength())
+                      if model.Metadata(i).Name() in (b"TFLITE_METADATA", "TFLITE_METADATA")), None)
+        if entry is None:
+            return []
+        buffer = model.Buffers(entry.Buffer())
+        blob = bytearray(buffer.DataAsNumpy().tobytes()) if buffer.DataLength() else \
+            data[buffer.Offset():buffer.Offset() + buffer.Size()]
+        return _normalizations(blob)
+    except Exception:  # noqa: BLE001 - metadata is a hint; a file without readable metadata has none
+        return []
+
+
+def _normalizations(blob: bytearray) -> list[tuple[list[float], list[float]] | None]:
+    from flatbuffers import encode, number_types, packer, table
+
+    def root(buf):
+        return table.Table(buf, encode.Get(packer.uoffset, buf, 0))
+
+    def tables(t, slot):
+        offset = t.Offset(4 + 2 * slot)
+        if not offset:
+            return []
+        start = t.Vector(offset)
+        return [table.Table(t.Bytes, t.Indirect(start + 4 * i)) for i in range(t.VectorLen(offset))]
+
+    def floats(t, slot):
+        offset = t.Offset(4 + 2 * slot)
+        if not offset:
+            return []
+        start = t.Vector(offset)
+        return [t.Get(number_types.Float32Flags, start + 4 * i) for i in range(t.VectorLen(offset))]
+
+    found = []
+    subgraphs = tables(root(blob), 3)
+    for tensor in tables(subgraphs[0], 2) if subgraphs else []:
+        normalization = None
+        for unit in tables(tensor, 4):
+            kind_at = unit.Offset(4)
+            kind = unit.Get(number_types.Uint8Flags, unit.Pos + kind_at) if kind_at else 0
+            options_at = unit.Offset(6)
+            if kind == 1 and options_at:  # NormalizationOptions
+                options = table.Table(unit.Bytes, unit.Indirect(unit.Pos + options_at))
+                mean, std = floats(options, 0), floats(options, 1)
+                if mean and std:
+                    normalization = (mean, std)
+        found.append(normalization)
+    return found
+
+
+def pixel_range(mean: list[float], std: list[float]) -> ValueRange | None:
+    """The inputs (pixel - mean) / std gives for pixels 0..255, over every channel."""
+    if any(v == 0 for v in std):
+        return None
+    lows = [(0.0 - m) / sd for m, sd in zip(mean * (len(std) if len(mean) == 1 else 1), std)]
+    highs = [(255.0 - m) / sd for m, sd in zip(mean * (len(std) if len(mean) == 1 else 1), std)]
+    low, high = min(min(lows), min(highs)), max(max(lows), max(highs))
+    return ValueRange(low, high, f"its metadata normalizes pixels 0..255 by mean {mean} and std {std}")
+
+
 class TFLiteFile:
     """What a TFLite file declares (inputs, outputs, ops) read by LiteRT without running it: also
     for files LiteRT in Python cannot run (TensorFlow ops through the Flex delegate)."""
@@ -102,6 +172,19 @@ class TFLiteFile:
         return sorted(op for op in self.ops if op.startswith("Flex"))
 
 
+def _with_metadata_ranges(path, specs: list[TensorSpec]) -> list[TensorSpec]:
+    """Float inputs whose metadata says how pixels are normalized expect that range."""
+    import dataclasses
+    normalizations = metadata_normalization(path)
+    if len(normalizations) != len(specs):
+        return specs
+    result = []
+    for spec, found in zip(specs, normalizations):
+        value_range = pixel_range(*found) if found and spec.dtype.kind == "f" else None
+        result.append(dataclasses.replace(spec, value_range=value_range) if value_range else spec)
+    return result
+
+
 class TFLiteSession(Session):
     format_name = "tflite"
 
@@ -119,6 +202,7 @@ class TFLiteSession(Session):
         names = _signature_names(self.interpreter)
         self.inputs = [_spec(d, raw_io, names) for d in self._input_details]
         self.outputs = [_spec(d, raw_io, names) for d in self._output_details]
+        self.inputs = _with_metadata_ranges(self.path, self.inputs)
         # The flatbuffer's own tensor names, by the names used here (converters see those).
         self.tensor_names = {spec.name: detail["name"] for spec, detail in
                              zip(self.inputs + self.outputs, list(self._input_details) + list(self._output_details))}

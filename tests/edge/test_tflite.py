@@ -147,6 +147,13 @@ def test_metadata_is_read_and_used_by_mediapipe(cli, tmp_path):
         best = np.argsort(-scores)[:3]
         assert [c["label"] for c in probe["classes"]] == [LABELS[i] for i in best]
         np.testing.assert_allclose([c["score"] for c in probe["classes"]], scores[best], rtol=1e-4, atol=1e-5)
+    # modelport reads the same metadata back: the check feeds what normalized pixels can be.
+    from modelport.formats import open_model
+    with open_model(out / "model_fp32.tflite") as session:
+        expected = session.inputs[0].value_range
+    assert (expected.low, expected.high) == (-1.0, 1.0) and "metadata" in expected.why
+    check = cli("validate", out / "model_fp32.tflite", out / "model_fp16.tflite", "--json")
+    assert check.code == 0 and "uniform in [-1, 1]" in check.json()["feeds"][0]
 
 
 def test_bad_labels_and_normalization_are_exit_2(cli, tmp_path, keras_cnn):
