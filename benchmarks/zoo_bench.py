@@ -343,6 +343,7 @@ def main(argv=None) -> int:
     parser.add_argument("--route", default=",".join(ROUTES))
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--fresh", action="store_true", help="forget the kept results")
+    parser.add_argument("--redo", action="store_true", help="run the chosen models again (their kept cells are dropped)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     parser.add_argument("--report-only", action="store_true", help="print the table and write the doc, run nothing")
     args = parser.parse_args(argv)
@@ -355,6 +356,8 @@ def main(argv=None) -> int:
     if not args.report_only:
         for index, model in enumerate(models, 1):
             print(f"[{index}/{len(models)}] {model['family']} {model['name']}", flush=True)
+            if args.redo:
+                results.pop(model["name"], None)
             cells = results.setdefault(model["name"], {})
             try:
                 run_model(model, args.route.split(","), not args.no_peers, args.timeout, cells)

@@ -140,8 +140,9 @@ def _unit_head(model: nn.Module) -> None:
     """Re-initialise the classifier at fan-in scale: some families (BEiT, EVA) start it near zero for
     fine-tuning, which leaves logits of ~1e-3 on which any tolerance passes."""
     head = model.get_classifier() if hasattr(model, "get_classifier") else None
-    heads = [head] if isinstance(head, nn.Linear) else [m for m in (head or nn.Module()).modules()
-                                                        if isinstance(m, (nn.Linear, nn.Conv2d))]
+    parts = head if isinstance(head, (tuple, list)) else [head]  # LeViT: (head, distillation head)
+    heads = [layer for part in parts if isinstance(part, nn.Module) for layer in part.modules()
+             if isinstance(layer, (nn.Linear, nn.Conv2d))]
     generator = torch.Generator().manual_seed(2)
     for layer in heads:
         fan_in = layer.weight[0].numel()
