@@ -211,3 +211,21 @@ def test_the_op_list_is_the_one_of_the_pinned_tfjs():
     recorded = json.loads((REPO / "modelport" / "edge" / "tfjs_ops.json").read_text())
     assert listed == recorded, "regenerate: node modelport/edge/tfjs_runner/run.mjs --list-ops > modelport/edge/tfjs_ops.json"
     assert {"Conv2D", "_FusedConv2D", "FusedDepthwiseConv2dNative"} <= set(recorded["ops"])
+
+
+def test_a_run_that_fails_in_tfjs_names_its_first_failing_node(tmp_path):
+    """Errors from inside TF.js kernels (WebAssembly's "Aborted()") name no op: the runner then runs
+    the graph node by node and names the first that fails."""
+    import tensorflow as tf
+    from modelport.edge.graph_model import freeze, write_graph_model
+    from modelport.errors import InvalidModelError
+    from modelport.formats.tfjs import TfjsSession
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.float32, name="x")])
+    def broken(x):  # fine at trace time; 6 values per row cannot make rows of 4 when it runs
+        return {"y": tf.reshape(tf.nn.relu(x) + 1.0, [-1, 4]) * 2.0}
+    graph_def, signature = freeze(broken.get_concrete_function())
+    write_graph_model(graph_def, signature, tmp_path)
+    with TfjsSession(tmp_path) as session:
+        with pytest.raises(InvalidModelError, match=r'first failing node "[^"]*Reshape[^"]*", op Reshape'):
+            session.run({"x": np.ones((1, 6), np.float32)})
