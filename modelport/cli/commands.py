@@ -60,6 +60,9 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
     ranges = parse_input_ranges(input_range)
     options = open_options(weights, input_shape, trust_pickle, imports, factory)
     source_options, edge_options = _preprocessing_options(src, mean, scale, channel_order, bake_preprocessing)
+    recorded = edge_options.get("preprocessing")
+    if recorded is not None and not edge_options.get("bake_preprocessing") and "" not in ranges:
+        ranges[""] = recorded.model_range()  # the app feeds (pixels - mean) * scale: check on such values
     if "factory" in options:
         source_options["factory"] = options["factory"]
     if keep_io_layout is not None:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InvalidModelError, UnsupportedOpError
-from ...tensors import TensorSpec
+from ...tensors import TensorSpec, ValueRange
 from ..base import Format, Probe, Session, register_format
 from ..detect import is_text
 
@@ -30,7 +30,11 @@ class CaffeSession(Session):
         self.net = read_net(prototxt, caffemodel)
         self.preprocessing = preprocessing
         self._cv_net = None  # loaded on first run: converting needs no OpenCV, checking does
-        self.inputs = [TensorSpec(name, (None, *shape[1:]), np.float32) for name, shape in self.net.inputs.items()]
+        # With the preprocessing applied here (baked into the converted graph), the model takes raw pixels.
+        pixels = ValueRange(0.0, 255.0, "the Caffe preprocessing is applied to raw pixels 0..255") \
+            if preprocessing is not None else None
+        self.inputs = [TensorSpec(name, (None, *shape[1:]), np.float32, value_range=pixels)
+                       for name, shape in self.net.inputs.items()]
         self.outputs = [TensorSpec(name, None, np.float32) for name in self.net.outputs()]
         # OpenCV returns a layer's outputs by layer name: which layer and top index hold each output.
         writers = self.net.last_writer()

@@ -32,6 +32,14 @@ class Preprocessing:
             x = x - self._broadcast_mean(x.ndim)
         return (x * np.float32(self.scale)).astype(np.float32)
 
+    def model_range(self):
+        """The values the model itself takes when the app feeds it pixels 0..255 preprocessed so."""
+        from ...tensors import ValueRange
+        means = np.zeros(1) if self.mean is None else np.asarray(self.mean, np.float64).reshape(self.mean.shape[0], -1)
+        ends = [(0.0 - means) * self.scale, (255.0 - means) * self.scale]
+        low, high = float(min(e.min() for e in ends)), float(max(e.max() for e in ends))
+        return ValueRange(low, high, "pixels 0..255 less the Caffe mean, times its scale (--mean/--scale)")
+
     def _broadcast_mean(self, rank: int) -> np.ndarray:
         mean = self.mean.astype(np.float32)
         return mean.reshape(mean.shape + (1,) * (rank - 1 - mean.ndim))

@@ -150,8 +150,10 @@ def test_preprocessing_recorded_and_baked(cli, tmp_path):
     folder = CAFFE_DATA / "cifar10_quick"
     recorded = tmp_path / "recorded.onnx"
     result = cli("convert", folder / "deploy.prototxt", recorded, "--weights", folder / "weights.caffemodel",
-                 "--mean", folder / "mean.binaryproto", "--scale", "0.5")
+                 "--mean", folder / "mean.binaryproto", "--scale", "0.5", "--json")
     assert result.code == 0, result.err
+    # The check feeds what the app will: pixels 0..255 less the mean, times the scale.
+    assert "less the Caffe mean" in result.json()["hops"][0]["parity"]["feeds"][0]
     props = {p.key: p.value for p in onnx.load(str(recorded)).metadata_props}
     assert '"scale": 0.5' in props["modelport.caffe.preprocessing"] and props["modelport.caffe.preprocessing_baked"] == "false"
 
@@ -161,6 +163,7 @@ def test_preprocessing_recorded_and_baked(cli, tmp_path):
                  "--bake-preprocessing", "--json")
     assert result.code == 0, result.err
     assert result.json()["passed"]
+    assert "raw pixels 0..255" in result.json()["hops"][0]["parity"]["feeds"][0]  # what the baked graph takes
     # Independently: raw RGB pixels through the baked ONNX == OpenCV on the preprocessed BGR input.
     mean_blob = caffe_pb2.BlobProto()
     mean_blob.ParseFromString((folder / "mean.binaryproto").read_bytes())
