@@ -23,7 +23,9 @@ input, the ONNX model, was not produced).
 Peers, on the same models, judged by the same ``modelport validate`` against the same source:
 torch's exporter called directly (``torch.onnx.export(dynamo=True)``, torch sources), tf2onnx
 called directly (``tf2onnx.convert.from_keras``, Keras sources; run in modelport's venv, where the
-project installs it), onnx2torch 1.5.15 (ONNX -> PyTorch, in ``benchmarks/.venvs/onnx2torch``).
+project installs it), onnx2tf 1.29 (ONNX -> TFLite, in ``benchmarks/.venvs/onnx2tf``), onnx2torch 1.5.15
+(ONNX -> PyTorch, in ``benchmarks/.venvs/onnx2torch``), litert-torch 0.10 (PyTorch -> TFLite, torch
+sources, in ``benchmarks/.venvs/litert_torch``; its column compares with modelport's tflite route).
 
 Every cell is kept in ``benchmarks/results/zoo.json`` as it finishes, so an interrupted run goes on
 where it stopped (``--fresh`` starts over); the table, the pass rates and ``docs/zoo-coverage.md``
@@ -48,7 +50,14 @@ DOC = REPO / "docs" / "zoo-coverage.md"
 MODELPORT = [str(REPO / ".venv" / "bin" / "modelport")]
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 ROUTES = ("onnx", "tflite", "tfjs", "pytorch")
-PEER_ROUTES = {"onnx": "torch.onnx.export / tf2onnx", "pytorch": "onnx2torch"}
+PEER_ROUTES = {"onnx": "torch.onnx.export / tf2onnx", "tflite": "onnx2tf", "pytorch": "onnx2torch",
+               "torch-tflite": "litert-torch"}
+LITERT_VENV = REPO / "benchmarks" / ".venvs" / "litert_torch"
+# litert-torch 0.10 (torch < 2.15, ai-edge-litert 2.3: the pinned ones) and what it needs beyond
+# modelport's venv, installed --no-deps into its own venv (modelport's packages seen through a .pth).
+LITERT = ["litert-torch==0.10.0", "multipledispatch", "ai-edge-quantizer==0.10.*", "litert-converter==0.5.*",
+          "torchao", "jaxtyping", "wadler-lindig", "fire", "tabulate", "sentencepiece", "kagglehub",
+          "litert-lm-builder"]
 # keras.applications at 96 px unless the architecture needs more (NASNetLarge's fixed stem).
 KERAS_SIZES = {"NASNetLarge": 331, "NASNetMobile": 224, "InceptionV3": 96, "InceptionResNetV2": 96, "Xception": 96}
 
@@ -188,6 +197,17 @@ def run_peers(model: dict, folder: Path, onnx_path: Path, timeout: int, cells: d
         built = _peer_to_onnx(model, peer_onnx, timeout)
         cells["peer:onnx"] = built if built else run_cli(["validate", model["source"], peer_onnx, *model["args"]], timeout)
         print(f"  {model['name']:32} {'peer:onnx':8} {_cell_text(cells['peer:onnx'])}", flush=True)
+    if "peer:tflite" not in cells and onnx_path.exists():
+        peer_tflite = folder / "onnx2tf" / "model_float32.tflite"
+        built = _onnx2tf(onnx_path, folder / "onnx2tf", timeout)
+        cells["peer:tflite"] = built if built else run_cli(["validate", onnx_path, peer_tflite, *_dims(model)], timeout)
+        print(f"  {model['name']:32} {'peer:tfl':8} {_cell_text(cells['peer:tflite'])}", flush=True)
+    if "peer:torch-tflite" not in cells and model["family"] != "keras":
+        peer = folder / "litert_torch.tflite"
+        built = _litert_torch(model, peer, timeout)
+        cells["peer:torch-tflite"] = built if built else run_cli(["validate", model["source"], peer, *model["args"]],
+                                                                 timeout)
+        print(f"  {model['name']:32} {'peer:lt':8} {_cell_text(cells['peer:torch-tflite'])}", flush=True)
     if "peer:pytorch" not in cells and onnx_path.exists():
         peer_pt2 = folder / "peer.pt2"
         built = _onnx2torch(onnx_path, peer_pt2, model, timeout)
@@ -251,6 +271,55 @@ torch.export.save(torch.export.export(module, tuple(args), strict=False), {str(d
     return _run_python(code, timeout, [str(python)])
 
 
+def _onnx2tf(onnx_path: Path, out: Path, timeout: int) -> dict | None:
+    """onnx2tf in its venv (benchmarks/onnx_tf_bench.py installs it): ``onnx2tf -i m.onnx -o out``,
+    whose float32 TFLite (channels-last, as onnx2tf writes it) is then judged."""
+    import shutil
+    import numpy as np
+    from benchmarks.onnx_tf_bench import CALIBRATION, ensure_peer
+    command = ensure_peer()
+    shutil.rmtree(out, ignore_errors=True)
+    work = out.parent / "onnx2tf_work"
+    work.mkdir(exist_ok=True)
+    if not (work / CALIBRATION).exists():  # onnx2tf would fetch this sample from the network
+        np.save(work / CALIBRATION, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
+    start = time.perf_counter()
+    try:
+        done = subprocess.run([str(command), "-i", str(onnx_path), "-o", str(out)], capture_output=True, text=True,
+                              timeout=timeout, cwd=work, env=_env())
+    except subprocess.TimeoutExpired:
+        return {"status": "crash", "message": f"timed out after {timeout} s", "seconds": timeout}
+    if done.returncode == 0 and (out / "model_float32.tflite").exists():
+        return None
+    lines = [line for line in (done.stderr + done.stdout).strip().splitlines() if "rror" in line] or ["?"]
+    return {"status": "refused", "message": lines[-1][:300], "seconds": round(time.perf_counter() - start, 1)}
+
+
+PEER_LITERT = """
+import sys, torch, importlib
+sys.path.insert(0, {repo!r})
+import litert_torch
+module, name = {source!r}.split(":")
+model = getattr(importlib.import_module(module), name)().eval()
+args = tuple(torch.randint(0, 10, shape) if dtype == "int64" else torch.randn(shape) for shape, dtype in {specs!r})
+litert_torch.convert(model, args).export({dst!r})
+"""
+
+
+def _litert_torch(model: dict, dst: Path, timeout: int) -> dict | None:
+    """litert-torch (PyTorch -> TFLite) in its venv, at the shapes --input-shape gives (batch 1;
+    named dims at 16)."""
+    from benchmarks.peer_venv import ensure_peer_venv
+    python = ensure_peer_venv(LITERT_VENV, LITERT)
+    specs = []
+    for i, value in enumerate(model["args"]):
+        if value == "--input-shape":
+            _, dims, *dtype = model["args"][i + 1].split(":")
+            specs.append(([int(d) if d.isdigit() else 16 for d in dims.split(",")], dtype[0] if dtype else "float32"))
+    return _run_python(PEER_LITERT.format(repo=str(REPO), source=model["source"], specs=specs, dst=str(dst)),
+                       timeout, [str(python)])
+
+
 def _run_python(code: str, timeout: int, python: list[str]) -> dict | None:
     start = time.perf_counter()
     try:
@@ -281,7 +350,7 @@ def _cell_text(cell: dict | None) -> str:
 
 def rates(results: dict, models: list[dict]) -> dict[str, tuple[int, int]]:
     counts = {}
-    for column in [*ROUTES, "peer:onnx", "peer:pytorch"]:
+    for column in [*ROUTES, "peer:onnx", "peer:tflite", "peer:pytorch", "peer:torch-tflite"]:
         ran = [results.get(m["name"], {}).get(column) for m in models]
         ran = [c for c in ran if c]
         counts[column] = (sum(c["status"] == "pass" for c in ran), len(ran))
@@ -289,20 +358,22 @@ def rates(results: dict, models: list[dict]) -> dict[str, tuple[int, int]]:
 
 
 def render(results: dict, models: list[dict]) -> str:
-    columns = [*ROUTES, "peer:onnx", "peer:pytorch"]
+    columns = [*ROUTES, "peer:onnx", "peer:tflite", "peer:pytorch", "peer:torch-tflite"]
     lines = ["| family | model | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for model in models:
         cells = results.get(model["name"], {})
         lines.append(f"| {model['family']} | {model['name']} | "
                      + " | ".join(_cell_text(cells.get(c)).replace("|", "/") for c in columns) + " |")
     counts = rates(results, models)
-    lines += ["", "| route | modelport | peer |", "|---|---|---|"]
+    peers_of = {"onnx": ["onnx"], "tflite": ["tflite", "torch-tflite"], "tfjs": [], "pytorch": ["pytorch"]}
+    lines += ["", "| route | modelport | peers (same models, same check) |", "|---|---|---|"]
     for route in ROUTES:
         passed, ran = counts[route]
-        peer = counts.get(f"peer:{route}")
-        peer_text = f"{peer[0]}/{peer[1]} ({PEER_ROUTES[route]})" if peer and peer[1] else "-"
-        lines.append(f"| {route} | {passed}/{ran} ({100 * passed / ran:.0f} %) | {peer_text} |" if ran else
-                     f"| {route} | - | {peer_text} |")
+        peers = [(PEER_ROUTES[p], counts.get(f"peer:{p}")) for p in peers_of[route]]
+        peer_text = "; ".join(f"{name} {c[0]}/{c[1]} ({100 * c[0] / c[1]:.0f} %)" for name, c in peers
+                              if c and c[1]) or "-"
+        mine = f"{passed}/{ran} ({100 * passed / ran:.0f} %)" if ran else "-"
+        lines.append(f"| {route} | {mine} | {peer_text} |")
     return "\n".join(lines)
 
 
