@@ -63,3 +63,31 @@ def test_transformers_with_a_dynamic_sequence_run_in_litert_and_tfjs(cli, conver
         assert feeds["batch_sizes"] == [1, 3]
     tfjs = cli("edge", "tfjs", model, tmp_path / f"{name}_tfjs", "--json")
     assert tfjs.code == 0, tfjs.out[-2000:] + tfjs.err[-2000:]
+
+
+SHAPE_ARITHMETIC = [(name, size) for name, _, size in zoo_timm.ARCHITECTURES
+                    if name in ("mobilevit_xxs", "edgenext_xx_small", "efficientvit_b0")]
+
+
+@pytest.mark.skipif(not zoo_timm.available(), reason="timm is installed by `make install`")
+@pytest.mark.parametrize("name,size", SHAPE_ARITHMETIC, ids=[n for n, _ in SHAPE_ARITHMETIC])
+def test_timm_onnx_with_data_dependent_shape_arithmetic_comes_back_to_pytorch(cli, converted, tmp_path, name, size):
+    """The ONNX torch's dynamo exporter writes for these carries shape arithmetic and constant
+    operands (Pad's fill, CumSum's axis) that torch.export would read as data ("data-dependent
+    expression u0"): folded or inlined, they convert with the batch dynamic."""
+    model = converted(cli, name, f"tests.zoo_timm:{name}", "--input-shape", f"x:1,3,{size},{size}")
+    result = cli("convert", model, tmp_path / f"{name}.pt2", "--json")
+    assert result.code == 0, result.out[-2000:] + result.err[-2000:]
+    assert result.json()["hops"][0]["parity"]["batch_sizes"] == [1, 3]
+
+
+@pytest.mark.skipif(not zoo_timm.available(), reason="timm is installed by `make install`")
+def test_timm_depthwise_convolutions_lower_to_tflite_builtins(cli, converted, tmp_path):
+    """MobileViTV2's depthwise convolutions become TFLite's DEPTHWISE_CONV_2D, no TensorFlow op left."""
+    size = next(s for n, _, s in zoo_timm.ARCHITECTURES if n == "mobilevitv2_050")
+    model = converted(cli, "mobilevitv2_050", "tests.zoo_timm:mobilevitv2_050", "--input-shape", f"x:1,3,{size},{size}")
+    result = cli("convert", model, tmp_path / "m.tflite", "--json")
+    assert result.code == 0, result.out[-2000:] + result.err[-2000:]
+    from modelport.formats.tflite import TFLiteFile
+    written = TFLiteFile(tmp_path / "m.tflite")
+    assert "DEPTHWISE_CONV_2D" in written.ops and not written.flex_ops, sorted(written.ops)

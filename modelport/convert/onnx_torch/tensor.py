@@ -160,7 +160,9 @@ def pad(ctx: NodeContext, x, pads=None, value=None, axes=None):
         return ctx.call(runtime.pad, x, ctx.attr("pads"), mode, ctx.attr("value", 0.0))
     amounts = ctx.ints(1) if ctx.const(1) is not None else pads
     chosen = ctx.ints(3) if ctx.const(3) is not None else axes
-    return ctx.call(runtime.pad, x, amounts, mode, value, chosen)
+    constant = ctx.const(2)  # a constant fill is a Python number: read from a buffer it is data to torch.export
+    fill = constant.reshape(-1)[0].item() if constant is not None and constant.numel() == 1 else value
+    return ctx.call(runtime.pad, x, amounts, mode, fill, chosen)
 
 
 @onnx_op("Shape")
