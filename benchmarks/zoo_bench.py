@@ -57,7 +57,7 @@ LITERT_VENV = REPO / "benchmarks" / ".venvs" / "litert_torch"
 # modelport's venv, installed --no-deps into its own venv (modelport's packages seen through a .pth).
 LITERT = ["litert-torch==0.10.0", "multipledispatch", "ai-edge-quantizer==0.10.*", "litert-converter==0.5.*",
           "torchao", "jaxtyping", "wadler-lindig", "fire", "tabulate", "sentencepiece", "kagglehub",
-          "litert-lm-builder"]
+          "litert-lm-builder", "immutabledict"]
 # keras.applications at 96 px unless the architecture needs more (NASNetLarge's fixed stem).
 KERAS_SIZES = {"NASNetLarge": 331, "NASNetMobile": 224, "InceptionV3": 96, "InceptionResNetV2": 96, "Xception": 96}
 
