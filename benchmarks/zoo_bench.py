@@ -285,13 +285,14 @@ def _onnx2tf(onnx_path: Path, out: Path, timeout: int) -> dict | None:
         np.save(work / CALIBRATION, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
     start = time.perf_counter()
     try:
-        done = subprocess.run([str(command), "-i", str(onnx_path), "-o", str(out)], capture_output=True, text=True,
-                              timeout=timeout, cwd=work, env=_env())
+        done = subprocess.run([str(command), "-i", str(onnx_path.resolve()), "-o", str(out.resolve())],
+                              capture_output=True, text=True, timeout=timeout, cwd=work, env=_env())
     except subprocess.TimeoutExpired:
         return {"status": "crash", "message": f"timed out after {timeout} s", "seconds": timeout}
     if done.returncode == 0 and (out / "model_float32.tflite").exists():
         return None
-    lines = [line for line in (done.stderr + done.stdout).strip().splitlines() if "rror" in line] or ["?"]
+    lines = [line for line in (done.stderr + done.stdout).strip().splitlines()
+             if "Error" in line or "ERROR" in line] or [f"exit {done.returncode}"]
     return {"status": "refused", "message": lines[-1][:300], "seconds": round(time.perf_counter() - start, 1)}
 
 
