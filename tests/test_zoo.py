@@ -91,3 +91,18 @@ def test_timm_depthwise_convolutions_lower_to_tflite_builtins(cli, converted, tm
     from modelport.formats.tflite import TFLiteFile
     written = TFLiteFile(tmp_path / "m.tflite")
     assert "DEPTHWISE_CONV_2D" in written.ops and not written.flex_ops, sorted(written.ops)
+
+
+@pytest.mark.parametrize("name,target", [("mpnet", "tflite"), ("wav2vec2", "tflite"), ("swin", "tfjs")])
+def test_integer_arithmetic_runs_where_tflite_and_tfjs_lack_its_ops(cli, converted, tmp_path, name, target):
+    """Integer Abs (MPNet's relative positions: TFLite's ABS takes no int64), integer Div (wav2vec2's
+    and Swin's sizes: TruncateDiv is neither a TFLite builtin nor a TF.js op) and Pad with computed
+    amounts (Swin: TF.js's TensorScatterUpdate) are written with ops both run."""
+    _, args = zoo_hf.ARCHITECTURES[name]
+    model = converted(cli, name, f"tests.zoo_hf:{name}", *args)
+    dims = [a for i, a in enumerate(args) if args[i - 1] == "--dim" or a == "--dim"]
+    if target == "tflite":
+        result = cli("convert", model, tmp_path / f"{name}.tflite", *dims, "--json")
+    else:
+        result = cli("edge", "tfjs", model, tmp_path / f"{name}_tfjs", "--json")
+    assert result.code == 0, result.out[-2000:] + result.err[-2000:]

@@ -149,6 +149,7 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
     # Dynamic dims the source had to be traced at a size of its own are checked at that size too.
     dims = {**getattr(session, "trace_dims", {}), **dict(dims or {})} or None
     options.dims = dims
+    input_dims = _dims_by_input(session.inputs, dims)  # for later hops, whose formats may not name dims
     if isinstance(feeds, (str, Path)):  # a folder of images, read for the source's one image input
         from ..validate.inputs import image_folder_feeds
         feeds = image_folder_feeds(feeds, attach_ranges(session.inputs, ranges, source_names))
@@ -178,7 +179,8 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             if check:
                 try:
                     hop_ranges = carried_ranges(session.inputs, ranges, source_names)
-                    hop.report = _check_hop(session, candidate, feeds, samples, seed, dims, steps, input_layout,
+                    hop_dims = {**_carried_dims(session.inputs, input_dims, source_names), **dict(dims or {})} or None
+                    hop.report = _check_hop(session, candidate, feeds, samples, seed, hop_dims, steps, input_layout,
                                             hop_ranges, atol=atol, rtol=rtol, relative_to=relative_to)
                     hop.report.seconds = {"convert": round(hop.seconds, 4), "open_candidate": round(opened, 4),
                                           **hop.report.seconds}
@@ -238,6 +240,27 @@ def _run_edge(edge: Edge, session: Session, staged: Path, options: ConvertOption
                                   hop=edge.name, hint="run with --debug for the full traceback") from exc
     produced = produced if isinstance(produced, EdgeOutput) else EdgeOutput()
     return HopResult(edge.name, str(staged), time.perf_counter() - start), produced
+
+
+def _dims_by_input(specs, dims: Mapping[str, int] | None) -> dict[str, int]:
+    """--dim sizes given by dim name, as sizes by input name (which apply to that input's dynamic
+    dims other than the batch): a SavedModel or TFLite signature does not name its dims."""
+    by_input = {}
+    for spec in specs:
+        names = spec.dim_names or ()
+        sizes = [dims[n] for n in names[1:] if n and dims and n in dims]
+        if sizes:
+            by_input[spec.name] = sizes[0]
+    return by_input
+
+
+def _carried_dims(specs, by_input: Mapping[str, int], source_names) -> dict[str, int]:
+    """``by_input`` (source input names) as the names of ``specs``: by name, or by position."""
+    if not by_input:
+        return {}
+    if len(specs) == len(source_names):
+        return {spec.name: by_input[source] for spec, source in zip(specs, source_names) if source in by_input}
+    return {spec.name: by_input[spec.name] for spec in specs if spec.name in by_input}
 
 
 def _source_ranges(session: Session, given: Mapping[str, ValueRange] | None) -> dict[str, ValueRange]:

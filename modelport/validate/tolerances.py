@@ -5,29 +5,37 @@ A value passes when ``|candidate - reference| <= atol + rtol * R``, where R is t
 that value (``relative_to="element"``, numpy's allclose rule, on request). Integer and boolean
 outputs must be equal. ``--atol``/``--rtol``/``--relative-to`` override them per run.
 
-Why fp32 is judged on the output's scale, and why 1e-4 of it
------------------------------------------------------------
+Why fp32 is judged on the output's scale, and how much it allows
+----------------------------------------------------------------
 Two correct fp32 runtimes differ by rounding, and rounding error grows with the magnitudes that
 flow through the network (accumulated over every dot product), not with each output value's own
 size: a logit near zero beside one of 80 carries the same absolute error as its neighbour. The
-element rule failed such values on correct conversions (a keras.applications MobileNetV3Small: 27
+element rule failed such values on correct conversions (keras.applications MobileNetV3Small: 27
 of 12,000 logits at 0.0019 absolute where the output reaches ~85; timm's Inception-v3: 5e-4 on
 logits near zero, cosine 0.9999999983).
 
-Measured (``benchmarks/zoo_bench.py``; max |error| / max |reference| per output, feeds in the
-range each model expects, BatchNorm calibrated, residual branches and heads live):
+How much rounding a model amplifies is a property of the model, and it is measured: the reference
+is run again on its inputs moved by one ulp, and how far its outputs move (the *noise floor*, a
+share of the output's scale) tracks the error of a correct conversion closely — timm Inception-v3:
+floor 7.3e-5, conversion 8.9e-5 (PyTorch itself in fp32 is 9.8e-5 from its own fp64 result);
+DenseNet-121 6.6e-6 vs 8.6e-6; ResNet-18 1.1e-6 vs 1.0e-6. So fp32 allows atol 1e-5 + rtol x scale
+with rtol = max(2e-5, 10 x the noise floor), capped at 1e-3.
 
-- correct conversions, torch -> ONNX (timm, 50 families): 1e-6 to 6e-6; Keras -> ONNX
-  (keras.applications at 96 px, pixels 0..255): ~1e-5 (EfficientNetV2B0 7e-6). Fed standard-normal
-  noise instead of the pixels it rescales itself, the same correct EfficientNetV2B0 reaches 7e-3:
-  the feeds, not the rule, must fix that (see ``formats/value_ranges.py``).
-- one-op defects: the weights of one middle convolution scaled by 1.01 give 2e-4 to 1e-1 of the
-  output scale on every timm family measured; a single weight (the largest of that kernel)
-  scaled by 1.01 gives 1e-6 to 1e-3, which no fp32 rule can separate from rounding everywhere.
+Measured (``make bench-zoo``, benchmarks/results/zoo.json: max |error| / output scale of every
+passing cell; 62 timm and transformers models, feeds in the range each model expects, BatchNorm
+calibrated, residual branches and heads live): correct conversions to ONNX median 7e-7, to
+PyTorch 9e-7, to TF.js 1.2e-6, to TFLite 1.5e-6; the largest, 8e-5 (Inception-v3 to TFLite), under
+its raised rtol of 6e-4. Keras EfficientNetV2B0 to ONNX fed pixels 0..255: 7e-6; fed the
+standard-normal noise the check used to feed it, the same correct conversion reached 7e-3 — the
+feeds, not the rule, had to change (``formats/value_ranges.py``).
 
-rtol 1e-4 of the scale sits 15x or more above every correct conversion measured and below every
-one-layer defect; atol 1e-5 only matters for outputs whose scale is below 0.1. The edge targets'
-fp32 checks (TFLite, TF.js) use the same rule.
+One-op defects (tests/validate/test_verdict.py and the zoo's timm models, noise floors 5e-7..7e-5):
+one middle convolution's weights x 1.01 give 7e-5 (MobileViT) to 1e-1 of the scale, every one at
+least 30x its model's floor; every exact GELU as its tanh form 3e-5 (ConvNeXt) to 1e-4; a single
+weight x 1.01 gives 1e-6..1e-3, which no fp32 rule can separate from rounding everywhere. The
+floor rtol 2e-5 sits above every well-conditioned model's rounding and below each of these; the
+factor 10 keeps a correct conversion (1x to 1.5x its floor) passing and a defect (30x or more)
+failing. The edge targets' fp32 checks (TFLite, TF.js bundles) use atol 1e-5 + rtol 1e-4 x scale.
 """
 from __future__ import annotations
 

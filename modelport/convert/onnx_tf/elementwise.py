@@ -21,7 +21,7 @@ def _unary(op_type: str, make):
 
 
 for _name, _make in {
-    "Abs": lambda tf, x, c: tf.abs(x), "Neg": lambda tf, x, c: tf.negative(x), "Exp": lambda tf, x, c: tf.exp(x),
+    "Abs": lambda tf, x, c: _absolute(tf, x, c), "Neg": lambda tf, x, c: tf.negative(x), "Exp": lambda tf, x, c: tf.exp(x),
     "Log": lambda tf, x, c: tf.math.log(x), "Sqrt": lambda tf, x, c: tf.sqrt(x),
     "Reciprocal": lambda tf, x, c: tf.math.reciprocal(x), "Floor": lambda tf, x, c: tf.floor(x),
     "Ceil": lambda tf, x, c: tf.math.ceil(x), "Round": lambda tf, x, c: tf.round(x),  # half to even, as ONNX
@@ -81,9 +81,24 @@ def _binary(op_type: str, make, since: int = 1):
 
 
 def _divide(tf, a, b, ctx):
-    if a.dtype.is_integer:
-        return tf.truncatediv(a, b)  # ONNX integer division truncates toward zero
+    if a.dtype.is_integer:  # ONNX integer division truncates toward zero
+        # Written with FloorDiv (TruncateDiv is neither a TFLite builtin nor a TF.js op): the floor,
+        # plus one where the signs differ and the division is not exact.
+        if a.dtype == tf.int64:  # TFLite's FLOOR_DIV takes int32: sizes and indices fit (the check
+            # compares integer outputs exactly, so a value that does not would be caught)
+            narrow = _divide(tf, tf.cast(a, tf.int32), tf.cast(b, tf.int32), ctx)
+            return tf.cast(narrow, tf.int64)
+        floor = tf.math.floordiv(a, b)
+        inexact = tf.not_equal(floor * b, a)
+        signs_differ = tf.not_equal(tf.less(a, tf.zeros_like(a)), tf.less(b, tf.zeros_like(b)))
+        return floor + tf.cast(tf.logical_and(inexact, signs_differ), a.dtype)
     return a / b
+
+
+def _absolute(tf, x, ctx):
+    if x.dtype.is_integer:  # TFLite's ABS takes no int64: the larger of x and -x
+        return tf.maximum(x, tf.negative(x))
+    return tf.abs(x)
 
 
 def _power(tf, a, b, ctx):

@@ -320,11 +320,20 @@ def _pad_computed(ctx: NodeContext):
     rank = len(x.shape)
     pads = tf.cast(tf.reshape(ctx.inputs[1], [-1]), tf.int64)
     axes = ctx.input(3) if ctx.opset >= 18 else None
-    axes = tf.range(rank, dtype=tf.int64) if axes is None else tf.cast(tf.reshape(axes, [-1]), tf.int64)
-    axes = tf.where(axes < 0, axes + rank, axes)
-    half = tf.size(axes)
-    paddings = tf.tensor_scatter_nd_update(tf.zeros([rank, 2], tf.int64), axes[:, None],
-                                           tf.stack([pads[:half], pads[half:]], axis=1))
+    const_axes = None if axes is None else ctx.const(3)
+    if axes is None or const_axes is not None:
+        # Known axes: the paddings stacked row by row (TF.js's TensorScatterUpdate mixes dtypes here).
+        chosen = list(range(rank)) if axes is None else [int(a) % rank for a in np.reshape(const_axes, -1)]
+        count = len(chosen)
+        rows = [tf.stack([pads[chosen.index(a)], pads[chosen.index(a) + count]]) if a in chosen
+                else tf.zeros([2], tf.int64) for a in range(rank)]
+        paddings = tf.stack(rows)
+    else:
+        axes = tf.cast(tf.reshape(axes, [-1]), tf.int64)
+        axes = tf.where(axes < 0, axes + rank, axes)
+        half = tf.size(axes)
+        paddings = tf.tensor_scatter_nd_update(tf.zeros([rank, 2], tf.int64), axes[:, None],
+                                               tf.stack([pads[:half], pads[half:]], axis=1))
     mode = ctx.attr("mode", "constant")
     if mode == "constant":
         value = ctx.input(2)
