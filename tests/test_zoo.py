@@ -106,3 +106,12 @@ def test_integer_arithmetic_runs_where_tflite_and_tfjs_lack_its_ops(cli, convert
     else:
         result = cli("edge", "tfjs", model, tmp_path / f"{name}_tfjs", "--json")
     assert result.code == 0, result.out[-2000:] + result.err[-2000:]
+
+
+def test_an_encoder_decoder_with_audio_features_goes_to_tfjs(cli, converted, tmp_path):
+    """Whisper's [batch, mel, frames] features are not an image: the channels-last hop towards TF.js
+    leaves them (and the decoder's ids) in their layout."""
+    _, args = zoo_hf.ARCHITECTURES["whisper"]
+    model = converted(cli, "whisper", "tests.zoo_hf:whisper", *args)
+    result = cli("edge", "tfjs", model, tmp_path / "whisper_tfjs", "--json")
+    assert result.code == 0, result.out[-2000:] + result.err[-2000:]

@@ -82,8 +82,13 @@ def in_candidate_layout(reference, candidate, feeds: Mapping[str, np.ndarray]) -
 
 def input_layout(reference, candidate) -> str | None:
     """NCHW:NHWC when the source's images are channels-first and the bundle model's channels-last."""
-    for ref, cand in zip(reference.inputs, candidate.inputs):
-        if is_image(ref) and ref.shape[1] != cand.shape[1] and ref.shape[1] == cand.shape[3]:
+    by_name = {spec.name: spec for spec in candidate.inputs}
+    pairs = [(ref, by_name[ref.name]) for ref in reference.inputs if ref.name in by_name] \
+        if len(by_name) == len(reference.inputs) and all(r.name in by_name for r in reference.inputs) \
+        else list(zip(reference.inputs, candidate.inputs))  # names differ: the same order
+    for ref, cand in pairs:
+        if is_image(ref) and cand.shape is not None and len(cand.shape) == 4 and ref.shape[1] != cand.shape[1] \
+                and ref.shape[1] == cand.shape[3]:
             return "NCHW:NHWC"
     return None
 

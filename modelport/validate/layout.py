@@ -40,7 +40,10 @@ def layout_permutation(reference: Sequence[int | None] | None, candidate: Sequen
             raise UsageError(f"--input-layout {explicit!r}: write REFERENCE:CANDIDATE, e.g. NCHW:NHWC")
         if ref_layout == cand_layout:
             return None
-        return to_channels_last(rank) if ref_layout == "NCHW" else to_channels_first(rank)
+        permutation = to_channels_last(rank) if ref_layout == "NCHW" else to_channels_first(rank)
+        if not _fits(tuple(reference[i] for i in permutation), candidate) and _fits(reference, candidate):
+            return None  # an input the layout change left alone (a sequence beside the image)
+        return permutation
     options = {None: tuple(reference), to_channels_last(rank): tuple(reference[i] for i in to_channels_last(rank)),
                to_channels_first(rank): tuple(reference[i] for i in to_channels_first(rank))}
     fitting = [perm for perm, shape in options.items() if _fits(shape, candidate)]

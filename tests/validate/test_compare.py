@@ -153,3 +153,11 @@ def test_generated_feeds_follow_the_declared_range():
     for bad in ("255,0", "0-255", "x:1", "a:b,c"):
         with pytest.raises(UsageError, match="--input-range"):
             parse_input_ranges([bad])
+
+
+def test_an_explicit_layout_change_leaves_inputs_it_does_not_fit_alone():
+    from modelport.validate.layout import layout_permutation
+    assert layout_permutation((None, 3, 32, 32), (None, 32, 32, 3), "NCHW:NHWC") == (0, 2, 3, 1)
+    # Whisper's mel features beside an image-free model's NHWC hop: [?, 16, 64] stays as it is.
+    assert layout_permutation((None, 16, 64), (None, 16, 64), "NCHW:NHWC") is None
+    assert layout_permutation((None, 4, 4, 4), (None, 4, 4, 4), "NCHW:NHWC") == (0, 2, 3, 1)  # ambiguous: as told
