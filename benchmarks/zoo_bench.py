@@ -182,6 +182,16 @@ def run_model(model: dict, routes: list[str], peers: bool, timeout: int, cells: 
         run_peers(model, folder, onnx_path, timeout, cells)
 
 
+def _input_shapes(model: dict) -> list[tuple[str, list[str], str]]:
+    """(name, dims as written, dtype) of each --input-shape of a model's arguments."""
+    args, shapes = model["args"], []
+    for i, value in enumerate(args):
+        if value == "--input-shape":
+            name, dims, *dtype = args[i + 1].split(":")
+            shapes.append((name, dims.split(","), dtype[0] if dtype else "float32"))
+    return shapes
+
+
 def _dims(model: dict) -> list[str]:
     """The --dim arguments of a model, which later hops need as the first did."""
     args, out = model["args"], []
@@ -242,12 +252,8 @@ def _peer_to_onnx(model: dict, dst: Path, timeout: int) -> dict | None:
     if model["family"] == "keras":
         code = PEER_KERAS.format(source=model["source"], dst=str(dst))
     else:
-        specs = []
-        for i, value in enumerate(model["args"]):
-            if value == "--input-shape":
-                name, dims, *dtype = model["args"][i + 1].split(":")
-                shape = [None if j == 0 or not d.isdigit() else int(d) for j, d in enumerate(dims.split(","))]
-                specs.append((shape, dtype[0] if dtype else "float32", name))
+        specs = [([None if j == 0 or not d.isdigit() else int(d) for j, d in enumerate(dims)], dtype, name)
+                 for name, dims, dtype in _input_shapes(model)]
         code = PEER_TORCH.format(repo=str(REPO), source=model["source"], specs=specs, dst=str(dst))
     return _run_python(code, timeout, [PYTHON])
 
@@ -312,11 +318,7 @@ def _litert_torch(model: dict, dst: Path, timeout: int) -> dict | None:
     named dims at 16)."""
     from benchmarks.peer_venv import ensure_peer_venv
     python = ensure_peer_venv(LITERT_VENV, LITERT)
-    specs = []
-    for i, value in enumerate(model["args"]):
-        if value == "--input-shape":
-            _, dims, *dtype = model["args"][i + 1].split(":")
-            specs.append(([int(d) if d.isdigit() else 16 for d in dims.split(",")], dtype[0] if dtype else "float32"))
+    specs = [([int(d) if d.isdigit() else 16 for d in dims], dtype) for _, dims, dtype in _input_shapes(model)]
     return _run_python(PEER_LITERT.format(repo=str(REPO), source=model["source"], specs=specs, dst=str(dst)),
                        timeout, [str(python)])
 

@@ -20,7 +20,7 @@ from .._console import Steps
 from ..errors import (ConversionError, ModelportError, ParityError, UnsupportedFormatError, UnsupportedOpError,
                       UsageError, first_line)
 from ..formats import FORMATS, Session, detect, format_for_suffix, get_format, is_factory_spec
-from ..formats.value_ranges import attach_ranges, carried_ranges, ranges_of, stamp_onnx_ranges
+from ..formats.value_ranges import attach_ranges, carried, carried_ranges, ranges_of, stamp_onnx_ranges
 from ..tensors import TensorSpec, ValueRange
 from ..validate.compare import ParityReport
 from ..validate.tolerances import tolerances_for
@@ -179,7 +179,8 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             if check:
                 try:
                     hop_ranges = carried_ranges(session.inputs, ranges, source_names)
-                    hop_dims = {**_carried_dims(session.inputs, input_dims, source_names), **dict(dims or {})} or None
+                    hop_dims = {**carried(input_dims, [s.name for s in session.inputs], source_names),
+                                **dict(dims or {})} or None
                     hop.report = _check_hop(session, candidate, feeds, samples, seed, hop_dims, steps, input_layout,
                                             hop_ranges, atol=atol, rtol=rtol, relative_to=relative_to)
                     hop.report.seconds = {"convert": round(hop.seconds, 4), "open_candidate": round(opened, 4),
@@ -252,15 +253,6 @@ def _dims_by_input(specs, dims: Mapping[str, int] | None) -> dict[str, int]:
         if sizes:
             by_input[spec.name] = sizes[0]
     return by_input
-
-
-def _carried_dims(specs, by_input: Mapping[str, int], source_names) -> dict[str, int]:
-    """``by_input`` (source input names) as the names of ``specs``: by name, or by position."""
-    if not by_input:
-        return {}
-    if len(specs) == len(source_names):
-        return {spec.name: by_input[source] for spec, source in zip(specs, source_names) if source in by_input}
-    return {spec.name: by_input[spec.name] for spec in specs if spec.name in by_input}
 
 
 def _source_ranges(session: Session, given: Mapping[str, ValueRange] | None) -> dict[str, ValueRange]:

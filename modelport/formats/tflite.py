@@ -145,12 +145,12 @@ def _normalizations(blob: bytearray) -> list[tuple[list[float], list[float]] | N
 
 def pixel_range(mean: list[float], std: list[float]) -> ValueRange | None:
     """The inputs (pixel - mean) / std gives for pixels 0..255, over every channel."""
-    if any(v == 0 for v in std):
+    mean_, std_ = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+    if not np.all(std_):
         return None
-    lows = [(0.0 - m) / sd for m, sd in zip(mean * (len(std) if len(mean) == 1 else 1), std)]
-    highs = [(255.0 - m) / sd for m, sd in zip(mean * (len(std) if len(mean) == 1 else 1), std)]
-    low, high = min(min(lows), min(highs)), max(max(lows), max(highs))
-    return ValueRange(low, high, f"its metadata normalizes pixels 0..255 by mean {mean} and std {std}")
+    ends = np.concatenate([np.ravel((0.0 - mean_) / std_), np.ravel((255.0 - mean_) / std_)])
+    return ValueRange(float(ends.min()), float(ends.max()),
+                      f"its metadata normalizes pixels 0..255 by mean {mean} and std {std}")
 
 
 class TFLiteFile:

@@ -78,11 +78,22 @@ def normalization_range(mean: Sequence[float], std: Sequence[float], why: str) -
     return ValueRange(centre - spread, centre + spread, why)
 
 
+def carried(values: Mapping[str, object], names: Sequence[str], source_names: Sequence[str]) -> dict:
+    """``values`` keyed by the source model's input names, keyed instead by ``names``, another
+    model's inputs along the same conversion: by position when both have as many inputs (a
+    converter may rename them), else by name."""
+    if not values:
+        return {}
+    if len(names) == len(source_names):
+        return {name: values[source] for name, source in zip(names, source_names) if source in values}
+    return {name: values[name] for name in names if name in values}
+
+
 def carried_ranges(specs: Sequence[TensorSpec], ranges: Mapping[str, ValueRange],
                    source_names: Sequence[str]) -> dict[str, ValueRange]:
-    """``ranges`` (by the source model's input names) as the names of ``specs``, another model's
-    inputs along the same conversion: by name, or by position when it renamed them."""
-    return ranges_of(attach_ranges([dataclasses.replace(s, value_range=None) for s in specs], ranges, source_names))
+    """``ranges`` as the names of ``specs`` (see :func:`carried`), for their float inputs only."""
+    floats = [spec.name for spec in specs if spec.dtype.kind == "f"]
+    return {name: r for name, r in carried(ranges, [s.name for s in specs], source_names).items() if name in floats}
 
 
 def stamp_onnx_ranges(path, ranges: Mapping[str, ValueRange], source_names: Sequence[str]) -> None:

@@ -20,8 +20,14 @@ def _unary(op_type: str, make):
     onnx_op(op_type, layout=ELEMENTWISE)(convert)
 
 
+def _absolute(tf, x, ctx):
+    if x.dtype.is_integer:  # TFLite's ABS takes no int64: the larger of x and -x
+        return tf.maximum(x, tf.negative(x))
+    return tf.abs(x)
+
+
 for _name, _make in {
-    "Abs": lambda tf, x, c: _absolute(tf, x, c), "Neg": lambda tf, x, c: tf.negative(x), "Exp": lambda tf, x, c: tf.exp(x),
+    "Abs": _absolute, "Neg": lambda tf, x, c: tf.negative(x), "Exp": lambda tf, x, c: tf.exp(x),
     "Log": lambda tf, x, c: tf.math.log(x), "Sqrt": lambda tf, x, c: tf.sqrt(x),
     "Reciprocal": lambda tf, x, c: tf.math.reciprocal(x), "Floor": lambda tf, x, c: tf.floor(x),
     "Ceil": lambda tf, x, c: tf.math.ceil(x), "Round": lambda tf, x, c: tf.round(x),  # half to even, as ONNX
@@ -94,11 +100,6 @@ def _divide(tf, a, b, ctx):
         return floor + tf.cast(tf.logical_and(inexact, signs_differ), a.dtype)
     return a / b
 
-
-def _absolute(tf, x, ctx):
-    if x.dtype.is_integer:  # TFLite's ABS takes no int64: the larger of x and -x
-        return tf.maximum(x, tf.negative(x))
-    return tf.abs(x)
 
 
 def _power(tf, a, b, ctx):
