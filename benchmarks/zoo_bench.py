@@ -259,14 +259,23 @@ def _peer_to_onnx(model: dict, dst: Path, timeout: int) -> dict | None:
 
 
 def _onnx2torch(onnx_path: Path, dst: Path, model: dict, timeout: int) -> dict | None:
-    """onnx2torch in its venv: the module, saved with torch.export at the ONNX model's batch of 1."""
+    """onnx2torch in its venv: the module, saved with torch.export at the ONNX model's batch of 1. The
+    model is first brought down to opset 17 by onnx's own version converter, the newest onnx2torch
+    1.5.15 knows (at 18 it refuses every ReduceMean), so the peer is judged on what it can read."""
     from benchmarks.onnx_torch_bench import PEER, PEER_VENV, _torchvision_stand_in
     from benchmarks.peer_venv import ensure_peer_venv
     python = ensure_peer_venv(PEER_VENV, PEER, then=_torchvision_stand_in)
     code = f"""
 import onnx, torch, onnxruntime as ort, numpy as np
 from onnx2torch import convert
-module = convert(onnx.load({str(onnx_path)!r})).eval()
+from onnx import version_converter
+model = onnx.load({str(onnx_path)!r})
+if max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) > 17:  # onnx2torch 1.5.15 has no converters for opset 18's Reduce*/Split forms
+    try:
+        model = version_converter.convert_version(model, 17)
+    except Exception:
+        pass
+module = convert(model).eval()
 session = ort.InferenceSession({str(onnx_path)!r})
 args = []
 for spec in session.get_inputs():

@@ -32,6 +32,25 @@ def test_vit_onnx_converts_to_pytorch_with_a_dynamic_batch(cli, tmp_path, dynamo
     assert info["inputs"][0]["shape"][0] is None
 
 
+def test_keras_dense_on_feature_maps_from_tf2onnx_converts_to_pytorch_with_a_dynamic_batch(cli, tmp_path):
+    """A Dense layer on a 4-d tensor (ConvNeXt's pointwise convs in keras.applications) is TF's
+    Tensordot, which tf2onnx writes as Shape -> Gather -> Cast -> ReduceProd -> Concat -> Reshape:
+    the product of the leading dims folds, so the batch stays dynamic."""
+    import keras
+    inputs = keras.Input((8, 8, 3))
+    hidden = keras.layers.Conv2D(6, 3, padding="same")(inputs)
+    hidden = keras.layers.Dense(5, activation="gelu")(hidden)
+    outputs = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(hidden))
+    source = tmp_path / "m.keras"
+    keras.Model(inputs, outputs).save(source)
+    assert cli("convert", source, tmp_path / "m.onnx").code == 0
+    assert "ReduceProd" in {n.op_type for n in onnx.load(tmp_path / "m.onnx").graph.node}
+    result = cli("convert", tmp_path / "m.onnx", tmp_path / "m.pt2", "--json")
+    assert result.code == 0, result.out[-2000:] + result.err[-2000:]
+    assert result.json()["hops"][0]["parity"]["batch_sizes"] == [1, 3]
+    assert cli("info", tmp_path / "m.pt2", "--json").json()["inputs"][0]["shape"][0] is None
+
+
 def test_traced_module_reading_its_shapes_converts_with_a_dynamic_batch(cli, tmp_path):
     traced = torch.jit.trace(zoo_torch.shape_reading_block(), torch.randn(2, 3, 32, 32), check_trace=False)
     traced.save(str(tmp_path / "block.pt"))

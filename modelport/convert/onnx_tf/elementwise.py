@@ -2,6 +2,7 @@
 the numpy way)."""
 from __future__ import annotations
 
+from .fusions import FUSED_DOMAIN
 from .graph import NodeContext, onnx_op
 from .sequences import OptionalValue, TensorSequence
 from .layout import ELEMENTWISE
@@ -61,8 +62,19 @@ def convert_gelu(ctx: NodeContext):
     tf, x = _tf(), ctx.inputs[0]
     if ctx.attr("approximate", "none") == "tanh":
         return tf.nn.gelu(x, approximate=True)
-    # Exact GELU written with Erf: tf.nn.gelu uses Erfc, which TF.js and TFLite's builtins lack.
+    return _exact_gelu(tf, x)
+
+
+def _exact_gelu(tf, x):
+    # Written with Erf, in exactly this order: tf.nn.gelu uses Erfc, which TF.js and TFLite's
+    # builtins lack, and the TFLite converter turns only this spelling into its GELU builtin.
     return 0.5 * x * (1.0 + tf.math.erf(x * tf.constant(0.7071067811865476, x.dtype)))
+
+
+@onnx_op("Gelu", domain=FUSED_DOMAIN, layout=ELEMENTWISE)
+def convert_fused_gelu(ctx: NodeContext):
+    """Exact GELU that an exporter wrote as Div, Erf, Add and two Muls (fusions.py finds them)."""
+    return _exact_gelu(_tf(), ctx.inputs[0])
 
 
 @onnx_op("IsInf", since=10, layout=ELEMENTWISE)

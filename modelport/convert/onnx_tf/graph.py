@@ -15,6 +15,7 @@ from ...errors import UnsupportedOpError
 from ..onnx_graph import Opsets, StaticInfo, decode_attributes, domain_opset as _domain_opset
 from ..ops import OpRegistry
 from . import shapes as shapes_fold
+from .fusions import fused
 from .dtypes import ONNX_TYPE_OF
 from .layout import ELEMENTWISE, POLICIES, Laid, align, logical, relaid
 from .narrow import to_carrier
@@ -130,7 +131,7 @@ def constant_value(attrs: dict) -> np.ndarray:
 def check_supported(graph, opset: "int | Opsets") -> None:
     """Resolve every node's handler before tracing: an unsupported op is reported as itself (inside
     a tf.function trace TensorFlow would wrap the error), naming the op, the opset and the node."""
-    for node in graph.node:
+    for node in fused(graph.node, graph):
         OPS.handler(node.op_type, domain=node.domain or "", opset=_domain_opset(opset, node.domain or ""),
                     where=f"node {node.name or node.op_type!r}",
                     hint="see docs/onnx-tf-coverage.md for the ops and opsets that convert")
@@ -213,7 +214,7 @@ def run_graph(graph, feeds: Mapping[str, Any], opset: "int | Opsets", values: Ma
         return value.shape.as_list() if getattr(value, "shape", None) is not None and value.shape.rank is not None \
             else None
 
-    for node in graph.node:
+    for node in fused(graph.node, graph):
         node_opset = _domain_opset(opset, node.domain or "")
         handler = OPS.handler(node.op_type, domain=node.domain or "", opset=node_opset,
                               where=f"node {node.name or node.op_type!r}")

@@ -212,6 +212,28 @@ def fold_arithmetic(ctx: NodeContext, a, b):
     return ShapeValue([op(x, y) for x, y in zip(left, right)], scalar=_scalar(a) and _scalar(b))
 
 
+_REDUCTIONS: dict[str, tuple[Callable, int]] = {"ReduceProd": (operator.mul, 1), "ReduceSum": (operator.add, 0)}
+
+
+def fold_reduce(ctx: NodeContext, data, axes=None):
+    """The product or sum of a 1-d shape's entries (tf2onnx's Tensordot: the rows a Dense layer
+    sees as the product of every dim but the last)."""
+    if not isinstance(data, ShapeValue) or data.scalar:
+        return None
+    chosen = ctx.attr("axes") if axes is None else ctx.ints(1)
+    if chosen is None and axes is not None:
+        return None
+    if not chosen:
+        if axes is not None and ctx.attr("noop_with_empty_axes", 0):
+            return data
+    elif list(chosen) not in ([0], [-1]):
+        return None
+    combine, total = _REDUCTIONS[ctx.node.op_type]
+    for item in data.items:
+        total = combine(total, item)
+    return ShapeValue([total], scalar=not ctx.attr("keepdims", 1))
+
+
 def _fold_size(x):
     """Size of a shape: its length."""
     if isinstance(x, ShapeValue):
@@ -224,6 +246,7 @@ FOLDS: dict[str, Callable[..., Any]] = {
     "Squeeze": fold_squeeze, "Cast": fold_cast, "CastLike": fold_cast, "Identity": fold_identity,
     "Reshape": fold_reshape, "Where": fold_where,
     **{op: fold_arithmetic for op in _ARITHMETIC},
+    **{op: fold_reduce for op in _REDUCTIONS},
     **{op: fold_compare for op in _COMPARE},
 }
 # Ops whose handlers read a ShapeValue input as sizes (NodeContext.ints), by input position.
