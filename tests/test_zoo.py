@@ -115,3 +115,22 @@ def test_an_encoder_decoder_with_audio_features_goes_to_tfjs(cli, converted, tmp
     model = converted(cli, "whisper", "tests.zoo_hf:whisper", *args)
     result = cli("edge", "tfjs", model, tmp_path / "whisper_tfjs", "--json")
     assert result.code == 0, result.out[-2000:] + result.err[-2000:]
+
+
+@pytest.mark.parametrize("name,target", [("segformer", "tflite"), ("segformer", "pt2"), ("swin", "tflite")])
+def test_what_an_exporter_leaves_dynamic_or_spelled_out_reaches_tflite_and_pytorch(cli, converted, tmp_path,
+                                                                                   name, target):
+    """SegFormer's decode head resizes to sizes computed as Concat(Shape(x)[:2], constants): the
+    lengths known while converting stay numbers, so TFLite's converter sees the channels of the
+    1x1 convolution after it, and torch.export keeps the batch symbolic. Swin's GELU, spelled Div,
+    Erf, Add, Mul, Mul by torch's TorchScript exporter, reaches TFLite as its GELU builtin."""
+    _, args = zoo_hf.ARCHITECTURES[name]
+    model = converted(cli, name, f"tests.zoo_hf:{name}", *args)
+    dst = tmp_path / f"{name}.{target}"
+    result = cli("convert", model, dst, "--json")
+    assert result.code == 0, result.out[-2000:] + result.err[-2000:]
+    assert all(hop["parity"]["batch_sizes"] == [1, 3] for hop in result.json()["hops"])
+    if target == "tflite":
+        from modelport.formats.tflite import TFLiteFile
+        written = TFLiteFile(dst)
+        assert not written.flex_ops and "GELU" in written.ops, sorted(written.ops)

@@ -3,6 +3,8 @@ coordinate rules, so that every mode and coordinate transformation matches the r
 than TF's image resizers (which implement only some of them)."""
 from __future__ import annotations
 
+import numpy as np
+
 from ...errors import UnsupportedOpError
 from .graph import NodeContext, onnx_op
 
@@ -59,7 +61,7 @@ def _cubic_weights(tf, t, a: float):
 
 
 def _resize_axis(tf, x, axis: int, out_len, scale, ctx: NodeContext, roi):
-    in_len = tf.shape(x, out_type=tf.int64)[axis]
+    in_len = x.shape[axis] if x.shape[axis] is not None else tf.shape(x, out_type=tf.int64)[axis]
     mode = ctx.attr("mode", "nearest")
     transform = ctx.attr("coordinate_transformation_mode", "half_pixel" if ctx.opset >= 11 else "asymmetric")
     coords = _source_coordinates(tf, out_len, in_len, scale, transform, *(roi or (None, None)))
@@ -129,11 +131,40 @@ def convert_resize(ctx: NodeContext):
         roi_values = tf.reshape(tf.cast(roi, tf.float32), [2, -1])
         if roi.shape[0] == 2 * rank and len(axes) != rank:
             roi_values = tf.gather(roi_values, axes, axis=1)
+    fixed = _static_lengths(ctx, x, axes)
     y = x
     for i, axis in enumerate(axes):
         roi_axis = (roi_values[0, i], roi_values[1, i]) if roi_values is not None else None
-        y = _resize_axis(tf, y, axis, sizes[i], scales[i], ctx, roi_axis)
+        out_len, scale = fixed[i] if fixed[i] is not None else (sizes[i], scales[i])
+        y = _resize_axis(tf, y, axis, out_len, scale, ctx, roi_axis)
     return y
+
+
+def _static_lengths(ctx: NodeContext, x, axes: list[int]) -> list[tuple | None]:
+    """Per axis, (output length, scale) as numbers when the input length and the requested size or
+    scale are known while converting (a batch-dynamic model's sizes are often Concat(Shape(x)[:2],
+    constants)). Computed from tf.shape instead, the sampled indices would have a length only the
+    run knows, and TFLite's converter then cannot see the channels of what follows (a Conv2D it
+    refuses to make a builtin of: SegFormer's decode head)."""
+    if ctx.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
+        return [None] * len(axes)
+    sizes = ctx.known(3) if ctx.opset >= 11 else None
+    scales = ctx.static(2 if ctx.opset >= 11 else 1)
+    if scales is not None and scales.size not in (len(axes), x.shape.rank or -1):
+        scales = None
+    fixed = []
+    for i, axis in enumerate(axes):
+        in_len = x.shape[axis]
+        if in_len is None:
+            fixed.append(None)
+        elif sizes is not None and len(sizes) == len(axes) and sizes[i] is not None:
+            fixed.append((int(sizes[i]), float(sizes[i]) / in_len))
+        elif sizes is None and scales is not None and scales.size:
+            scale = float(scales.reshape(-1)[i if scales.size == len(axes) else axis])
+            fixed.append((int(np.floor(scale * in_len)), scale))
+        else:
+            fixed.append(None)
+    return fixed
 
 
 @onnx_op("Upsample", since=7)

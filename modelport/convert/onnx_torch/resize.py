@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ...errors import UnsupportedOpError
 from .graph import NodeContext, onnx_op
+from .shapes import ShapeValue, is_traced
 
 
 def _source_coordinates(out_len: int, in_len: int, scale: float, mode: str, roi_start: float, roi_end: float):
@@ -95,8 +96,9 @@ def resize(x: torch.Tensor, roi: Optional[torch.Tensor], scales: Optional[torch.
     rank = x.dim()
     axes = list(range(rank)) if axes is None else [axis + rank if axis < 0 else axis for axis in axes]
     in_lengths = [x.shape[axis] for axis in axes]
-    if sizes is not None and sizes.numel():
-        wanted = [int(v) for v in sizes.reshape(-1).tolist()]
+    if isinstance(sizes, (list, tuple)) or (sizes is not None and sizes.numel()):
+        # a list: folded shape arithmetic (ints, and the sizes torch.export keeps symbolic)
+        wanted = list(sizes) if isinstance(sizes, (list, tuple)) else [int(v) for v in sizes.reshape(-1).tolist()]
         if len(wanted) == rank and len(axes) != rank:
             wanted = [wanted[axis] for axis in axes]
         ratios = [w / i for w, i in zip(wanted, in_lengths)]
@@ -137,8 +139,8 @@ def _fast_path(ctx: NodeContext, x, scales, sizes, mode: str, transform: str, ne
         return None
     if ctx.attr("antialias", 0) or ctx.attr("exclude_outside", 0):
         return None
-    if sizes is not None and isinstance(sizes, torch.Tensor) and sizes.numel():
-        wanted = [int(v) for v in sizes.tolist()]
+    if isinstance(sizes, list) or (isinstance(sizes, torch.Tensor) and sizes.numel()):
+        wanted = list(sizes) if isinstance(sizes, list) else [int(v) for v in sizes.tolist()]
         if ctx.attr("keep_aspect_ratio_policy", "stretch") != "stretch":
             return None
     elif isinstance(scales, torch.Tensor) and scales.numel():
@@ -156,9 +158,13 @@ def _fast_path(ctx: NodeContext, x, scales, sizes, mode: str, transform: str, ne
     else:
         return None
     if len(wanted) == len(shape):
-        if wanted[:2] != shape[:2]:
+        # batch and channels must stay as they are; a traced size there is the exporter's
+        # Shape(x)[:2] of a dynamic dim (the parity check would catch any other)
+        if any(is_traced(w) and d is not None or not is_traced(w) and w != d for w, d in zip(wanted[:2], shape[:2])):
             return None
         wanted = wanted[2:]
+    if any(is_traced(w) for w in wanted):
+        return None
     spatial = len(shape) - 2
     if mode == "nearest" and transform == "asymmetric" and nearest == "floor":
         return ctx.call(interpolate, x, wanted, "nearest", None)
@@ -183,6 +189,8 @@ def resize_op(ctx: NodeContext, x, roi=None, scales=None, sizes=None):
         raise UnsupportedOpError(f"Resize mode {mode!r}", ctx.opset, ["nearest", "linear", "cubic"])
     transform = ctx.attr("coordinate_transformation_mode", "half_pixel" if ctx.opset >= 11 else "asymmetric")
     nearest = ctx.attr("nearest_mode", "round_prefer_floor")
+    if isinstance(sizes, ShapeValue):  # sizes from shape arithmetic over a dynamic batch: their entries
+        sizes = ctx.ints(3)
     fast = _fast_path(ctx, x, scales, sizes, mode, transform, nearest)
     if fast is not None:
         return fast

@@ -251,7 +251,7 @@ FOLDS: dict[str, Callable[..., Any]] = {
 }
 # Ops whose handlers read a ShapeValue input as sizes (NodeContext.ints), by input position.
 READS_SIZES: dict[str, set[int]] = {"Reshape": {1}, "Expand": {1}, "ConstantOfShape": {0}, "Tile": {1},
-                                    "Slice": {1, 2}, "Range": {0, 1, 2}}
+                                    "Slice": {1, 2}, "Range": {0, 1, 2}, "Resize": {3}}
 
 
 def fold_shapes(ctx: NodeContext, domain: str, inputs: list):
