@@ -134,3 +134,17 @@ def test_what_an_exporter_leaves_dynamic_or_spelled_out_reaches_tflite_and_pytor
         from modelport.formats.tflite import TFLiteFile
         written = TFLiteFile(dst)
         assert not written.flex_ops and "GELU" in written.ops, sorted(written.ops)
+
+
+def test_t5_transposed_reshapes_export_with_dynamo_at_every_length(cli, tmp_path):
+    """T5's attention output, transpose(1, 2).reshape(b, s, -1), made the dynamo exporter's
+    decompositions fail ("Cannot view a tensor ..."); the TorchScript exporter it fell back to
+    baked the sequence length in, which the check caught at other lengths. A contiguous copy before
+    each reshape lets dynamo export it, valid at lengths it was not traced at."""
+    _, args = zoo_hf.ARCHITECTURES["t5"]
+    dst = tmp_path / "t5.onnx"
+    result = cli("convert", "tests.zoo_hf:t5", dst, *args, "--json")
+    assert result.code == 0, result.out[-2000:] + result.err[-2000:]
+    assert result.json()["hops"][0]["exporter"] == "dynamo"
+    checked = cli("validate", "tests.zoo_hf:t5", dst, *args, "--dim", "seq=5", "--dim", "target=11", "--json")
+    assert checked.code == 0, checked.out[-2000:]

@@ -101,10 +101,49 @@ converter("lightning", "onnx", "torch.onnx.export of the rebuilt LightningModule
 
 def _export_program(program, dst: Path, input_names, output_names, opset) -> None:
     import torch
-    with captured_output(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(program, args=(), f=str(dst), dynamo=True, input_names=input_names,
-                          output_names=output_names, opset_version=opset, external_data=False, verbose=False)
+
+    def export():
+        with captured_output(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(program, args=(), f=str(dst), dynamo=True, input_names=input_names,
+                              output_names=output_names, opset_version=opset, external_data=False, verbose=False)
+    try:
+        export()
+    except Exception as exc:
+        if "Cannot view a tensor" not in str(exc) or not _contiguous_before_reshapes(program):
+            raise
+        export()
+
+
+def _contiguous_before_reshapes(program) -> int:
+    """Make every reshape's input contiguous first; returns how many were changed.
+
+    The ONNX exporter's decompositions turn ``reshape`` into ``view`` where the traced strides
+    allow it, and then fail on a transposed input at symbolic sizes (T5's attention output,
+    ``transpose(1, 2).reshape(b, s, -1)``: "Cannot view a tensor with shape [s11, s70, 4, 8] and
+    strides ..."). A contiguous copy first is always viewable; ONNX has no strides, so the copy
+    becomes nothing in the exported graph."""
+    import torch
+    graph = program.graph_module.graph
+    changed = 0
+    for node in list(graph.nodes):
+        if node.op != "call_function" or node.target not in (torch.ops.aten.reshape.default,
+                                                              torch.ops.aten.view.default):
+            continue
+        source = node.args[0]
+        with graph.inserting_before(node):
+            copy = graph.call_function(torch.ops.aten.clone.default, (source,),
+                                       {"memory_format": torch.contiguous_format})
+        copy.meta = dict(source.meta)
+        try:
+            copy.meta["val"] = source.meta["val"].clone(memory_format=torch.contiguous_format)
+        except Exception:  # no fake value to copy: the exporter recomputes it
+            pass
+        node.replace_input_with(source, copy)
+        changed += 1
+    if changed:
+        program.graph_module.recompile()
+    return changed
 
 
 def dynamic_axes(session: TorchSession, dynamic_batch: bool) -> list[dict[int, str]]:
