@@ -220,8 +220,11 @@ def run_peers(model: dict, folder: Path, onnx_path: Path, timeout: int, cells: d
         print(f"  {model['name']:32} {'peer:lt':8} {_cell_text(cells['peer:torch-tflite'])}", flush=True)
     if "peer:pytorch" not in cells and onnx_path.exists():
         peer_pt2 = folder / "peer.pt2"
+        for stale in (peer_pt2, peer_pt2.with_suffix(".pt")):
+            stale.unlink(missing_ok=True)
         built = _onnx2torch(onnx_path, peer_pt2, model, timeout)
-        cells["peer:pytorch"] = built if built else run_cli(["validate", onnx_path, peer_pt2, *_dims(model)], timeout)
+        written = peer_pt2 if peer_pt2.exists() else peer_pt2.with_suffix(".pt")
+        cells["peer:pytorch"] = built if built else run_cli(["validate", onnx_path, written, *_dims(model)], timeout)
         print(f"  {model['name']:32} {'peer:pt':8} {_cell_text(cells['peer:pytorch'])}", flush=True)
 
 
@@ -259,9 +262,11 @@ def _peer_to_onnx(model: dict, dst: Path, timeout: int) -> dict | None:
 
 
 def _onnx2torch(onnx_path: Path, dst: Path, model: dict, timeout: int) -> dict | None:
-    """onnx2torch in its venv: the module, saved with torch.export at the ONNX model's batch of 1. The
+    """onnx2torch in its venv: the module, saved with torch.export at the ONNX model's batch of 1 (or,
+    where torch.export cannot follow it, traced with torch.jit.trace and saved as TorchScript). The
     model is first brought down to opset 17 by onnx's own version converter, the newest onnx2torch
-    1.5.15 knows (at 18 it refuses every ReduceMean), so the peer is judged on what it can read."""
+    1.5.15 knows (at 18 it refuses every ReduceMean), and Reshape's allowzero=1, which it refuses, is
+    cleared where the shape asks for no 0 (the same op then): the peer is judged on what it can read."""
     from benchmarks.onnx_torch_bench import PEER, PEER_VENV, _torchvision_stand_in
     from benchmarks.peer_venv import ensure_peer_venv
     python = ensure_peer_venv(PEER_VENV, PEER, then=_torchvision_stand_in)
@@ -275,13 +280,22 @@ if max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) > 1
         model = version_converter.convert_version(model, 17)
     except Exception:
         pass
+for node in model.graph.node:  # nor Reshape's allowzero=1 (torch's exporter writes it): the same where no 0 is asked
+    shape = next((i for i in model.graph.initializer if node.op_type == "Reshape" and i.name == node.input[1]), None)
+    if shape is not None and 0 not in onnx.numpy_helper.to_array(shape).tolist():
+        for attribute in node.attribute:
+            if attribute.name == "allowzero":
+                attribute.i = 0
 module = convert(model).eval()
 session = ort.InferenceSession({str(onnx_path)!r})
 args = []
 for spec in session.get_inputs():
     shape = [d if isinstance(d, int) else (1 if i == 0 else 16) for i, d in enumerate(spec.shape)]
     args.append(torch.randint(0, 10, shape) if "int" in spec.type else torch.randn(shape))
-torch.export.save(torch.export.export(module, tuple(args), strict=False), {str(dst)!r})
+try:
+    torch.export.save(torch.export.export(module, tuple(args), strict=False), {str(dst)!r})
+except Exception:  # its modules read shapes out of tensors, which torch.export cannot follow: a trace then
+    torch.jit.trace(module, tuple(args)).save({str(dst.with_suffix(".pt"))!r})
 """
     return _run_python(code, timeout, [str(python)])
 
@@ -427,6 +441,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--fresh", action="store_true", help="forget the kept results")
     parser.add_argument("--redo", action="store_true", help="run the chosen models again (their kept cells are dropped)")
+    parser.add_argument("--again", default="", help="run these columns again for the chosen models (e.g. tflite,peer:pytorch)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     parser.add_argument("--report-only", action="store_true", help="print the table and write the doc, run nothing")
     args = parser.parse_args(argv)
@@ -442,6 +457,8 @@ def main(argv=None) -> int:
             if args.redo:
                 results.pop(model["name"], None)
             cells = results.setdefault(model["name"], {})
+            for column in filter(None, args.again.split(",")):
+                cells.pop(column, None)
             try:
                 run_model(model, args.route.split(","), not args.no_peers, args.timeout, cells)
             finally:
