@@ -36,7 +36,7 @@ PEER_VENV = REPO / "benchmarks" / ".venvs" / "onnx2tf"
 ONNX2TF = "onnx2tf==1.29.24"
 # onnx2tf's own requirements, at the versions modelport runs with (from constraints.txt).
 PEER_DEPS = ["tensorflow_cpu==2.21.0", "tf-keras==2.21.0", "onnx==1.23.2", "onnxruntime==1.32.0",
-             "ai-edge-litert==2.3.0", "onnx-graphsurgeon", "sng4onnx", "psutil", "numpy==2.4.6"]
+             "ai-edge-litert==2.3.0", "onnx-graphsurgeon", "sng4onnx", "psutil", "numpy==2.4.6", "onnxsim"]
 CALIBRATION = "calibration_image_sample_data_20x128x128x3_float32.npy"
 
 

@@ -314,15 +314,26 @@ def _onnx2tf(onnx_path: Path, out: Path, timeout: int) -> dict | None:
         np.save(work / CALIBRATION, np.random.default_rng(0).random((20, 128, 128, 3), dtype=np.float32))
     start = time.perf_counter()
     try:
+        # its venv's bin on PATH: onnx2tf simplifies the model with the onnxsim command first
+        env = {**_env(), "PATH": f"{command.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         done = subprocess.run([str(command), "-i", str(onnx_path.resolve()), "-o", str(out.resolve())],
-                              capture_output=True, text=True, timeout=timeout, cwd=work, env=_env())
+                              capture_output=True, text=True, timeout=timeout, cwd=work, env=env)
     except subprocess.TimeoutExpired:
         return {"status": "crash", "message": f"timed out after {timeout} s", "seconds": timeout}
     if done.returncode == 0 and (out / "model_float32.tflite").exists():
         return None
-    lines = [line for line in (done.stderr + done.stdout).strip().splitlines()
-             if "Error" in line or "ERROR" in line] or [f"exit {done.returncode}"]
-    return {"status": "refused", "message": lines[-1][:300], "seconds": round(time.perf_counter() - start, 1)}
+    return {"status": "refused", "message": _onnx2tf_reason(done.stdout + done.stderr, done.returncode),
+            "seconds": round(time.perf_counter() - start, 1)}
+
+
+def _onnx2tf_reason(log: str, code: int) -> str:
+    """The op onnx2tf stopped at and the exception it raised (its log ends with generic advice)."""
+    import re
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", log)
+    op = re.findall(r"ERROR: onnx_op_name: (\S+)", plain)
+    raised = re.findall(r"^(\w+(?:Error|Exception): .+)$", plain, flags=re.M)
+    parts = ([f"at {op[-1]}"] if op else []) + ([raised[0]] if raised else [])
+    return ("; ".join(parts) or f"exit {code}")[:300]
 
 
 PEER_LITERT = """
@@ -463,7 +474,7 @@ def main(argv=None) -> int:
                 run_model(model, args.route.split(","), not args.no_peers, args.timeout, cells)
             finally:
                 results = _save(model["name"], cells)
-    all_models = zoo({"timm", "hf", "keras"}) if not args.model else models
+    all_models = zoo({"timm", "hf", "keras"})  # the table and the doc show every model run so far
     print(render(results, [m for m in all_models if m["name"] in results]))
     write_doc(results, [m for m in all_models if m["name"] in results])
     return 0

@@ -148,3 +148,15 @@ def test_t5_transposed_reshapes_export_with_dynamo_at_every_length(cli, tmp_path
     assert result.json()["hops"][0]["exporter"] == "dynamo"
     checked = cli("validate", "tests.zoo_hf:t5", dst, *args, "--dim", "seq=5", "--dim", "target=11", "--json")
     assert checked.code == 0, checked.out[-2000:]
+
+
+def test_edge_bundles_take_dim_for_inputs_that_need_a_size(cli, converted, tmp_path):
+    """wav2vec2's raw audio must be longer than its convolution stack's receptive field: the check's
+    generated feeds take --dim, and without it the refusal says so (exit 2)."""
+    _, args = zoo_hf.ARCHITECTURES["wav2vec2"]
+    model = converted(cli, "wav2vec2", "tests.zoo_hf:wav2vec2", *args)
+    refused = cli("edge", "tfjs", model, tmp_path / "short")
+    assert refused.code == 2 and "--dim" in refused.out + refused.err and not (tmp_path / "short").exists()
+    result = cli("edge", "tfjs", model, tmp_path / "tfjs", "--dim", "samples=3200", "--json")
+    assert result.code == 0, result.out[-2000:] + result.err[-2000:]
+    assert result.json()["passed"]

@@ -184,7 +184,7 @@ def edge_tflite(src: str = typer.Argument(..., help="Source model (any format th
                 int8_io: bool = typer.Option(False, "--int8-io", help="int8 (int16x8) files take and give integer tensors; their scale and zero point are in the manifest."),
                 allow_flex: bool = typer.Option(False, "--allow-flex", help="Let ops without a TFLite builtin through as TensorFlow (Flex) ops; such files are written NOT validated (LiteRT in Python cannot run them)."),
                 weights: Weights = None, input_shape: InputShape = None, trust_pickle: TrustPickle = False,
-                seed: Seed = 0, imports: Imports = None, as_json: Json = False):
+                dim: Dim = None, seed: Seed = 0, imports: Imports = None, as_json: Json = False):
     """Write a TFLite bundle: one file per quantization mode, each checked in LiteRT against SRC."""
     from ..edge.tflite import export_tflite, parse_modes
     quiet_tensorflow()
@@ -196,7 +196,7 @@ def edge_tflite(src: str = typer.Argument(..., help="Source model (any format th
     _report_edge(lambda: export_tflite(
         src, out_dir, quantize=quantize, calibration=calibration, labels=labels, image_size=size,
         mean=_floats("--mean", mean), std=_floats("--std", std), description=description, integer_io=int8_io,
-        allow_flex=allow_flex,
+        allow_flex=allow_flex, dims=parse_dims(dim),
         input_specs=options["input_specs"], weights=options["weights"], trust_pickle=trust_pickle, seed=seed,
         steps=Steps(enabled=True)), as_json)
 
@@ -247,7 +247,7 @@ def edge_tfjs(src: str = typer.Argument(..., help="Source model (any format the 
               std: Optional[str] = typer.Option(None, "--std", help="See --mean."),
               backend: str = typer.Option("wasm", "--backend", help="TF.js backend the check runs on: wasm (as browsers) or cpu."),
               weights: Weights = None, input_shape: InputShape = None, trust_pickle: TrustPickle = False,
-              seed: Seed = 0, imports: Imports = None, as_json: Json = False):
+              dim: Dim = None, seed: Seed = 0, imports: Imports = None, as_json: Json = False):
     """Write a TF.js graph-model bundle for browsers, checked in TF.js (Node) against SRC."""
     from ..edge.tfjs import export_tfjs, weight_mode
     quiet_tensorflow()
@@ -258,7 +258,8 @@ def edge_tfjs(src: str = typer.Argument(..., help="Source model (any format the 
     options = open_options(weights, input_shape, trust_pickle, imports)
     _report_edge(lambda: export_tfjs(
         src, out_dir, quantize=quantize, inputs=inputs, image_size=size, labels=labels,
-        mean=_floats("--mean", mean), std=_floats("--std", std), backend=backend, input_specs=options["input_specs"],
+        mean=_floats("--mean", mean), std=_floats("--std", std), backend=backend, dims=parse_dims(dim),
+        input_specs=options["input_specs"],
         weights=options["weights"], trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True)),
         as_json, "TF.js bundle", "TF.js")
 

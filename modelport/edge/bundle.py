@@ -91,12 +91,13 @@ def to_json(value) -> str:
     return json.dumps(value, indent=1, default=str) + "\n"
 
 
-def check_feeds(reference, calibration, seed: int) -> dict[str, np.ndarray]:
-    """The data every file is checked on: the calibration (or given) inputs, else 8 generated ones."""
+def check_feeds(reference, calibration, seed: int, dims: Mapping[str, int] | None = None) -> dict[str, np.ndarray]:
+    """The data every file is checked on: the calibration (or given) inputs, else 8 generated ones
+    (dynamic dims other than the batch sized by ``dims``, by dim or input name)."""
     if calibration is not None:
         return {spec.name: np.asarray(calibration[spec.name], dtype=spec.dtype) for spec in reference.inputs}
     from ..validate.inputs import generate_feeds
-    return generate_feeds(reference.inputs, seed=seed, batch=8)
+    return generate_feeds(reference.inputs, seed=seed, batch=8, dims=dims)
 
 
 def latency_ms(session, feed: Mapping[str, np.ndarray], runs: int = 20) -> float:

@@ -30,14 +30,16 @@ def bundle_folder(out_dir: str | Path, mean, std) -> Path:
     return out_dir
 
 
-def check_data(reference, data, *, image_size, mean, std, limit: int, labels: list[str] | None, seed: int):
+def check_data(reference, data, *, image_size, mean, std, limit: int, labels: list[str] | None, seed: int,
+               dims: Mapping[str, int] | None = None):
     """The data a bundle's files are checked (and calibrated) on, read and matched to the model:
-    (the data as arrays or None, the feeds of the check, the output the labels annotate or None)."""
+    (the data as arrays or None, the feeds of the check, the output the labels annotate or None).
+    Generated feeds size dynamic dims by ``dims`` (--dim), else by the size the source was traced at."""
     if isinstance(data, (str, Path)):
         data = load_inputs(Path(data), reference, image_size, mean, std, limit=limit)
     if data is not None:
         check_inputs(reference, data)
-    feeds = check_feeds(reference, data, seed)
+    feeds = check_feeds(reference, data, seed, {**getattr(reference, "trace_dims", {}), **dict(dims or {})})
     labelled = labelled_output(reference, labels, feeds) if labels is not None else None
     return data, feeds, labelled
 
@@ -123,7 +125,7 @@ def check_inputs(reference, data: Mapping[str, np.ndarray]) -> None:
 
 
 def tensorflow_source(source, reference, scratch: Path, result: EdgeResult, weights, input_specs, trust_pickle,
-                       steps: Steps):
+                       steps: Steps, dims: Mapping[str, int] | None = None):
     """What the TensorFlow targets (TFLite, TF.js) start from: the Keras model or SavedModel itself,
     else a SavedModel planned from the source (PyTorch and Caffe through ONNX, channels-last image
     inputs), every hop checked."""
@@ -132,7 +134,7 @@ def tensorflow_source(source, reference, scratch: Path, result: EdgeResult, weig
     from ..convert import convert as run_convert
     from ..formats import open_model
     converted = run_convert(source, scratch / "savedmodel", to="savedmodel", weights=weights, input_specs=input_specs,
-                            trust_pickle=trust_pickle, steps=steps, edge_options={"io_layout": "nhwc"})
+                            trust_pickle=trust_pickle, steps=steps, edge_options={"io_layout": "nhwc"}, dims=dims)
     result.conversion = [hop.to_dict() for hop in converted.hops]
     return open_model(scratch / "savedmodel")
 

@@ -67,8 +67,8 @@ def export_tfjs(source: str | Path, out_dir: str | Path, *, quantize: str | None
                 inputs: Mapping[str, np.ndarray] | str | Path | None = None,
                 image_size: tuple[int, int] | None = None, labels: str | Path | None = None,
                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                backend: str = "wasm", input_specs=None, weights=None, trust_pickle: bool = False,
-                seed: int = 0, steps: Steps | None = None) -> EdgeResult:
+                backend: str = "wasm", input_specs=None, weights=None, dims: Mapping[str, int] | None = None,
+                trust_pickle: bool = False, seed: int = 0, steps: Steps | None = None) -> EdgeResult:
     """Write a TF.js graph-model bundle of ``source`` to ``out_dir`` (``model.json``, its weight
     shards, manifest, golden data, labels) and check it in TF.js against the source.
 
@@ -97,16 +97,16 @@ def export_tfjs(source: str | Path, out_dir: str | Path, *, quantize: str | None
     label_lines = read_labels(labels) if labels is not None else None
     result = EdgeResult(str(out_dir), str(source))
     with steps.step(f"Loading {Path(str(source)).name}"):
-        reference = open_model(source, weights=weights, input_specs=input_specs, trust_pickle=trust_pickle)
+        reference = open_model(source, weights=weights, input_specs=input_specs, trust_pickle=trust_pickle, dims=dims)
     try:
         _, feeds, labelled = check_data(reference, inputs, image_size=image_size, mean=mean, std=std,
-                                        limit=CHECK_SAMPLES, labels=label_lines, seed=seed)
+                                        limit=CHECK_SAMPLES, labels=label_lines, seed=seed, dims=dims)
         tf = import_tf()
         with tempfile.TemporaryDirectory(prefix="modelport-edge-") as scratch, \
                 atomic_output(out_dir, directory=True) as folder:
             folder.mkdir()
             tf_source = tensorflow_source(source, reference, Path(scratch), result, weights, input_specs,
-                                          trust_pickle, steps)
+                                          trust_pickle, steps, dims)
             with steps.step("Freezing the TensorFlow graph and optimizing it (Grappler)"):
                 graph_def, signature = freeze(concrete_function(tf, tf_source))
                 rewrites = rewrite_for_tfjs(graph_def, [t["name"] for t in signature["outputs"].values()])

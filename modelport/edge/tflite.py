@@ -106,7 +106,7 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
                   image_size: tuple[int, int] | None = None, labels: str | Path | None = None,
                   mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                   description: str = "", integer_io: bool = False, allow_flex: bool = False,
-                  input_specs=None, weights=None,
+                  input_specs=None, weights=None, dims: Mapping[str, int] | None = None,
                   trust_pickle: bool = False, seed: int = 0, steps: Steps | None = None) -> EdgeResult:
     """Write a TFLite bundle of ``source`` to ``out_dir``: one file per mode of ``quantize``, each
     carrying TFLite Model Metadata and checked in LiteRT against the source. ``calibration`` (arrays
@@ -140,15 +140,15 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
         raise UsageError("--int8-io applies to the int8 and int16x8 modes", hint="add int8 to --quantize")
     result = EdgeResult(str(out_dir), str(source))
     with steps.step(f"Loading {Path(str(source)).name}"):
-        reference = open_model(source, weights=weights, input_specs=input_specs, trust_pickle=trust_pickle)
+        reference = open_model(source, weights=weights, input_specs=input_specs, trust_pickle=trust_pickle, dims=dims)
     try:
         calibration, feeds, labelled = check_data(reference, calibration, image_size=image_size, mean=mean, std=std,
-                                                  limit=CALIBRATION_SAMPLES, labels=label_lines, seed=seed)
+                                                  limit=CALIBRATION_SAMPLES, labels=label_lines, seed=seed, dims=dims)
         with tempfile.TemporaryDirectory(prefix="modelport-edge-") as scratch, \
                 atomic_output(out_dir, directory=True) as folder:
             folder.mkdir()
             tf_source = tensorflow_source(source, reference, Path(scratch), result, weights, input_specs,
-                                           trust_pickle, steps)
+                                           trust_pickle, steps, dims)
             describe = _Describe(Path(str(source)).stem, description, len(label_lines) if label_lines else None,
                                  mean, std)
             associated = {"labels.txt": ("\n".join(label_lines) + "\n").encode()} if label_lines else {}

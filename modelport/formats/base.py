@@ -101,8 +101,12 @@ class Session(abc.ABC):
             raise
         except Exception as exc:  # the runtime refused these feeds: report it as the model's problem
             shapes = ", ".join(f"{n} {list(v.shape)} {v.dtype}" for n, v in ordered.items())
+            sized = [f"{spec.name}'s dim {axis}" for spec in self.inputs for axis, size in enumerate(spec.shape or ())
+                     if axis > 0 and size is None]
+            hint = (f"generated feeds give dynamic dims ({', '.join(sized)}) a small size; if the model needs another, "
+                    "give --dim NAME=SIZE (by dim or input name), or real inputs") if sized else None
             raise InvalidModelError(f"{self.format_name} runtime failed on {self.path.name!r} with feeds {shapes}: "
-                                    f"{first_line(exc)}") from exc
+                                    f"{first_line(exc)}", hint=hint) from exc
 
     @abc.abstractmethod
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
