@@ -233,6 +233,8 @@ import sys, torch, importlib
 sys.path.insert(0, {repo!r})
 module, name = {source!r}.split(":")
 model = getattr(importlib.import_module(module), name)()
+if getattr(getattr(model, "config", None), "use_cache", False):  # as a user exporting a decoder would
+    model.config.use_cache = False
 specs = {specs!r}
 args, shapes = [], []
 for shape, dtype, names in specs:
@@ -342,6 +344,8 @@ sys.path.insert(0, {repo!r})
 import litert_torch
 module, name = {source!r}.split(":")
 model = getattr(importlib.import_module(module), name)().eval()
+if getattr(getattr(model, "config", None), "use_cache", False):  # as a user converting a decoder would
+    model.config.use_cache = False
 args = tuple(torch.randint(0, 10, shape) if dtype == "int64" else torch.randn(shape) for shape, dtype in {specs!r})
 litert_torch.convert(model, args).export({dst!r})
 """
@@ -366,8 +370,11 @@ def _run_python(code: str, timeout: int, python: list[str]) -> dict | None:
         return {"status": "crash", "message": f"timed out after {timeout} s", "seconds": timeout}
     if done.returncode == 0:
         return None
+    import re
     lines = [line for line in done.stderr.strip().splitlines() if line.strip() and not line.startswith(" ")]
-    return {"status": "refused", "message": (lines[-1] if lines else f"exit {done.returncode}")[:300],
+    raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line)]
+    reason = raised[-1] if raised else lines[-1] if lines else f"exit {done.returncode}"
+    return {"status": "refused", "message": reason[:300],
             "seconds": round(time.perf_counter() - start, 1)}
 
 
