@@ -53,6 +53,8 @@ class _ScalarConstants:
     def value(self, name: str) -> float | None:
         from onnx import numpy_helper
         if name in self._initializers:
+            if int(np.prod(self._initializers[name].dims)) != 1:  # a weight, not a scalar: not decoded
+                return None
             array = numpy_helper.to_array(self._initializers[name])
         elif name in self._constants:
             attrs = {a.name: a for a in self._constants[name].attribute}
