@@ -50,6 +50,7 @@ DOC = REPO / "docs" / "zoo-coverage.md"
 MODELPORT = [str(REPO / ".venv" / "bin" / "modelport")]
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 ROUTES = ("onnx", "tflite", "tfjs", "pytorch")
+COLUMNS = [*ROUTES, "peer:onnx", "peer:tflite", "peer:pytorch", "peer:torch-tflite"]
 PEER_ROUTES = {"onnx": "torch.onnx.export / tf2onnx", "tflite": "onnx2tf", "pytorch": "onnx2torch",
                "torch-tflite": "litert-torch"}
 LITERT_VENV = REPO / "benchmarks" / ".venvs" / "litert_torch"
@@ -124,7 +125,10 @@ def run_cli(args: list[str], timeout: int) -> dict:
     if done.returncode == 1:
         return {"status": "parity", "figure": figure, "seconds": seconds, "message": _message(data, done)}
     status = "refused" if done.returncode == 2 else "crash"
-    return {"status": status, "seconds": seconds, "message": _message(data, done), "code": done.returncode}
+    message = _message(data, done)
+    if done.returncode < 0:  # a signal: -9 on this machine is the kernel's out-of-memory killer
+        message = f"killed by signal {-done.returncode}" + (" (out of memory)" if done.returncode == -9 else "")
+    return {"status": status, "seconds": seconds, "message": message, "code": done.returncode}
 
 
 def _message(data: dict, done) -> str:
@@ -394,23 +398,18 @@ def _cell_text(cell: dict | None) -> str:
 
 def rates(results: dict, models: list[dict]) -> dict[str, tuple[int, int]]:
     counts = {}
-    for column in [*ROUTES, "peer:onnx", "peer:tflite", "peer:pytorch", "peer:torch-tflite"]:
+    for column in COLUMNS:
         ran = [results.get(m["name"], {}).get(column) for m in models]
         ran = [c for c in ran if c]
         counts[column] = (sum(c["status"] == "pass" for c in ran), len(ran))
     return counts
 
 
-def render(results: dict, models: list[dict]) -> str:
-    columns = [*ROUTES, "peer:onnx", "peer:tflite", "peer:pytorch", "peer:torch-tflite"]
-    lines = ["| family | model | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
-    for model in models:
-        cells = results.get(model["name"], {})
-        lines.append(f"| {model['family']} | {model['name']} | "
-                     + " | ".join(_cell_text(cells.get(c)).replace("|", "/") for c in columns) + " |")
+def render_rates(results: dict, models: list[dict]) -> str:
+    """Pass rates per route, modelport's beside the peers' on the same models."""
     counts = rates(results, models)
     peers_of = {"onnx": ["onnx"], "tflite": ["tflite", "torch-tflite"], "tfjs": [], "pytorch": ["pytorch"]}
-    lines += ["", "| route | modelport | peers (same models, same check) |", "|---|---|---|"]
+    lines = ["| route | modelport | peers (same models, same check) |", "|---|---|---|"]
     for route in ROUTES:
         passed, ran = counts[route]
         peers = [(PEER_ROUTES[p], counts.get(f"peer:{p}")) for p in peers_of[route]]
@@ -421,20 +420,53 @@ def render(results: dict, models: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def render(results: dict, models: list[dict]) -> str:
+    lines = ["| family | model | " + " | ".join(COLUMNS) + " |", "|---|---|" + "---|" * len(COLUMNS)]
+    for model in models:
+        cells = results.get(model["name"], {})
+        lines.append(f"| {model['family']} | {model['name']} | "
+                     + " | ".join(_cell_text(cells.get(c)).replace("|", "/") for c in COLUMNS) + " |")
+    return "\n".join(lines) + "\n\n" + render_rates(results, models)
+
+
+HOW = """\
+## How it was run
+
+- **Models**: random weights, nothing downloaded. timm (tests/zoo_timm.py: BatchNorm calibrated, residual
+  branches and heads live), transformers from tiny configs (tests/zoo_hf.py; dynamic sequence lengths),
+  every keras.applications model (BatchNorm calibrated on the pixels its preprocessing expects).
+- **modelport's routes**, each the CLI in a subprocess, judged by its default check: `convert SRC m.onnx`;
+  `convert m.onnx m.tflite` (through a SavedModel; LiteRT runs it); `edge tfjs m.onnx DIR` (TF.js in Node);
+  `convert m.onnx m.pt2`.
+- **Peers**, each judged by the same `modelport validate` against the same source:
+  - *torch.onnx.export* (dynamo, dynamic batch) and *tf2onnx* (`from_keras`) called directly; a
+    Hugging Face decoder gets `use_cache=False`, as a user exporting it would set.
+  - *onnx2tf 1.29* on modelport's ONNX, in its own venv with onnxsim on its PATH (it simplifies first),
+    TensorFlow 2.21; its float32 TFLite judged. Its refusals name the op it stopped at.
+  - *onnx2torch 1.5.15* on modelport's ONNX brought down to opset 17 (the newest it converts) with
+    Reshape's `allowzero=1` cleared where no 0 is asked; its module saved with torch.export, or with
+    torch.jit.trace where torch.export cannot follow it.
+  - *litert-torch 0.10* (PyTorch -> TFLite) on the torch sources, at batch 1 and the named dims at 16.
+"""
+
+
 def write_doc(results: dict, models: list[dict]) -> None:
-    failures = []
+    mine, theirs = [], []
     for model in models:
         for route, cell in results.get(model["name"], {}).items():
             if cell["status"] not in ("pass", "-"):
-                failures.append(f"- **{model['name']}** ({model['family']}), {route}: {cell['status']}"
-                                + (f", {cell['figure']:.2e} of the output scale" if cell.get("figure") else "")
-                                + (f": {cell.get('message', '')}" if cell.get("message") else ""))
+                line = (f"- **{model['name']}** ({model['family']}), {route}: {cell['status']}"
+                        + (f", {cell['figure']:.2e} of the output scale" if cell.get("figure") else "")
+                        + (f": {cell.get('message', '')}" if cell.get("message") else ""))
+                (theirs if route.startswith("peer:") else mine).append(line)
     DOC.write_text(
         "# The model zoo: coverage\n\n"
         "Generated by `make bench-zoo` (`benchmarks/zoo_bench.py`) from `benchmarks/results/zoo.json`; do not edit.\n"
         "Each cell: the route's verdict by modelport's default check, with the worst max |error| / output scale,\n"
         "and seconds. Peers are judged by the same `modelport validate` against the same source.\n\n"
-        + render(results, models) + "\n\n## Every failure, with its reason\n\n" + ("\n".join(failures) or "none") + "\n")
+        + render_rates(results, models) + "\n\n" + HOW + "\n## Every model\n\n" + render(results, models).split("\n\n")[0]
+        + "\n\n## modelport's failures, with their reasons\n\n" + ("\n".join(mine) or "none")
+        + "\n\n## The peers' failures\n\n" + ("\n".join(theirs) or "none") + "\n")
 
 
 def _save(name: str, cells: dict) -> dict:
