@@ -11,18 +11,18 @@ from .._console import Steps, console, quiet_tensorflow
 from ..errors import ParityError, UsageError
 from .app import app, print_json
 from .options import (Atol, Dim, Factory, Imports, InputRange, InputShape, Inputs, Json, RelativeTo, Report, Rtol, Samples,
-                      Seed, TrustPickle, Weights, open_options, parse_dims, parse_pairs)
+                      Seed, Task, TrustPickle, Weights, open_options, parse_dims, parse_pairs)
 
 
 # --------------------------------------------------------------------------------------------- info
 @app.command()
 def info(model: str = typer.Argument(..., help="Model file or folder, or package.module:factory."),
          weights: Weights = None, input_shape: InputShape = None, trust_pickle: TrustPickle = False,
-         factory: Factory = None, imports: Imports = None, as_json: Json = False):
+         factory: Factory = None, task: Task = None, imports: Imports = None, as_json: Json = False):
     """Print a model's format, inputs, outputs, opset or producer, and size."""
     from .._render import render_info
     from ..formats.info import describe_model
-    data = describe_model(model, **open_options(weights, input_shape, trust_pickle, imports, factory))
+    data = describe_model(model, **open_options(weights, input_shape, trust_pickle, imports, factory, task))
     if as_json:
         print_json(data)
     else:
@@ -49,7 +49,7 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
             scale: Optional[float] = typer.Option(None, "--scale", help="Caffe: factor applied after the mean subtraction."),
             channel_order: Optional[str] = typer.Option(None, "--channel-order", help="Caffe: BGR (Caffe's) or RGB: the order of the pixels you will feed."),
             bake_preprocessing: bool = typer.Option(False, "--bake-preprocessing", help="Caffe: put mean/scale/channel order in front of the graph as ops."),
-            factory: Factory = None, imports: Imports = None, as_json: Json = False):
+            factory: Factory = None, task: Task = None, imports: Imports = None, as_json: Json = False):
     """Convert SRC to DST, then check numerical parity between them."""
     from ..convert import convert as run_convert
     from ..validate.inputs import load_feeds, parse_input_ranges
@@ -58,13 +58,14 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
     check_report_path(report)
     feeds = (inputs if inputs.is_dir() else load_feeds(inputs)) if inputs else None
     ranges = parse_input_ranges(input_range)
-    options = open_options(weights, input_shape, trust_pickle, imports, factory)
+    options = open_options(weights, input_shape, trust_pickle, imports, factory, task)
     source_options, edge_options = _preprocessing_options(src, mean, scale, channel_order, bake_preprocessing)
     recorded = edge_options.get("preprocessing")
     if recorded is not None and not edge_options.get("bake_preprocessing") and "" not in ranges:
         ranges[""] = recorded.model_range()  # the app feeds (pixels - mean) * scale: check on such values
-    if "factory" in options:
-        source_options["factory"] = options["factory"]
+    for name in ("factory", "task"):  # options only some formats take, passed to the source's
+        if name in options:
+            source_options[name] = options[name]
     if keep_io_layout is not None:
         from ..convert.onnx_tf.convert import check_io_layout
         edge_options["io_layout"] = check_io_layout(keep_io_layout)  # refused before any work
@@ -138,7 +139,7 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
              output_map: Optional[List[str]] = typer.Option(None, "--output-map", help="REF_NAME=CAND_NAME[,...] to pair outputs."),
              localize: bool = typer.Option(False, "--localize", help="Name the first op whose output diverges."),
              report: Report = None, weights: Weights = None, input_shape: InputShape = None,
-             trust_pickle: TrustPickle = False, factory: Factory = None, imports: Imports = None,
+             trust_pickle: TrustPickle = False, factory: Factory = None, task: Task = None, imports: Imports = None,
              as_json: Json = False):
     """Prove numerical parity between two models of any supported formats."""
     from .._render import render_validation
@@ -152,7 +153,7 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
                           samples=samples, seed=seed, atol=atol, rtol=rtol,
                           relative_to=relative_to, precision=precision, dims=parse_dims(dim), input_layout=input_layout,
                           output_map=parse_pairs(output_map, "--output-map") or None, localize=localize,
-                          open_options=open_options(weights, input_shape, trust_pickle, imports, factory),
+                          open_options=open_options(weights, input_shape, trust_pickle, imports, factory, task),
                           steps=Steps(enabled=True))
     if report is not None:
         write_report(report, result)

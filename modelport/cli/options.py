@@ -22,6 +22,8 @@ TrustPickle = Annotated[bool, typer.Option(
     "--trust-pickle", help="Allow loading a pickled nn.Module (runs its code).")]
 Factory = Annotated[Optional[str], typer.Option(
     "--factory", help="package.module:LitModel, the class (or a function building the model) of a Lightning .ckpt.")]
+Task = Annotated[Optional[str], typer.Option(
+    "--task", help="Hugging Face model folder: the head to load (feature-extraction, text-classification, text-generation, image-classification, ...); default: the config's architecture.")]
 Imports = Annotated[Optional[List[str]], typer.Option(
     "--import", help="Import MODULE first (custom Keras layers, registered ops or pytree nodes); repeatable.")]
 
@@ -44,7 +46,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON result on std
 
 
 def open_options(weights: Optional[Path], input_shape: Optional[List[str]], trust_pickle: bool,
-                 imports: Optional[List[str]] = None, factory: Optional[str] = None) -> dict:
+                 imports: Optional[List[str]] = None, factory: Optional[str] = None, task: Optional[str] = None) -> dict:
     """The options every command passes to the Session of its model (each format takes its own),
     after importing the user's modules (--import) that the model needs."""
     from ..formats.factory import import_modules
@@ -56,6 +58,8 @@ def open_options(weights: Optional[Path], input_shape: Optional[List[str]], trus
         if not FACTORY_SPEC.match(factory):
             raise UsageError(f"--factory {factory!r}: write package.module:ClassName")
         options["factory"] = factory
+    if task:
+        options["task"] = task
     return options
 
 

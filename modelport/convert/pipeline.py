@@ -137,6 +137,9 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
     if "input_specs" in ignored:
         result.warnings.append(f"--input-shape is not used for {source_fmt.title} sources; "
                                "the model's own signature was used")
+    if "task" in ignored:
+        raise UsageError(f"--task picks the head of a Hugging Face model folder; {str(source)!r} is a "
+                         f"{source_fmt.title} model")
     if "factory" in ignored:
         result.warnings.append(f"--factory is not used for {source_fmt.title} sources (it names the class of a "
                                "Lightning checkpoint)")

@@ -97,6 +97,8 @@ def pytorch_to_onnx(session: TorchSession, dst: Path, options: ConvertOptions) -
 
 # A Lightning checkpoint opens as a PyTorch model (formats/lightning.py): the same export.
 converter("lightning", "onnx", "torch.onnx.export of the rebuilt LightningModule", opsets=torch_opsets)(pytorch_to_onnx)
+# So does a Hugging Face model folder (formats/huggingface.py), with the inputs its task gives.
+converter("huggingface", "onnx", "torch.onnx.export of the task's transformers model", opsets=torch_opsets)(pytorch_to_onnx)
 
 
 def _export_program(program, dst: Path, input_names, output_names, opset) -> None:

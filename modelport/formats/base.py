@@ -210,7 +210,7 @@ class Format:
 
 # Options that several commands pass to whatever format the source is; each format declares which
 # of them it takes (Format.open_options).
-COMMON_OPTIONS = frozenset({"weights", "input_specs", "trust_pickle", "preprocessing", "factory", "dims"})
+COMMON_OPTIONS = frozenset({"weights", "input_specs", "trust_pickle", "preprocessing", "factory", "dims", "task"})
 FORMATS: dict[str, Format] = {}
 
 

@@ -18,11 +18,11 @@ def _size_bytes(path: Path) -> int | None:
 
 
 def describe_model(model: str | os.PathLike, *, weights=None, input_specs: Sequence[TensorSpec] | None = None,
-                   trust_pickle: bool = False, factory: str | None = None) -> dict[str, Any]:
+                   trust_pickle: bool = False, factory: str | None = None, task: str | None = None) -> dict[str, Any]:
     """Format, inputs, outputs (names, shapes with dynamic dims, dtypes), format facts and size."""
     fmt = detect(model)
     options, _ = fmt.accepted_options({"weights": weights, "input_specs": input_specs, "trust_pickle": trust_pickle,
-                                       "factory": factory})
+                                       "factory": factory, "task": task})
     with fmt.open(model, **options) as session:
         data = {
             "model": str(model),

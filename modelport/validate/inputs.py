@@ -48,6 +48,8 @@ def generate_feeds(specs: Sequence[TensorSpec], *, seed: int = 0, batch: int | N
             feeds[spec.name] = rng.standard_normal(shape).astype(spec.dtype)
         elif spec.dtype == np.bool_:
             feeds[spec.name] = rng.random(shape) < 0.5
+        elif np.issubdtype(spec.dtype, np.integer) and spec.index_bound == 2 and len(shape) == 2:
+            feeds[spec.name] = _padding_mask(rng, shape).astype(spec.dtype)
         elif np.issubdtype(spec.dtype, np.integer):
             high = min(10, spec.index_bound) if spec.index_bound else 10
             feeds[spec.name] = rng.integers(0, high, size=shape).astype(spec.dtype)
@@ -55,6 +57,14 @@ def generate_feeds(specs: Sequence[TensorSpec], *, seed: int = 0, batch: int | N
             raise UsageError(f"cannot generate values of dtype {spec.dtype.name!r} for input {spec.name!r}",
                              hint="give real inputs with --inputs FEEDS.npz")
     return feeds
+
+
+def _padding_mask(rng, shape) -> np.ndarray:
+    """Attention masks as padded batches have them: each row ones for its first 1..n tokens, then
+    zeros. (Random 0s and 1s would mask out every key of some queries, whose outputs no two
+    runtimes define alike, and no tokenizer writes such a mask.)"""
+    lengths = rng.integers(1, shape[1] + 1, size=shape[0])
+    return (np.arange(shape[1])[None, :] < lengths[:, None]).astype(np.int64)
 
 
 def describe_generated(spec: TensorSpec) -> str:
@@ -66,6 +76,8 @@ def describe_generated(spec: TensorSpec) -> str:
                 "data with --inputs if it expects another)")
     if spec.dtype == np.bool_:
         return "random booleans"
+    if spec.index_bound == 2 and spec.shape is not None and len(spec.shape) == 2:
+        return "attention masks: each row 1 for its first 1..n tokens, then 0 (right padding)"
     high = min(10, spec.index_bound) if spec.index_bound else 10
     return f"random integers in [0, {high})" + (f" (it indexes a table of {spec.index_bound})" if spec.index_bound else "")
 
