@@ -111,3 +111,19 @@ def test_task_on_a_model_that_is_not_a_folder_is_refused(cli, bert_folder, tmp_p
     assert cli("convert", bert_folder, tmp_path / "m.onnx").code == 0
     refused = cli("convert", tmp_path / "m.onnx", tmp_path / "m.tflite", "--task", "fill-mask")
     assert refused.code == 2 and "--task" in refused.err
+
+
+def test_a_speech_encoder_takes_a_second_of_raw_audio(cli, tmp_path):
+    """Wav2Vec2ForCTC: raw samples, traced and checked at 16000 (shorter audio would not outlast
+    its convolution stack); --dim still sizes it."""
+    import transformers
+    torch.manual_seed(0)
+    config = transformers.Wav2Vec2Config(vocab_size=32, conv_dim=(16, 16, 16), conv_stride=(5, 2, 2),
+                                         conv_kernel=(10, 3, 3), num_conv_pos_embeddings=16,
+                                         num_conv_pos_embedding_groups=4, architectures=["Wav2Vec2ForCTC"],
+                                         **{k: v for k, v in TEXT.items() if k not in ("vocab_size", "max_position_embeddings")})
+    folder = _save(tmp_path / "w2v", transformers.Wav2Vec2ForCTC(config).eval())
+    result = cli("convert", folder, tmp_path / "w2v.onnx", "--dim", "sequence_length=4000", "--json")
+    assert result.code == 0, result.out[-2000:]
+    # 4000 samples: (4000 - 10) / 5 + 1 = 799 frames, then 399, then 199 after the strided convolutions
+    assert result.json()["hops"][0]["parity"]["outputs"][0]["reference_shape"][1] == 199
