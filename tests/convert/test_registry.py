@@ -11,6 +11,7 @@ from modelport.errors import NoConversionPathError, UsageError
 EDGE_TESTS = {
     ("pytorch", "onnx"): "test_torch_onnx.py",
     ("lightning", "onnx"): "test_lightning.py",
+    ("huggingface", "onnx"): "../formats/test_huggingface.py",
     ("keras", "onnx"): "test_tf_onnx.py",
     ("savedmodel", "onnx"): "test_tf_onnx.py",
     ("tflite", "onnx"): "test_tf_onnx.py",
