@@ -103,7 +103,7 @@ class Session(abc.ABC):
             shapes = ", ".join(f"{n} {list(v.shape)} {v.dtype}" for n, v in ordered.items())
             sized = [f"{spec.name}'s dim {axis}" for spec in self.inputs for axis, size in enumerate(spec.shape or ())
                      if axis > 0 and size is None]
-            hint = (f"generated feeds give dynamic dims ({', '.join(sized)}) a small size; if the model needs another, "
+            hint = (f"the dynamic dims ({', '.join(sized)}) were fed at the sizes above; if the model needs others, "
                     "give --dim NAME=SIZE (by dim or input name), or real inputs") if sized else None
             raise InvalidModelError(f"{self.format_name} runtime failed on {self.path.name!r} with feeds {shapes}: "
                                     f"{first_line(exc)}", hint=hint) from exc
