@@ -195,7 +195,7 @@ def compare_sessions(reference: Session, candidate: Session, *, feeds: Mapping[s
         for cand_name, perm in transposed.items():
             cand_out[cand_name] = np.transpose(cand_out[cand_name], perm)
         accumulator.add(ref_out, cand_out)
-        if tolerance.adaptive and index % max(samples, 1) == 0:  # the first sample of each batch size
+        if tolerance.adaptive:  # every sample: how much rounding a deep model amplifies varies with the input
             perturbed = _one_ulp_away(feed, seed + index)
             if perturbed is not None:  # the reference's own fp32 noise floor on this feed
                 accumulator.add_noise(ref_out, reference.run(perturbed))
