@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -232,14 +233,16 @@ def run_peers(model: dict, folder: Path, onnx_path: Path, timeout: int, cells: d
         print(f"  {model['name']:32} {'peer:pt':8} {_cell_text(cells['peer:pytorch'])}", flush=True)
 
 
+# A Hugging Face decoder's cache is no tensor: a user exporting one turns it off first.
+NO_CACHE = """if getattr(getattr(model, "config", None), "use_cache", False):
+    model.config.use_cache = False
+"""
 PEER_TORCH = """
 import sys, torch, importlib
 sys.path.insert(0, {repo!r})
 module, name = {source!r}.split(":")
 model = getattr(importlib.import_module(module), name)()
-if getattr(getattr(model, "config", None), "use_cache", False):  # as a user exporting a decoder would
-    model.config.use_cache = False
-specs = {specs!r}
+{no_cache}specs = {specs!r}
 args, shapes = [], []
 for shape, dtype, names in specs:
     args.append(torch.randint(0, 10, [2 if d is None else d for d in shape]) if dtype == "int64"
@@ -263,7 +266,7 @@ def _peer_to_onnx(model: dict, dst: Path, timeout: int) -> dict | None:
     else:
         specs = [([None if j == 0 or not d.isdigit() else int(d) for j, d in enumerate(dims)], dtype, name)
                  for name, dims, dtype in _input_shapes(model)]
-        code = PEER_TORCH.format(repo=str(REPO), source=model["source"], specs=specs, dst=str(dst))
+        code = PEER_TORCH.format(repo=str(REPO), source=model["source"], specs=specs, dst=str(dst), no_cache=NO_CACHE)
     return _run_python(code, timeout, [PYTHON])
 
 
@@ -334,10 +337,9 @@ def _onnx2tf(onnx_path: Path, out: Path, timeout: int) -> dict | None:
 
 def _onnx2tf_reason(log: str, code: int) -> str:
     """The op onnx2tf stopped at and the exception it raised (its log ends with generic advice)."""
-    import re
     plain = re.sub(r"\x1b\[[0-9;]*m", "", log)
     op = re.findall(r"ERROR: onnx_op_name: (\S+)", plain)
-    raised = re.findall(r"^(\w+(?:Error|Exception): .+)$", plain, flags=re.M)
+    raised = _raised(plain)
     parts = ([f"at {op[-1]}"] if op else []) + ([raised[0]] if raised else [])
     return ("; ".join(parts) or f"exit {code}")[:300]
 
@@ -348,9 +350,7 @@ sys.path.insert(0, {repo!r})
 import litert_torch
 module, name = {source!r}.split(":")
 model = getattr(importlib.import_module(module), name)().eval()
-if getattr(getattr(model, "config", None), "use_cache", False):  # as a user converting a decoder would
-    model.config.use_cache = False
-args = tuple(torch.randint(0, 10, shape) if dtype == "int64" else torch.randn(shape) for shape, dtype in {specs!r})
+{no_cache}args = tuple(torch.randint(0, 10, shape) if dtype == "int64" else torch.randn(shape) for shape, dtype in {specs!r})
 litert_torch.convert(model, args).export({dst!r})
 """
 
@@ -361,8 +361,14 @@ def _litert_torch(model: dict, dst: Path, timeout: int) -> dict | None:
     from benchmarks.peer_venv import ensure_peer_venv
     python = ensure_peer_venv(LITERT_VENV, LITERT)
     specs = [([int(d) if d.isdigit() else 16 for d in dims], dtype) for _, dims, dtype in _input_shapes(model)]
-    return _run_python(PEER_LITERT.format(repo=str(REPO), source=model["source"], specs=specs, dst=str(dst)),
+    return _run_python(PEER_LITERT.format(repo=str(REPO), source=model["source"], specs=specs, dst=str(dst),
+                                          no_cache=NO_CACHE),
                        timeout, [str(python)])
+
+
+def _raised(log: str) -> list[str]:
+    """The lines of a log that state an exception (``ValueError: ...``), in order."""
+    return re.findall(r"^[\w.]+(?:Error|Exception)\b.*$", log, flags=re.M)
 
 
 def _run_python(code: str, timeout: int, python: list[str]) -> dict | None:
@@ -374,9 +380,8 @@ def _run_python(code: str, timeout: int, python: list[str]) -> dict | None:
         return {"status": "crash", "message": f"timed out after {timeout} s", "seconds": timeout}
     if done.returncode == 0:
         return None
-    import re
     lines = [line for line in done.stderr.strip().splitlines() if line.strip() and not line.startswith(" ")]
-    raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception)\b", line)]
+    raised = _raised(done.stderr)
     reason = raised[-1] if raised else lines[-1] if lines else f"exit {done.returncode}"
     return {"status": "refused", "message": reason[:300],
             "seconds": round(time.perf_counter() - start, 1)}

@@ -131,7 +131,7 @@ def constant_value(attrs: dict) -> np.ndarray:
 def check_supported(graph, opset: "int | Opsets") -> None:
     """Resolve every node's handler before tracing: an unsupported op is reported as itself (inside
     a tf.function trace TensorFlow would wrap the error), naming the op, the opset and the node."""
-    for node in fused(graph.node, graph):
+    for node in graph.node:  # the ops as written: a chain fusions.py fuses has a handler for each too
         OPS.handler(node.op_type, domain=node.domain or "", opset=_domain_opset(opset, node.domain or ""),
                     where=f"node {node.name or node.op_type!r}",
                     hint="see docs/onnx-tf-coverage.md for the ops and opsets that convert")
