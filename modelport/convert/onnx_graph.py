@@ -21,6 +21,24 @@ def decode_attributes(node) -> dict[str, Any]:
     return attrs
 
 
+# The attributes a Constant node may carry its value in, with the element type each implies.
+CONSTANT_SCALAR_ATTRIBUTES = (("value_float", "float32"), ("value_floats", "float32"), ("value_int", "int64"),
+                              ("value_ints", "int64"))
+
+
+def constant_array(attrs: Mapping[str, Any]):
+    """The value of a Constant node, from its decoded attributes, as a numpy array (narrow float
+    types as ml_dtypes arrays); None when it is carried in another way (sparse, strings)."""
+    import numpy as np
+    from onnx import numpy_helper
+    if "value" in attrs:
+        return numpy_helper.to_array(attrs["value"])
+    for key, dtype in CONSTANT_SCALAR_ATTRIBUTES:
+        if key in attrs:
+            return np.asarray(attrs[key], dtype=dtype)
+    return None
+
+
 def opsets_of(model) -> dict[str, int]:
     """Every domain's imported opset ("" for ai.onnx)."""
     return {("" if entry.domain == "ai.onnx" else entry.domain): entry.version for entry in model.opset_import}

@@ -55,16 +55,14 @@ class _ScalarConstants:
 
     def value(self, name: str | None) -> float | None:
         from onnx import numpy_helper
-        from ..onnx_graph import decode_attributes
-        from .graph import constant_value  # graph.py imports this module
+        from ..onnx_graph import constant_array, decode_attributes
         if name in self._initializers:
             if int(np.prod(self._initializers[name].dims)) != 1:  # a weight, not a scalar: not decoded
                 return None
             array = numpy_helper.to_array(self._initializers[name])
         elif name in self._constants:
-            try:
-                array = constant_value(decode_attributes(self._constants[name]))
-            except Exception:  # a Constant of another kind (sparse, strings): not a scalar of ours
+            array = constant_array(decode_attributes(self._constants[name]))
+            if array is None:  # a Constant of another kind (sparse, strings): not a scalar of ours
                 return None
         else:
             return None

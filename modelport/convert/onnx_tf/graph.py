@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ...errors import UnsupportedOpError
-from ..onnx_graph import Opsets, StaticInfo, decode_attributes, domain_opset as _domain_opset
+from ..onnx_graph import Opsets, StaticInfo, constant_array, decode_attributes, domain_opset as _domain_opset
 from ..ops import OpRegistry
 from . import shapes as shapes_fold
 from .fusions import fused
@@ -118,14 +118,11 @@ def trailing_axes(x, axis: int) -> list[int]:
 
 def constant_value(attrs: dict) -> np.ndarray:
     """The value of a Constant node from its attributes (value, value_float(s), value_int(s))."""
-    from onnx import numpy_helper
-    if "value" in attrs:
-        return to_carrier(numpy_helper.to_array(attrs["value"]))
-    for key, dtype in (("value_float", np.float32), ("value_floats", np.float32), ("value_int", np.int64),
-                       ("value_ints", np.int64)):
-        if key in attrs:
-            return np.asarray(attrs[key], dtype=dtype)
-    raise UnsupportedOpError(f"Constant with {sorted(attrs)}", hint="value, value_float(s) and value_int(s) are supported")
+    array = constant_array(attrs)
+    if array is None:
+        raise UnsupportedOpError(f"Constant with {sorted(attrs)}",
+                                 hint="value, value_float(s) and value_int(s) are supported")
+    return to_carrier(array)
 
 
 def check_supported(graph, opset: "int | Opsets") -> None:

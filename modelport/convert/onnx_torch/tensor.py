@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from . import runtime
+from ..onnx_graph import CONSTANT_SCALAR_ATTRIBUTES
 from .dtypes import torch_dtype, tensor_from_numpy
 from .elementwise import widened
 from .graph import NodeContext, onnx_op
@@ -30,10 +31,9 @@ def constant(ctx: NodeContext):
         else:
             dense[tuple(indices.t())] = values
         return dense
-    for key, dtype in (("value_float", torch.float32), ("value_floats", torch.float32), ("value_int", torch.int64),
-                       ("value_ints", torch.int64)):
+    for key, dtype in CONSTANT_SCALAR_ATTRIBUTES:
         if key in attrs:
-            return torch.tensor(attrs[key], dtype=dtype)
+            return torch.tensor(attrs[key], dtype=getattr(torch, dtype))
     from ...errors import UnsupportedOpError
     raise UnsupportedOpError("Constant", ctx.opset, where=f"node {ctx.name!r}",
                              hint=f"a constant of {sorted(attrs)}: PyTorch tensors cannot hold strings")
