@@ -114,6 +114,29 @@ def _parity_details(out, report, already_said: tuple[str, ...] = ()) -> None:
             out.print(f"  [yellow]warning:[/] {escape(warning)}")
     for failure in report.failures:
         out.print(f"  [red]failure:[/] {escape(failure)}")
+    if report.generation is not None:
+        _generation_lines(out, report)
+
+
+def _generation_lines(out, report) -> None:
+    """Greedy decoding, prompt by prompt: the tokens (both, where they part) and each side's speed."""
+    for item in report.generation["prompts"]:
+        speeds = (f"{report.reference_format} {item['reference_tokens_per_s']:g} tokens/s, "
+                  f"{report.candidate_format} {item['candidate_tokens_per_s']:g} tokens/s")
+        head = f"  greedy {len(item['reference_tokens'])} tokens after {item['prompt']}"
+        if item["first_divergence"] is None and not item["problems"]:
+            out.print(f"{head}: [green]identical[/] {_ids(item['reference_tokens'])} ({speeds})")
+            continue
+        color = "yellow" if not item["problems"] else "red"
+        step = item["first_divergence"]
+        where = f"part at step {step}{' (a tie)' if item['tie'] else ''}" if step is not None else "differ"
+        out.print(f"{head}: [{color}]{where}[/] ({speeds})")
+        out.print(f"    reference {_ids(item['reference_tokens'])}")
+        out.print(f"    candidate {_ids(item['candidate_tokens'])}")
+
+
+def _ids(tokens, shown: int = 12) -> str:
+    return "[" + ", ".join(map(str, tokens[:shown])) + (", ...]" if len(tokens) > shown else "]")
 
 
 def render_conversion(result) -> None:

@@ -101,14 +101,14 @@ converter("lightning", "onnx", "torch.onnx.export of the rebuilt LightningModule
 converter("huggingface", "onnx", "torch.onnx.export of the task's transformers model", opsets=torch_opsets)(pytorch_to_onnx)
 
 
-def _export_program(program, dst: Path, input_names, output_names, opset) -> None:
+def _export_program(program, dst: Path, input_names, output_names, opset, external_data: bool = False) -> None:
     import torch
 
     def export():
         with captured_output(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(program, args=(), f=str(dst), dynamo=True, input_names=input_names,
-                              output_names=output_names, opset_version=opset, external_data=False, verbose=False)
+                              output_names=output_names, opset_version=opset, external_data=external_data, verbose=False)
     try:
         export()
     except Exception as exc:

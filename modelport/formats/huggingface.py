@@ -192,6 +192,30 @@ class HuggingFaceSession(TorchSession):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), **self.folder_info}
 
+    def generate(self, prompt_ids, max_new_tokens: int = 32, *, stop_at_eos: bool = False):
+        """transformers' own greedy decoding (``generate(do_sample=False)`` with its cache) after
+        ``prompt_ids`` (batch 1): the reference a decoder folder's loop is checked against."""
+        if self.task != "text-generation":
+            raise UsageError(f"generation needs a text-generation model; this folder is opened for {self.task!r}")
+        import time
+        import torch
+        import transformers
+        from .hf_onnx import Generation
+        ids = torch.tensor([list(prompt_ids)], dtype=torch.long)
+        settings = {"max_new_tokens": max_new_tokens, "do_sample": False, "num_beams": 1,
+                    "pad_token_id": self.module.config.pad_token_id or 0}
+        if not stop_at_eos:  # a fixed number of tokens, as the ONNX loop is asked for
+            settings["eos_token_id"] = None
+        config = transformers.GenerationConfig(**settings)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = self.module.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config,
+                                       use_cache=True, output_logits=True, return_dict_in_generate=True)
+        seconds = time.perf_counter() - start
+        tokens = out.sequences[0, ids.shape[1]:].tolist()
+        logits = torch.stack([step[0] for step in out.logits]).float().numpy() if out.logits else np.zeros((0, 0))
+        return Generation(tokens, logits, seconds)
+
 
 def _has_head(transformers, task: Task, config) -> bool:
     mapping = getattr(transformers, task.auto_class)._model_mapping

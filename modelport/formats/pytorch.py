@@ -23,6 +23,10 @@ from .factory import is_factory_spec
 from .input_specs import parse_input_specs  # noqa: F401  (its home before; still imported from here)
 
 
+CACHE_TURNED_OFF = ("use_cache was turned off (Hugging Face config): the key/value cache is not a tensor output; "
+                    "the model returns its logits/hidden states only")
+
+
 def _import_torch():
     import torch
     return torch
@@ -259,8 +263,7 @@ class TorchSession(Session):
         for config in cached:
             config.use_cache = False
         if cached:
-            self.warnings.append("use_cache was turned off (Hugging Face config): the key/value cache is not a "
-                                 "tensor output; the model returns its logits/hidden states only")
+            self.warnings.append(CACHE_TURNED_OFF)
         self.source = text
         self._keyword_inputs: list[str] | None = None  # set when forward() takes the inputs by keyword
         self._flexible: bool | None = None  # a TorchScript module's batch flexibility, probed on first use

@@ -69,6 +69,8 @@ class ParityReport:
     localization: dict[str, Any] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     feeds: list[str] = field(default_factory=list)  # per input: what it was fed, and why
+    # Decoders: greedy decoding compared prompt by prompt (validate/generation.py), else None.
+    generation: dict[str, Any] | None = None
 
     def __post_init__(self):
         # Subsampled (reference, candidate) values per output for the HTML plots; not serialised.

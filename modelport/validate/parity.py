@@ -22,6 +22,7 @@ from ..tensors import TensorSpec, ValueRange
 from .compare import ParityAccumulator, ParityReport, match_names
 from .inputs import DYNAMIC_DIM_SIZES, describe_generated, generate_feeds
 from .layout import layout_permutation, output_permutation
+from .generation import can_generate, compare_generation, prompts_for, summarize
 from .tolerances import NOISE_PERTURBATION, Tolerance, tolerances_for
 
 PLOT_POINTS = 4000  # values per output kept for the HTML report's plots
@@ -206,8 +207,30 @@ def compare_sessions(reference: Session, candidate: Session, *, feeds: Mapping[s
     report.first_feed = plan[0] if plan else {}
     report.pairings = pairings
     _dtype_notes(report, reference, candidate)
+    if can_generate(reference) and can_generate(candidate):
+        _check_generation(report, reference, candidate, tolerance, seed)
     report.seconds["compare"] = round(time.perf_counter() - start, 4)
     return report
+
+
+def _check_generation(report: ParityReport, reference: Session, candidate: Session, tolerance: Tolerance,
+                      seed: int) -> None:
+    """Decoders: greedy tokens from several prompts, judged by the rule the logits output was."""
+    logits = next((o for o in report.outputs if o.rtol is not None), None)
+    if logits is not None:
+        tolerance = Tolerance(tolerance.atol, logits.rtol, tolerance.relative_to)
+    vocabulary = next((s.index_bound for s in reference.inputs if s.name == "input_ids" and s.index_bound), None)
+    vocabulary = vocabulary or getattr(candidate, "vocabulary_size", None) or 2
+    started = time.perf_counter()
+    results = compare_generation(reference, candidate, prompts_for(vocabulary, seed), tolerance)
+    report.generation = summarize(results)
+    report.seconds["generation"] = round(time.perf_counter() - started, 4)
+    for index, result in enumerate(results):
+        report.failures += [f"greedy generation from prompt {index} {result.prompt}: {p}" for p in result.problems]
+        if result.tie:
+            report.warnings.append(f"greedy generation from prompt {index}: the tokens part at step "
+                                   f"{result.first_divergence} on a tie in the reference's logits (rounding may "
+                                   "pick either); the steps before agree")
 
 
 check_parity = compare_sessions  # the name of the first releases

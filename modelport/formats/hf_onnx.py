@@ -1,0 +1,196 @@
+"""Hugging Face ONNX folders: a decoder's ``config.json``, generation config and tokenizer files
+beside ``onnx/model.onnx``, the layout transformers.js loads and ONNX Runtime users expect.
+
+The graph takes the key/value cache as flat tensors, ``past_key_values.{i}.key`` / ``.value``
+(batch_size, kv_heads, past_sequence_length, head_dim), and returns ``logits`` and
+``present.{i}.key`` / ``.value`` (the past with this call's positions appended). As a Session the
+folder is the model at an empty past: fed ``input_ids`` and ``attention_mask``, it answers
+``logits``, so a conversion is checked like any other; :meth:`DecoderFolderSession.generate` is
+the cached greedy loop that the generation check, ``modelport.generate`` and the server run.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import InvalidModelError, UsageError
+from .base import Format, Probe, Session, register_format
+
+ONNX_FILE = Path("onnx") / "model.onnx"
+CONFIG = "config.json"
+PAST = "past_key_values.{}.{}"  # layer, "key" or "value"
+PRESENT = "present.{}.{}"
+CACHE_KINDS = ("key", "value")
+# What a user feeds; position_ids and the past are the loop's business.
+LOOP_INPUTS = ("position_ids",)
+
+
+@dataclass
+class Generation:
+    """Greedy decoding from one prompt: the new token ids, the logits each was picked from
+    (one row per new token) and the seconds the loop took."""
+
+    tokens: list[int]
+    step_logits: np.ndarray
+    seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        return len(self.tokens) / self.seconds if self.seconds > 0 else float("inf")
+
+
+def past_names(layers: int) -> list[str]:
+    return [PAST.format(layer, kind) for layer in range(layers) for kind in CACHE_KINDS]
+
+
+def present_names(layers: int) -> list[str]:
+    return [PRESENT.format(layer, kind) for layer in range(layers) for kind in CACHE_KINDS]
+
+
+class DecoderFolderSession(Session):
+    """A decoder folder run by ONNX Runtime: one forward pass at an empty past, or the cached loop."""
+
+    format_name = "hf-onnx"
+
+    def __init__(self, path: str | Path, *, threads: int = 0, **_ignored):
+        super().__init__(path)
+        from .onnx import OnnxSession
+        folder = Path(path)
+        graph_file = folder / ONNX_FILE
+        if not graph_file.is_file():
+            raise InvalidModelError(f"{str(folder)!r} has no {ONNX_FILE.as_posix()}",
+                                    hint="a decoder folder is what `modelport convert FOLDER OUT --to hf-onnx` writes")
+        self.graph = OnnxSession(graph_file, threads=threads)
+        self.config = _read_json(folder / CONFIG)
+        self.generation_config = _read_json(folder / "generation_config.json", required=False)
+        by_name = {spec.name: spec for spec in self.graph.inputs}
+        self.layers = sum(1 for name in by_name if name.startswith("past_key_values.")) // 2
+        missing = [name for name in past_names(self.layers) if name not in by_name]
+        if not self.layers or missing or "logits" not in {o.name for o in self.graph.outputs}:
+            raise InvalidModelError(f"{str(graph_file)!r} is not a decoder with a key/value cache (it needs "
+                                    "past_key_values.{i}.key/.value inputs and a logits output)",
+                                    hint="export it with `modelport convert FOLDER OUT --to hf-onnx`")
+        # Per layer: (kv_heads, head_dim), static in the graph's past inputs.
+        self.cache_dims = [(by_name[PAST.format(layer, "key")].shape[1], by_name[PAST.format(layer, "key")].shape[3])
+                           for layer in range(self.layers)]
+        self.cache_dtype = by_name[PAST.format(0, "key")].dtype
+        cache = set(past_names(self.layers))
+        self.inputs = [spec for spec in self.graph.inputs if spec.name not in cache and spec.name not in LOOP_INPUTS]
+        self.outputs = [spec for spec in self.graph.outputs if spec.name == "logits"]
+        self._takes = {spec.name for spec in self.graph.inputs}
+
+    # -- one forward pass ----------------------------------------------------------------------
+    def _feeds(self, input_ids: np.ndarray, attention_mask: np.ndarray | None, past: dict[str, np.ndarray] | None,
+               past_length: int) -> dict[str, np.ndarray]:
+        batch, length = input_ids.shape
+        feeds = {"input_ids": input_ids.astype(np.int64)}
+        if "attention_mask" in self._takes:
+            mask = np.ones((batch, past_length + length), np.int64) if attention_mask is None else attention_mask
+            feeds["attention_mask"] = mask.astype(np.int64)
+        if "position_ids" in self._takes:
+            # What the model computes when it is given none: the positions after the past (an
+            # attention mask's padding changes which keys are read, not the positions).
+            feeds["position_ids"] = np.broadcast_to(np.arange(past_length, past_length + length, dtype=np.int64),
+                                                    (batch, length)).copy()
+        if past is None:
+            past = {PAST.format(layer, kind): np.zeros((batch, heads, 0, dim), self.cache_dtype)
+                    for layer, (heads, dim) in enumerate(self.cache_dims) for kind in CACHE_KINDS}
+        feeds.update(past)
+        return feeds
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        graph_feeds = self._feeds(feeds["input_ids"], feeds.get("attention_mask"), None, 0)
+        logits, = self.graph._session.run(["logits"], graph_feeds)
+        return {"logits": logits}
+
+    # -- the cached greedy loop ------------------------------------------------------------------
+    def generate(self, prompt_ids: Sequence[int], max_new_tokens: int = 32, *,
+                 stop_at_eos: bool = False) -> Generation:
+        """Greedy decoding of up to ``max_new_tokens`` after ``prompt_ids`` (batch 1), the cache carried
+        from step to step; ties go to the lowest token id (argmax's first maximum, as in torch)."""
+        prompt = np.asarray(prompt_ids, dtype=np.int64).reshape(1, -1)
+        if prompt.shape[1] == 0:
+            raise UsageError("generation needs a prompt of at least one token")
+        eos = _ids(self.generation_config.get("eos_token_id", self.config.get("eos_token_id"))) if stop_at_eos else set()
+        names = ["logits", *present_names(self.layers)]
+        step_input, past, past_length = prompt, None, 0
+        tokens: list[int] = []
+        rows: list[np.ndarray] = []
+        start = time.perf_counter()
+        for _ in range(max_new_tokens):
+            outputs = self.graph._session.run(names, self._feeds(step_input, None, past, past_length))
+            last = outputs[0][0, -1]
+            token = int(np.argmax(last))
+            tokens.append(token)
+            rows.append(last.astype(np.float32))
+            past_length += step_input.shape[1]
+            past = dict(zip(past_names(self.layers), outputs[1:]))
+            step_input = np.array([[token]], np.int64)
+            if token in eos:
+                break
+        seconds = time.perf_counter() - start
+        vocabulary = self.outputs[0].shape[-1] if self.outputs and self.outputs[0].shape else 0
+        return Generation(tokens, np.stack(rows) if rows else np.zeros((0, vocabulary or 0), np.float32), seconds)
+
+    @property
+    def vocabulary_size(self) -> int | None:
+        return self.config.get("vocab_size") or (self.outputs[0].shape[-1] if self.outputs[0].shape else None)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "model_type": self.config.get("model_type"), "layers": self.layers,
+                "cache": f"{self.layers} layers x (key, value) of [batch_size, {self.cache_dims[0][0]}, "
+                         f"past_sequence_length, {self.cache_dims[0][1]}]"}
+
+    def close(self) -> None:
+        self.graph.close()
+
+
+def _ids(value) -> set[int]:
+    if value is None:
+        return set()
+    return {int(v) for v in value} if isinstance(value, (list, tuple)) else {int(value)}
+
+
+def _read_json(path: Path, required: bool = True) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if not required:
+            return {}
+        raise InvalidModelError(f"{str(path.parent)!r} has no {path.name}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidModelError(f"cannot read {str(path)!r}: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidModelError(f"{str(path)!r} is not a JSON object")
+    return data
+
+
+def generate(folder: str | Path, prompt_ids: Sequence[int], max_new_tokens: int = 32, *,
+             stop_at_eos: bool = True) -> list[int]:
+    """The new token ids greedy decoding gives after ``prompt_ids``, run by ONNX Runtime with the cache."""
+    session = DecoderFolderSession(folder)
+    try:
+        return session.generate(prompt_ids, max_new_tokens, stop_at_eos=stop_at_eos).tokens
+    finally:
+        session.close()
+
+
+def open_decoder_folder(path, **options) -> DecoderFolderSession:
+    return DecoderFolderSession(path, **options)
+
+
+def sniff_decoder_folder(probe: Probe) -> str | None:
+    if probe.is_dir and (probe.path / CONFIG).is_file() and (probe.path / ONNX_FILE).is_file():
+        return "a Hugging Face ONNX folder (config.json + onnx/model.onnx)"
+    return None
+
+
+register_format(Format("hf-onnx", "Hugging Face ONNX folder", (), open_decoder_folder, sniff_decoder_folder,
+                       is_directory=True, runtime_modules=("onnx", "onnxruntime"),
+                       aliases=("onnx-folder", "transformers.js", "transformersjs")),
+                before="huggingface")
