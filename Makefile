@@ -8,10 +8,11 @@ STAMP  := $(VENV)/.modelport-installed
 .PHONY: install demo test bench bench-zoo bench-onnx-tf bench-onnx-torch bench-sources mxnet-fixtures bench-edge bench-tfjs bench-serve container container-base proto clean
 
 TFJS_RUNNER := modelport/edge/tfjs_runner
+TRANSFORMERSJS_RUNNER := modelport/edge/transformersjs_runner
 
 SERVE_CLIENTS := tests/serve/clients
 
-$(STAMP): pyproject.toml constraints.txt $(TFJS_RUNNER)/package-lock.json $(SERVE_CLIENTS)/requirements.txt $(SERVE_CLIENTS)/constraints.txt
+$(STAMP): pyproject.toml constraints.txt $(TFJS_RUNNER)/package-lock.json $(TRANSFORMERSJS_RUNNER)/package-lock.json $(SERVE_CLIENTS)/requirements.txt $(SERVE_CLIENTS)/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
@@ -26,6 +27,9 @@ $(STAMP): pyproject.toml constraints.txt $(TFJS_RUNNER)/package-lock.json $(SERV
 	$(PY) -m pip install --quiet --no-deps --target $(VENV)/peers/timm timm==1.0.31 torchvision==0.28.0
 	# Real TF.js (Node, WebAssembly backend) for the edge tfjs checks, at the versions package-lock.json pins.
 	npm ci --prefix $(TFJS_RUNNER) --no-audit --no-fund --ignore-scripts --loglevel=error
+	# transformers.js (onnxruntime-node underneath) for the decoder folders' generation check. Without
+	# install scripts: onnxruntime-node's would fetch CUDA libraries; its CPU binaries are in the package.
+	npm ci --prefix $(TRANSFORMERSJS_RUNNER) --no-audit --no-fund --ignore-scripts --loglevel=error
 	# The serving tests' clients (tritonclient, kserve, requests) in a venv of their own: they pin a
 	# protobuf major older than the product's, and a real user's client process is separate anyway.
 	test -x $(VENV)/peers/clients/bin/python || $(PYTHON) -m venv $(VENV)/peers/clients

@@ -19,6 +19,7 @@ _LAZY = {
     "compare_sessions": ("modelport.validate.parity", "compare_sessions"),
     "ParityReport": ("modelport.validate.compare", "ParityReport"),
     "TensorSpec": ("modelport.tensors", "TensorSpec"),
+    "generate": ("modelport.formats.hf_onnx", "generate"),
     "export_tflite": ("modelport.edge.tflite", "export_tflite"),
     "export_tfjs": ("modelport.edge.tfjs", "export_tfjs"),
     "export_ort": ("modelport.edge.ort", "export_ort"),

@@ -119,20 +119,36 @@ def _parity_details(out, report, already_said: tuple[str, ...] = ()) -> None:
 
 
 def _generation_lines(out, report) -> None:
-    """Greedy decoding, prompt by prompt: the tokens (both, where they part) and each side's speed."""
-    for item in report.generation["prompts"]:
-        speeds = (f"{report.reference_format} {item['reference_tokens_per_s']:g} tokens/s, "
-                  f"{report.candidate_format} {item['candidate_tokens_per_s']:g} tokens/s")
-        head = f"  greedy {len(item['reference_tokens'])} tokens after {item['prompt']}"
-        if item["first_divergence"] is None and not item["problems"]:
-            out.print(f"{head}: [green]identical[/] {_ids(item['reference_tokens'])} ({speeds})")
+    """Greedy decoding per runtime: one line when every prompt gave the reference's tokens, else
+    the prompts' tokens on both sides, where they part and whether that was a tie."""
+    for runtime, record in report.generation["runtimes"].items():
+        if "error" in record:
+            continue  # said among the failures
+        prompts = record["prompts"]
+        speeds = (f"{report.generation['reference']} {_mean(p['reference_tokens_per_s'] for p in prompts):.0f} tokens/s, "
+                  f"{runtime} {_mean(p['candidate_tokens_per_s'] for p in prompts):.0f} tokens/s")
+        count = len(prompts[0]["reference_tokens"]) if prompts else 0
+        if record["identical"]:
+            out.print(f"  {runtime}: greedy decoding [green]identical[/] to the reference's, {count} tokens from each "
+                      f"of {len(prompts)} prompts ({speeds})")
             continue
-        color = "yellow" if not item["problems"] else "red"
-        step = item["first_divergence"]
-        where = f"part at step {step}{' (a tie)' if item['tie'] else ''}" if step is not None else "differ"
-        out.print(f"{head}: [{color}]{where}[/] ({speeds})")
-        out.print(f"    reference {_ids(item['reference_tokens'])}")
-        out.print(f"    candidate {_ids(item['candidate_tokens'])}")
+        out.print(f"  {runtime}: greedy decoding from {len(prompts)} prompts ({speeds}):")
+        for item in prompts:
+            step = item["first_divergence"]
+            if step is None and not item["problems"]:
+                out.print(f"    after {_ids(item['prompt'])}: [green]identical[/]")
+                continue
+            color = "yellow" if not item["problems"] else "red"
+            where = (f"part at step {step}{' (a tie)' if item['tie'] else ''}" if step is not None
+                     else "same tokens, logits beyond tolerance" if item["max_abs"] is not None else "differ")
+            out.print(f"    after {_ids(item['prompt'])}: [{color}]{where}[/]")
+            out.print(f"      reference {_ids(item['reference_tokens'])}")
+            out.print(f"      candidate {_ids(item['candidate_tokens'])}")
+
+
+def _mean(values) -> float:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else 0.0
 
 
 def _ids(tokens, shown: int = 12) -> str:

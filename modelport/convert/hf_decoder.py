@@ -144,7 +144,7 @@ def _finish_graph(graph_file: Path, layers: int) -> None:
     - The batch is read from ``input_ids``: the exporter reads it from whichever input has the
       dim, often the first past tensor, and transformers.js feeds an empty past with a batch of
       0 (it adds nothing to the concatenation either way).
-    - The attention mask's length and the present's are past + new positions: one name for both.
+    - Dims get the names users feed by (the exporter writes its own symbols, s18, s70 + s43).
     """
     import onnx
     from onnx import helper
@@ -155,14 +155,30 @@ def _finish_graph(graph_file: Path, layers: int) -> None:
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
             if attrs.get("start", 0) == 0 and attrs.get("end") == 1:
                 node.input[0] = "input_ids"
-    values = {v.name: v for v in [*model.graph.input, *model.graph.output]}
-    targets = [("attention_mask", 1), *((name, 2) for name in present_names(layers))]
-    for name, axis in targets:
-        if name in values:
-            dim = values[name].type.tensor_type.shape.dim[axis]
-            if not dim.HasField("dim_value"):
-                dim.dim_param = TOTAL_LENGTH
+    _name_dims(model, layers)
     onnx.save(model, str(graph_file))
+
+
+def _name_dims(model, layers: int) -> None:
+    names = {"input_ids": {0: "batch_size", 1: "sequence_length"},
+             "attention_mask": {0: "batch_size", 1: TOTAL_LENGTH},
+             "position_ids": {0: "batch_size", 1: "sequence_length"},
+             **{name: {0: "batch_size", 2: "past_sequence_length"} for name in past_names(layers)},
+             "logits": {0: "batch_size", 1: "sequence_length"},
+             **{name: {0: "batch_size", 2: TOTAL_LENGTH} for name in present_names(layers)}}
+    symbols: dict[str, str] = {}  # the exporter's symbol -> our name, read off the inputs
+    for value in model.graph.input:
+        for axis, name in names.get(value.name, {}).items():
+            dim = value.type.tensor_type.shape.dim[axis]
+            if dim.dim_param:
+                symbols.setdefault(dim.dim_param, name)
+    for value in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            given = names.get(value.name, {}).get(axis)
+            if given is not None and not dim.HasField("dim_value"):
+                dim.dim_param = given
+            elif dim.dim_param in symbols:
+                dim.dim_param = symbols[dim.dim_param]
 
 
 def _copy_folder_files(source: Path, dst: Path, model) -> list[str]:

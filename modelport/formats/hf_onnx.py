@@ -11,6 +11,8 @@ the cached greedy loop that the generation check, ``modelport.generate`` and the
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,9 @@ PRESENT = "present.{}.{}"
 CACHE_KINDS = ("key", "value")
 # What a user feeds; position_ids and the past are the loop's business.
 LOOP_INPUTS = ("position_ids",)
+# transformers.js in Node (onnxruntime-node underneath): installed by the set-up, `npm ci` in its folder.
+TRANSFORMERSJS_RUNNER = Path(__file__).resolve().parent.parent / "edge" / "transformersjs_runner"
+TRANSFORMERSJS_TIMEOUT = 900
 
 
 @dataclass
@@ -56,6 +61,7 @@ class DecoderFolderSession(Session):
     """A decoder folder run by ONNX Runtime: one forward pass at an empty past, or the cached loop."""
 
     format_name = "hf-onnx"
+    runtime_name = "onnxruntime"  # whose loop generate() is, in the generation check's report
 
     def __init__(self, path: str | Path, *, threads: int = 0, **_ignored):
         super().__init__(path)
@@ -137,6 +143,29 @@ class DecoderFolderSession(Session):
         vocabulary = self.outputs[0].shape[-1] if self.outputs and self.outputs[0].shape else 0
         return Generation(tokens, np.stack(rows) if rows else np.zeros((0, vocabulary or 0), np.float32), seconds)
 
+    def other_runtimes(self) -> dict[str, Any]:
+        """Runtimes beyond ONNX Runtime's Python API that users load the folder in, each as
+        ``generate_many(prompts, max_new_tokens) -> [Generation]``, or why it is not installed here."""
+        missing = transformersjs_missing()
+        return {"transformers.js": missing if missing is not None else self.generate_in_transformersjs}
+
+    def generate_in_transformersjs(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[Generation]:
+        """Greedy decoding by transformers.js (``model.generate``) from each prompt; no logits come back."""
+        missing = transformersjs_missing()
+        if missing is not None:
+            raise UsageError(missing, hint=f"npm ci --prefix {TRANSFORMERSJS_RUNNER}")
+        request = json.dumps({"prompts": [list(map(int, p)) for p in prompts], "max_new_tokens": max_new_tokens})
+        try:
+            done = subprocess.run([shutil.which("node"), str(TRANSFORMERSJS_RUNNER / "run.mjs"), str(self.path)],
+                                  input=request, capture_output=True, text=True, timeout=TRANSFORMERSJS_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise InvalidModelError(f"transformers.js did not finish within {TRANSFORMERSJS_TIMEOUT}s") from None
+        if done.returncode != 0:
+            lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("    at ")]
+            raise InvalidModelError("transformers.js cannot run the folder: " + " / ".join(lines[-3:])[:800])
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+        return [Generation(item["tokens"], np.zeros((0, 0), np.float32), item["seconds"]) for item in answer["results"]]
+
     @property
     def vocabulary_size(self) -> int | None:
         return self.config.get("vocab_size") or (self.outputs[0].shape[-1] if self.outputs[0].shape else None)
@@ -148,6 +177,15 @@ class DecoderFolderSession(Session):
 
     def close(self) -> None:
         self.graph.close()
+
+
+def transformersjs_missing() -> str | None:
+    """Why transformers.js cannot run here (no Node, packages not installed), or None."""
+    if shutil.which("node") is None:
+        return "transformers.js needs Node.js, which is not on the PATH"
+    if not (TRANSFORMERSJS_RUNNER / "node_modules" / "@huggingface" / "transformers").is_dir():
+        return "the transformers.js runner's packages are not installed"
+    return None
 
 
 def _ids(value) -> set[int]:

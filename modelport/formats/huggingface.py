@@ -141,6 +141,8 @@ def task_inputs(task: Task, config, model) -> list[TensorSpec]:
 class HuggingFaceSession(TorchSession):
     """A ``save_pretrained`` folder opened as the task's transformers model."""
 
+    runtime_name = "transformers"  # whose generate() loop this is, in the generation check's report
+
     def __init__(self, source, *, task: str | None = None, input_specs=None, trust_pickle: bool = False,
                  dims=None, **_ignored):
         folder = Path(source)

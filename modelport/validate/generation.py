@@ -11,7 +11,9 @@ e.g. transformers' ``generate``; the candidate with its own), and the comparison
   either, so that is reported, not failed (the logits up to there must still agree). Any other
   divergence fails the check.
 
-Sessions take part when they have ``generate(prompt_ids, max_new_tokens) -> Generation``.
+Sessions take part when they have ``generate(prompt_ids, max_new_tokens) -> Generation``; a
+candidate that users also load elsewhere (a decoder folder in transformers.js) names those
+runtimes in ``other_runtimes()``, and each is held to the same tokens.
 """
 from __future__ import annotations
 
@@ -51,19 +53,39 @@ def prompts_for(vocabulary: int, seed: int, lengths: Sequence[int] = PROMPT_LENG
     return [rng.integers(0, vocabulary, size=length).tolist() for length in lengths]
 
 
-def compare_generation(reference, candidate, prompts: Sequence[Sequence[int]], tolerance: Tolerance,
-                       max_new_tokens: int = DEFAULT_NEW_TOKENS) -> list[PromptResult]:
+def generate_all(reference, candidate, prompts: Sequence[Sequence[int]],
+                 max_new_tokens: int = DEFAULT_NEW_TOKENS) -> tuple[list, dict[str, list | str], dict[str, str]]:
+    """The reference's generations; per candidate runtime its generations (or why it failed to
+    run): the candidate's own loop under its format name, then each of ``candidate.other_runtimes()``;
+    and the runtimes not installed here, with why (``other_runtimes`` gives those as a reason)."""
+    reference_runs = [reference.generate(list(p), max_new_tokens) for p in prompts]
+    own = getattr(candidate, "runtime_name", candidate.format_name)
+    runs: dict[str, list | str] = {own: [candidate.generate(list(p), max_new_tokens) for p in prompts]}
+    others = candidate.other_runtimes() if callable(getattr(candidate, "other_runtimes", None)) else {}
+    skipped = {name: reason for name, reason in others.items() if isinstance(reason, str)}
+    for name, generate_many in others.items():
+        if name in skipped:
+            continue
+        try:
+            runs[name] = generate_many([list(p) for p in prompts], max_new_tokens)
+        except Exception as failed:  # the folder does not run where users run it: a failed check
+            runs[name] = getattr(failed, "message", None) or str(failed)
+    return reference_runs, runs, skipped
+
+
+def compare_generation(prompts: Sequence[Sequence[int]], reference_runs, candidate_runs,
+                       tolerance: Tolerance) -> list[PromptResult]:
+    """Prompt by prompt: the tokens, where they part (a tie or not), and the step logits where the
+    candidate gives them back."""
     results = []
-    for prompt in prompts:
-        ref = reference.generate(list(prompt), max_new_tokens)
-        cand = candidate.generate(list(prompt), max_new_tokens)
+    for prompt, ref, cand in zip(prompts, reference_runs, candidate_runs):
         result = PromptResult(list(prompt), list(ref.tokens), list(cand.tokens),
                               reference_tokens_per_s=round(ref.tokens_per_second, 1),
                               candidate_tokens_per_s=round(cand.tokens_per_second, 1))
         steps = min(len(ref.tokens), len(cand.tokens))
         parted = next((k for k in range(steps) if ref.tokens[k] != cand.tokens[k]), None)
         compared = steps if parted is None else parted + 1  # the parting step's logits saw the same prefix
-        if compared:
+        if compared and cand.step_logits.size:
             ref_logits, cand_logits = ref.step_logits[:compared], cand.step_logits[:compared]
             measured = measure(ref_logits, cand_logits, tolerance)
             result.max_abs = measured.max_abs
@@ -89,7 +111,7 @@ def compare_generation(reference, candidate, prompts: Sequence[Sequence[int]], t
 
 
 def summarize(results: Sequence[PromptResult]) -> dict[str, Any]:
-    """The record kept in a ParityReport: per prompt, and whether the tokens matched."""
+    """One runtime's record in a ParityReport: per prompt, and whether the tokens matched."""
     return {"prompts": [asdict(r) for r in results],
             "identical": all(r.first_divergence is None and not r.problems for r in results),
             "ties": sum(r.tie for r in results),

@@ -22,7 +22,7 @@ from ..tensors import TensorSpec, ValueRange
 from .compare import ParityAccumulator, ParityReport, match_names
 from .inputs import DYNAMIC_DIM_SIZES, describe_generated, generate_feeds
 from .layout import layout_permutation, output_permutation
-from .generation import can_generate, compare_generation, prompts_for, summarize
+from .generation import DEFAULT_NEW_TOKENS, can_generate, compare_generation, generate_all, prompts_for, summarize
 from .tolerances import NOISE_PERTURBATION, Tolerance, tolerances_for
 
 PLOT_POINTS = 4000  # values per output kept for the HTML report's plots
@@ -222,15 +222,27 @@ def _check_generation(report: ParityReport, reference: Session, candidate: Sessi
     vocabulary = next((s.index_bound for s in reference.inputs if s.name == "input_ids" and s.index_bound), None)
     vocabulary = vocabulary or getattr(candidate, "vocabulary_size", None) or 2
     started = time.perf_counter()
-    results = compare_generation(reference, candidate, prompts_for(vocabulary, seed), tolerance)
-    report.generation = summarize(results)
+    prompts = prompts_for(vocabulary, seed)
+    reference_runs, runs, skipped = generate_all(reference, candidate, prompts)
+    report.generation = {"max_new_tokens": DEFAULT_NEW_TOKENS, "prompts": prompts,
+                         "reference": getattr(reference, "runtime_name", reference.format_name),
+                         "runtimes": {}, "not_run": skipped}
+    report.warnings += [f"greedy generation NOT checked in {name}: {reason}" for name, reason in skipped.items()]
+    for runtime, candidate_runs in runs.items():
+        if isinstance(candidate_runs, str):  # it could not run at all
+            report.generation["runtimes"][runtime] = {"error": candidate_runs, "passed": False}
+            report.failures.append(f"greedy generation in {runtime}: {candidate_runs}")
+            continue
+        results = compare_generation(prompts, reference_runs, candidate_runs, tolerance)
+        report.generation["runtimes"][runtime] = summarize(results)
+        for index, result in enumerate(results):
+            report.failures += [f"greedy generation in {runtime} from prompt {index} {result.prompt}: {p}"
+                                for p in result.problems]
+            if result.tie:
+                report.warnings.append(f"greedy generation in {runtime} from prompt {index}: the tokens part at step "
+                                       f"{result.first_divergence} on a tie in the reference's logits (rounding "
+                                       "may pick either); the steps before agree")
     report.seconds["generation"] = round(time.perf_counter() - started, 4)
-    for index, result in enumerate(results):
-        report.failures += [f"greedy generation from prompt {index} {result.prompt}: {p}" for p in result.problems]
-        if result.tie:
-            report.warnings.append(f"greedy generation from prompt {index}: the tokens part at step "
-                                   f"{result.first_divergence} on a tie in the reference's logits (rounding may "
-                                   "pick either); the steps before agree")
 
 
 check_parity = compare_sessions  # the name of the first releases

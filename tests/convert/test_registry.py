@@ -12,6 +12,7 @@ EDGE_TESTS = {
     ("pytorch", "onnx"): "test_torch_onnx.py",
     ("lightning", "onnx"): "test_lightning.py",
     ("huggingface", "onnx"): "../formats/test_huggingface.py",
+    ("huggingface", "hf-onnx"): "test_hf_decoders.py",
     ("keras", "onnx"): "test_tf_onnx.py",
     ("savedmodel", "onnx"): "test_tf_onnx.py",
     ("tflite", "onnx"): "test_tf_onnx.py",
