@@ -16,7 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from .base import Format, Probe, Session, register_format
 
 ONNX_FILE = Path("onnx") / "model.onnx"
 CONFIG = "config.json"
+TOKENIZER = "tokenizer.json"
 PAST = "past_key_values.{}.{}"  # layer, "key" or "value"
 PRESENT = "present.{}.{}"
 CACHE_KINDS = ("key", "value")
@@ -89,6 +90,7 @@ class DecoderFolderSession(Session):
         self.inputs = [spec for spec in self.graph.inputs if spec.name not in cache and spec.name not in LOOP_INPUTS]
         self.outputs = [spec for spec in self.graph.outputs if spec.name == "logits"]
         self._takes = {spec.name for spec in self.graph.inputs}
+        self._loaded_tokenizer = None
 
     # -- one forward pass ----------------------------------------------------------------------
     def _feeds(self, input_ids: np.ndarray, attention_mask: np.ndarray | None, past: dict[str, np.ndarray] | None,
@@ -115,33 +117,71 @@ class DecoderFolderSession(Session):
         return {"logits": logits}
 
     # -- the cached greedy loop ------------------------------------------------------------------
-    def generate(self, prompt_ids: Sequence[int], max_new_tokens: int = 32, *,
-                 stop_at_eos: bool = False) -> Generation:
-        """Greedy decoding of up to ``max_new_tokens`` after ``prompt_ids`` (batch 1), the cache carried
-        from step to step; ties go to the lowest token id (argmax's first maximum, as in torch)."""
+    def stream(self, prompt_ids: Sequence[int], max_new_tokens: int = 32, *,
+               stop_at_eos: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+        """Greedy decoding after ``prompt_ids`` (batch 1), one (token, logits) per step as it is made,
+        the cache carried from step to step; ties go to the lowest token id (argmax's first maximum,
+        as in torch). Stops after ``max_new_tokens``, or at an end-of-sequence token when asked."""
         prompt = np.asarray(prompt_ids, dtype=np.int64).reshape(1, -1)
         if prompt.shape[1] == 0:
             raise UsageError("generation needs a prompt of at least one token")
-        eos = _ids(self.generation_config.get("eos_token_id", self.config.get("eos_token_id"))) if stop_at_eos else set()
+        eos = self.eos_token_ids() if stop_at_eos else set()
         names = ["logits", *present_names(self.layers)]
         step_input, past, past_length = prompt, None, 0
-        tokens: list[int] = []
-        rows: list[np.ndarray] = []
-        start = time.perf_counter()
         for _ in range(max_new_tokens):
             outputs = self.graph._session.run(names, self._feeds(step_input, None, past, past_length))
             last = outputs[0][0, -1]
             token = int(np.argmax(last))
-            tokens.append(token)
-            rows.append(last.astype(np.float32))
+            yield token, last
             past_length += step_input.shape[1]
             past = dict(zip(past_names(self.layers), outputs[1:]))
             step_input = np.array([[token]], np.int64)
             if token in eos:
-                break
+                return
+
+    def generate(self, prompt_ids: Sequence[int], max_new_tokens: int = 32, *,
+                 stop_at_eos: bool = False) -> Generation:
+        """:meth:`stream` run to its end: the tokens, the logits each was picked from, the seconds."""
+        start = time.perf_counter()
+        steps = list(self.stream(prompt_ids, max_new_tokens, stop_at_eos=stop_at_eos))
         seconds = time.perf_counter() - start
-        vocabulary = self.outputs[0].shape[-1] if self.outputs and self.outputs[0].shape else 0
-        return Generation(tokens, np.stack(rows) if rows else np.zeros((0, vocabulary or 0), np.float32), seconds)
+        rows = [row.astype(np.float32) for _, row in steps]
+        vocabulary = self.vocabulary_size or 0
+        return Generation([token for token, _ in steps], np.stack(rows) if rows else np.zeros((0, vocabulary), np.float32),
+                          seconds)
+
+    def eos_token_ids(self) -> set[int]:
+        return _ids(self.generation_config.get("eos_token_id", self.config.get("eos_token_id")))
+
+    @property
+    def max_length(self) -> int | None:
+        """The most positions the model takes (prompt and new tokens), where the config says."""
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            if isinstance(self.config.get(key), int):
+                return self.config[key]
+        return None
+
+    # -- text, where the folder has a tokenizer ---------------------------------------------------
+    @property
+    def has_tokenizer(self) -> bool:
+        return (self.path / TOKENIZER).is_file()
+
+    def encode(self, text: str) -> list[int]:
+        return self._tokenizer().encode(text).ids
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tokenizer().decode(list(ids))
+
+    def _tokenizer(self):
+        if self._loaded_tokenizer is None:
+            if not self.has_tokenizer:
+                raise UsageError(f"{str(self.path)!r} has no {TOKENIZER}: give token ids, not text")
+            try:
+                from tokenizers import Tokenizer
+            except ModuleNotFoundError:
+                raise UsageError("text needs the tokenizers package", hint="pip install tokenizers") from None
+            self._loaded_tokenizer = Tokenizer.from_file(str(self.path / TOKENIZER))
+        return self._loaded_tokenizer
 
     def other_runtimes(self) -> dict[str, Any]:
         """Runtimes beyond ONNX Runtime's Python API that users load the folder in, each as

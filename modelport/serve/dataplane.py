@@ -10,6 +10,7 @@ a gRPC code in one table.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,6 +171,29 @@ class DataPlane:
         tensors = [OutputTensor(name, datatype_of(outputs[name].dtype), outputs[name], params)
                    for name, params in wanted]
         return InferResponse(entry.name, entry.version, request.id, tensors)
+
+    @contextlib.asynccontextmanager
+    async def running(self, entry: ModelVersion):
+        """Work on ``entry`` outside the batcher (a generation loop): refused while draining, counted
+        as active (drain waits for it) and in the model's statistics."""
+        if self.draining:
+            raise ServeError("the server is shutting down and takes no new requests; retry on another replica",
+                             status=503)
+        self.active += 1
+        self._idle.clear()
+        started = time.perf_counter_ns()
+        try:
+            yield
+        except BaseException:
+            _failed(entry, started)
+            raise
+        else:
+            entry.stats.success[0] += 1
+            entry.stats.success[1] += time.perf_counter_ns() - started
+        finally:
+            self.active -= 1
+            if not self.active:
+                self._idle.set()
 
     async def drain(self) -> None:
         """Refuse new inferences and wait until those accepted have their answers."""

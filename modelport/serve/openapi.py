@@ -51,6 +51,22 @@ _PREDICT_REQUEST = {
                    "inputs": {"oneOf": [{"type": "array"}, {"type": "object"}]}},
 }
 _PREDICT_RESPONSE = {"type": "object", "properties": {"predictions": {"type": "array"}, "outputs": {}}}
+_GENERATE_REQUEST = {
+    "type": "object",
+    "properties": {
+        "text_input": {"type": "string"}, "input_ids": {"type": "array", "items": {"type": "integer"}},
+        "id": {"type": "string"},
+        "parameters": {"type": "object", "properties": {"max_tokens": {"type": "integer"}, "stop": {"type": "boolean"},
+                                                        "temperature": {"type": "number"},
+                                                        "do_sample": {"type": "boolean"}}},
+    },
+}
+_GENERATE_RESPONSE = {
+    "type": "object", "required": ["model_name", "model_version", "output_ids"],
+    "properties": {"model_name": {"type": "string"}, "model_version": {"type": "string"}, "id": {"type": "string"},
+                   "output_ids": {"type": "array", "items": {"type": "integer"}}, "text_output": {"type": "string"},
+                   "tokens_per_second": {"type": "number", "nullable": True}},
+}
 _TF_STATUS = {"type": "object", "required": ["model_version_status"],
               "properties": {"model_version_status": {"type": "array", "items": {"type": "object"}}}}
 
@@ -136,6 +152,17 @@ def openapi_document(version: str, examples: dict | None = None) -> dict:
             "parameters": parameters,
             "requestBody": _body(_INFER_REQUEST, "infer"),
             "responses": _answers(_INFER_RESPONSE, "the outputs", *_INFER_ERRORS)}}
+        paths[prefix + "/generate"] = {"post": {
+            "summary": "Greedy generation by a decoder folder, its key/value cache kept server-side (text_input "
+                       "with the folder's tokenizer, or input_ids)",
+            "parameters": parameters, "requestBody": _body(_GENERATE_REQUEST, "generate"),
+            "responses": _answers(_GENERATE_RESPONSE, "the new tokens", *_INFER_ERRORS)}}
+        stream = _answers(None, "server-sent events, one per new token, the last with finished true",
+                          *_INFER_ERRORS)
+        stream["200"]["content"] = {"text/event-stream": {"schema": {"type": "string"}}}
+        paths[prefix + "/generate_stream"] = {"post": {
+            "summary": "As /generate, one server-sent event per new token", "parameters": parameters,
+            "requestBody": _body(_GENERATE_REQUEST, "generate"), "responses": stream}}
     for prefix, params in (("/v1/models/{model}", ["model"]),
                            ("/v1/models/{model}/versions/{version}", ["model", "version"])):
         parameters = [_path_parameter(p) for p in params]

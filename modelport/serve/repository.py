@@ -19,6 +19,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import ModelportError, ServeError, UsageError, first_line
 from ..tensors import TensorSpec
@@ -100,6 +101,8 @@ class ModelVersion:
     config: pb.ModelConfig | None = None
     batcher: Batcher | None = None
     stats: Stats = field(default_factory=Stats)
+    # A decoder's Session (it has generate/stream), for the generate extension; None for other models.
+    generator: Any = None
 
     @property
     def max_batch_size(self) -> int:
@@ -169,6 +172,7 @@ class Repository:
             if entry.batcher is not None:
                 await entry.batcher.close()
                 entry.batcher = None
+            entry.generator = None
 
     async def close(self) -> None:
         for versions in self.models.values():
@@ -235,6 +239,7 @@ class Repository:
             return
         first = sessions[0]
         entry.format, entry.inputs, entry.outputs = fmt.name, list(first.inputs), list(first.outputs)
+        entry.generator = first if callable(getattr(first, "stream", None)) else None
         unknown_rank = [spec.name for spec in [*entry.inputs, *entry.outputs] if spec.shape is None]
         if unknown_rank:
             entry.state = UNAVAILABLE

@@ -18,11 +18,11 @@ from starlette.applications import Starlette
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ..errors import ServeError, first_line
-from . import logs, metrics
+from . import generation, logs, metrics
 from .codec import Raw, datatype_of, encode_raw, json_values
 from .dataplane import DataPlane, InferInput, InferRequest, InferResponse, RequestedOutput
 from .openapi import openapi_document
@@ -328,7 +328,8 @@ def _examples(dataplane: DataPlane) -> dict | None:
         inputs.append({"name": spec.name, "datatype": datatype, "shape": shape, "data": [value] * count})
         columns[spec.name] = np.full(shape, value).tolist()
     return {"model": entry.name, "version": entry.version, "infer": {"inputs": inputs},
-            "predict": {"inputs": next(iter(columns.values())) if len(columns) == 1 else columns}}
+            "predict": {"inputs": next(iter(columns.values())) if len(columns) == 1 else columns},
+            "generate": {"input_ids": [0], "parameters": {"max_tokens": 4}}}
 
 
 async def unless_disconnected(request: Request, inference):
@@ -457,6 +458,23 @@ def create_app(dataplane: DataPlane) -> Starlette:
     async def tf_model_metadata(request):
         return json_response(tf_metadata(dataplane, request.path_params["model"], version_of(request)))
 
+    async def generate_route(request: Request):
+        dataplane.repository.get(request.path_params["model"], version_of(request))  # 404/503 before reading
+        parsed = generation.parse_generate(parse_json(await read_body(request, limit)),
+                                           request.path_params["model"], version_of(request))
+        return json_response(await unless_disconnected(request, generation.generate(dataplane, parsed)))
+
+    async def generate_stream_route(request: Request):
+        dataplane.repository.get(request.path_params["model"], version_of(request))
+        parsed = generation.parse_generate(parse_json(await read_body(request, limit)),
+                                           request.path_params["model"], version_of(request))
+        events = await generation.stream(dataplane, parsed)  # a bad request fails here, before any event
+
+        async def body():
+            async for event in events:
+                yield b"data: " + orjson.dumps(event) + b"\n\n"
+        return StreamingResponse(body(), media_type="text/event-stream")
+
     async def openapi(request):
         return json_response(openapi_document(dataplane.version, _examples(dataplane)))
 
@@ -468,6 +486,8 @@ def create_app(dataplane: DataPlane) -> Starlette:
             Route(prefix + "/ready", model_ready, methods=["GET"]),
             Route(prefix + "/config", model_config, methods=["GET"]),
             Route(prefix + "/infer", infer, methods=["POST"]),
+            Route(prefix + "/generate", generate_route, methods=["POST"]),
+            Route(prefix + "/generate_stream", generate_stream_route, methods=["POST"]),
             Route(prefix + "/stats", statistics, methods=["GET"]),
         ]
     routes = [
