@@ -76,3 +76,13 @@ def prompt(start: int, length: int) -> list[int]:
     while len(ids) < length:
         ids.append(int(PERMUTATION[ids[-1]]))
     return ids
+
+
+def transformers_greedy(folder: Path, prompt: list[int], new_tokens: int) -> list[int]:
+    """What transformers' own ``generate(do_sample=False)`` makes after ``prompt`` from the folder."""
+    import transformers
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+    ids = torch.tensor([prompt])
+    with torch.inference_mode():
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, do_sample=False)
+    return out[0, len(prompt):].tolist()

@@ -37,15 +37,6 @@ def folders(tmp_path_factory):
     return get
 
 
-def _transformers_tokens(source, prompt, new_tokens):
-    import transformers
-    model = transformers.AutoModelForCausalLM.from_pretrained(source).eval()
-    ids = torch.tensor([prompt])
-    with torch.inference_mode():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, do_sample=False)
-    return out[0, len(prompt):].tolist()
-
-
 @pytest.mark.parametrize("family", hf_decoders.DECODERS)
 def test_decoder_folder_generates_what_transformers_generates(cli, folders, family):
     source, converted, report = folders(family, cli)
@@ -68,7 +59,7 @@ def test_decoder_folder_generates_what_transformers_generates(cli, folders, fami
     # from a prompt the model learned to continue
     import modelport
     prompt = hf_decoders.prompt(7, 4)
-    expected = _transformers_tokens(source, prompt, NEW_TOKENS)
+    expected = hf_decoders.transformers_greedy(source, prompt, NEW_TOKENS)
     assert modelport.generate(converted, prompt, NEW_TOKENS) == expected
     assert expected == hf_decoders.prompt(int(hf_decoders.PERMUTATION[prompt[-1]]), NEW_TOKENS)  # it was trained
 

@@ -25,15 +25,6 @@ def decoder(tmp_path_factory, serve_models):
     assert server.stop() == 0, server.log()
 
 
-def _transformers(source, prompt, new_tokens):
-    import transformers
-    model = transformers.AutoModelForCausalLM.from_pretrained(source).eval()
-    ids = torch.tensor([prompt])
-    with torch.inference_mode():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, do_sample=False)
-    return out[0, len(prompt):].tolist()
-
-
 def _post(server, route, body, model="llama"):
     return requests.post(f"{server.url}/v2/models/{model}/{route}", json=body, timeout=60)
 
@@ -44,7 +35,7 @@ def test_generate_answers_with_transformers_tokens_and_text(decoder):
     answer = _post(server, "generate", {"input_ids": prompt, "parameters": {"max_tokens": 10}, "id": "r1"})
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert body["output_ids"] == _transformers(source, prompt, 10) and body["id"] == "r1"
+    assert body["output_ids"] == hf_decoders.transformers_greedy(source, prompt, 10) and body["id"] == "r1"
     assert body["text_output"] == " ".join(f"t{i}" for i in body["output_ids"])
     by_text = _post(server, "generate", {"text_input": " ".join(f"t{i}" for i in prompt),
                                          "parameters": {"max_tokens": 10}})
