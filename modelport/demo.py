@@ -168,6 +168,32 @@ def _serve_and_query(workdir: Path) -> None:
     console.print(table)
 
 
+def _build_decoder(workdir: Path) -> None:
+    from .demo_decoder import demo_gpt2
+    demo_gpt2(workdir / "decoder")
+
+
+def _serve_and_generate(workdir: Path) -> None:
+    """Serve the decoder folder and ask its generate endpoint, by text (the folder's tokenizer) and
+    by token ids, next to what ONNX Runtime's loop makes directly (modelport.generate)."""
+    import json
+    import urllib.request
+
+    from . import serving
+    from .formats.hf_onnx import generate
+    folder = workdir / "decoder_onnx"
+    with serving(folder) as server:
+        console.print(f"$ modelport serve {escape(str(folder))}   [dim](REST on {server.url})[/]")
+        body = {"text_input": "t5 t6 t7", "parameters": {"max_tokens": 8}}
+        request = urllib.request.Request(f"{server.url}/v2/models/decoder_onnx/generate", json.dumps(body).encode(),
+                                         {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            served = json.load(answer)
+    console.print(f"POST /v2/models/decoder_onnx/generate {escape(json.dumps(body))}")
+    console.print(f"  -> text_output {served['text_output']!r}, output_ids {served['output_ids']}")
+    console.print(f"modelport.generate(folder, [5, 6, 7], 8) -> {generate(folder, [5, 6, 7], 8)}")
+
+
 def _grpc_infer(address: str, model: str, image):
     """One ModelInfer call as tritonclient.grpc makes it (raw_input_contents)."""
     import grpc
@@ -243,6 +269,13 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
          lambda: _export_flax(workdir)),
         ("Convert the artifact to ONNX: no Python code needed, its shapes and weights are in the file",
          ["convert", f"{w}/flax_cnn.jax", f"{w}/flax_cnn_exported.onnx"]),
+        ("Build a small GPT-2 (2 layers), train it for a few seconds to continue a fixed walk through its words, "
+         "and save_pretrained it with its tokenizer", lambda: _build_decoder(workdir)),
+        ("Convert the Hugging Face folder to an ONNX decoder folder with its key/value cache (the layout "
+         "transformers.js loads), checked by greedy generation against transformers' generate, in ONNX Runtime "
+         "and in transformers.js", ["convert", f"{w}/decoder", f"{w}/decoder_onnx", "--to", "hf-onnx"]),
+        ("Serve the decoder folder and generate from text (the generate extension: the cache stays on the server)",
+         lambda: _serve_and_generate(workdir)),
         ("Validate PyTorch against ONNX module by module; write an HTML report",
          ["validate", "modelport.demo:demo_cnn", f"{w}/cnn.onnx", "--weights", f"{w}/cnn_weights.pt",
           "--input-shape", "image:1,3,32,32", "--localize", "--report", f"{w}/cnn_validate.html"]),
@@ -271,7 +304,8 @@ def run_demo(workdir: Path, run_command: Callable[[list[str]], int]) -> None:
         f"converted both and a classifier of raw pixels (the CNN also for any image size, optimized, on to TFLite, back into PyTorch as a .pt2 with "
         f"editable source, to ORT Mobile and TF.js bundles, "
         f"and served it over REST and gRPC), Caffe's LeNet, an MXNet model, a Lightning checkpoint and a Flax CNN "
-        f"to ONNX, checked each "
+        f"to ONNX, a small trained GPT-2 to an ONNX decoder folder with its cache (greedy tokens checked against "
+        f"transformers in ONNX Runtime and transformers.js, then served with the generate extension), checked each "
         f"against its own runtime (PyTorch, Keras, "
         f"OpenCV, JAX) on seeded inputs (batch 1 and 3), and validated the CNN's ONNX against PyTorch module by module. "
         f"Models and reports are in {escape(str(workdir))}/; open cnn_validate.html in a browser.")
