@@ -1,10 +1,17 @@
-"""Hugging Face ONNX folders: a decoder's ``config.json``, generation config and tokenizer files
-beside ``onnx/model.onnx``, the layout transformers.js loads and ONNX Runtime users expect.
+"""Hugging Face ONNX folders: a generative model's ``config.json``, generation config and tokenizer
+files beside its graphs under ``onnx/``, the layout transformers.js loads and ONNX Runtime users
+expect (convert/hf_decoder.py writes them).
 
-The graph takes the key/value cache as flat tensors, ``past_key_values.{i}.key`` / ``.value``
-(batch_size, kv_heads, past_sequence_length, head_dim), and returns ``logits`` and
-``present.{i}.key`` / ``.value`` (the past with this call's positions appended). As a Session the
-folder is the model at an empty past: fed ``input_ids`` and ``attention_mask``, it answers
+- A decoder: ``onnx/model.onnx`` takes the key/value cache as flat tensors,
+  ``past_key_values.{i}.key`` / ``.value`` (batch_size, kv_heads, past_sequence_length, head_dim),
+  and returns ``logits`` and ``present.{i}.key`` / ``.value``.
+- An encoder-decoder: ``onnx/encoder_model.onnx`` (``input_ids``, ``attention_mask`` ->
+  ``last_hidden_state``) and ``onnx/decoder_model_merged.onnx`` (``encoder_attention_mask``,
+  ``input_ids``, ``encoder_hidden_states`` and ``past_key_values.{i}.decoder/.encoder.key/.value``
+  -> ``logits``, ``present.*``).
+
+As a Session the folder is the model at an empty past: fed what its transformers model is fed
+(``input_ids``, ``attention_mask``; ``decoder_input_ids`` too for an encoder-decoder), it answers
 ``logits``, so a conversion is checked like any other; :meth:`DecoderFolderSession.generate` is
 the cached greedy loop that the generation check, ``modelport.generate`` and the server run.
 """
@@ -21,14 +28,16 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from ..errors import InvalidModelError, UsageError
+from ..tensors import TensorSpec
 from .base import Format, Probe, Session, register_format
 
 ONNX_FILE = Path("onnx") / "model.onnx"
+ENCODER_FILE = Path("onnx") / "encoder_model.onnx"
+DECODER_FILE = Path("onnx") / "decoder_model_merged.onnx"
 CONFIG = "config.json"
 TOKENIZER = "tokenizer.json"
-PAST = "past_key_values.{}.{}"  # layer, "key" or "value"
-PRESENT = "present.{}.{}"
 CACHE_KINDS = ("key", "value")
+SEQ2SEQ_PARTS = ("decoder", "encoder")  # the self-attention cache, the cross-attention one
 # What a user feeds; position_ids and the past are the loop's business.
 LOOP_INPUTS = ("position_ids",)
 # transformers.js in Node (onnxruntime-node underneath): installed by the set-up, `npm ci` in its folder.
@@ -50,16 +59,22 @@ class Generation:
         return len(self.tokens) / self.seconds if self.seconds > 0 else float("inf")
 
 
-def past_names(layers: int) -> list[str]:
-    return [PAST.format(layer, kind) for layer in range(layers) for kind in CACHE_KINDS]
+def _cache_names(prefix: str, layers: int, seq2seq: bool) -> list[str]:
+    parts = [f".{part}" for part in SEQ2SEQ_PARTS] if seq2seq else [""]
+    return [f"{prefix}.{layer}{part}.{kind}" for layer in range(layers) for part in parts for kind in CACHE_KINDS]
 
 
-def present_names(layers: int) -> list[str]:
-    return [PRESENT.format(layer, kind) for layer in range(layers) for kind in CACHE_KINDS]
+def past_names(layers: int, seq2seq: bool = False) -> list[str]:
+    return _cache_names("past_key_values", layers, seq2seq)
+
+
+def present_names(layers: int, seq2seq: bool = False) -> list[str]:
+    return _cache_names("present", layers, seq2seq)
 
 
 class DecoderFolderSession(Session):
-    """A decoder folder run by ONNX Runtime: one forward pass at an empty past, or the cached loop."""
+    """A decoder (or encoder-decoder) folder run by ONNX Runtime: one forward pass at an empty past,
+    or the cached greedy loop."""
 
     format_name = "hf-onnx"
     runtime_name = "onnxruntime"  # whose loop generate() is, in the generation check's report
@@ -68,35 +83,51 @@ class DecoderFolderSession(Session):
         super().__init__(path)
         from .onnx import OnnxSession
         folder = Path(path)
-        graph_file = folder / ONNX_FILE
+        self.seq2seq = (folder / DECODER_FILE).is_file()
+        graph_file = folder / (DECODER_FILE if self.seq2seq else ONNX_FILE)
         if not graph_file.is_file():
-            raise InvalidModelError(f"{str(folder)!r} has no {ONNX_FILE.as_posix()}",
-                                    hint="a decoder folder is what `modelport convert FOLDER OUT --to hf-onnx` writes")
+            raise InvalidModelError(f"{str(folder)!r} has no {ONNX_FILE.as_posix()} (nor {DECODER_FILE.as_posix()})",
+                                    hint="such a folder is what `modelport convert FOLDER OUT --to hf-onnx` writes")
+        if self.seq2seq and not (folder / ENCODER_FILE).is_file():
+            raise InvalidModelError(f"{str(folder)!r} has {DECODER_FILE.as_posix()} but no {ENCODER_FILE.as_posix()}")
         self.graph = OnnxSession(graph_file, threads=threads)
+        self.encoder = OnnxSession(folder / ENCODER_FILE, threads=threads) if self.seq2seq else None
         self.config = _read_json(folder / CONFIG)
         self.generation_config = _read_json(folder / "generation_config.json", required=False)
         by_name = {spec.name: spec for spec in self.graph.inputs}
-        self.layers = sum(1 for name in by_name if name.startswith("past_key_values.")) // 2
-        missing = [name for name in past_names(self.layers) if name not in by_name]
+        per_layer = 4 if self.seq2seq else 2
+        self.layers = sum(1 for name in by_name if name.startswith("past_key_values.")) // per_layer
+        self.cache = past_names(self.layers, self.seq2seq)
+        missing = [name for name in self.cache if name not in by_name]
         if not self.layers or missing or "logits" not in {o.name for o in self.graph.outputs}:
             raise InvalidModelError(f"{str(graph_file)!r} is not a decoder with a key/value cache (it needs "
-                                    "past_key_values.{i}.key/.value inputs and a logits output)",
-                                    hint="export it with `modelport convert FOLDER OUT --to hf-onnx`")
-        # Per layer: (kv_heads, head_dim), static in the graph's past inputs.
-        self.cache_dims = [(by_name[PAST.format(layer, "key")].shape[1], by_name[PAST.format(layer, "key")].shape[3])
-                           for layer in range(self.layers)]
-        self.cache_dtype = by_name[PAST.format(0, "key")].dtype
-        cache = set(past_names(self.layers))
-        self.inputs = [spec for spec in self.graph.inputs if spec.name not in cache and spec.name not in LOOP_INPUTS]
+                                    f"{self.cache[0] if self.cache else 'past_key_values.*'} ... inputs and a logits "
+                                    "output)", hint="export it with `modelport convert FOLDER OUT --to hf-onnx`")
+        # Per past input: (heads, head_dim), static in the graph.
+        self.cache_dims = {name: (by_name[name].shape[1], by_name[name].shape[3]) for name in self.cache}
+        self.cache_dtype = by_name[self.cache[0]].dtype
+        self._takes = set(by_name)
+        if self.seq2seq:
+            target = by_name["input_ids"]
+            self.inputs = [*self.encoder.inputs, TensorSpec("decoder_input_ids", target.shape, target.dtype,
+                                                            dim_names=target.dim_names)]
+        else:
+            self.inputs = [spec for spec in self.graph.inputs if spec.name not in self.cache
+                           and spec.name not in LOOP_INPUTS]
         self.outputs = [spec for spec in self.graph.outputs if spec.name == "logits"]
-        self._takes = {spec.name for spec in self.graph.inputs}
+        if self.seq2seq:  # what transformers' encoder-decoders return beside the logits
+            states = self.encoder.outputs[0]
+            self.outputs.append(TensorSpec("encoder_last_hidden_state", states.shape, states.dtype))
         self._loaded_tokenizer = None
 
-    # -- one forward pass ----------------------------------------------------------------------
-    def _feeds(self, input_ids: np.ndarray, attention_mask: np.ndarray | None, past: dict[str, np.ndarray] | None,
-               past_length: int) -> dict[str, np.ndarray]:
+    # -- one step of the graph ----------------------------------------------------------------------
+    def _empty_past(self, batch: int) -> dict[str, np.ndarray]:
+        return {name: np.zeros((batch, heads, 0, dim), self.cache_dtype) for name, (heads, dim) in self.cache_dims.items()}
+
+    def _decoder_feeds(self, input_ids: np.ndarray, attention_mask: np.ndarray | None,
+                       past: dict[str, np.ndarray], past_length: int) -> dict[str, np.ndarray]:
         batch, length = input_ids.shape
-        feeds = {"input_ids": input_ids.astype(np.int64)}
+        feeds = {"input_ids": input_ids.astype(np.int64), **past}
         if "attention_mask" in self._takes:
             mask = np.ones((batch, past_length + length), np.int64) if attention_mask is None else attention_mask
             feeds["attention_mask"] = mask.astype(np.int64)
@@ -105,14 +136,26 @@ class DecoderFolderSession(Session):
             # attention mask's padding changes which keys are read, not the positions).
             feeds["position_ids"] = np.broadcast_to(np.arange(past_length, past_length + length, dtype=np.int64),
                                                     (batch, length)).copy()
-        if past is None:
-            past = {PAST.format(layer, kind): np.zeros((batch, heads, 0, dim), self.cache_dtype)
-                    for layer, (heads, dim) in enumerate(self.cache_dims) for kind in CACHE_KINDS}
-        feeds.update(past)
         return feeds
 
+    def _encode(self, input_ids: np.ndarray, attention_mask: np.ndarray | None) -> dict[str, np.ndarray]:
+        """An encoder-decoder's encoder once: what every decoder step is fed beside its own inputs."""
+        mask = np.ones_like(input_ids, dtype=np.int64) if attention_mask is None else attention_mask.astype(np.int64)
+        feeds = {"input_ids": input_ids.astype(np.int64), "attention_mask": mask}
+        feeds = {spec.name: feeds[spec.name] for spec in self.encoder.inputs}
+        states, = self.encoder._session.run(["last_hidden_state"], feeds)
+        return {"encoder_hidden_states": states, "encoder_attention_mask": mask}
+
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        graph_feeds = self._feeds(feeds["input_ids"], feeds.get("attention_mask"), None, 0)
+        if self.seq2seq:
+            batch = feeds["decoder_input_ids"].shape[0]
+            encoded = self._encode(feeds["input_ids"], feeds.get("attention_mask"))
+            graph_feeds = {**encoded, "input_ids": feeds["decoder_input_ids"].astype(np.int64), **self._empty_past(batch)}
+            graph_feeds = {name: value for name, value in graph_feeds.items() if name in self._takes}
+            logits, = self.graph._session.run(["logits"], graph_feeds)
+            return {"logits": logits, "encoder_last_hidden_state": encoded["encoder_hidden_states"]}
+        graph_feeds = self._decoder_feeds(feeds["input_ids"], feeds.get("attention_mask"),
+                                          self._empty_past(feeds["input_ids"].shape[0]), 0)
         logits, = self.graph._session.run(["logits"], graph_feeds)
         return {"logits": logits}
 
@@ -121,23 +164,40 @@ class DecoderFolderSession(Session):
                stop_at_eos: bool = False) -> Iterator[tuple[int, np.ndarray]]:
         """Greedy decoding after ``prompt_ids`` (batch 1), one (token, logits) per step as it is made,
         the cache carried from step to step; ties go to the lowest token id (argmax's first maximum,
-        as in torch). Stops after ``max_new_tokens``, or at an end-of-sequence token when asked."""
+        as in torch). Stops after ``max_new_tokens``, or at an end-of-sequence token when asked.
+        An encoder-decoder encodes the prompt once and decodes from its decoder start token."""
         prompt = np.asarray(prompt_ids, dtype=np.int64).reshape(1, -1)
         if prompt.shape[1] == 0:
             raise UsageError("generation needs a prompt of at least one token")
         eos = self.eos_token_ids() if stop_at_eos else set()
-        names = ["logits", *present_names(self.layers)]
-        step_input, past, past_length = prompt, None, 0
+        names = ["logits", *(present_names(self.layers, self.seq2seq))]
+        past, past_length = self._empty_past(1), 0
+        if self.seq2seq:
+            context = {name: value for name, value in self._encode(prompt, None).items() if name in self._takes}
+            step_input = np.array([[self.decoder_start_token_id()]], np.int64)
+        else:
+            context, step_input = {}, prompt
         for _ in range(max_new_tokens):
-            outputs = self.graph._session.run(names, self._feeds(step_input, None, past, past_length))
+            if self.seq2seq:
+                feeds = {**context, "input_ids": step_input, **past}
+            else:
+                feeds = self._decoder_feeds(step_input, None, past, past_length)
+            outputs = self.graph._session.run(names, feeds)
             last = outputs[0][0, -1]
             token = int(np.argmax(last))
             yield token, last
             past_length += step_input.shape[1]
-            past = dict(zip(past_names(self.layers), outputs[1:]))
+            past = dict(zip(self.cache, outputs[1:]))
             step_input = np.array([[token]], np.int64)
             if token in eos:
                 return
+
+    def decoder_start_token_id(self) -> int:
+        for source in (self.generation_config, self.config):
+            if source.get("decoder_start_token_id") is not None:
+                return int(source["decoder_start_token_id"])
+        raise InvalidModelError(f"{str(self.path)!r}: the config names no decoder_start_token_id",
+                                hint="set it in config.json or generation_config.json")
 
     def generate(self, prompt_ids: Sequence[int], max_new_tokens: int = 32, *,
                  stop_at_eos: bool = False) -> Generation:
@@ -194,7 +254,8 @@ class DecoderFolderSession(Session):
         missing = transformersjs_missing()
         if missing is not None:
             raise UsageError(missing, hint=f"npm ci --prefix {TRANSFORMERSJS_RUNNER}")
-        request = json.dumps({"prompts": [list(map(int, p)) for p in prompts], "max_new_tokens": max_new_tokens})
+        request = json.dumps({"prompts": [list(map(int, p)) for p in prompts], "max_new_tokens": max_new_tokens,
+                              "seq2seq": self.seq2seq})
         try:
             done = subprocess.run([shutil.which("node"), str(TRANSFORMERSJS_RUNNER / "run.mjs"), str(self.path)],
                                   input=request, capture_output=True, text=True, timeout=TRANSFORMERSJS_TIMEOUT)
@@ -211,12 +272,17 @@ class DecoderFolderSession(Session):
         return self.config.get("vocab_size") or (self.outputs[0].shape[-1] if self.outputs[0].shape else None)
 
     def describe(self) -> dict[str, Any]:
+        heads, dim = self.cache_dims[self.cache[0]]
+        parts = "(self-attention, cross-attention) x " if self.seq2seq else ""
         return {**super().describe(), "model_type": self.config.get("model_type"), "layers": self.layers,
-                "cache": f"{self.layers} layers x (key, value) of [batch_size, {self.cache_dims[0][0]}, "
-                         f"past_sequence_length, {self.cache_dims[0][1]}]"}
+                "kind": "encoder-decoder" if self.seq2seq else "decoder",
+                "cache": f"{self.layers} layers x {parts}(key, value) of [batch_size, {heads}, "
+                         f"past_sequence_length, {dim}]"}
 
     def close(self) -> None:
         self.graph.close()
+        if self.encoder is not None:
+            self.encoder.close()
 
 
 def transformersjs_missing() -> str | None:
@@ -263,8 +329,9 @@ def open_decoder_folder(path, **options) -> DecoderFolderSession:
 
 
 def sniff_decoder_folder(probe: Probe) -> str | None:
-    if probe.is_dir and (probe.path / CONFIG).is_file() and (probe.path / ONNX_FILE).is_file():
-        return "a Hugging Face ONNX folder (config.json + onnx/model.onnx)"
+    if probe.is_dir and (probe.path / CONFIG).is_file() and ((probe.path / ONNX_FILE).is_file()
+                                                            or (probe.path / DECODER_FILE).is_file()):
+        return "a Hugging Face ONNX folder (config.json + onnx/model.onnx or decoder_model_merged.onnx)"
     return None
 
 

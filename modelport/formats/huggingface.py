@@ -49,6 +49,8 @@ TASKS: dict[str, Task] = {
     "image-classification": Task("AutoModelForImageClassification", "image"),
     "automatic-speech-recognition": Task("AutoModelForCTC", "audio"),
 }
+# Tasks whose models generate token by token (a key/value cache; the generation check).
+GENERATIVE_TASKS = ("text-generation", "text2text-generation")
 # The task an architecture's class name implies (its suffix), as the config's "architectures" says.
 ARCHITECTURE_TASKS: list[tuple[str, str]] = [
     ("ForCausalLM", "text-generation"), ("LMHeadModel", "text-generation"),
@@ -197,24 +199,35 @@ class HuggingFaceSession(TorchSession):
     def generate(self, prompt_ids, max_new_tokens: int = 32, *, stop_at_eos: bool = False):
         """transformers' own greedy decoding (``generate(do_sample=False)`` with its cache) after
         ``prompt_ids`` (batch 1): the reference a decoder folder's loop is checked against."""
-        if self.task != "text-generation":
-            raise UsageError(f"generation needs a text-generation model; this folder is opened for {self.task!r}")
+        if self.task not in GENERATIVE_TASKS:
+            raise UsageError(f"generation needs a {' or '.join(GENERATIVE_TASKS)} model; this folder is opened "
+                             f"for {self.task!r}")
         import time
         import torch
         import transformers
         from .hf_onnx import Generation
         ids = torch.tensor([list(prompt_ids)], dtype=torch.long)
+        # Without stop_at_eos, a fixed number of tokens, as the ONNX loop is asked for.
         settings = {"max_new_tokens": max_new_tokens, "do_sample": False, "num_beams": 1,
-                    "pad_token_id": self.module.config.pad_token_id or 0}
-        if not stop_at_eos:  # a fixed number of tokens, as the ONNX loop is asked for
-            settings["eos_token_id"] = None
-        config = transformers.GenerationConfig(**settings)
+                    "pad_token_id": self.module.config.pad_token_id or 0,
+                    "eos_token_id": self.module.generation_config.eos_token_id if stop_at_eos else None}
+        if self.module.config.is_encoder_decoder:  # plain greedy: only the start token carried over
+            start_token = self.module.generation_config.decoder_start_token_id
+            settings["decoder_start_token_id"] = (start_token if start_token is not None
+                                                  else self.module.config.decoder_start_token_id)
+        # The model's own generation config is set aside for the call, so that none of its logits
+        # processors (forced tokens, repetition penalties) joins in: plain greedy decoding.
+        saved, self.module.generation_config = self.module.generation_config, transformers.GenerationConfig(**settings)
         start = time.perf_counter()
-        with torch.inference_mode():
-            out = self.module.generate(ids, attention_mask=torch.ones_like(ids), generation_config=config,
-                                       use_cache=True, output_logits=True, return_dict_in_generate=True)
+        try:
+            with torch.inference_mode():
+                out = self.module.generate(ids, attention_mask=torch.ones_like(ids), use_cache=True,
+                                           output_logits=True, return_dict_in_generate=True)
+        finally:
+            self.module.generation_config = saved
         seconds = time.perf_counter() - start
-        tokens = out.sequences[0, ids.shape[1]:].tolist()
+        # A decoder's sequences start with the prompt, an encoder-decoder's with its decoder start token.
+        tokens = out.sequences[0, 1 if self.module.config.is_encoder_decoder else ids.shape[1]:].tolist()
         logits = torch.stack([step[0] for step in out.logits]).float().numpy() if out.logits else np.zeros((0, 0))
         return Generation(tokens, logits, seconds)
 

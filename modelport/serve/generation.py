@@ -99,9 +99,13 @@ def prompt_ids(entry: ModelVersion, request: GenerateRequest) -> list[int]:
         outside = [i for i in ids if not 0 <= i < vocabulary]
         if outside:
             raise ServeError(f"token id(s) {outside[:5]} are outside the vocabulary [0, {vocabulary})")
-    if decoder.max_length is not None and len(ids) + request.max_tokens > decoder.max_length:
+    limit = decoder.max_length
+    if limit is not None and decoder.seq2seq and max(len(ids), request.max_tokens) > limit:
+        raise ServeError(f"the prompt ({len(ids)} tokens) or max_tokens ({request.max_tokens}) exceeds the "
+                         f"model's {limit} positions")
+    if limit is not None and not decoder.seq2seq and len(ids) + request.max_tokens > limit:
         raise ServeError(f"the prompt ({len(ids)} tokens) and max_tokens ({request.max_tokens}) exceed the "
-                         f"model's {decoder.max_length} positions")
+                         f"model's {limit} positions")
     return ids
 
 

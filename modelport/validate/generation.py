@@ -99,8 +99,12 @@ def compare_generation(prompts: Sequence[Sequence[int]], reference_runs, candida
             row = ref.step_logits[parted]
             margin = float(row[ref.tokens[parted]] - row[cand.tokens[parted]])
             allowed = float(tolerance.allowed(np.abs(row)))
-            result.tie = margin <= allowed
-            if not result.tie:
+            result.tie = abs(margin) <= allowed
+            if margin < -allowed:  # the reference's own logits prefer the candidate's token
+                result.problems.append(f"tokens part at step {parted}: the reference picked {ref.tokens[parted]}, "
+                                       f"which its logits rank below {cand.tokens[parted]} by {-margin:.3g}: its "
+                                       "decoding is not plain greedy (a logits processor of its generation config)")
+            elif not result.tie:
                 result.problems.append(f"tokens part at step {parted}: reference {ref.tokens[parted]}, candidate "
                                        f"{cand.tokens[parted]} (the reference prefers its token by {margin:.3g}, "
                                        f"beyond the {allowed:.3g} rounding allows)")

@@ -64,6 +64,23 @@ def test_decoder_folder_generates_what_transformers_generates(cli, folders, fami
     assert expected == hf_decoders.prompt(int(hf_decoders.PERMUTATION[prompt[-1]]), NEW_TOKENS)  # it was trained
 
 
+@pytest.mark.parametrize("family", sorted(hf_decoders.SEQ2SEQ))
+def test_encoder_decoder_folder_generates_what_transformers_generates(cli, folders, family):
+    source, converted, report = folders(family, cli)
+    assert {"onnx/encoder_model.onnx", "onnx/decoder_model_merged.onnx", "tokenizer.json"} <= set(listing(converted))
+    runtimes = report["hops"][0]["parity"]["generation"]["runtimes"]
+    assert set(runtimes) == {"onnxruntime", "transformers.js"} and all(r["identical"] for r in runtimes.values())
+    graph = onnx.load(str(converted / "onnx" / "decoder_model_merged.onnx")).graph
+    names = [v.name for v in graph.input]
+    assert names[:3] == ["encoder_attention_mask", "input_ids", "encoder_hidden_states"]
+    assert names[3:7] == [f"past_key_values.0.{part}.{kind}" for part in ("decoder", "encoder") for kind in ("key", "value")]
+    import modelport
+    prompt = [5, 5, 5, 5]
+    expected = hf_decoders.transformers_greedy(source, prompt, NEW_TOKENS)
+    assert modelport.generate(converted, prompt, NEW_TOKENS) == expected
+    assert expected == hf_decoders.prompt(int(hf_decoders.PERMUTATION[5]), NEW_TOKENS)  # it was trained
+
+
 def test_a_defect_only_the_cache_carries_fails_the_generation_check(cli, folders, tmp_path):
     """Layer 0's returned values scaled by 1.01: the forward pass at an empty past is untouched (its
     logits pass), every later step reads a wrong past, and the check must say so."""
