@@ -45,6 +45,7 @@ FOLDER_FILES = ("config.json", "generation_config.json", "tokenizer.json", "toke
                 "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model",
                 "spiece.model", "chat_template.jinja", "chat_template.json", "preprocessor_config.json")
 TOTAL_LENGTH = "total_sequence_length"
+EXTERNAL_SUFFIX = "_data"  # model.onnx -> model.onnx_data, the name transformers.js reads
 OPSET = 18
 
 
@@ -78,14 +79,15 @@ def huggingface_to_hf_onnx(session: HuggingFaceSession, dst: Path, options: Conv
     session.warnings[:] = [w for w in session.warnings if w != CACHE_TURNED_OFF]
     model = session.module
     graphs, note = planner(model, dst)
-    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    external = sum(p.numel() * p.element_size() for p in model.parameters()) > EXTERNAL_DATA_BYTES
     for graph in graphs:
         with torch.no_grad():
             program = torch.export.export(graph.module, graph.args, dynamic_shapes=graph.dynamic_shapes, strict=False)
         graph.file.parent.mkdir(parents=True, exist_ok=True)
-        _export_program(program, graph.file, graph.inputs, graph.outputs, options.opset or OPSET,
-                        external_data=weight_bytes > EXTERNAL_DATA_BYTES)
-        _finish_graph(graph)
+        _export_program(program, graph.file, graph.inputs, graph.outputs, options.opset or OPSET, external_data=external)
+        _finish_graph(graph, external)
+    if external:
+        note += f"; weights in {', '.join(sorted(p.name for p in (dst / 'onnx').glob('*' + EXTERNAL_SUFFIX)))}"
     copied = _copy_folder_files(Path(session.path), dst, model)
     return EdgeOutput(exporter="dynamo", note=f"{note}; copied {', '.join(copied)}")
 
@@ -266,17 +268,19 @@ def _wrapper_classes():
     return {"decoder": FlatDecoder, "encoder": Encoder, "seq2seq": FlatSeq2SeqDecoder}
 
 
-def _finish_graph(graph: Graph) -> None:
-    """Two touches after export.
+def _finish_graph(graph: Graph, external: bool) -> None:
+    """Three touches after export.
 
     - The batch is read from ``input_ids``: the exporter reads it from whichever input has the
       dim, often the first past tensor, and transformers.js feeds an empty past whose batch its
       own rules give (it adds nothing to the concatenation either way).
     - Dims get the names users feed by (the exporter writes its own symbols, s18, s70 + s43).
+    - Weights kept outside the graph go to one file named as transformers.js looks for it,
+      ``model.onnx_data`` beside ``model.onnx`` (torch names it ``model.onnx.data``).
     """
     import onnx
     from onnx import helper
-    model = onnx.load(str(graph.file), load_external_data=False)
+    model = onnx.load(str(graph.file), load_external_data=external)
     for node in model.graph.node:
         if node.op_type == "Shape" and node.input[0] in graph.cache_inputs:
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -295,7 +299,13 @@ def _finish_graph(graph: Graph) -> None:
                 dim.dim_param = given
             elif dim.dim_param in symbols:
                 dim.dim_param = symbols[dim.dim_param]
-    onnx.save(model, str(graph.file))
+    if not external:
+        onnx.save(model, str(graph.file))
+        return
+    for written in graph.file.parent.glob(graph.file.name + ".*"):  # torch's external data file(s)
+        written.unlink()
+    onnx.save(model, str(graph.file), save_as_external_data=True, all_tensors_to_one_file=True,
+              location=graph.file.name + EXTERNAL_SUFFIX)
 
 
 def _copy_folder_files(source: Path, dst: Path, model) -> list[str]:

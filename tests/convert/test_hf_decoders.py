@@ -147,3 +147,17 @@ def test_info_describes_the_folder_and_its_cache(cli, folders):
     assert [i["name"] for i in described["inputs"]] == ["input_ids", "attention_mask"]
     assert "past_sequence_length" in described["cache"]
     json.dumps(described)
+
+
+def test_weights_beyond_the_protobuf_limit_go_to_one_external_file(folders, cli, tmp_path, monkeypatch):
+    """The limit lowered to nothing, so a small model takes the path a >2 GB one takes: its weights in
+    onnx/model.onnx_data, read back by the check in ONNX Runtime and in transformers.js."""
+    from modelport.convert import convert, hf_decoder
+    source, _, _ = folders("llama", cli)
+    monkeypatch.setattr(hf_decoder, "EXTERNAL_DATA_BYTES", 0)
+    result = convert(source, tmp_path / "external", to="hf-onnx")
+    assert sorted(p.name for p in (tmp_path / "external" / "onnx").iterdir()) == ["model.onnx", "model.onnx_data"]
+    weights = sum(p.stat().st_size for p in source.glob("*.safetensors"))
+    assert (tmp_path / "external" / "onnx" / "model.onnx_data").stat().st_size > 0.8 * weights
+    runtimes = result.hops[0].report.generation["runtimes"]
+    assert set(runtimes) == {"onnxruntime", "transformers.js"} and all(r["identical"] for r in runtimes.values())

@@ -7,7 +7,7 @@
 //   node run.mjs FOLDER < {"prompts": [[ids...], ...], "max_new_tokens": N, "seq2seq": false}
 //   -> {"version": "...", "load_seconds": s, "results": [{"tokens": [...], "seconds": s}, ...]}
 import path from 'node:path';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { AutoModelForCausalLM, AutoModelForSeq2SeqLM, env, Tensor } from '@huggingface/transformers';
 
 const folder = path.resolve(process.argv[2]);
@@ -17,7 +17,11 @@ env.localModelPath = path.dirname(folder) + path.sep;
 
 const loadStart = performance.now();
 const Auto = request.seq2seq ? AutoModelForSeq2SeqLM : AutoModelForCausalLM;
-const model = await Auto.from_pretrained(path.basename(folder), { dtype: 'fp32', device: 'cpu' });
+// Weights beyond ONNX's 2 GB protobuf limit sit in model.onnx_data files beside the graphs.
+const external = existsSync(path.join(folder, 'onnx')) &&
+  readdirSync(path.join(folder, 'onnx')).some((name) => name.endsWith('.onnx_data'));
+const model = await Auto.from_pretrained(path.basename(folder),
+  { dtype: 'fp32', device: 'cpu', use_external_data_format: external });
 const loadSeconds = (performance.now() - loadStart) / 1000;
 
 const ids = (values) => new Tensor('int64', BigInt64Array.from(values.map(BigInt)), [1, values.length]);
