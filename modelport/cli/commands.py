@@ -43,6 +43,7 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
             optimize: bool = typer.Option(False, "--optimize", help="Clean up the ONNX model with onnxslim (one more hop, checked against the unoptimized model)."),
             keep_io_layout: Optional[str] = typer.Option(None, "--keep-io-layout", help="ONNX -> TensorFlow: nchw (ONNX's signature, the default) or nhwc (channels-last image inputs and outputs, no Transpose at all)."),
             as_code: bool = typer.Option(False, "--as-code", help="ONNX -> PyTorch: also write NAME.py (the model as editable torch.nn source) and NAME.pth (its state_dict) beside NAME.pt2."),
+            dtype: Optional[str] = typer.Option(None, "--dtype", help="Hugging Face -> hf-onnx: fp16 exports half precision (checked by the fp16 rule and by generation); fp32 is the default."),
             atol: Atol = None, rtol: Rtol = None, relative_to: RelativeTo = None, samples: Samples = 3,
             seed: Seed = 0, dim: Dim = None, report: Report = None, trust_pickle: TrustPickle = False,
             mean: Optional[str] = typer.Option(None, "--mean", help="Caffe: mean.binaryproto or B,G,R values subtracted from the input."),
@@ -74,6 +75,12 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
         if target_format_for(dst, to) != "pytorch":
             raise UsageError("--as-code writes PyTorch source: it goes with a .pt2 destination (ONNX -> PyTorch)")
         edge_options["as_code"] = True
+    if dtype is not None:
+        from ..convert.hf_decoder import check_dtype
+        from ..convert.pipeline import target_format_for
+        if target_format_for(dst, to) != "hf-onnx":
+            raise UsageError("--dtype goes with --to hf-onnx (a Hugging Face model folder exported with its cache)")
+        edge_options["dtype"] = check_dtype(dtype)
     try:
         result = run_convert(src, dst, to=to, via=via.split(",") if via else None, weights=options["weights"],
                              input_specs=options["input_specs"], trust_pickle=trust_pickle, opset=opset,

@@ -45,6 +45,7 @@ FOLDER_FILES = ("config.json", "generation_config.json", "tokenizer.json", "toke
                 "special_tokens_map.json", "added_tokens.json", "vocab.json", "merges.txt", "tokenizer.model",
                 "spiece.model", "chat_template.jinja", "chat_template.json", "preprocessor_config.json")
 TOTAL_LENGTH = "total_sequence_length"
+DTYPES = {"fp32": "float32", "fp16": "float16"}  # --dtype -> the torch dtype the model is exported in
 EXTERNAL_SUFFIX = "_data"  # model.onnx -> model.onnx_data, the name transformers.js reads
 OPSET = 18
 
@@ -78,7 +79,13 @@ def huggingface_to_hf_onnx(session: HuggingFaceSession, dst: Path, options: Conv
     # The source's forward pass runs without its cache; this edge exports the cache.
     session.warnings[:] = [w for w in session.warnings if w != CACHE_TURNED_OFF]
     model = session.module
+    if (options.dtype or "fp32") != "fp32":  # a copy: the source session, the check's reference, stays fp32
+        import copy
+        import torch
+        model = copy.deepcopy(model).to(getattr(torch, DTYPES[options.dtype]))
     graphs, note = planner(model, dst)
+    if (options.dtype or "fp32") != "fp32":
+        note += f", {options.dtype}"
     external = sum(p.numel() * p.element_size() for p in model.parameters()) > EXTERNAL_DATA_BYTES
     for graph in graphs:
         with torch.no_grad():
@@ -182,6 +189,12 @@ def _seq2seq_graphs(model, dst: Path) -> tuple[list[Graph], str]:
 
 
 GRAPH_PLANS = {"text-generation": _decoder_graphs, "text2text-generation": _seq2seq_graphs}
+
+
+def check_dtype(dtype: str) -> str:
+    if dtype not in DTYPES:
+        raise UsageError(f"--dtype {dtype!r}: one of {', '.join(DTYPES)}")
+    return dtype
 
 
 def _probe_cache(model, seq2seq: bool = False):

@@ -29,11 +29,12 @@ class ConvertOptions:
     bake_preprocessing: bool = False  # Caffe: ... and put in front of the graph as ops
     io_layout: str | None = None  # ONNX -> TensorFlow: "nchw" (ONNX's signature) or "nhwc"
     as_code: bool = False  # ONNX -> PyTorch: also write NAME.py and NAME.pth
+    dtype: str | None = None  # Hugging Face -> hf-onnx: "fp16" exports half precision
 
     @classmethod
     def edge_fields(cls) -> frozenset[str]:
         """The options only some edges read (convert()'s ``edge_options`` keys)."""
-        return frozenset({"preprocessing", "bake_preprocessing", "io_layout", "as_code"})
+        return frozenset({"preprocessing", "bake_preprocessing", "io_layout", "as_code", "dtype"})
 
 
 @dataclass

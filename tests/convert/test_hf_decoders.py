@@ -161,3 +161,19 @@ def test_weights_beyond_the_protobuf_limit_go_to_one_external_file(folders, cli,
     assert (tmp_path / "external" / "onnx" / "model.onnx_data").stat().st_size > 0.8 * weights
     runtimes = result.hops[0].report.generation["runtimes"]
     assert set(runtimes) == {"onnxruntime", "transformers.js"} and all(r["identical"] for r in runtimes.values())
+
+
+def test_half_precision_is_judged_by_the_fp16_rule_and_by_generation(folders, cli, tmp_path):
+    source, _, _ = folders("llama", cli)
+    result = cli("convert", source, tmp_path / "half", "--to", "hf-onnx", "--dtype", "fp16", "--json")
+    assert result.code == 0, result.out[-3000:] + result.err[-2000:]
+    parity = result.json()["hops"][0]["parity"]
+    assert parity["precision"] == "fp16"
+    assert all(r["identical"] for r in parity["generation"]["runtimes"].values()), parity["generation"]
+    graph = onnx.load(str(tmp_path / "half" / "onnx" / "model.onnx"), load_external_data=False).graph
+    assert {i.type.tensor_type.elem_type for i in graph.input if i.name.startswith("past")} == {onnx.TensorProto.FLOAT16}
+    for args, says in (((tmp_path / "x.onnx", "--dtype", "fp16"), "--to hf-onnx"),
+                       ((tmp_path / "y", "--to", "hf-onnx", "--dtype", "int3"), "fp32, fp16")):
+        refused = cli("convert", source, *args)
+        assert refused.code == 2 and says in refused.err, refused.err
+    assert not (tmp_path / "x.onnx").exists() and not (tmp_path / "y").exists()
