@@ -196,6 +196,10 @@ class HuggingFaceSession(TorchSession):
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), **self.folder_info}
 
+    @property
+    def generates(self) -> bool:
+        return self.task in GENERATIVE_TASKS
+
     def generate(self, prompt_ids, max_new_tokens: int = 32, *, stop_at_eos: bool = False):
         """transformers' own greedy decoding (``generate(do_sample=False)`` with its cache) after
         ``prompt_ids`` (batch 1): the reference a decoder folder's loop is checked against."""

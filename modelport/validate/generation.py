@@ -44,7 +44,8 @@ class PromptResult:
 
 
 def can_generate(session) -> bool:
-    return callable(getattr(session, "generate", None))
+    """Whether the session decodes token by token (a session may say so per model: ``generates``)."""
+    return callable(getattr(session, "generate", None)) and bool(getattr(session, "generates", True))
 
 
 def prompts_for(vocabulary: int, seed: int, lengths: Sequence[int] = PROMPT_LENGTHS) -> list[list[int]]:

@@ -47,6 +47,12 @@ def test_a_folder_converts_with_the_inputs_its_task_takes(cli, bert_folder, tmp_
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+def test_a_folder_validates_against_itself_without_a_generation_check(cli, bert_folder):
+    result = cli("validate", bert_folder, bert_folder, "--json")
+    assert result.code == 0, result.out[-2000:] + result.err[-2000:]
+    assert result.json()["generation"] is None  # a classifier does not decode token by token
+
+
 def test_task_picks_another_head_and_one_it_lacks_is_refused_with_the_choices(cli, bert_folder, tmp_path):
     result = cli("convert", bert_folder, tmp_path / "features.onnx", "--task", "feature-extraction", "--json")
     assert result.code == 0, result.out[-2000:]
