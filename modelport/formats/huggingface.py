@@ -262,6 +262,6 @@ def sniff_huggingface(probe: Probe) -> str | None:
 
 
 register_format(Format("huggingface", "Hugging Face model folder", (), open_huggingface, sniff_huggingface,
-                       is_directory=True, extra="torch", runtime_modules=("torch", "transformers"),
+                       is_directory=True, extra="transformers", runtime_modules=("torch", "transformers"),
                        aliases=("hf", "transformers"),
                        open_options=frozenset({"task", "input_specs", "trust_pickle", "dims"})))
