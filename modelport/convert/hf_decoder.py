@@ -78,14 +78,13 @@ def huggingface_to_hf_onnx(session: HuggingFaceSession, dst: Path, options: Conv
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     # The source's forward pass runs without its cache; this edge exports the cache.
     session.warnings[:] = [w for w in session.warnings if w != CACHE_TURNED_OFF]
-    model = session.module
-    if (options.dtype or "fp32") != "fp32":  # a copy: the source session, the check's reference, stays fp32
+    model, dtype = session.module, options.dtype or "fp32"
+    if dtype != "fp32":  # a copy: the source session, the check's reference, stays fp32
         import copy
-        import torch
-        model = copy.deepcopy(model).to(getattr(torch, DTYPES[options.dtype]))
+        model = copy.deepcopy(model).to(getattr(torch, DTYPES[dtype]))
     graphs, note = planner(model, dst)
-    if (options.dtype or "fp32") != "fp32":
-        note += f", {options.dtype}"
+    if dtype != "fp32":
+        note += f", {dtype}"
     external = sum(p.numel() * p.element_size() for p in model.parameters()) > EXTERNAL_DATA_BYTES
     for graph in graphs:
         with torch.no_grad():

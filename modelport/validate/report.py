@@ -96,6 +96,32 @@ def _localization(found: dict[str, Any] | None) -> str:
     return "".join(parts)
 
 
+def _generation(record: dict | None, suffix: str) -> str:
+    """Greedy decoding per runtime and prompt: both sides' tokens, where they part, the speeds."""
+    if record is None:
+        return ""
+    rows = []
+    for runtime, result in record["runtimes"].items():
+        if "error" in result:
+            rows.append(f"<tr><td>{html.escape(runtime)}</td><td colspan='5'>{html.escape(result['error'])}</td>"
+                        f"<td>{_verdict(False)}</td></tr>")
+            continue
+        for item in result["prompts"]:
+            step = item["first_divergence"]
+            parted = "-" if step is None else f"step {step}{' (tie)' if item['tie'] else ''}"
+            same = item["reference_tokens"] == item["candidate_tokens"]
+            rows.append(f"<tr><td>{html.escape(runtime)}</td><td>{item['prompt']}</td><td>{item['reference_tokens']}</td>"
+                        f"<td>{'same' if same else item['candidate_tokens']}</td><td>{parted}</td>"
+                        f"<td>{item['reference_tokens_per_s']} / {item['candidate_tokens_per_s']}</td>"
+                        f"<td>{_verdict(not item['problems'])}</td></tr>")
+    not_run = "".join(f"<li>{html.escape(name)}: {html.escape(why)}</li>" for name, why in record.get("not_run", {}).items())
+    return (f"<h2>Greedy generation ({record['max_new_tokens']} new tokens, reference: "
+            f"{html.escape(record['reference'])})</h2><table id='generation{suffix}'><tr><th>runtime</th><th>prompt</th>"
+            "<th>reference tokens</th><th>candidate tokens</th><th>parted at</th><th>tokens/s (ref / cand)</th>"
+            f"<th>result</th></tr>{''.join(rows)}</table>"
+            + (f"<p class='muted'>Not run here:</p><ul>{not_run}</ul>" if not_run else ""))
+
+
 def _verdict(passed: bool) -> str:
     return "<span class='verdict pass'>PASSED</span>" if passed else "<span class='verdict fail'>FAILED</span>"
 
@@ -122,6 +148,7 @@ a value passes when |candidate − reference| ≤ {html.escape(report.tolerance.
 <table id="outputs{suffix}">{header}{''.join(_rows(report))}</table>
 {f"<h2>Failures</h2><ul class='problems'>{problems}</ul>" if problems else ""}
 {f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else ""}
+{_generation(report.generation, suffix)}
 <h2>Localization</h2>
 {_localization(report.localization)}
 <h2>Plots</h2>

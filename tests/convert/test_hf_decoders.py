@@ -101,9 +101,11 @@ def test_a_defect_only_the_cache_carries_fails_the_generation_check(cli, folders
                                                   ["present.0.value"]))
     (broken / "onnx").mkdir()
     onnx.save(model, str(broken / "onnx" / "model.onnx"))
-    result = cli("validate", source, broken, "--json")
+    result = cli("validate", source, broken, "--json", "--report", tmp_path / "report.html")
     assert result.code == 1, result.out[-3000:]
     report = result.json()
+    page = (tmp_path / "report.html").read_text()
+    assert "Greedy generation" in page and "id='generation'" in page
     assert all(o["passed"] for o in report["outputs"])  # one forward pass cannot see it
     assert any("greedy generation in onnxruntime" in f and "logits differ" in f for f in report["failures"])
 
