@@ -18,12 +18,14 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelportError, ServeError, first_line, quote_list
+from . import classification
 from .codec import datatype_of, decode
 from .repository import ModelVersion, Repository, version_key
 
 SERVER_NAME = "modelport"
 # The OIP/Triton extensions this server implements, as server metadata lists them.
-EXTENSIONS = ["binary_tensor_data", "model_configuration", "model_repository", "statistics", "parameters"]
+EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration", "model_repository", "statistics",
+              "parameters", "generate"]
 
 
 @dataclass
@@ -168,8 +170,13 @@ class DataPlane:
         success = entry.stats.success
         success[0] += 1
         success[1] += time.perf_counter_ns() - started
-        tensors = [OutputTensor(name, datatype_of(outputs[name].dtype), outputs[name], params)
-                   for name, params in wanted]
+        tensors = []
+        for name, params in wanted:
+            array = outputs[name]
+            count = params.get(classification.PARAMETER)
+            if count is not None:  # the top classes as "score:index:label" strings
+                array = classification.classify(array, count, entry.labels.get(name), entry.max_batch_size > 0)
+            tensors.append(OutputTensor(name, datatype_of(array.dtype), array, params))
         return InferResponse(entry.name, entry.version, request.id, tensors)
 
     @contextlib.asynccontextmanager
@@ -251,18 +258,22 @@ def _check_shape(entry: ModelVersion, spec, shape, batched: bool) -> tuple[int, 
 
 
 def check_outputs(entry: ModelVersion, requested: list[RequestedOutput]) -> list[tuple[str, dict]]:
-    names = [spec.name for spec in entry.outputs]
+    specs = {spec.name: spec for spec in entry.outputs}
     if not requested:
-        return [(name, {}) for name in names]
+        return [(name, {}) for name in specs]
     chosen, seen = [], set()
     for output in requested:
-        if output.name not in names:
+        if output.name not in specs:
             raise ServeError(f"model {entry.name!r} has no output {output.name!r}; its outputs are "
-                             f"{quote_list(names)}")
+                             f"{quote_list(list(specs))}")
         if output.name in seen:
             raise ServeError(f"output {output.name!r} is requested twice")
         seen.add(output.name)
-        chosen.append((output.name, output.parameters))
+        parameters = dict(output.parameters)
+        count = classification.requested_count(output.name, parameters, specs[output.name], entry.max_batch_size > 0)
+        if count is not None:
+            parameters[classification.PARAMETER] = count
+        chosen.append((output.name, parameters))
     return chosen
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from ..errors import ModelportError, ServeError, UsageError, first_line
 from ..tensors import TensorSpec
 from .batching import Batcher
+from .classification import LABELS_FILE, labels_for
 from .codec import datatype_of
 from .proto import grpc_service_pb2 as pb
 
@@ -103,6 +104,8 @@ class ModelVersion:
     stats: Stats = field(default_factory=Stats)
     # A decoder's Session (it has generate/stream), for the generate extension; None for other models.
     generator: Any = None
+    # Output name -> class labels, for the classification extension (serve/classification.py).
+    labels: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def max_batch_size(self) -> int:
@@ -240,6 +243,11 @@ class Repository:
         first = sessions[0]
         entry.format, entry.inputs, entry.outputs = fmt.name, list(first.inputs), list(first.outputs)
         entry.generator = first if callable(getattr(first, "stream", None)) else None
+        try:
+            entry.labels = self._labels(entry, path)
+        except ModelportError as exc:
+            entry.state, entry.reason = UNAVAILABLE, str(exc)
+            return
         unknown_rank = [spec.name for spec in [*entry.inputs, *entry.outputs] if spec.shape is None]
         if unknown_rank:
             entry.state = UNAVAILABLE
@@ -255,6 +263,22 @@ class Repository:
                                 max_queue=self.options.max_queue_size, stats=entry.stats,
                                 closers=[session.close for session in sessions])
         entry.state, entry.reason = READY, ""
+
+    def _labels(self, entry: ModelVersion, path: Path) -> dict[str, list[str]]:
+        """The classification labels of each output: the config's label_filename (in the model's folder),
+        else labels.txt there, or beside a model given as a path."""
+        if self.root is None:
+            return labels_for(entry.outputs, {}, Path(path).parent / LABELS_FILE)
+        folder = entry.path.parent  # REPO/<name>/, the version folder's parent
+        configured = {}
+        for output in entry.config.output:
+            if output.label_filename:
+                file = (folder / output.label_filename).resolve()
+                if not file.is_relative_to(folder.resolve()) or not file.is_file():
+                    raise UsageError(f"output {output.name!r}: label_filename {output.label_filename!r} is not a file "
+                                     f"in {str(folder)!r}")
+                configured[output.name] = file
+        return labels_for(entry.outputs, configured, folder / LABELS_FILE)
 
     # -- lookups ---------------------------------------------------------------------------------
     def get(self, name: str, version: str = "", *, ready: bool = True) -> ModelVersion:

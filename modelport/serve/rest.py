@@ -123,8 +123,6 @@ def parse_infer(body: bytes, header_length: str | None, model: str, version: str
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise ServeError(f"outputs[{index}] must be an object with a 'name'")
         parameters = _parameters(item, f"output {item['name']!r}")
-        if "classification" in parameters:
-            raise ServeError("the classification extension is not supported; request the output itself")
         outputs.append(RequestedOutput(item["name"], parameters))
     request_id = header.get("id", "")
     if not isinstance(request_id, str):

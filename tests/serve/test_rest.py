@@ -49,8 +49,6 @@ CASES = {
     "input twice": ({"inputs": [_image_input(data=[0.0] * 3072), _image_input(data=[0.0] * 3072)]}, 400, "twice"),
     "unknown output": ({"inputs": [_image_input(data=[0.0] * 3072)], "outputs": [{"name": "logits"}]}, 400, "no output 'logits'"),
     "bad timeout": ({"inputs": [_image_input(data=[0.0] * 3072)], "parameters": {"timeout": "soon"}}, 400, "timeout"),
-    "classification": ({"inputs": [_image_input(data=[0.0] * 3072)],
-                        "outputs": [{"name": "output", "parameters": {"classification": 3}}]}, 400, "classification"),
 }
 
 

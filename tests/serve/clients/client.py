@@ -6,6 +6,7 @@ requests). Each command prints one JSON object on stdout; tensors go to an .npz 
     client.py concurrent HTTP GRPC MODEL INPUTS.npz OUT.npz  one thread per row, half HTTP, half gRPC
     client.py errors HTTP GRPC                               refusals seen by tritonclient (status, message)
     client.py meta HTTP GRPC MODEL                           metadata, config, statistics, repository, health
+    client.py classify HTTP GRPC MODEL OUTPUT K INPUTS.npz   the top K classes (class_count=K), HTTP and gRPC
 """
 from __future__ import annotations
 
@@ -241,6 +242,16 @@ def meta(http, grpc, model):
     }
 
 
+def classify(http, grpc, model, output, count, feeds):
+    """tritonclient's classification extension, as its users call it: InferRequestedOutput(class_count=K)."""
+    http_result = httpclient.InferenceServerClient(http).infer(
+        model, _http_inputs(feeds), outputs=[httpclient.InferRequestedOutput(output, class_count=count)])
+    grpc_result = grpcclient.InferenceServerClient(grpc).infer(
+        model, _grpc_inputs(feeds), outputs=[grpcclient.InferRequestedOutput(output, class_count=count)])
+    return {mode: [[item.decode() for item in row] for row in result.as_numpy(output).reshape(-1, count)]
+            for mode, result in (("http", http_result), ("grpc", grpc_result))}
+
+
 def main(argv):
     command = argv[0]
     if command in ("infer", "infer-kserve", "concurrent"):
@@ -255,6 +266,9 @@ def main(argv):
         print(json.dumps(errors(*argv[1:3])))
     elif command == "meta":
         print(json.dumps(meta(*argv[1:4]), default=str))
+    elif command == "classify":
+        http, grpc, model, output, count, inputs = argv[1:7]
+        print(json.dumps(classify(http, grpc, model, output, int(count), dict(np.load(inputs)))))
     else:
         raise SystemExit(f"unknown command {command!r}")
 
