@@ -116,6 +116,23 @@ def _parity_details(out, report, already_said: tuple[str, ...] = ()) -> None:
         out.print(f"  [red]failure:[/] {escape(failure)}")
     if report.generation is not None:
         _generation_lines(out, report)
+    if report.dataset is not None:
+        _dataset_lines(out, report.dataset)
+
+
+def _dataset_lines(out, result: dict) -> None:
+    """validate --data: accuracy of each model, agreement, the classes that flip."""
+    def percent(value):
+        return "-" if value is None else f"{100 * value:.1f}%"
+    out.print(f"  data: {escape(result['source'])}; scored output {escape(repr(result['output']))}")
+    table = Table("", "top-1 accuracy", "top-5 accuracy", title_justify="left")
+    table.add_row("reference", percent(result["reference_top1"]), percent(result["reference_top5"]))
+    table.add_row("candidate", percent(result["candidate_top1"]), percent(result["candidate_top5"]))
+    out.print(table)
+    out.print(f"  top-1 agreement {percent(result['agreement_top1'])}: {result['flips']} of {result['samples']} "
+              "samples change class" + (":" if result["flips"] else ""))
+    for pair in result["flip_pairs"]:
+        out.print(f"    {escape(pair['reference'])} -> {escape(pair['candidate'])}: {pair['count']}")
 
 
 def _generation_lines(out, report) -> None:

@@ -147,6 +147,9 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
              localize: bool = typer.Option(False, "--localize", help="Name the first op whose output diverges."),
              report: Report = None, weights: Weights = None, input_shape: InputShape = None,
              trust_pickle: TrustPickle = False, factory: Factory = None, task: Task = None, imports: Imports = None,
+             data: Optional[Path] = typer.Option(None, "--data", help="A labelled dataset: DIR/<class_name>/*.png|jpg, or an .npz with 'labels' and the inputs. Both models run over all of it: accuracy of each, agreement, per-class accuracy, the classes that flip."),
+             data_output: Optional[str] = typer.Option(None, "--data-output", help="With --data: the classifier output to score (default: the first with a score per class)."),
+             image_size: Optional[str] = typer.Option(None, "--image-size", help="H,W (or one size) --data/--inputs images are resized to; default: the input's own."),
              as_json: Json = False):
     """Prove numerical parity between two models of any supported formats."""
     from .._render import render_validation
@@ -161,7 +164,8 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
                           relative_to=relative_to, precision=precision, dims=parse_dims(dim), input_layout=input_layout,
                           output_map=parse_pairs(output_map, "--output-map") or None, localize=localize,
                           open_options=open_options(weights, input_shape, trust_pickle, imports, factory, task),
-                          steps=Steps(enabled=True))
+                          steps=Steps(enabled=True), data=data, data_output=data_output,
+                          image_size=_image_size(image_size))
     if report is not None:
         write_report(report, result)
         console.print(f"report written to {escape(str(report))}")

@@ -21,7 +21,9 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
              precision: str | None = None,
              dims: Mapping[str, int] | None = None, input_layout: str | None = None,
              output_map: Mapping[str, str] | None = None, localize: bool = False,
-             input_ranges: Mapping[str, ValueRange] | None = None, mean=None, std=None, open_options: Mapping[str, Any] | None = None, steps: Steps | None = None) -> ParityReport:
+             input_ranges: Mapping[str, ValueRange] | None = None, mean=None, std=None, open_options: Mapping[str, Any] | None = None, steps: Steps | None = None,
+             data: str | Path | None = None, data_output: str | None = None,
+             image_size: tuple[int, int] | None = None) -> ParityReport:
     """Prove (or disprove) numerical parity between two models of any supported formats.
 
     Args:
@@ -40,6 +42,11 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
         output_map: reference output name -> candidate output name.
         localize: also name the first op whose output diverges (where the formats allow it).
         open_options: options for opening PyTorch models (weights, input_specs, trust_pickle).
+        data: a labelled dataset (DIR/<class_name>/*.png|jpg, or an .npz with ``labels`` and the
+            inputs): parity is judged on its first batch, and both models run over all of it for
+            their accuracy, agreement and flips (``report.dataset``; validate/dataset.py).
+        data_output: the classifier output to score (default: the first with a class per label).
+        image_size: (height, width) images are resized to (default: the input's own).
 
     Returns:
         A ParityReport; ``bool(report)`` tells whether it passed.
@@ -62,7 +69,18 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
     dims = {**getattr(ref_session, "trace_dims", {}), **dict(dims or {})} or None
     try:
         precision = precision or cand_session.precision
-        if isinstance(inputs, (str, Path)) and Path(inputs).is_dir():
+        labelled = None
+        if data is not None:
+            from .dataset import BATCH, load_labelled
+            from .inputs import GivenFeeds
+            from .parity import InputPairing, feed_specs
+            specs = feed_specs([InputPairing(s, s, None) for s in ref_session.inputs], input_ranges)
+            with steps.step(f"Reading the labelled data {data}"):
+                labelled = load_labelled(data, specs, size=image_size, mean=mean, std=std)
+            feeds = GivenFeeds({name: value[:BATCH] for name, value in labelled.inputs.items()},
+                               {name: f"the first {min(BATCH, len(labelled))} of {labelled.source}"
+                                for name in labelled.inputs})
+        elif isinstance(inputs, (str, Path)) and Path(inputs).is_dir():
             from .parity import InputPairing, feed_specs
             specs = feed_specs([InputPairing(s, s, None) for s in ref_session.inputs], input_ranges)
             feeds = image_folder_feeds(inputs, specs, mean=mean, std=std)
@@ -73,6 +91,16 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
             report = compare_sessions(ref_session, cand_session, feeds=feeds, precision=precision, atol=atol,
                                       rtol=rtol, relative_to=relative_to, samples=samples, seed=seed, dims=dims,
                                       input_layout=input_layout, output_map=output_map, input_ranges=input_ranges)
+        if labelled is not None:
+            from .dataset import evaluate
+            start = time.perf_counter()
+            with steps.step(f"Running both models over {len(labelled)} labelled samples"):
+                pairings = report.pairings
+                report.dataset = evaluate(
+                    ref_session, cand_session, labelled,
+                    lambda feed: {p.candidate.name: p.to_candidate(feed[p.reference.name]) for p in pairings},
+                    output=data_output).to_dict()
+            seconds["dataset"] = time.perf_counter() - start
         if localize:
             start = time.perf_counter()
             with steps.step("Localizing the first diverging op"):

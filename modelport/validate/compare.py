@@ -71,6 +71,8 @@ class ParityReport:
     feeds: list[str] = field(default_factory=list)  # per input: what it was fed, and why
     # Decoders: greedy decoding compared prompt by prompt (validate/generation.py), else None.
     generation: dict[str, Any] | None = None
+    # validate --data: both models over a labelled dataset (validate/dataset.py), else None.
+    dataset: dict[str, Any] | None = None
 
     def __post_init__(self):
         # Subsampled (reference, candidate) values per output for the HTML plots; not serialised.

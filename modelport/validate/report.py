@@ -122,6 +122,28 @@ def _generation(record: dict | None, suffix: str) -> str:
             + (f"<p class='muted'>Not run here:</p><ul>{not_run}</ul>" if not_run else ""))
 
 
+def _dataset(result: dict | None, suffix: str) -> str:
+    """validate --data: both models' accuracy, per class as paired bars, and the classes that flip."""
+    if result is None:
+        return ""
+
+    def bar(share: float, colour: str) -> str:
+        return (f"<div style='background:{colour};height:0.8em;width:{200 * share:.0f}px;display:inline-block'></div> "
+                f"{100 * share:.1f}%")
+    rows = "".join(f"<tr><td>{html.escape(c['class'])}</td><td>{c['samples']}</td><td>{bar(c['reference'], '#4878d0')}</td>"
+                   f"<td>{bar(c['candidate'], '#ee854a')}</td></tr>" for c in result["per_class"])
+    flips = "".join(f"<li>{html.escape(f['reference'])} &rarr; {html.escape(f['candidate'])}: {f['count']}</li>"
+                    for f in result["flip_pairs"])
+    return (f"<h2>Labelled data</h2><p class='muted'>{html.escape(result['source'])}; scored output "
+            f"<code>{html.escape(result['output'])}</code></p>"
+            f"<p>top-1 accuracy: reference {100 * result['reference_top1']:.1f}%, candidate "
+            f"{100 * result['candidate_top1']:.1f}%; agreement {100 * result['agreement_top1']:.1f}% "
+            f"({result['flips']} of {result['samples']} samples change class)</p>"
+            f"<table id='dataset{suffix}'><tr><th>class</th><th>samples</th><th>reference accuracy</th>"
+            f"<th>candidate accuracy</th></tr>{rows}</table>"
+            + (f"<h3>Classes that flip (reference &rarr; candidate)</h3><ul>{flips}</ul>" if flips else ""))
+
+
 def _verdict(passed: bool) -> str:
     return "<span class='verdict pass'>PASSED</span>" if passed else "<span class='verdict fail'>FAILED</span>"
 
@@ -149,6 +171,7 @@ a value passes when |candidate − reference| ≤ {html.escape(report.tolerance.
 {f"<h2>Failures</h2><ul class='problems'>{problems}</ul>" if problems else ""}
 {f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else ""}
 {_generation(report.generation, suffix)}
+{_dataset(report.dataset, suffix)}
 <h2>Localization</h2>
 {_localization(report.localization)}
 <h2>Plots</h2>

@@ -1,0 +1,119 @@
+"""validate --data: both models over a labelled image folder (or .npz), each model's accuracy against
+the labels, their agreement and the classes that flip. The classifier is trained for a few seconds
+on a learnable task (stripes of three orientations), so accuracy means something; the figures are
+checked against ONNX Runtime run directly on the same pixels."""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from tests.zoo_torch import SmallCNN
+
+# Folder names sort in the order the model numbers its classes (as torchvision's ImageFolder numbers them).
+CLASSES = ("0_horizontal", "1_vertical", "2_diagonal")
+PER_CLASS = 12
+MEAN, STD = 127.5, 127.5
+
+
+def _stripes(kind: int, rng) -> np.ndarray:
+    """A 32x32 RGB image of stripes in orientation ``kind``, random phase, period and colour, noisy."""
+    y, x = np.mgrid[0:32, 0:32]
+    period, phase = rng.integers(4, 9), rng.integers(0, 8)
+    coordinate = (y, x, x + y)[kind]
+    mask = ((coordinate + phase) // (period // 2)) % 2
+    colour = rng.integers(80, 255, 3)
+    image = mask[..., None] * colour + rng.normal(0, 20, (32, 32, 3))
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    """(image folder, npz, trained model.onnx, a copy whose 'vertical' logit is pushed down)."""
+    from PIL import Image
+    import modelport
+    root = tmp_path_factory.mktemp("labelled")
+    rng = np.random.default_rng(0)
+    images, labels = [], []
+    for label, name in enumerate(CLASSES):
+        (root / "images" / name).mkdir(parents=True)
+        for index in range(PER_CLASS):
+            image = _stripes(label, rng)
+            Image.fromarray(image).save(root / "images" / name / f"{index:02d}.png")
+            images.append(image)
+            labels.append(label)
+    pixels = (np.stack(images).astype(np.float32).transpose(0, 3, 1, 2) - MEAN) / STD
+    np.savez(root / "data.npz", inputs=pixels, labels=np.asarray(labels))
+    torch.manual_seed(0)
+    model = SmallCNN(classes=len(CLASSES))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    train_rng = np.random.default_rng(1)
+    for _ in range(150):
+        kinds = train_rng.integers(0, 3, 32)
+        batch = np.stack([_stripes(k, train_rng) for k in kinds]).astype(np.float32).transpose(0, 3, 1, 2)
+        loss = torch.nn.functional.cross_entropy(model(torch.from_numpy((batch - MEAN) / STD)), torch.from_numpy(kinds))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    example = torch.zeros(2, 3, 32, 32)
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+    torch.export.save(program, root / "model.pt2")
+    modelport.convert(root / "model.pt2", root / "model.onnx")
+    broken = onnx.load(str(root / "model.onnx"))
+    bias = next(i for i in broken.graph.initializer if tuple(i.dims) == (len(CLASSES),))
+    values = onnx.numpy_helper.to_array(bias).copy()
+    values[1] -= 50.0  # vertical stripes lose to the others
+    bias.CopyFrom(onnx.numpy_helper.from_array(values, bias.name))
+    onnx.save(broken, str(root / "broken.onnx"))
+    return root / "images", root / "data.npz", root / "model.onnx", root / "broken.onnx", pixels, np.asarray(labels)
+
+
+def _ort_top1(path, pixels):
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(path))
+    return session.run(None, {session.get_inputs()[0].name: pixels})[0].argmax(axis=1)
+
+
+def test_the_same_model_scores_the_same_and_nothing_flips(cli, labelled):
+    images, _, model, _, pixels, labels = labelled
+    result = cli("validate", model, model, "--data", images, "--mean", str(MEAN), "--std", str(STD), "--json")
+    assert result.code == 0, result.out[-2000:] + result.err[-2000:]
+    dataset = result.json()["dataset"]
+    expected = float(np.mean(_ort_top1(model, pixels) == labels))
+    assert dataset["samples"] == len(labels) and dataset["classes"] == sorted(CLASSES)
+    assert dataset["reference_top1"] == dataset["candidate_top1"] == pytest.approx(expected)
+    assert expected > 0.9  # the model learned the task: accuracy means something
+    assert dataset["flips"] == 0 and dataset["agreement_top1"] == 1.0
+
+
+def test_a_defect_costs_accuracy_and_the_flips_name_the_classes(cli, labelled):
+    """The --data npz form, and a candidate whose 'vertical' score is pushed down: parity fails (exit 1)
+    and the dataset figures say what it costs, against ONNX Runtime's own classes."""
+    _, npz, model, broken, pixels, labels = labelled
+    result = cli("validate", model, broken, "--data", npz, "--json", "--report", npz.parent / "flips.html")
+    assert result.code == 1
+    dataset = result.json()["dataset"]
+    assert "id='dataset'" in (npz.parent / "flips.html").read_text()
+    reference, candidate = _ort_top1(model, pixels), _ort_top1(broken, pixels)
+    assert dataset["candidate_top1"] == pytest.approx(float(np.mean(candidate == labels)))
+    assert dataset["candidate_top1"] < dataset["reference_top1"]
+    assert dataset["flips"] == int(np.sum(reference != candidate)) > 0
+    # classes of the npz form are numbered; "1" is vertical
+    assert dataset["flip_pairs"][0]["reference"] == "1"
+    assert next(c for c in dataset["per_class"] if c["class"] == "1")["candidate"] < 0.5
+
+
+def test_bad_labelled_data_is_refused(cli, labelled, tmp_path):
+    _, _, model, _, pixels, _ = labelled
+    (tmp_path / "one" / "only").mkdir(parents=True)
+    (tmp_path / "one" / "only" / "a.png").write_bytes((labelled[0] / "1_vertical" / "00.png").read_bytes())
+    (tmp_path / "empty" / "a").mkdir(parents=True)
+    (tmp_path / "empty" / "b").mkdir(parents=True)
+    np.savez(tmp_path / "nolabels.npz", inputs=pixels)
+    np.savez(tmp_path / "short.npz", inputs=pixels, labels=np.zeros(3, np.int64))
+    for data, says in ((tmp_path / "one", "at least two"), (tmp_path / "empty", "holds no images"),
+                       (tmp_path / "nolabels.npz", "no 'labels'"), (tmp_path / "short.npz", "differ")):
+        refused = cli("validate", model, model, "--data", data)
+        assert refused.code == 2 and says in refused.err, (data, refused.err)
