@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 from rich.console import Console
 
@@ -55,6 +55,26 @@ class Steps:
             except BaseException:
                 console.print(f"✗ {message}")
                 raise
+        console.print(f"[green]✓[/] {message} [dim]({time.perf_counter() - start:.1f}s)[/]")
+
+    @contextlib.contextmanager
+    def counted(self, message: str, total: int) -> Iterator[Callable[[int, int], None]]:
+        """A step over ``total`` items: yields ``advance(done, total)``; a progress bar on a terminal,
+        else a line at each quarter."""
+        if not self.enabled:
+            yield lambda done, total: None
+            return
+        start = time.perf_counter()
+        if console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            with Progress(TextColumn(message), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=console, transient=True) as bar:
+                task = bar.add_task(message, total=total)
+                yield lambda done, _total: bar.update(task, completed=done)
+        else:
+            console.print(f"… {message}")
+            marks = {max(1, total * quarter // 4) for quarter in (1, 2, 3)}
+            yield lambda done, _total: console.print(f"  {done}/{_total}") if done in marks else None
         console.print(f"[green]✓[/] {message} [dim]({time.perf_counter() - start:.1f}s)[/]")
 
 

@@ -150,6 +150,7 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
              data: Optional[Path] = typer.Option(None, "--data", help="A labelled dataset: DIR/<class_name>/*.png|jpg, or an .npz with 'labels' and the inputs. Both models run over all of it: accuracy of each, agreement, per-class accuracy, the classes that flip."),
              data_output: Optional[str] = typer.Option(None, "--data-output", help="With --data: the classifier output to score (default: the first with a score per class)."),
              image_size: Optional[str] = typer.Option(None, "--image-size", help="H,W (or one size) --data/--inputs images are resized to; default: the input's own."),
+             channel_order: str = typer.Option("RGB", "--channel-order", help="--data/--inputs images: RGB, or BGR for a model that takes its channels reversed (OpenCV, Caffe)."),
              as_json: Json = False):
     """Prove numerical parity between two models of any supported formats."""
     from .._render import render_validation
@@ -165,7 +166,7 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
                           output_map=parse_pairs(output_map, "--output-map") or None, localize=localize,
                           open_options=open_options(weights, input_shape, trust_pickle, imports, factory, task),
                           steps=Steps(enabled=True), data=data, data_output=data_output,
-                          image_size=_image_size(image_size))
+                          image_size=_image_size(image_size), channel_order=_channel_order(channel_order))
     if report is not None:
         write_report(report, result)
         console.print(f"report written to {escape(str(report))}")
@@ -223,6 +224,13 @@ def _report_edge(export, as_json: bool, title: str = "TFLite bundle", runtime: s
             print_json(error.result.to_dict()) if as_json else render_edge(error.result, title, runtime)
         raise
     print_json(result.to_dict()) if as_json else render_edge(result, title, runtime)
+
+
+def _channel_order(text: str) -> str:
+    order = text.upper()
+    if order not in ("RGB", "BGR"):
+        raise UsageError(f"--channel-order {text!r}: RGB or BGR")
+    return order
 
 
 def _image_size(text: Optional[str]) -> Optional[tuple[int, int]]:

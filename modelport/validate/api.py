@@ -23,7 +23,7 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
              output_map: Mapping[str, str] | None = None, localize: bool = False,
              input_ranges: Mapping[str, ValueRange] | None = None, mean=None, std=None, open_options: Mapping[str, Any] | None = None, steps: Steps | None = None,
              data: str | Path | None = None, data_output: str | None = None,
-             image_size: tuple[int, int] | None = None) -> ParityReport:
+             image_size: tuple[int, int] | None = None, channel_order: str = "RGB") -> ParityReport:
     """Prove (or disprove) numerical parity between two models of any supported formats.
 
     Args:
@@ -47,6 +47,7 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
             their accuracy, agreement and flips (``report.dataset``; validate/dataset.py).
         data_output: the classifier output to score (default: the first with a class per label).
         image_size: (height, width) images are resized to (default: the input's own).
+        channel_order: "RGB", or "BGR" for a model that takes its image channels reversed.
 
     Returns:
         A ParityReport; ``bool(report)`` tells whether it passed.
@@ -76,14 +77,14 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
             from .parity import InputPairing, feed_specs
             specs = feed_specs([InputPairing(s, s, None) for s in ref_session.inputs], input_ranges)
             with steps.step(f"Reading the labelled data {data}"):
-                labelled = load_labelled(data, specs, size=image_size, mean=mean, std=std)
+                labelled = load_labelled(data, specs, size=image_size, mean=mean, std=std, channel_order=channel_order)
             feeds = GivenFeeds({name: value[:BATCH] for name, value in labelled.inputs.items()},
                                {name: f"the first {min(BATCH, len(labelled))} of {labelled.source}"
                                 for name in labelled.inputs})
         elif isinstance(inputs, (str, Path)) and Path(inputs).is_dir():
             from .parity import InputPairing, feed_specs
             specs = feed_specs([InputPairing(s, s, None) for s in ref_session.inputs], input_ranges)
-            feeds = image_folder_feeds(inputs, specs, mean=mean, std=std)
+            feeds = image_folder_feeds(inputs, specs, size=image_size, mean=mean, std=std, channel_order=channel_order)
         else:
             feeds = load_feeds(inputs) if isinstance(inputs, (str, Path)) else inputs
         with steps.step(f"Comparing outputs ({precision} tolerances: "
@@ -94,12 +95,12 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
         if labelled is not None:
             from .dataset import evaluate
             start = time.perf_counter()
-            with steps.step(f"Running both models over {len(labelled)} labelled samples"):
+            with steps.counted(f"Running both models over {len(labelled)} labelled samples", len(labelled)) as advance:
                 pairings = report.pairings
                 report.dataset = evaluate(
                     ref_session, cand_session, labelled,
                     lambda feed: {p.candidate.name: p.to_candidate(feed[p.reference.name]) for p in pairings},
-                    output=data_output).to_dict()
+                    output=data_output, progress=advance).to_dict()
             seconds["dataset"] = time.perf_counter() - start
         if localize:
             start = time.perf_counter()

@@ -56,17 +56,18 @@ class DatasetResult:
 
 
 def load_labelled(path: str | Path, specs: Sequence[TensorSpec], *, size: tuple[int, int] | None = None,
-                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> LabelledData:
+                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                  channel_order: str = "RGB") -> LabelledData:
     path = Path(path)
     if path.is_dir():
-        return _image_classes(path, specs, size, mean, std)
+        return _image_classes(path, specs, size, mean, std, channel_order)
     if path.suffix == ".npz":
         return _npz(path, specs)
     raise UsageError(f"--data {str(path)!r} is neither a folder of class folders nor an .npz",
                      hint="give DIR/<class_name>/*.png|jpg, or an .npz with 'labels' and the inputs")
 
 
-def _image_classes(folder: Path, specs, size, mean, std) -> LabelledData:
+def _image_classes(folder: Path, specs, size, mean, std, channel_order: str) -> LabelledData:
     from .inputs import IMAGE_SUFFIXES, image_folder_feeds
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
@@ -76,7 +77,8 @@ def _image_classes(folder: Path, specs, size, mean, std) -> LabelledData:
     for index, name in enumerate(classes):
         if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in (folder / name).iterdir()):
             raise UsageError(f"the class folder {str(folder / name)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        feeds = image_folder_feeds(folder / name, specs, size=size, mean=mean, std=std, limit=MAX_SAMPLES)
+        feeds = image_folder_feeds(folder / name, specs, size=size, mean=mean, std=std, limit=MAX_SAMPLES,
+                                   channel_order=channel_order)
         (batch,) = feeds.values()
         batches.append(batch)
         labels += [index] * len(batch)

@@ -125,7 +125,7 @@ class GivenFeeds(dict):
 
 def image_folder_feeds(folder: str | Path, specs: Sequence[TensorSpec], *, size: tuple[int, int] | None = None,
                        mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                       limit: int = 200) -> GivenFeeds:
+                       limit: int = 200, channel_order: str = "RGB") -> GivenFeeds:
     """A folder of images as the feeds of a model with one image input: normalized by ``mean``/``std``
     when given, else mapped from 0..255 onto the range the input declares, else by ImageNet's mean and
     std (what torchvision and timm models expect); the note says which."""
@@ -143,7 +143,9 @@ def image_folder_feeds(folder: str | Path, specs: Sequence[TensorSpec], *, size:
     else:
         mean, std = list(IMAGENET_MEAN), list(IMAGENET_STD)
         how = "normalized by ImageNet's mean and std (the model declares nothing else; give --mean/--std)"
-    batch = load_image_folder(folder, spec, size, mean, std, limit=limit)
+    batch = load_image_folder(folder, spec, size, mean, std, limit=limit, channel_order=channel_order)
+    if channel_order == "BGR":
+        how += ", channels in BGR order"
     note = f"{len(batch)} image(s) from {str(folder)!r}, {batch.shape[-2] if batch.shape[1] in (1, 3) else batch.shape[2]}" \
            f" px wide, {how}"
     return GivenFeeds({spec.name: batch}, {spec.name: note})
@@ -155,11 +157,12 @@ def _values(values: Sequence[float]) -> str:
 
 def load_image_folder(folder: str | Path, spec: TensorSpec, size: tuple[int, int] | None = None,
                       mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                      limit: int = 200) -> np.ndarray:
+                      limit: int = 200, channel_order: str = "RGB") -> np.ndarray:
     """The images of ``folder`` (sorted by name, at most ``limit``) as one batch for the image input
     ``spec``: RGB (or grayscale for one channel), resized to ``size`` (height, width; else the
-    input's own), (x - mean) / std per channel when given, in the input's layout (channels-first
-    when its second dim is 1 or 3, else channels-last)."""
+    input's own), (x - mean) / std per channel when given (in the model's channel order: "BGR"
+    reverses them first, as OpenCV- and Caffe-trained models take them), in the input's layout
+    (channels-first when its second dim is 1 or 3, else channels-last)."""
     from PIL import Image, UnidentifiedImageError
     folder = Path(folder)
     if spec.shape is None or len(spec.shape) != 4:
@@ -181,6 +184,8 @@ def load_image_folder(folder: str | Path, spec: TensorSpec, size: tuple[int, int
                 pixels = np.asarray(image, dtype=np.float32).reshape(height, width, -1)
         except (OSError, UnidentifiedImageError) as exc:
             raise UsageError(f"cannot read the image {str(path)!r}: {exc}") from None
+        if channel_order == "BGR" and pixels.shape[-1] == 3:
+            pixels = pixels[..., ::-1]
         if mean is not None:
             pixels = (pixels - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
         batch.append(np.transpose(pixels, (2, 0, 1)) if first else pixels)

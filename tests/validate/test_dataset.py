@@ -117,3 +117,14 @@ def test_bad_labelled_data_is_refused(cli, labelled, tmp_path):
                        (tmp_path / "nolabels.npz", "no 'labels'"), (tmp_path / "short.npz", "differ")):
         refused = cli("validate", model, model, "--data", data)
         assert refused.code == 2 and says in refused.err, (data, refused.err)
+
+
+def test_bgr_reverses_the_channels_before_normalizing(labelled):
+    from modelport.tensors import TensorSpec
+    from modelport.validate.inputs import load_image_folder
+    spec = TensorSpec("image", (None, 3, 32, 32), np.float32)
+    folder = labelled[0] / "0_horizontal"
+    rgb = load_image_folder(folder, spec, mean=[10, 20, 30], std=[1, 2, 3])
+    bgr = load_image_folder(folder, spec, mean=[30, 20, 10], std=[3, 2, 1], channel_order="BGR")
+    np.testing.assert_allclose(bgr, rgb[:, ::-1])
+    assert not np.allclose(bgr, rgb)
