@@ -168,6 +168,11 @@ def _serve_and_query(workdir: Path) -> None:
     console.print(table)
 
 
+def _build_classifier(workdir: Path) -> None:
+    from .demo_classifier import build
+    build(workdir)
+
+
 def _build_decoder(workdir: Path) -> None:
     from .demo_decoder import demo_gpt2
     demo_gpt2(workdir / "decoder")
@@ -276,6 +281,13 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
          "and in transformers.js", ["convert", f"{w}/decoder", f"{w}/decoder_onnx", "--to", "hf-onnx"]),
         ("Serve the decoder folder and generate from text (the generate extension: the cache stays on the server)",
          lambda: _serve_and_generate(workdir)),
+        ("Make a labelled image set (stripes in three orientations, class folders) and train a small CNN on it "
+         "for a few seconds; save it as a torch.export .pt2", lambda: _build_classifier(workdir)),
+        ("Convert the classifier to ONNX", ["convert", f"{w}/stripes.pt2", f"{w}/stripes.onnx"]),
+        ("Measure what the conversion costs on the labelled data: both models over every image, each one's "
+         "accuracy, their agreement and the classes that flip",
+         ["validate", f"{w}/stripes.pt2", f"{w}/stripes.onnx", "--data", f"{w}/stripes", "--mean", "127.5",
+          "--std", "127.5"]),
         ("Validate PyTorch against ONNX module by module; write an HTML report",
          ["validate", "modelport.demo:demo_cnn", f"{w}/cnn.onnx", "--weights", f"{w}/cnn_weights.pt",
           "--input-shape", "image:1,3,32,32", "--localize", "--report", f"{w}/cnn_validate.html"]),
@@ -307,5 +319,6 @@ def run_demo(workdir: Path, run_command: Callable[[list[str]], int]) -> None:
         f"to ONNX, a small trained GPT-2 to an ONNX decoder folder with its cache (greedy tokens checked against "
         f"transformers in ONNX Runtime and transformers.js, then served with the generate extension), checked each "
         f"against its own runtime (PyTorch, Keras, "
-        f"OpenCV, JAX) on seeded inputs (batch 1 and 3), and validated the CNN's ONNX against PyTorch module by module. "
+        f"OpenCV, JAX) on seeded inputs (batch 1 and 3), measured a stripes classifier's conversion on labelled "
+        f"images (accuracy of both, agreement, flips), and validated the CNN's ONNX against PyTorch module by module. "
         f"Models and reports are in {escape(str(workdir))}/; open cnn_validate.html in a browser.")

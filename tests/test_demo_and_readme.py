@@ -23,7 +23,8 @@ def test_demo_then_readme_examples(cli, tmp_path, monkeypatch):
     for name in ("cnn.onnx", "cnn_any_size.onnx", "cnn_parity.json", "cnn_validate.html", "two_heads.keras", "two_heads.onnx",
                  "two_heads_parity.json", "lenet.onnx", "lenet_parity.json", "mxnet_cnn.onnx", "classifier.ckpt",
                  "classifier.onnx", "flax_cnn.onnx", "flax_cnn.jax", "flax_cnn_exported.onnx", "pixels.keras", "pixels.onnx",
-                 "decoder/model.safetensors", "decoder_onnx/onnx/model.onnx", "decoder_onnx/tokenizer.json"):
+                 "decoder/model.safetensors", "decoder_onnx/onnx/model.onnx", "decoder_onnx/tokenizer.json",
+                 "stripes.pt2", "stripes.onnx", "stripes/1_vertical/00.png"):
         assert (tmp_path / "modelport-demo" / name).is_file(), name
     assert "parity passed" in result.out
     assert "no divergence" in result.out  # the validate step localized module by module

@@ -7,59 +7,22 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-import torch
 
-from tests.zoo_torch import SmallCNN
+from modelport import demo_classifier
 
-# Folder names sort in the order the model numbers its classes (as torchvision's ImageFolder numbers them).
-CLASSES = ("0_horizontal", "1_vertical", "2_diagonal")
+CLASSES = demo_classifier.CLASSES
 PER_CLASS = 12
-MEAN, STD = 127.5, 127.5
-
-
-def _stripes(kind: int, rng) -> np.ndarray:
-    """A 32x32 RGB image of stripes in orientation ``kind``, random phase, period and colour, noisy."""
-    y, x = np.mgrid[0:32, 0:32]
-    period, phase = rng.integers(4, 9), rng.integers(0, 8)
-    coordinate = (y, x, x + y)[kind]
-    mask = ((coordinate + phase) // (period // 2)) % 2
-    colour = rng.integers(80, 255, 3)
-    image = mask[..., None] * colour + rng.normal(0, 20, (32, 32, 3))
-    return np.clip(image, 0, 255).astype(np.uint8)
+MEAN, STD = demo_classifier.MEAN, demo_classifier.STD
 
 
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory):
-    """(image folder, npz, trained model.onnx, a copy whose 'vertical' logit is pushed down)."""
-    from PIL import Image
+    """(image folder, npz, trained model.onnx, a copy whose 'vertical' logit is pushed down, pixels, labels)."""
     import modelport
     root = tmp_path_factory.mktemp("labelled")
-    rng = np.random.default_rng(0)
-    images, labels = [], []
-    for label, name in enumerate(CLASSES):
-        (root / "images" / name).mkdir(parents=True)
-        for index in range(PER_CLASS):
-            image = _stripes(label, rng)
-            Image.fromarray(image).save(root / "images" / name / f"{index:02d}.png")
-            images.append(image)
-            labels.append(label)
-    pixels = (np.stack(images).astype(np.float32).transpose(0, 3, 1, 2) - MEAN) / STD
-    np.savez(root / "data.npz", inputs=pixels, labels=np.asarray(labels))
-    torch.manual_seed(0)
-    model = SmallCNN(classes=len(CLASSES))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    train_rng = np.random.default_rng(1)
-    for _ in range(150):
-        kinds = train_rng.integers(0, 3, 32)
-        batch = np.stack([_stripes(k, train_rng) for k in kinds]).astype(np.float32).transpose(0, 3, 1, 2)
-        loss = torch.nn.functional.cross_entropy(model(torch.from_numpy((batch - MEAN) / STD)), torch.from_numpy(kinds))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
-    example = torch.zeros(2, 3, 32, 32)
-    program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
-    torch.export.save(program, root / "model.pt2")
+    pixels, labels = demo_classifier.save_images(root / "images", PER_CLASS)
+    np.savez(root / "data.npz", inputs=pixels, labels=labels)
+    demo_classifier.save_program(demo_classifier.trained_cnn(), root / "model.pt2")
     modelport.convert(root / "model.pt2", root / "model.onnx")
     broken = onnx.load(str(root / "model.onnx"))
     bias = next(i for i in broken.graph.initializer if tuple(i.dims) == (len(CLASSES),))
@@ -67,7 +30,7 @@ def labelled(tmp_path_factory):
     values[1] -= 50.0  # vertical stripes lose to the others
     bias.CopyFrom(onnx.numpy_helper.from_array(values, bias.name))
     onnx.save(broken, str(root / "broken.onnx"))
-    return root / "images", root / "data.npz", root / "model.onnx", root / "broken.onnx", pixels, np.asarray(labels)
+    return root / "images", root / "data.npz", root / "model.onnx", root / "broken.onnx", pixels, labels
 
 
 def _ort_top1(path, pixels):
