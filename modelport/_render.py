@@ -202,6 +202,27 @@ def render_validation(report) -> None:
     out.print(f"{verdict}")
 
 
+def render_quantize(result) -> None:
+    """modelport quantize: the check, then source and result side by side."""
+    out = console.__class__(highlight=False, soft_wrap=True)
+    out.print(f"[bold]quantize {escape(result.mode)}[/] -> {escape(result.destination)} ({result.precision}); "
+              f"calibration: {escape(result.calibration)}")
+    if result.report is not None:
+        out.print(_parity_table(result.report, out.width))
+        _parity_details(out, result.report)
+    table = Table("", "size", "ORT latency, batch 1", title_justify="left")
+    for side in ("source", "quantized"):
+        size = result.sizes.get(side)
+        table.add_row(side, f"{size / 2**20:.2f} MiB" if size is not None else "-",
+                      f"{result.latency_ms[side]:.3f} ms" if side in result.latency_ms else "-")
+    out.print(table)
+    if result.float_nodes:
+        left = ", ".join(f"{count} {op}" for op, count in sorted(result.float_nodes.items()))
+        out.print(f"  left in float (no quantized weights feed them): {escape(left)}")
+    verdict = "[green]parity passed[/]" if result.passed else "[red]parity FAILED[/]"
+    out.print(f"{verdict}: {escape(result.destination)} written in {result.seconds:.1f}s")
+
+
 def render_edge(result, title: str = "TFLite bundle", runtime: str = "LiteRT") -> None:
     """An edge bundle: per file, its mode, size, latency in its runtime and verdict, as one table."""
     out = console.__class__(highlight=False, soft_wrap=True)

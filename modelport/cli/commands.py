@@ -184,6 +184,44 @@ edge_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
 app.add_typer(edge_app, name="edge")
 
 
+# --------------------------------------------------------------------------------------------- quantize
+@app.command()
+def quantize(src: str = typer.Argument(..., help="Source model (ONNX, or any format the planner reaches ONNX from)."),
+             dst: Path = typer.Argument(..., help="The quantized model, NAME.onnx."),
+             mode: str = typer.Option(..., "--mode", help="int8 (static QDQ, calibrated), int8-dynamic (MatMul/Gemm models) or fp16."),
+             calibration: Optional[Path] = typer.Option(None, "--calibration", help="DATA.npz (arrays by input name, samples first), a folder of images, or of class folders; a quarter is held out for the check."),
+             method: str = typer.Option("minmax", "--method", help="int8 calibration: minmax, entropy or percentile."),
+             mean: Optional[str] = typer.Option(None, "--mean", help="Images: (pixels - mean) / std, one value or one per channel (default: the range the model expects, else ImageNet's)."),
+             std: Optional[str] = typer.Option(None, "--std", help="See --mean."),
+             image_size: Optional[str] = typer.Option(None, "--image-size", help="H,W (or one size) the images are resized to; default: the input's own."),
+             report: Report = None, as_json: Json = False):
+    """Quantize a model for servers (ONNX Runtime's tools) and check it against its source on held-out data."""
+    from ..convert.quantize import quantize as run_quantize
+    from ..validate.report import check_report_path
+    quiet_tensorflow()
+    check_report_path(report)
+    try:
+        result = run_quantize(src, dst, mode=mode, calibration=calibration, method=method, mean=_floats("--mean", mean),
+                              std=_floats("--std", std), image_size=_image_size(image_size), steps=Steps(enabled=True))
+    except ParityError as error:
+        if error.result is not None:
+            _finish_quantize(error.result, report, as_json)
+        raise
+    _finish_quantize(result, report, as_json)
+
+
+def _finish_quantize(result, report: Optional[Path], as_json: bool) -> None:
+    from .._render import render_quantize
+    from ..validate.report import write_report
+    if report is not None and result.report is not None:
+        write_report(report, result.report, json_data=result.to_dict(), title=f"modelport quantize {result.mode}")
+        console.print(f"report written to {escape(str(report))}")
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        render_quantize(result)
+
+
 @edge_app.command("tflite")
 def edge_tflite(src: str = typer.Argument(..., help="Source model (any format the planner reaches a SavedModel from)."),
                 out_dir: Path = typer.Argument(..., help="The bundle folder to write (replaced whole, atomically)."),
