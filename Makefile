@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.modelport-installed
 
-.PHONY: install demo test bench bench-zoo bench-transformers bench-onnx-tf bench-onnx-torch bench-sources mxnet-fixtures bench-edge bench-tfjs bench-serve container container-base proto clean
+.PHONY: install demo test bench bench-zoo bench-transformers bench-quantize bench-onnx-tf bench-onnx-torch bench-sources mxnet-fixtures bench-edge bench-tfjs bench-serve container container-base proto clean
 
 TFJS_RUNNER := modelport/edge/tfjs_runner
 TRANSFORMERSJS_RUNNER := modelport/edge/transformersjs_runner
@@ -53,6 +53,10 @@ bench: $(STAMP)
 # (benchmarks/results/zoo.json), regenerates docs/zoo-coverage.md.
 bench-zoo: $(STAMP)
 	$(PY) benchmarks/zoo_bench.py
+
+# Quantization for servers: fp32 vs int8 / int8-dynamic / fp16 on briefly trained models, held-out accuracy.
+bench-quantize: $(STAMP)
+	$(PY) benchmarks/quantize_bench.py
 
 # Decoders with a cache: export time and size, greedy tokens/s in transformers eager, ONNX Runtime and
 # transformers.js, torch.onnx.export alone beside them.
