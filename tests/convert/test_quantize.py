@@ -87,3 +87,24 @@ def test_bad_quantize_requests_write_nothing(cli, stripes, tmp_path):
         refused = cli("quantize", model, *args)
         assert refused.code == 2 and says in refused.err, (args, refused.err)
     assert listing(out) == []
+
+
+def test_a_quantized_model_serves_like_any_onnx(stripes, tmp_path):
+    """tritonclient over HTTP and gRPC against `modelport serve` of the int8 model: ONNX Runtime's own
+    answer for the same QDQ file, bit for bit."""
+    from modelport.convert.quantize import quantize
+    from tests.serve.conftest import ort_outputs, run_client, start_server
+    images, pixels, _, model = stripes
+    quantize(model, tmp_path / "int8.onnx", mode="int8", calibration=images, mean=[127.5], std=[127.5])
+    server = start_server([tmp_path / "int8.onnx"], tmp_path / "server.log")
+    try:
+        feeds = {"input": pixels[:4]}
+        np.savez(tmp_path / "in.npz", **feeds)
+        result = run_client("infer", server.http, server.grpc, "int8", tmp_path / "in.npz", tmp_path / "out.npz")
+        answers = np.load(tmp_path / "out.npz")
+    finally:
+        assert server.stop() == 0, server.log()
+    expected = ort_outputs(tmp_path / "int8.onnx", feeds)["output"]
+    for mode in ("http-binary", "grpc"):
+        assert mode in result["modes"]
+        np.testing.assert_array_equal(answers[f"{mode}/output"], expected)

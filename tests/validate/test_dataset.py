@@ -91,3 +91,38 @@ def test_bgr_reverses_the_channels_before_normalizing(labelled):
     bgr = load_image_folder(folder, spec, mean=[30, 20, 10], std=[3, 2, 1], channel_order="BGR")
     np.testing.assert_allclose(bgr, rgb[:, ::-1])
     assert not np.allclose(bgr, rgb)
+
+
+def test_keras_against_its_int8_tflite_on_labelled_data(cli, labelled, tmp_path):
+    """The pair the issue names: a Keras classifier (it rescales raw pixels itself) and the int8 TFLite
+    file of its edge bundle, both over the labelled folder: accuracy of each and the flips, with the
+    TFLite file's own int8 input handled by the pairing."""
+    import shutil
+    import keras
+    images = labelled[0]
+    rng = np.random.default_rng(5)
+    kinds = rng.integers(0, len(CLASSES), 600)
+    pictures = np.stack([demo_classifier.stripes(int(k), rng) for k in kinds]).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((32, 32, 3)), keras.layers.Rescaling(1 / 127.5, offset=-1),
+        keras.layers.Conv2D(8, 3, padding="same", activation="relu"), keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(16, 3, padding="same", activation="relu"), keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(len(CLASSES))])
+    model.compile(optimizer=keras.optimizers.Adam(0.01),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(pictures, kinds, epochs=4, batch_size=32, verbose=0)
+    model.save(tmp_path / "stripes.keras")
+    (tmp_path / "flat").mkdir()
+    for path in images.rglob("*.png"):
+        shutil.copy(path, tmp_path / "flat" / f"{path.parent.name}_{path.name}")
+    bundle = cli("edge", "tflite", tmp_path / "stripes.keras", tmp_path / "bundle", "--quantize", "int8",
+                 "--calibration", tmp_path / "flat")
+    assert bundle.code == 0, bundle.err[-2000:]
+    result = cli("validate", tmp_path / "stripes.keras", tmp_path / "bundle" / "model_int8.tflite", "--data", images,
+                 "--json")
+    assert result.code == 0, result.out[-2000:] + result.err[-2000:]
+    dataset = result.json()["dataset"]
+    assert dataset["samples"] == len(labelled[5]) and dataset["reference_top1"] > 0.9
+    assert dataset["candidate_top1"] >= dataset["reference_top1"] - 0.1
+    assert dataset["flips"] == round((1 - dataset["agreement_top1"]) * dataset["samples"])
