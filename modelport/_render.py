@@ -210,11 +210,13 @@ def render_quantize(result) -> None:
     if result.report is not None:
         out.print(_parity_table(result.report, out.width))
         _parity_details(out, result.report)
-    table = Table("", "size", "ORT latency, batch 1", title_justify="left")
+    columns = list(result.latency_ms.get("source", {}))
+    table = Table("", "size", *[f"ORT ms, {column}" for column in columns], title_justify="left")
     for side in ("source", "quantized"):
         size = result.sizes.get(side)
+        times = result.latency_ms.get(side, {})
         table.add_row(side, f"{size / 2**20:.2f} MiB" if size is not None else "-",
-                      f"{result.latency_ms[side]:.3f} ms" if side in result.latency_ms else "-")
+                      *[f"{times[column]:.3f}" if column in times else "-" for column in columns])
     out.print(table)
     if result.float_nodes:
         left = ", ".join(f"{count} {op}" for op, count in sorted(result.float_nodes.items()))

@@ -52,7 +52,8 @@ class QuantizeResult:
     calibration: str  # what calibrated, what was held out
     report: Any = None  # the check's ParityReport
     sizes: dict[str, int] = field(default_factory=dict)  # bytes: source, quantized
-    latency_ms: dict[str, float] = field(default_factory=dict)  # batch 1, ORT: source, quantized
+    # ORT milliseconds per run: {"source"|"quantized": {"b1 1 thread": ms, "b1 all threads": ..., "b8 ...": ...}}
+    latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     float_nodes: dict[str, int] = field(default_factory=dict)  # int8: op type -> nodes left in float
     seconds: float = 0.0
 
@@ -164,9 +165,9 @@ def quantize(source: str | Path, destination: str | Path, *, mode: str, calibrat
                                     f"({precision}: {tolerance.describe()})"):
                         result.report = check_artifact(reference, candidate, feeds=held_out, tolerance=tolerance,
                                                        precision=precision)
-                    with steps.step("Timing both in ONNX Runtime (batch 1)"):
-                        first = {name: value[:1] for name, value in held_out.items()}
-                        result.latency_ms = {"source": _latency(reference, first), "quantized": _latency(candidate, first)}
+                    with steps.step("Timing both in ONNX Runtime (batch 1 and 8, one thread and all)"):
+                        result.latency_ms = {"source": _latencies(onnx_source, held_out),
+                                             "quantized": _latencies(Path(staged), held_out)}
                     result.float_nodes = _float_nodes(candidate.model) if mode == "int8" else {}
                 result.sizes = {"source": Path(onnx_source).stat().st_size, "quantized": Path(staged).stat().st_size}
                 final = _final_path(destination, result.report)
@@ -245,12 +246,28 @@ def _split(feeds: Mapping[str, np.ndarray]) -> tuple[dict, dict, str]:
             f"{int((~held).sum())} samples calibrate, every {stride}th ({int(held.sum())}) is held out for the check; ")
 
 
-def _latency(session, feed) -> float:
-    session.run(feed)
-    start = time.perf_counter()
-    for _ in range(LATENCY_RUNS):
-        session.run(feed)
-    return round((time.perf_counter() - start) / LATENCY_RUNS * 1000, 3)
+def _latencies(path: Path, samples: Mapping[str, np.ndarray]) -> dict[str, float]:
+    """Median ms per run in ONNX Runtime at batch 1 and 8 (samples repeated to fill it), with one
+    intra-op thread and with all of them."""
+    from ..formats.onnx import OnnxSession
+    count = described_count(samples)
+    timings = {}
+    for threads, label in ((1, "1 thread"), (0, "all threads")):
+        session = OnnxSession(path, threads=threads)
+        try:
+            for batch in (1, 8):
+                rows = np.arange(batch) % count
+                feed = {name: value[rows] for name, value in samples.items()}
+                session.run(feed)
+                runs = []
+                for _ in range(LATENCY_RUNS):
+                    start = time.perf_counter()
+                    session.run(feed)
+                    runs.append(time.perf_counter() - start)
+                timings[f"b{batch} {label}"] = round(float(np.median(runs)) * 1000, 3)
+        finally:
+            session.close()
+    return timings
 
 
 def _float_nodes(model) -> dict[str, int]:
