@@ -455,6 +455,16 @@ HOW = """\
 """
 
 
+# Why the largest keras.applications models crash on their way to ONNX (measured apart from the run,
+# with tracemalloc and the process's peak RSS, on ConvNeXtTiny): the cells say only "crash".
+TF2ONNX_MEMORY = (
+    "The keras -> onnx crashes are tf2onnx running out of memory: the kernel kills the process (signal 9). "
+    "Its conversion peaks at about 50x the weights' size (ConvNeXtTiny, 115 MB of weights: 5.8 GB; about 0.9 GB "
+    "in convert_variables_to_constants_v2, 0.3 GB in Grappler, 3.7 GB in tf2onnx's own graph processing), so "
+    "ConvNeXtLarge (0.8 GB of weights), ConvNeXtXLarge (1.4 GB) and EfficientNetV2L (0.5 GB) need more than this "
+    "machine's 24 GiB.")
+
+
 def write_doc(results: dict, models: list[dict]) -> None:
     mine, theirs = [], []
     for model in models:
@@ -471,6 +481,7 @@ def write_doc(results: dict, models: list[dict]) -> None:
         "and seconds. Peers are judged by the same `modelport validate` against the same source.\n\n"
         + render_rates(results, models) + "\n\n" + HOW + "\n## Every model\n\n" + render(results, models).split("\n\n")[0]
         + "\n\n## modelport's failures, with their reasons\n\n" + ("\n".join(mine) or "none")
+        + (f"\n\n{TF2ONNX_MEMORY}" if any("keras -> onnx" in line for line in mine) else "")
         + "\n\n## The peers' failures\n\n" + ("\n".join(theirs) or "none") + "\n")
 
 
