@@ -194,6 +194,7 @@ def quantize(src: str = typer.Argument(..., help="Source model (ONNX, or any for
              mean: Optional[str] = typer.Option(None, "--mean", help="Images: (pixels - mean) / std, one value or one per channel (default: the range the model expects, else ImageNet's)."),
              std: Optional[str] = typer.Option(None, "--std", help="See --mean."),
              image_size: Optional[str] = typer.Option(None, "--image-size", help="H,W (or one size) the images are resized to; default: the input's own."),
+             keep_io_types: bool = typer.Option(True, "--keep-io-types/--no-keep-io-types", help="fp16: keep fp32 inputs and outputs (the default), or take and give float16."),
              report: Report = None, as_json: Json = False):
     """Quantize a model for servers (ONNX Runtime's tools) and check it against its source on held-out data."""
     from ..convert.quantize import quantize as run_quantize
@@ -202,7 +203,8 @@ def quantize(src: str = typer.Argument(..., help="Source model (ONNX, or any for
     check_report_path(report)
     try:
         result = run_quantize(src, dst, mode=mode, calibration=calibration, method=method, mean=_floats("--mean", mean),
-                              std=_floats("--std", std), image_size=_image_size(image_size), steps=Steps(enabled=True))
+                              std=_floats("--std", std), image_size=_image_size(image_size),
+                              keep_io_types=keep_io_types, steps=Steps(enabled=True))
     except ParityError as error:
         if error.result is not None:
             _finish_quantize(error.result, report, as_json)

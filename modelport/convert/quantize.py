@@ -54,7 +54,8 @@ class QuantizeResult:
     sizes: dict[str, int] = field(default_factory=dict)  # bytes: source, quantized
     # ORT milliseconds per run: {"source"|"quantized": {"b1 1 thread": ms, "b1 all threads": ..., "b8 ...": ...}}
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
-    float_nodes: dict[str, int] = field(default_factory=dict)  # int8: op type -> nodes left in float
+    # op type -> nodes left in float: int8's unquantized Conv/MatMul/Gemm, fp16's ops ORT keeps in fp32
+    float_nodes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -106,10 +107,20 @@ def _dynamic_int8(source: Path, destination: Path, feeds, method: str) -> None:
     quantize_dynamic(str(source), str(destination), weight_type=QuantType.QInt8)
 
 
-def _half(source: Path, destination: Path, feeds, method: str) -> None:
+def _half(source: Path, destination: Path, feeds, method: str, keep_io_types: bool = True) -> None:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
-    onnx.save(convert_float_to_float16(onnx.load(str(source)), keep_io_types=True), str(destination))
+    onnx.save(convert_float_to_float16(onnx.load(str(source)), keep_io_types=keep_io_types), str(destination))
+
+
+def _kept_in_float(model) -> dict[str, int]:
+    """fp16: the op types ORT's converter keeps in fp32 (its block list: Range, TopK, Upsample, ...)."""
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST
+    kept: dict[str, int] = {}
+    for node in model.graph.node:
+        if node.op_type in DEFAULT_OP_BLOCK_LIST:
+            kept[node.op_type] = kept.get(node.op_type, 0) + 1
+    return kept
 
 
 MODES: dict[str, Mode] = {
@@ -122,7 +133,8 @@ METHODS = ("minmax", "entropy", "percentile")
 
 def quantize(source: str | Path, destination: str | Path, *, mode: str, calibration: str | Path | None = None,
              method: str = "minmax", mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-             image_size: tuple[int, int] | None = None, steps: Steps | None = None) -> QuantizeResult:
+             image_size: tuple[int, int] | None = None, keep_io_types: bool = True,
+             steps: Steps | None = None) -> QuantizeResult:
     """Quantize ``source`` into ``destination`` (an .onnx) and check it on held-out calibration data.
 
     Raises:
@@ -152,7 +164,10 @@ def quantize(source: str | Path, destination: str | Path, *, mode: str, calibrat
             with staging_path(destination) as staged:
                 with steps.step(f"Quantizing ({mode}: {chosen.description})"):
                     try:
-                        chosen.write(onnx_source, Path(staged), calibrating, method)
+                        if mode == "fp16":
+                            _half(onnx_source, Path(staged), calibrating, method, keep_io_types)
+                        else:
+                            chosen.write(onnx_source, Path(staged), calibrating, method)
                     except Exception as exc:
                         raise UsageError(f"ONNX Runtime's quantizer cannot quantize {str(source)!r} ({mode}): "
                                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
@@ -168,7 +183,8 @@ def quantize(source: str | Path, destination: str | Path, *, mode: str, calibrat
                     with steps.step("Timing both in ONNX Runtime (batch 1 and 8, one thread and all)"):
                         result.latency_ms = {"source": _latencies(onnx_source, held_out),
                                              "quantized": _latencies(Path(staged), held_out)}
-                    result.float_nodes = _float_nodes(candidate.model) if mode == "int8" else {}
+                    result.float_nodes = (_float_nodes(candidate.model) if mode == "int8"
+                                          else _kept_in_float(candidate.model) if mode == "fp16" else {})
                 result.sizes = {"source": Path(onnx_source).stat().st_size, "quantized": Path(staged).stat().st_size}
                 final = _final_path(destination, result.report)
                 commit(staged, final)

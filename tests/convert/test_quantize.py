@@ -46,6 +46,12 @@ def test_fp16_and_dynamic_int8_are_judged_by_their_own_rules(cli, stripes, tmp_p
     _, _, _, model = stripes
     half = cli("quantize", model, tmp_path / "half.onnx", "--mode", "fp16", "--json")
     assert half.code == 0 and half.json()["precision"] == "fp16", half.err[-2000:]
+    io16 = cli("quantize", model, tmp_path / "half_io.onnx", "--mode", "fp16", "--no-keep-io-types", "--json")
+    assert io16.code == 0, io16.err[-2000:]
+    types = {v.type.tensor_type.elem_type for v in onnx.load(str(tmp_path / "half_io.onnx")).graph.input}
+    assert types == {onnx.TensorProto.FLOAT16}
+    assert {v.type.tensor_type.elem_type for v in onnx.load(str(tmp_path / "half.onnx")).graph.input} == {
+        onnx.TensorProto.FLOAT}
     torch.manual_seed(0)
     mlp = torch.nn.Sequential(torch.nn.Linear(16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8)).eval()
     program = torch.export.export(mlp, (torch.zeros(2, 16),), dynamic_shapes=({0: torch.export.Dim("batch")},))
