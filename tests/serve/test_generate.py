@@ -94,3 +94,19 @@ def test_infer_runs_the_decoder_at_an_empty_past(decoder):
     with torch.inference_mode():
         expected = model(input_ids=torch.from_numpy(ids)).logits.numpy()
     np.testing.assert_allclose(logits, expected, atol=1e-4)
+
+
+def test_an_encoder_decoder_folder_generates_too(tmp_path, serve_models):
+    """T5: the prompt goes to the encoder once, the decoder loops from its start token, server-side."""
+    from modelport.convert import convert
+    source = hf_decoders.save_folder("t5", tmp_path / "t5-source")
+    convert(source, tmp_path / "t5", to="hf-onnx", check=False)
+    server = start_server([tmp_path / "t5"], tmp_path / "server.log")
+    try:
+        answer = _post(server, "generate", {"input_ids": [5, 5, 5], "parameters": {"max_tokens": 6}}, model="t5")
+        text = _post(server, "generate", {"text_input": "t5 t5 t5", "parameters": {"max_tokens": 6}}, model="t5")
+    finally:
+        assert server.stop() == 0, server.log()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["output_ids"] == hf_decoders.transformers_greedy(source, [5, 5, 5], 6)
+    assert text.json()["output_ids"] == answer.json()["output_ids"]
