@@ -81,18 +81,25 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
         if target_format_for(dst, to) != "hf-onnx":
             raise UsageError("--dtype goes with --to hf-onnx (a Hugging Face model folder exported with its cache)")
         edge_options["dtype"] = check_dtype(dtype)
-    try:
-        result = run_convert(src, dst, to=to, via=via.split(",") if via else None, weights=options["weights"],
+    _finish_even_when_parity_fails(lambda: run_convert(src, dst, to=to, via=via.split(",") if via else None, weights=options["weights"],
                              input_specs=options["input_specs"], trust_pickle=trust_pickle, opset=opset,
                              dynamic_batch=not fixed_batch, check=not no_check, atol=atol, rtol=rtol,
                              relative_to=relative_to, feeds=feeds, samples=samples, seed=seed, dims=parse_dims(dim),
                              source_options=source_options, edge_options=edge_options, optimize=optimize,
-                             input_ranges=ranges, steps=Steps(enabled=True))
+                             input_ranges=ranges, steps=Steps(enabled=True)),
+                                  lambda result: _finish_convert(result, report, as_json))
+
+
+def _finish_even_when_parity_fails(run, finish) -> None:
+    """Run a command that writes an artifact and checks it; its report and table are shown also when
+    the check fails (the artifact was kept), before the failure's exit code."""
+    try:
+        result = run()
     except ParityError as error:
         if error.result is not None:
-            _finish_convert(error.result, report, as_json)
+            finish(error.result)
         raise
-    _finish_convert(result, report, as_json)
+    finish(result)
 
 
 def _preprocessing_options(src, mean, scale, channel_order, bake) -> tuple[dict, dict]:
@@ -201,15 +208,11 @@ def quantize(src: str = typer.Argument(..., help="Source model (ONNX, or any for
     from ..validate.report import check_report_path
     quiet_tensorflow()
     check_report_path(report)
-    try:
-        result = run_quantize(src, dst, mode=mode, calibration=calibration, method=method, mean=_floats("--mean", mean),
-                              std=_floats("--std", std), image_size=_image_size(image_size),
-                              keep_io_types=keep_io_types, steps=Steps(enabled=True))
-    except ParityError as error:
-        if error.result is not None:
-            _finish_quantize(error.result, report, as_json)
-        raise
-    _finish_quantize(result, report, as_json)
+    _finish_even_when_parity_fails(
+        lambda: run_quantize(src, dst, mode=mode, calibration=calibration, method=method, mean=_floats("--mean", mean),
+                             std=_floats("--std", std), image_size=_image_size(image_size),
+                             keep_io_types=keep_io_types, steps=Steps(enabled=True)),
+        lambda result: _finish_quantize(result, report, as_json))
 
 
 def _finish_quantize(result, report: Optional[Path], as_json: bool) -> None:

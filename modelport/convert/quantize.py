@@ -40,7 +40,8 @@ LATENCY_RUNS = 20
 class Mode:
     description: str
     needs_calibration: bool
-    write: Callable[..., None]  # (source path, destination path, calibration feeds, method) -> None
+    write: Callable[..., None]  # (source, destination, calibration feeds, method, keep_io_types) -> None
+    left_in_float: Callable[[Any], dict[str, int]]  # the written model -> op type: nodes it left in float
 
 
 @dataclass
@@ -80,7 +81,7 @@ class _Reader:
         return next(self._samples, None)
 
 
-def _static_int8(source: Path, destination: Path, feeds, method: str) -> None:
+def _static_int8(source: Path, destination: Path, feeds, method: str, keep_io_types: bool) -> None:
     import logging
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
     methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
@@ -102,12 +103,12 @@ def _static_int8(source: Path, destination: Path, feeds, method: str) -> None:
             prepared.unlink(missing_ok=True)
 
 
-def _dynamic_int8(source: Path, destination: Path, feeds, method: str) -> None:
+def _dynamic_int8(source: Path, destination: Path, feeds, method: str, keep_io_types: bool) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     quantize_dynamic(str(source), str(destination), weight_type=QuantType.QInt8)
 
 
-def _half(source: Path, destination: Path, feeds, method: str, keep_io_types: bool = True) -> None:
+def _half(source: Path, destination: Path, feeds, method: str, keep_io_types: bool) -> None:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
     onnx.save(convert_float_to_float16(onnx.load(str(source)), keep_io_types=keep_io_types), str(destination))
@@ -123,11 +124,10 @@ def _kept_in_float(model) -> dict[str, int]:
     return kept
 
 
-MODES: dict[str, Mode] = {
-    "int8": Mode("static QDQ int8 (per-channel weights, calibrated activations)", True, _static_int8),
-    "int8-dynamic": Mode("int8 weights, activations quantized at run time", False, _dynamic_int8),
-    "fp16": Mode("float16 weights and compute, fp32 inputs and outputs", False, _half),
-}
+def _nothing_left(model) -> dict[str, int]:
+    return {}
+
+
 METHODS = ("minmax", "entropy", "percentile")
 
 
@@ -164,10 +164,7 @@ def quantize(source: str | Path, destination: str | Path, *, mode: str, calibrat
             with staging_path(destination) as staged:
                 with steps.step(f"Quantizing ({mode}: {chosen.description})"):
                     try:
-                        if mode == "fp16":
-                            _half(onnx_source, Path(staged), calibrating, method, keep_io_types)
-                        else:
-                            chosen.write(onnx_source, Path(staged), calibrating, method)
+                        chosen.write(onnx_source, Path(staged), calibrating, method, keep_io_types)
                     except Exception as exc:
                         raise UsageError(f"ONNX Runtime's quantizer cannot quantize {str(source)!r} ({mode}): "
                                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
@@ -183,8 +180,7 @@ def quantize(source: str | Path, destination: str | Path, *, mode: str, calibrat
                     with steps.step("Timing both in ONNX Runtime (batch 1 and 8, one thread and all)"):
                         result.latency_ms = {"source": _latencies(onnx_source, held_out),
                                              "quantized": _latencies(Path(staged), held_out)}
-                    result.float_nodes = (_float_nodes(candidate.model) if mode == "int8"
-                                          else _kept_in_float(candidate.model) if mode == "fp16" else {})
+                    result.float_nodes = chosen.left_in_float(candidate.model)
                 result.sizes = {"source": Path(onnx_source).stat().st_size, "quantized": Path(staged).stat().st_size}
                 final = _final_path(destination, result.report)
                 commit(staged, final)
@@ -296,3 +292,10 @@ def _float_nodes(model) -> dict[str, int]:
         if node.op_type in quantizable and not any(name in produced_by_dequantize for name in node.input[:2]):
             left[node.op_type] = left.get(node.op_type, 0) + 1
     return left
+
+
+MODES: dict[str, Mode] = {
+    "int8": Mode("static QDQ int8 (per-channel weights, calibrated activations)", True, _static_int8, _float_nodes),
+    "int8-dynamic": Mode("int8 weights, activations quantized at run time", False, _dynamic_int8, _nothing_left),
+    "fp16": Mode("float16 weights and compute, fp32 inputs and outputs", False, _half, _kept_in_float),
+}
