@@ -143,7 +143,7 @@ class DecoderFolderSession(Session):
         mask = np.ones_like(input_ids, dtype=np.int64) if attention_mask is None else attention_mask.astype(np.int64)
         feeds = {"input_ids": input_ids.astype(np.int64), "attention_mask": mask}
         feeds = {spec.name: feeds[spec.name] for spec in self.encoder.inputs}
-        states, = self.encoder._session.run(["last_hidden_state"], feeds)
+        states, = self.encoder.run_outputs(["last_hidden_state"], feeds)
         return {"encoder_hidden_states": states, "encoder_attention_mask": mask}
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -152,11 +152,11 @@ class DecoderFolderSession(Session):
             encoded = self._encode(feeds["input_ids"], feeds.get("attention_mask"))
             graph_feeds = {**encoded, "input_ids": feeds["decoder_input_ids"].astype(np.int64), **self._empty_past(batch)}
             graph_feeds = {name: value for name, value in graph_feeds.items() if name in self._takes}
-            logits, = self.graph._session.run(["logits"], graph_feeds)
+            logits, = self.graph.run_outputs(["logits"], graph_feeds)
             return {"logits": logits, "encoder_last_hidden_state": encoded["encoder_hidden_states"]}
         graph_feeds = self._decoder_feeds(feeds["input_ids"], feeds.get("attention_mask"),
                                           self._empty_past(feeds["input_ids"].shape[0]), 0)
-        logits, = self.graph._session.run(["logits"], graph_feeds)
+        logits, = self.graph.run_outputs(["logits"], graph_feeds)
         return {"logits": logits}
 
     # -- the cached greedy loop ------------------------------------------------------------------
@@ -182,7 +182,7 @@ class DecoderFolderSession(Session):
                 feeds = {**context, "input_ids": step_input, **past}
             else:
                 feeds = self._decoder_feeds(step_input, None, past, past_length)
-            outputs = self.graph._session.run(names, feeds)
+            outputs = self.graph.run_outputs(names, feeds)
             last = outputs[0][0, -1]
             token = int(np.argmax(last))
             yield token, last
