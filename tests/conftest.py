@@ -63,7 +63,15 @@ GUARD_ENV = "MODELPORT_GUARD_DIR"
 def pytest_configure(config):
     if not hasattr(config, "workerinput") and GUARD_ENV not in os.environ:  # the controller, before workers start
         import tempfile
-        os.environ[GUARD_ENV] = tempfile.mkdtemp(prefix="modelport-guard-")
+        os.environ[GUARD_ENV] = config._modelport_guard_dir = tempfile.mkdtemp(prefix="modelport-guard-")
+
+
+def pytest_unconfigure(config):
+    made = getattr(config, "_modelport_guard_dir", None)
+    if made:  # the controller made the records' folder; nothing reads it after the run
+        import shutil
+        shutil.rmtree(made, ignore_errors=True)
+        os.environ.pop(GUARD_ENV, None)
 
 
 def _record_use(config) -> None:
