@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -175,6 +176,14 @@ def run_model(model: dict, routes: list[str], peers: bool, timeout: int, cells: 
         "tfjs": lambda: run_cli(["edge", "tfjs", onnx_path, folder / "tfjs", *_dims(model)], timeout),
         "pytorch": lambda: run_cli(["convert", onnx_path, folder / "model.pt2", *_dims(model)], timeout),
     }
+    # A later column of a model whose folder was tidied away (a rerun with --again) needs its ONNX again:
+    # rebuilt, not re-recorded, when the kept onnx cell says it converted.
+    wanted = [r for r in routes if r not in cells]
+    if peers:
+        wanted += [c for c in ("peer:tflite", "peer:pytorch") if c not in cells]
+    if (any(r != "onnx" for r in wanted) and not onnx_path.exists()
+            and cells.get("onnx", {}).get("status") in ("pass", "parity")):
+        todo["onnx"]()
     for route in routes:
         if route in cells:
             continue
@@ -312,7 +321,6 @@ except Exception:  # its modules read shapes out of tensors, which torch.export 
 def _onnx2tf(onnx_path: Path, out: Path, timeout: int) -> dict | None:
     """onnx2tf in its venv (benchmarks/onnx_tf_bench.py installs it): ``onnx2tf -i m.onnx -o out``,
     whose float32 TFLite (channels-last, as onnx2tf writes it) is then judged."""
-    import shutil
     import numpy as np
     from benchmarks.onnx_tf_bench import CALIBRATION, ensure_peer
     command = ensure_peer()
@@ -509,6 +517,8 @@ def main(argv=None) -> int:
     parser.add_argument("--redo", action="store_true", help="run the chosen models again (their kept cells are dropped)")
     parser.add_argument("--again", default="", help="run these columns again for the chosen models (e.g. tflite,peer:pytorch)")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    parser.add_argument("--keep-work", action="store_true",
+                        help="keep each model's converted files in benchmarks/.work/zoo (removed by default)")
     parser.add_argument("--report-only", action="store_true", help="print the table and write the doc, run nothing")
     args = parser.parse_args(argv)
     models = zoo(set(args.family.split(",")))
@@ -529,6 +539,10 @@ def main(argv=None) -> int:
                 run_model(model, args.route.split(","), not args.no_peers, args.timeout, cells)
             finally:
                 results = _save(model["name"], cells)
+                if not args.keep_work:  # the whole zoo's artifacts come to ~50 GB
+                    shutil.rmtree(WORK / model["name"], ignore_errors=True)
+                    if model.get("make"):
+                        Path(model["source"]).unlink(missing_ok=True)
     all_models = zoo({"timm", "hf", "keras"})  # the table and the doc show every model run so far
     print(render(results, [m for m in all_models if m["name"] in results]))
     write_doc(results, [m for m in all_models if m["name"] in results])
