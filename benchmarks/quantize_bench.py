@@ -5,12 +5,14 @@ trained briefly on learnable synthetic tasks, measured on held-out labelled data
 
 Models (trained here in seconds, nothing downloaded):
 
-- ``cnn``: a ResNet-style CNN (3 stages, 32-64-128 channels, 64x64 RGB) on stripes in three
-  orientations (modelport/demo_classifier.py's task at 64 px); 240 labelled images held out.
+- ``cnn``: a ResNet-style CNN (3 stages, 32-64-128 channels, 64x64 RGB) on ten classes of patterns
+  (five stripe directions or a checkerboard, times a fine and a coarse period); 500 labelled images
+  held out.
 - ``bert``: a 4-layer BERT (hidden 128) classifying whether token 7 occurs in a sequence of 32
   random tokens (the others drawn from 10..63); 512 labelled sequences held out.
 
-For each mode: the file's size, ONNX Runtime latency at batch 1 and batch 8 with 1 thread and with
+For each mode (and int4 weights for the BERT, whose MatMuls they are for): the file's size, ONNX
+Runtime latency at batch 1 and batch 8 with 1 thread and with
 all threads (median of ``--runs``), top-1 accuracy on the held-out set and agreement with fp32.
 Ratios are against fp32 on the same machine, in the same run. Goal: int8 at least 1.5x faster than
 fp32 with accuracy within 1 point. This CPU's int8 kernels are named from ORT's own report (its
@@ -34,14 +36,22 @@ RESULTS = REPO / "benchmarks" / "results" / "quantize.json"
 MODES = ("fp32", "int8", "int8-dynamic", "fp16")
 
 
-def stripes_data(count: int, seed: int, size: int = 64):
-    from modelport import demo_classifier
+def patterns_data(count: int, seed: int, size: int = 64):
+    """Ten classes: five directions (horizontal, vertical, diagonal, anti-diagonal stripes and a
+    checkerboard) times two periods (fine, 4-5 px; coarse, 8-10 px), random phase and colour, noise."""
     rng = np.random.default_rng(seed)
-    kinds = rng.integers(0, 3, count)
+    kinds = rng.integers(0, 10, count)
+    y, x = np.mgrid[0:size, 0:size]
     images = []
     for kind in kinds:
-        small = demo_classifier.stripes(int(kind), rng)
-        images.append(np.kron(small, np.ones((size // small.shape[0], size // small.shape[1], 1))))
+        direction, coarse = kind % 5, kind // 5
+        period = int(rng.integers(8, 11) if coarse else rng.integers(4, 6))
+        phase, half = int(rng.integers(0, period)), period / 2
+        if direction == 4:
+            mask = (((y + phase) // half) + ((x + phase) // half)) % 2
+        else:
+            mask = (((y, x, x + y, x - y + size)[direction] + phase) // half) % 2
+        images.append(np.clip(mask[..., None] * rng.integers(80, 255, 3) + rng.normal(0, 20, (size, size, 3)), 0, 255))
     pixels = (np.stack(images).astype(np.float32).transpose(0, 3, 1, 2) - 127.5) / 127.5
     return pixels, kinds
 
@@ -55,7 +65,7 @@ def cnn_model():
                              nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU())
     torch.manual_seed(0)
     return nn.Sequential(block(3, 32), block(32, 64), block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(128, 3))
+                         nn.Linear(128, 10))
 
 
 def text_data(count: int, seed: int, length: int = 32, vocabulary: int = 64):
@@ -110,10 +120,10 @@ def predictions(path: Path, feed: dict) -> np.ndarray:
     return session.run(None, feed)[0].argmax(axis=-1)
 
 
-def bench_model(name, onnx_path, calibration, held_feed, labels, batch_feed, root, runs):
+def bench_model(name, onnx_path, calibration, held_feed, labels, batch_feed, root, runs, modes=MODES):
     from modelport.convert.quantize import quantize
     rows, reference = [], predictions(onnx_path, held_feed)
-    for mode in MODES:
+    for mode in modes:
         path = onnx_path if mode == "fp32" else root / f"{name}_{mode}.onnx"
         checked = None
         if mode != "fp32":
@@ -140,14 +150,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="modelport-quantize-bench-") as scratch:
         root = Path(scratch)
         print("cnn: training ...", flush=True)
-        cnn = train(cnn_model(), lambda step: stripes_data(32, 100 + step), 150,
+        cnn = train(cnn_model(), lambda step: patterns_data(32, 100 + step), 400,
                     lambda model, x: model(torch.from_numpy(x)))
         program = torch.export.export(cnn, (torch.zeros(2, 3, 64, 64),), dynamic_shapes=({0: torch.export.Dim("batch")},))
         torch.export.save(program, root / "cnn.pt2")
         modelport.convert(root / "cnn.pt2", root / "cnn.onnx")
-        pixels, kinds = stripes_data(240, 1)
+        pixels, kinds = patterns_data(500, 1)
         name = "input"
-        np.savez(root / "cnn_calibration.npz", **{name: stripes_data(64, 2)[0]})
+        np.savez(root / "cnn_calibration.npz", **{name: patterns_data(64, 2)[0]})
         rows += bench_model("cnn", root / "cnn.onnx", root / "cnn_calibration.npz", {name: pixels}, kinds,
                             {name: pixels[:8]}, root, args.runs)
         print("bert: training ...", flush=True)
@@ -160,7 +170,8 @@ def main() -> int:
         np.savez(root / "bert_calibration.npz", input_ids=calibration_ids, attention_mask=np.ones_like(calibration_ids))
         rows += bench_model("bert", root / "bert.onnx", root / "bert_calibration.npz",
                             {"input_ids": ids, "attention_mask": np.ones_like(ids)}, labels,
-                            {"input_ids": ids[:8], "attention_mask": np.ones_like(ids[:8])}, root, args.runs)
+                            {"input_ids": ids[:8], "attention_mask": np.ones_like(ids[:8])}, root, args.runs,
+                            modes=MODES + ("int4-weights",))
     import onnxruntime as ort
     print(f"\nONNX Runtime {ort.__version__}; ratios against fp32 of the same model (>1: faster)")
     header = f"{'model':6} {'mode':13} {'MB':>6} {'check':>6} {'b1 1t ms':>9} {'b1 all ms':>9} {'b8 1t ms':>9} " \

@@ -223,6 +223,24 @@ def render_quantize(result) -> None:
         why = ("ops ONNX Runtime's fp16 converter keeps in fp32" if result.mode == "fp16"
                else "no quantized weights feed them")
         out.print(f"  left in float ({why}): {escape(left)}")
+    if result.attempts:
+        tries = Table("try", "kept in float", "check", "worst |error| / scale", "top-1 agreement",
+                      "ORT ms, b8 1 thread", title="--auto-exclude", title_justify="left")
+        for number, attempt in enumerate(result.attempts, 1):
+            kept = ", ".join(attempt.excluded[-4:]) + (f" (+{len(attempt.excluded) - 4} before)"
+                                                       if len(attempt.excluded) > 4 else "")
+            tries.add_row(str(number), escape(kept or "-"), "pass" if attempt.passed else "FAIL",
+                          "-" if attempt.worst is None else f"{attempt.worst:.3g}",
+                          "-" if attempt.agreement is None else f"{attempt.agreement:.1%}", f"{attempt.latency_ms:.3f}")
+        out.print(tries)
+    if result.entry_points:
+        out.print("  where the error enters (each node's error less what its inputs already carried, share of "
+                  "its output's scale):")
+        for entry in result.entry_points[:5]:
+            out.print(f"    {escape(entry['node'])} ({escape(entry['op_type'])}): +{entry['added']:.3g}, "
+                      f"{entry['error']:.3g} after it")
+        if not result.attempts:
+            out.print("  [yellow]retry with --auto-exclude to keep the worst of them in float[/]")
     verdict = "[green]parity passed[/]" if result.passed else "[red]parity FAILED[/]"
     out.print(f"{verdict}: {escape(result.destination)} written in {result.seconds:.1f}s")
 

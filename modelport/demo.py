@@ -292,6 +292,8 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
          "agreement and the classes that flip",
          ["validate", f"{w}/stripes.onnx", f"{w}/stripes_int8.onnx", "--data", f"{w}/stripes", "--mean", "127.5",
           "--std", "127.5"]),
+        ("Quantize the decoder's MatMul weights to int4 (MatMulNBits, blocks of 32; converted to one ONNX graph "
+         "first)", ["quantize", f"{w}/decoder", f"{w}/decoder_int4.onnx", "--mode", "int4-weights"]),
         ("Validate PyTorch against ONNX module by module; write an HTML report",
          ["validate", "modelport.demo:demo_cnn", f"{w}/cnn.onnx", "--weights", f"{w}/cnn_weights.pt",
           "--input-shape", "image:1,3,32,32", "--localize", "--report", f"{w}/cnn_validate.html"]),

@@ -147,7 +147,7 @@ def validate(reference: str = typer.Argument(..., help="The model trusted to be 
              atol: Atol = None, rtol: Rtol = None, relative_to: RelativeTo = None,
              mean: Optional[str] = typer.Option(None, "--mean", help="With --inputs DIR: (pixels - mean) / std, one value or one per channel (default: the range the model expects, else ImageNet's)."),
              std: Optional[str] = typer.Option(None, "--std", help="See --mean."),
-             precision: Optional[str] = typer.Option(None, "--precision", help="fp32, fp16, int8 or uint8-weights (default: detected from the candidate)."),
+             precision: Optional[str] = typer.Option(None, "--precision", help="fp32, fp16, int8, uint8-weights or int4-weights (default: detected from the candidate)."),
              dim: Dim = None,
              input_layout: Optional[str] = typer.Option(None, "--input-layout", help="REFERENCE:CANDIDATE layouts, e.g. NCHW:NHWC."),
              output_map: Optional[List[str]] = typer.Option(None, "--output-map", help="REF_NAME=CAND_NAME[,...] to pair outputs."),
@@ -195,13 +195,14 @@ app.add_typer(edge_app, name="edge")
 @app.command()
 def quantize(src: str = typer.Argument(..., help="Source model (ONNX, or any format the planner reaches ONNX from)."),
              dst: Path = typer.Argument(..., help="The quantized model, NAME.onnx."),
-             mode: str = typer.Option(..., "--mode", help="int8 (static QDQ, calibrated), int8-dynamic (MatMul/Gemm models) or fp16."),
+             mode: str = typer.Option(..., "--mode", help="int8 (static QDQ, calibrated), int8-dynamic (MatMul/Gemm models), fp16 or int4-weights (transformers' MatMuls)."),
              calibration: Optional[Path] = typer.Option(None, "--calibration", help="DATA.npz (arrays by input name, samples first), a folder of images, or of class folders; a quarter is held out for the check."),
              method: str = typer.Option("minmax", "--method", help="int8 calibration: minmax, entropy or percentile."),
              mean: Optional[str] = typer.Option(None, "--mean", help="Images: (pixels - mean) / std, one value or one per channel (default: the range the model expects, else ImageNet's)."),
              std: Optional[str] = typer.Option(None, "--std", help="See --mean."),
              image_size: Optional[str] = typer.Option(None, "--image-size", help="H,W (or one size) the images are resized to; default: the input's own."),
              keep_io_types: bool = typer.Option(True, "--keep-io-types/--no-keep-io-types", help="fp16: keep fp32 inputs and outputs (the default), or take and give float16."),
+             auto_exclude: bool = typer.Option(False, "--auto-exclude", help="int8: when the check fails, quantize again with the nodes where the error enters kept in float (1, 2, 4, ... of them) until it passes; each try is reported."),
              report: Report = None, as_json: Json = False):
     """Quantize a model for servers (ONNX Runtime's tools) and check it against its source on held-out data."""
     from ..convert.quantize import quantize as run_quantize
@@ -211,7 +212,7 @@ def quantize(src: str = typer.Argument(..., help="Source model (ONNX, or any for
     _finish_even_when_parity_fails(
         lambda: run_quantize(src, dst, mode=mode, calibration=calibration, method=method, mean=_floats("--mean", mean),
                              std=_floats("--std", std), image_size=_image_size(image_size),
-                             keep_io_types=keep_io_types, steps=Steps(enabled=True)),
+                             keep_io_types=keep_io_types, auto_exclude=auto_exclude, steps=Steps(enabled=True)),
         lambda result: _finish_quantize(result, report, as_json))
 
 
@@ -357,6 +358,7 @@ def serve(models: List[str] = typer.Argument(..., help="Model files/folders, or 
           request_timeout_s: float = typer.Option(60.0, "--request-timeout-s", help="A request not answered by then gets 504 / DEADLINE_EXCEEDED."),
           max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="Largest request body (REST) or message (gRPC) taken."),
           no_model_control: bool = typer.Option(False, "--no-model-control", help="Refuse repository load/unload requests."),
+          cache_size_mb: float = typer.Option(0.0, "--cache-size-mb", help="Response cache for the models whose config says response_cache { enable: true }: identical requests answered from memory, least recently used out first (0: no cache)."),
           drain_timeout_s: float = typer.Option(30.0, "--drain-timeout-s", help="On SIGTERM, how long accepted requests may take to finish."),
           model_name: Optional[str] = typer.Option(None, "--model-name", help="Name of the one model given as a path (default: its file name); KServe passes the InferenceService's."),
           metrics_port: Optional[int] = typer.Option(None, "--metrics-port", help="Also serve Prometheus /metrics on this port (it is always on the HTTP port)."),
@@ -373,6 +375,8 @@ def serve(models: List[str] = typer.Argument(..., help="Model files/folders, or 
         if value < 0:
             raise UsageError(f"{flag} must not be negative" if flag not in ("--max-queue-size", "--instances")
                              else f"{flag} must be at least 1")
+    if cache_size_mb < 0:
+        raise UsageError("--cache-size-mb must not be negative")
     if request_timeout_s <= 0 or max_body_mb <= 0 or drain_timeout_s < 0:
         raise UsageError("--request-timeout-s and --max-body-mb must be positive, --drain-timeout-s not negative")
     if log_format not in ("text", "json"):
@@ -386,7 +390,7 @@ def serve(models: List[str] = typer.Argument(..., help="Model files/folders, or 
     options = ServeOptions(max_batch_size=max_batch_size, batch_delay_ms=batch_delay_ms, max_queue_size=max_queue_size,
                            instances=instances, threads=threads, request_timeout_s=request_timeout_s,
                            max_body_bytes=int(max_body_mb * (1 << 20)), model_control=not no_model_control,
-                           model_name=model_name)
+                           model_name=model_name, cache_bytes=int(cache_size_mb * (1 << 20)))
     listen = Listen(host=host, http_port=http_port, grpc_port=grpc_port, drain_timeout_s=drain_timeout_s,
                     metrics_port=metrics_port)
     asyncio.run(run_server(models, options, listen, report=report))

@@ -7,7 +7,14 @@ Modes (MODES, a registry: each says what it needs and how it writes):
   activations calibrated on ``--calibration`` data (MinMax, Entropy or Percentile);
 - ``int8-dynamic``: int8 weights, activations quantized at run time (``quantize_dynamic``): what
   MatMul/Gemm-heavy models (transformers) take;
-- ``fp16``: float16 weights and compute (``convert_float_to_float16``), fp32 inputs and outputs.
+- ``fp16``: float16 weights and compute (``convert_float_to_float16``), fp32 inputs and outputs;
+- ``int4-weights``: MatMul weights in 4 bits, blocks of INT4_BLOCK sharing a scale (MatMulNBits,
+  ``MatMulNBitsQuantizer``), float activations: transformers' weight-only quantization.
+
+An int8 result that fails its check gets the nodes where its error enters named
+(``validate.localize.error_entry_points``: each quantized node ranked by the error it adds, the
+QDQ model run against the float one tensor by tensor); ``auto_exclude`` quantizes again with the
+worst of them kept in float (1, 2, 4, ... nodes) until the check passes, recording each attempt.
 
 The calibration data (an .npz by input name, samples first; or a folder of images, or of class
 folders of images, normalized by ``--mean/--std`` or the range the model declares) is split: the
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -29,7 +36,7 @@ import numpy as np
 
 from .._atomic import commit, staging_path
 from .._console import Steps
-from ..errors import ParityError, UsageError
+from ..errors import ModelportError, ParityError, UsageError
 from ..formats import detect
 
 HELD_OUT_SHARE = 0.25
@@ -37,11 +44,35 @@ LATENCY_RUNS = 20
 
 
 @dataclass(frozen=True)
+class WriteOptions:
+    method: str = "minmax"          # int8 calibration method
+    keep_io_types: bool = True      # fp16: fp32 inputs and outputs
+    exclude: tuple[str, ...] = ()   # node names kept in float (int8's --auto-exclude)
+
+
+@dataclass(frozen=True)
 class Mode:
     description: str
     needs_calibration: bool
-    write: Callable[..., None]  # (source, destination, calibration feeds, method, keep_io_types) -> None
+    write: Callable[..., None]  # (prepared source, destination, calibration feeds, WriteOptions) -> None
     left_in_float: Callable[[Any], dict[str, int]]  # the written model -> op type: nodes it left in float
+    # (source, scratch folder) -> the model the writer takes, whose node names --auto-exclude reports
+    prepare: Callable[[Path, Path], Path] = lambda source, scratch: source
+    excludes: bool = False  # can keep named nodes in float: --auto-exclude works for it
+
+
+@dataclass
+class Attempt:
+    """One try of --auto-exclude: the nodes kept in float, and what came of it."""
+    excluded: list[str]
+    passed: bool
+    worst: float | None          # the check's largest max |error| / output scale
+    agreement: float | None      # top-1 agreement with the source, where the outputs are scores
+    latency_ms: float            # ORT, batch 8, one thread
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"excluded": self.excluded, "passed": self.passed, "worst": self.worst, "agreement": self.agreement,
+                "b8_1_thread_ms": self.latency_ms}
 
 
 @dataclass
@@ -57,6 +88,9 @@ class QuantizeResult:
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     # op type -> nodes left in float: int8's unquantized Conv/MatMul/Gemm, fp16's ops ORT keeps in fp32
     float_nodes: dict[str, int] = field(default_factory=dict)
+    # int8 whose check failed: the nodes that add most of the error, most first (node, op_type, added)
+    entry_points: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)  # --auto-exclude's tries, in order
     seconds: float = 0.0
 
     @property
@@ -66,7 +100,8 @@ class QuantizeResult:
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "destination": self.destination, "mode": self.mode,
                 "precision": self.precision, "calibration": self.calibration, "sizes": self.sizes,
-                "latency_ms": self.latency_ms, "float_nodes": self.float_nodes, "seconds": round(self.seconds, 3),
+                "latency_ms": self.latency_ms, "float_nodes": self.float_nodes, "entry_points": self.entry_points,
+                "attempts": [a.to_dict() for a in self.attempts], "seconds": round(self.seconds, 3),
                 "passed": self.passed, "parity": self.report.to_dict() if self.report is not None else None}
 
 
@@ -81,37 +116,68 @@ class _Reader:
         return next(self._samples, None)
 
 
-def _static_int8(source: Path, destination: Path, feeds, method: str, keep_io_types: bool) -> None:
-    import logging
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile}
-    # ORT's pre-processing first (shape inference, graph optimizations that fold BatchNorm into the
-    # convolutions before their weights are quantized); a model it cannot take is quantized as it is.
-    prepared = destination.with_name(destination.stem + ".prepared.onnx")
+def _pre_process(source: Path, scratch: Path) -> Path:
+    """ORT's pre-processing (shape inference, graph optimizations that fold BatchNorm into the
+    convolutions before their weights are quantized); a model it cannot take is quantized as it is."""
+    from onnxruntime.quantization import quant_pre_process
+    prepared = scratch / "prepared.onnx"
     try:
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
     except Exception:
-        prepared = source
+        return source
+    return prepared
+
+
+def _static_int8(source: Path, destination: Path, feeds, options: WriteOptions) -> None:
+    import logging
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its "consider pre-processing"
-    try:
-        quantize_static(str(prepared), str(destination), _Reader(feeds), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=methods[method])
-    finally:
-        if prepared != source:
-            prepared.unlink(missing_ok=True)
+    quantize_static(str(source), str(destination), _Reader(feeds), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=methods[options.method], nodes_to_exclude=list(options.exclude))
 
 
-def _dynamic_int8(source: Path, destination: Path, feeds, method: str, keep_io_types: bool) -> None:
+def _dynamic_int8(source: Path, destination: Path, feeds, options: WriteOptions) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     quantize_dynamic(str(source), str(destination), weight_type=QuantType.QInt8)
 
 
-def _half(source: Path, destination: Path, feeds, method: str, keep_io_types: bool) -> None:
+def _half(source: Path, destination: Path, feeds, options: WriteOptions) -> None:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
-    onnx.save(convert_float_to_float16(onnx.load(str(source)), keep_io_types=keep_io_types), str(destination))
+    onnx.save(convert_float_to_float16(onnx.load(str(source)), keep_io_types=options.keep_io_types), str(destination))
+
+
+# int4 weight-only: blocks of INT4_BLOCK weights along the input dimension share one fp32 scale,
+# symmetric (no zero point); activations stay float (accuracy level 4 lets ORT's CPU kernel compute
+# the product in int8, its fastest path). Measured on a briefly trained 4-layer BERT (hidden 128):
+# block 32 symmetric moves the logits by 1.9e-5 of their scale and the hidden states by 1.4e-2 to
+# 5.7e-2 (block 128: 2.1e-2 to 3.8e-2, asymmetric block 32: 2.0e-2 to 4.6e-2): hence the int4-weights
+# tolerance of 0.15 x scale in validate/tolerances.py.
+INT4_BLOCK = 32
+
+
+def _int4_weights(source: Path, destination: Path, feeds, options: WriteOptions) -> None:
+    import logging
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=4, block_size=INT4_BLOCK, is_symmetric=True,
+                                     accuracy_level=4)
+    quantizer.process()
+    if not any(node.op_type == "MatMulNBits" for node in quantizer.model.model.graph.node):
+        raise UsageError(f"int4-weights found no MatMul with a constant weight of at least {INT4_BLOCK} rows to "
+                         "quantize (it is weight-only quantization for transformers' MatMuls; convolutions and Gemm "
+                         "stay as they are)", hint="use --mode int8 for a CNN, int8-dynamic for Gemm models")
+    quantizer.model.save_model_to_file(str(destination), False)
+
+
+def _float_matmuls(model) -> dict[str, int]:
+    """int4-weights: MatMuls left in float (their weight is computed, not constant, or too small)."""
+    count = sum(node.op_type == "MatMul" for node in model.graph.node)
+    return {"MatMul": count} if count else {}
 
 
 def _kept_in_float(model) -> dict[str, int]:
@@ -131,11 +197,20 @@ def _nothing_left(model) -> dict[str, int]:
 METHODS = ("minmax", "entropy", "percentile")
 
 
+# --auto-exclude: tries after the first; each keeps in float as many more nodes as it already keeps
+# (at least one), those that add most of the error first: 1, 2, 4, 8, ... nodes.
+AUTO_EXCLUDE_ROUNDS = 5
+
+
 def quantize(source: str | Path, destination: str | Path, *, mode: str, calibration: str | Path | None = None,
              method: str = "minmax", mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-             image_size: tuple[int, int] | None = None, keep_io_types: bool = True,
+             image_size: tuple[int, int] | None = None, keep_io_types: bool = True, auto_exclude: bool = False,
              steps: Steps | None = None) -> QuantizeResult:
     """Quantize ``source`` into ``destination`` (an .onnx) and check it on held-out calibration data.
+
+    When an int8 result fails its check, the nodes where its error enters are named
+    (``result.entry_points``); with ``auto_exclude`` it is quantized again with the worst of them kept
+    in float, until it passes or AUTO_EXCLUDE_ROUNDS more tries are spent (``result.attempts``).
 
     Raises:
         ParityError: the result was written but fails its check.
@@ -153,43 +228,103 @@ def quantize(source: str | Path, destination: str | Path, *, mode: str, calibrat
     chosen = MODES[mode]
     if chosen.needs_calibration and calibration is None:
         raise UsageError(f"--mode {mode} calibrates its activations on data: give --calibration DATA.npz or an image folder")
+    if auto_exclude and not chosen.excludes:
+        raise UsageError(f"--auto-exclude keeps nodes in float, which --mode {mode} cannot choose",
+                         hint="it works with --mode int8")
+    from ..formats import open_model
+    from .pipeline import _final_path
     with tempfile.TemporaryDirectory(prefix="modelport-quantize-") as scratch:
-        onnx_source = _as_onnx(Path(source) if not isinstance(source, Path) else source, Path(scratch), steps)
-        from ..formats import open_model
+        onnx_source = _as_onnx(Path(source), Path(scratch), steps)
         with open_model(onnx_source) as reference:
             feeds, described = _calibration(calibration, reference, mean, std, image_size)
             calibrating, held_out, split = _split(feeds)
             result = QuantizeResult(str(source), str(destination), mode, "?", split + described)
-            from .pipeline import _final_path
+            prepared = chosen.prepare(onnx_source, Path(scratch))
+            options = WriteOptions(method=method, keep_io_types=keep_io_types)
             with staging_path(destination) as staged:
-                with steps.step(f"Quantizing ({mode}: {chosen.description})"):
-                    try:
-                        chosen.write(onnx_source, Path(staged), calibrating, method, keep_io_types)
-                    except Exception as exc:
-                        raise UsageError(f"ONNX Runtime's quantizer cannot quantize {str(source)!r} ({mode}): "
-                                         f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                                         hint="try another --mode; int8-dynamic suits MatMul-heavy models") from None
-                with open_model(staged) as candidate:
-                    result.precision = candidate.precision
-                    from ..validate.parity import check_artifact, choose_tolerance
-                    precision, tolerance = choose_tolerance(candidate)
-                    with steps.step(f"Checking it on {described_count(held_out)} held-out sample(s) "
-                                    f"({precision}: {tolerance.describe()})"):
-                        result.report = check_artifact(reference, candidate, feeds=held_out, tolerance=tolerance,
-                                                       precision=precision)
-                    with steps.step("Timing both in ONNX Runtime (batch 1 and 8, one thread and all)"):
-                        result.latency_ms = {"source": _latencies(onnx_source, held_out),
-                                             "quantized": _latencies(Path(staged), held_out)}
-                    result.float_nodes = chosen.left_in_float(candidate.model)
-                result.sizes = {"source": Path(onnx_source).stat().st_size, "quantized": Path(staged).stat().st_size}
+                staged = Path(staged)
+                for _ in range(1 + (AUTO_EXCLUDE_ROUNDS if auto_exclude else 0)):
+                    _quantize_once(chosen, mode, source, prepared, staged, calibrating, held_out, reference,
+                                   options, result, steps)
+                    if auto_exclude:
+                        result.attempts.append(_attempt(result.report, options.exclude, staged, held_out))
+                    if result.passed or not auto_exclude or not result.entry_points:
+                        break
+                    more = [name for e in result.entry_points[:max(1, len(options.exclude))] for name in e["nodes"]]
+                    options = replace(options, exclude=options.exclude + tuple(dict.fromkeys(more)))
+                with steps.step("Timing both in ONNX Runtime (batch 1 and 8, one thread and all)"):
+                    result.latency_ms = {"source": _latencies(onnx_source, held_out),
+                                         "quantized": _latencies(staged, held_out)}
+                result.sizes = {"source": Path(onnx_source).stat().st_size, "quantized": staged.stat().st_size}
                 final = _final_path(destination, result.report)
                 commit(staged, final)
                 result.destination = str(final)
     result.seconds = time.perf_counter() - started
     if not result.passed:
-        raise ParityError(result.report, result.report.summary() + f"\n  the result was kept: {str(final)!r}",
-                          result=result)
+        raise ParityError(result.report, result.report.summary() + _entry_point_text(result)
+                          + f"\n  the result was kept: {str(final)!r}", result=result)
     return result
+
+
+def _quantize_once(chosen: Mode, mode: str, source, prepared: Path, staged: Path, calibrating, held_out, reference,
+                   options: WriteOptions, result: QuantizeResult, steps: Steps) -> None:
+    """Write the quantized model once and check it; on a failed check of a mode that can keep nodes in
+    float, rank the nodes where its error enters."""
+    from ..formats import open_model
+    from ..validate.parity import check_artifact, choose_tolerance
+    kept = f"; {len(options.exclude)} node(s) kept in float" if options.exclude else ""
+    with steps.step(f"Quantizing ({mode}: {chosen.description}{kept})"):
+        try:
+            chosen.write(prepared, staged, calibrating, options)
+        except ModelportError:
+            raise
+        except Exception as exc:
+            raise UsageError(f"ONNX Runtime's quantizer cannot quantize {str(source)!r} ({mode}): "
+                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                             hint="try another --mode; int8-dynamic suits MatMul-heavy models") from None
+    with open_model(staged) as candidate:
+        result.precision = candidate.precision
+        precision, tolerance = choose_tolerance(candidate)
+        with steps.step(f"Checking it on {described_count(held_out)} held-out sample(s) "
+                        f"({precision}: {tolerance.describe()})"):
+            result.report = check_artifact(reference, candidate, feeds=held_out, tolerance=tolerance,
+                                           precision=precision)
+        result.float_nodes = chosen.left_in_float(candidate.model)
+        result.entry_points = []
+        if not result.report.passed and chosen.excludes:
+            from ..validate.localize import error_entry_points
+            with steps.step("Finding where the error enters (each quantized node against the float model)"):
+                with open_model(prepared) as float_model:
+                    quantized = _quantized_nodes(candidate.model) - set(options.exclude)
+                    result.entry_points = error_entry_points(float_model, candidate, dict(held_out),
+                                                             among=quantized)[:ENTRY_POINTS_SHOWN]
+
+
+ENTRY_POINTS_SHOWN = 16
+
+
+def _quantized_nodes(model) -> set[str]:
+    """Names of the nodes that take a DequantizeLinear output: those int8 runs in integers."""
+    dequantized = {out for node in model.graph.node if node.op_type == "DequantizeLinear" for out in node.output}
+    return {node.name for node in model.graph.node
+            if node.op_type not in ("QuantizeLinear", "DequantizeLinear") and any(i in dequantized for i in node.input)}
+
+
+def _attempt(report, excluded: Sequence[str], staged: Path, held_out) -> Attempt:
+    worst = max((o.max_abs / o.scale for o in report.outputs if o.max_abs is not None and o.scale), default=None)
+    agreements = [o.top1_agreement for o in report.outputs if o.top1_agreement is not None]
+    timing = _latencies(staged, held_out, configurations=((1, "1 thread"),), batches=(8,))
+    return Attempt(list(excluded), report.passed, worst, min(agreements) if agreements else None,
+                   timing["b8 1 thread"])
+
+
+def _entry_point_text(result: QuantizeResult) -> str:
+    if not result.entry_points:
+        return ""
+    named = ", ".join(f"{e['node']} ({e['op_type']}, +{e['added']:.2g})" for e in result.entry_points[:5])
+    advice = ("" if result.attempts else
+              "\n  retry with --auto-exclude to keep the worst of them in float")
+    return f"\n  the error enters most at: {named}{advice}"
 
 
 def described_count(feeds: Mapping[str, np.ndarray]) -> int:
@@ -258,16 +393,17 @@ def _split(feeds: Mapping[str, np.ndarray]) -> tuple[dict, dict, str]:
             f"{int((~held).sum())} samples calibrate, every {stride}th ({int(held.sum())}) is held out for the check; ")
 
 
-def _latencies(path: Path, samples: Mapping[str, np.ndarray]) -> dict[str, float]:
+def _latencies(path: Path, samples: Mapping[str, np.ndarray],
+               configurations=((1, "1 thread"), (0, "all threads")), batches=(1, 8)) -> dict[str, float]:
     """Median ms per run in ONNX Runtime at batch 1 and 8 (samples repeated to fill it), with one
     intra-op thread and with all of them."""
     from ..formats.onnx import OnnxSession
     count = described_count(samples)
     timings = {}
-    for threads, label in ((1, "1 thread"), (0, "all threads")):
+    for threads, label in configurations:
         session = OnnxSession(path, threads=threads)
         try:
-            for batch in (1, 8):
+            for batch in batches:
                 rows = np.arange(batch) % count
                 feed = {name: value[rows] for name, value in samples.items()}
                 session.run(feed)
@@ -295,7 +431,10 @@ def _float_nodes(model) -> dict[str, int]:
 
 
 MODES: dict[str, Mode] = {
-    "int8": Mode("static QDQ int8 (per-channel weights, calibrated activations)", True, _static_int8, _float_nodes),
+    "int8": Mode("static QDQ int8 (per-channel weights, calibrated activations)", True, _static_int8, _float_nodes,
+                 prepare=_pre_process, excludes=True),
     "int8-dynamic": Mode("int8 weights, activations quantized at run time", False, _dynamic_int8, _nothing_left),
     "fp16": Mode("float16 weights and compute, fp32 inputs and outputs", False, _half, _kept_in_float),
+    "int4-weights": Mode(f"int4 MatMul weights in blocks of {INT4_BLOCK} (MatMulNBits), float activations", False,
+                         _int4_weights, _float_matmuls),
 }

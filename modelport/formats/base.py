@@ -60,7 +60,8 @@ class Session(abc.ABC):
     @property
     def precision(self) -> str:
         """The precision it computes in, which picks default parity tolerances: 'fp32', 'fp16',
-        'int8' (quantized activations) or 'uint8-weights' (dynamically quantized weights)."""
+        'int8' (quantized activations), 'uint8-weights' (dynamically quantized weights) or
+        'int4-weights' (blocked 4-bit weights, float activations)."""
         if any(spec.dtype.name == "float16" for spec in list(self.inputs) + list(self.outputs)):
             return "fp16"
         return "fp32"

@@ -132,6 +132,8 @@ class OnnxSession(Session):
     @property
     def precision(self) -> str:
         ops = {node.op_type for node in self.model.graph.node}
+        if "MatMulNBits" in ops:  # blocked 4-bit weights (modelport quantize --mode int4-weights)
+            return "int4-weights"
         if ops & _DYNAMIC_QUANT:
             return "uint8-weights"
         if ops & _STATIC_QUANT:

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelportError, ServeError, first_line, quote_list
-from . import classification
+from . import cache, classification
+from .cache import ResponseCache
 from .codec import datatype_of, decode
 from .repository import ModelVersion, Repository, version_key
 
@@ -75,6 +76,8 @@ class DataPlane:
     def __init__(self, repository: Repository, *, version: str = ""):
         self.repository = repository
         self.version = version
+        capacity = repository.options.cache_bytes
+        self.cache = ResponseCache(capacity) if capacity else None
         self.draining = False
         self.active = 0
         self._idle = asyncio.Event()
@@ -116,6 +119,7 @@ class DataPlane:
     async def load(self, name: str) -> None:
         self._model_control()
         await self.repository.load(name)
+        self._forget_answers(name)
         entry = self.repository.get(name, ready=False)
         if not entry.ready:
             raise ServeError(f"model {name!r} failed to load: {entry.reason}", status=400)
@@ -123,6 +127,11 @@ class DataPlane:
     async def unload(self, name: str) -> None:
         self._model_control()
         await self.repository.unload(name)
+        self._forget_answers(name)
+
+    def _forget_answers(self, name: str) -> None:
+        if self.cache is not None:  # the model's file may have changed under the same version
+            self.cache.forget(name)
 
     def _model_control(self) -> None:
         if not self.repository.options.model_control:
@@ -145,6 +154,15 @@ class DataPlane:
         batcher = entry.batcher
         if batcher is None:  # unloaded between the lookup and now
             raise ServeError(f"model {entry.name!r} version {entry.version} is not ready: {entry.reason}", status=503)
+        key = None
+        if self.cache is not None and entry.config.response_cache.enable:
+            looked_up = time.perf_counter_ns()
+            key = cache.request_key(entry.name, entry.version, feeds)
+            outputs = self.cache.get(key)
+            if outputs is not None:
+                rows = len(next(iter(feeds.values()))) if entry.max_batch_size > 0 and feeds else 1
+                entry.stats.answered_from_cache(rows, time.perf_counter_ns() - looked_up)
+                return self._respond(entry, request, wanted, outputs, started)
         self.active += 1
         self._idle.clear()
         try:
@@ -167,6 +185,14 @@ class DataPlane:
             self.active -= 1
             if not self.active:
                 self._idle.set()
+        if key is not None:
+            stored = time.perf_counter_ns()
+            self.cache.put(key, outputs)
+            entry.stats.cache_miss[0] += 1
+            entry.stats.cache_miss[1] += time.perf_counter_ns() - stored
+        return self._respond(entry, request, wanted, outputs, started)
+
+    def _respond(self, entry: ModelVersion, request: InferRequest, wanted, outputs, started: int) -> InferResponse:
         success = entry.stats.success
         success[0] += 1
         success[1] += time.perf_counter_ns() - started
@@ -309,7 +335,8 @@ def _stats(entry: ModelVersion) -> dict:
         "name": entry.name, "version": entry.version, "last_inference": stats.last_inference_ms,
         "inference_count": stats.inference_count, "execution_count": stats.execution_count,
         "inference_stats": {key: _duration(getattr(stats, key)) for key in
-                            ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output")},
+                            ("success", "fail", "queue", "compute_input", "compute_infer", "compute_output",
+                             "cache_hit", "cache_miss")},
         "batch_stats": [{"batch_size": size, "compute_input": _duration([count, 0]),
                          "compute_infer": _duration([count, ns]), "compute_output": _duration([count, 0])}
                         for size, (count, ns) in sorted(stats.batches.items())],

@@ -2,7 +2,9 @@
 
 Names follow Triton's where Triton has one (``nv_inference_request_success``, ``..._failure``,
 ``nv_inference_count``, ``nv_inference_exec_count``, ``nv_inference_request_duration_us``,
-``nv_inference_queue_duration_us``, ``nv_inference_compute_infer_duration_us``, labelled
+``nv_inference_queue_duration_us``, ``nv_inference_compute_infer_duration_us``, the response
+cache's ``nv_cache_num_hits_per_model``, ``..._misses_...``, ``nv_cache_hit_duration_per_model``,
+``..._miss_...``, labelled
 ``model`` and ``version``), so dashboards and alerts written for Triton work unchanged. Triton
 exposes these counters without the ``_total`` suffix that prometheus_client's exposition appends
 to every counter, so the text is rendered here (the tests parse it with prometheus_client's own
@@ -34,6 +36,12 @@ _COUNTERS = {
                                        lambda s: s.queue[1] // 1000),
     "nv_inference_compute_infer_duration_us": ("Cumulative compute inference duration in microseconds",
                                                lambda s: s.compute_infer[1] // 1000),
+    "nv_cache_num_hits_per_model": ("Number of requests answered from the response cache", lambda s: s.cache_hit[0]),
+    "nv_cache_num_misses_per_model": ("Number of response cache lookups that missed", lambda s: s.cache_miss[0]),
+    "nv_cache_hit_duration_per_model": ("Cumulative duration of response cache hits in microseconds",
+                                        lambda s: s.cache_hit[1] // 1000),
+    "nv_cache_miss_duration_per_model": ("Cumulative duration of response cache misses (lookup and insert) in "
+                                         "microseconds", lambda s: s.cache_miss[1] // 1000),
 }
 
 

@@ -53,6 +53,7 @@ class ServeOptions:
     max_body_bytes: int = 64 << 20
     model_control: bool = True
     model_name: str | None = None  # the name of the one model given as a path (KServe: the InferenceService's)
+    cache_bytes: int = 0           # the response cache for models whose config enables it; 0: none
 
 
 @dataclass
@@ -65,6 +66,8 @@ class Stats:
     compute_input: list = field(default_factory=lambda: [0, 0])
     compute_infer: list = field(default_factory=lambda: [0, 0])
     compute_output: list = field(default_factory=lambda: [0, 0])
+    cache_hit: list = field(default_factory=lambda: [0, 0])   # answered from the response cache: [count, lookup ns]
+    cache_miss: list = field(default_factory=lambda: [0, 0])  # looked up, not there: [count, lookup + insert ns]
     inference_count: int = 0
     execution_count: int = 0
     last_inference_ms: int = 0
@@ -73,6 +76,13 @@ class Stats:
 
     def queued(self, depth: int) -> None:
         self.depths[depth] = self.depths.get(depth, 0) + 1
+
+    def answered_from_cache(self, rows: int, lookup_ns: int) -> None:
+        """A cache hit counts as an inference (and a success) but not as an execution, as in Triton."""
+        self.cache_hit[0] += 1
+        self.cache_hit[1] += lookup_ns
+        self.inference_count += rows
+        self.last_inference_ms = int(time.time() * 1000)
 
     def executed(self, batch_size: int, requests: int, queue_ns: int, compute_ns: int) -> None:
         self.execution_count += 1
@@ -253,6 +263,11 @@ class Repository:
             entry.state = UNAVAILABLE
             entry.reason = (f"the model does not declare the shapes of {unknown_rank}; serve an ONNX or "
                             "exported (.pt2) version of it, whose inputs are typed")
+            return
+        if config.response_cache.enable and not self.options.cache_bytes:
+            entry.state = UNAVAILABLE
+            entry.reason = ("its config enables response_cache, but the server has no cache: start it with "
+                            "--cache-size-mb N")
             return
         batchable = first.flexible_batch and all(spec.shape and spec.shape[0] is None for spec in entry.outputs)
         _complete_config(entry, batchable, self.options)

@@ -146,6 +146,57 @@ def localize(reference: Session, candidate: Session, ref_feed, cand_feed, tolera
     return entry.run(reference, candidate, ref_feed, cand_feed, tolerance, entry)
 
 
+def error_entry_points(reference: Session, candidate: Session, feeds: Mapping[str, np.ndarray],
+                       among: set[str] | None = None) -> list[dict[str, Any]]:
+    """Where error enters a candidate that computes the reference's graph approximately (a quantized
+    copy of the same ONNX graph, tensors of the same names): for each reference node, the error of its
+    output (max |difference| as a share of the output's scale) less the largest error already on its
+    inputs; the nodes that add most first. ``among``: only these node names (e.g. the quantized ones);
+    each entry names its ``node`` and, where the candidate fused several into one, all of ``nodes``.
+
+    Unlike :func:`localize`, which names the first tensor beyond a tolerance, this ranks every node by
+    what it contributes: in an int8 model every quantized op is a little off, and the ones to keep in
+    float are those where most of the final error comes from."""
+    ref_values = {i.name: i for i in reference.run_with_intermediates(feeds)}
+    cand_values = {i.name: i.value for i in candidate.run_with_intermediates(feeds, names=list(ref_values))}
+    error: dict[str, float] = {}
+    for name, item in ref_values.items():
+        if name in cand_values and np.issubdtype(np.asarray(item.value).dtype, np.floating):
+            ref = np.asarray(item.value, dtype=np.float64)
+            cand = np.asarray(cand_values[name], dtype=np.float64)
+            if ref.shape == cand.shape and ref.size:
+                scale = float(np.abs(ref).max()) or 1.0
+                error[name] = float(np.abs(cand - ref).max()) / scale
+    # A tensor only the reference has (a quantizer fuses Conv and Relu into one node writing the Relu's
+    # output) joins its producer to the node it feeds: their error is measured together.
+    graph = getattr(reference, "model").graph
+    producers = {out: node for node in graph.node for out in node.output}
+    ranked = []
+    for node in graph.node:
+        outputs = [o for o in node.output if o in error]
+        if not outputs:
+            continue
+        members, before, pending, seen = [node], 0.0, list(node.input), set()
+        while pending:
+            tensor = pending.pop()
+            if not tensor or tensor in seen:
+                continue
+            seen.add(tensor)
+            if tensor in error:
+                before = max(before, error[tensor])
+            elif tensor in producers:
+                members.append(producers[tensor])
+                pending.extend(producers[tensor].input)
+        chosen = [m.name for m in reversed(members) if among is None or m.name in among]
+        if not chosen:
+            continue
+        after = max(error[o] for o in outputs)
+        ranked.append({"node": chosen[0], "nodes": chosen, "op_type": next(m.op_type for m in members
+                                                                          if m.name == chosen[0]),
+                       "tensor": outputs[0], "error": after, "added": after - before})
+    return sorted((r for r in ranked if r["added"] > 0), key=lambda r: -r["added"])
+
+
 register_localizer("onnx", "onnx", method="onnx-intermediates", noun="op")
 register_localizer("pytorch", "onnx", method="torch-modules", noun="module",
                    unmatched="the ONNX model carries no PyTorch module names (only the dynamo exporter writes "

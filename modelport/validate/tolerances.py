@@ -53,6 +53,10 @@ DEFAULT_TOLERANCES: dict[str, dict] = {
     "fp16": {"atol": 1e-3, "rtol": 1e-2, "relative_to": "scale"},
     "uint8-weights": {"atol": 1e-2, "rtol": 5e-2, "relative_to": "scale"},
     "int8": {"atol": 1e-2, "rtol": 1e-1, "relative_to": "scale"},
+    # 4-bit weights in blocks of 32: a trained BERT's hidden states move by 1.4e-2..5.7e-2 of their
+    # scale (convert/quantize.py), a regression MLP trained on a teacher by 6.4e-2; one layer's 4-bit
+    # pairs swapped in their bytes (a packing bug) moves the MLP by 1.2..1.6 (tests/convert/test_quantize.py).
+    "int4-weights": {"atol": 1e-2, "rtol": 1.5e-1, "relative_to": "scale"},
 }
 RELATIVE_TO = ("element", "scale")
 # An adaptive (fp32) rtol is raised to NOISE_FACTOR times the reference's own noise floor, never
