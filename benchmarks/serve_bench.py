@@ -10,6 +10,9 @@ threads, with dynamic batching of up to 8 rows:
   load generator, no network: the throughput ceiling a server can approach.
 - ``modelport grpc`` (OIP v2, raw_input_contents), ``modelport http-binary`` (Triton's binary
   tensor extension) and ``modelport http-json``: `modelport serve` in its own process.
+- ``modelport grpc shm`` / ``modelport http shm``: the same server with ``--allow-client-shm``;
+  each client writes the image into its own registered system shared memory region and reads the
+  scores from another (Triton's shared memory extension), so only region names travel.
 - ``mlserver grpc`` / ``mlserver http-json``: MLServer 1.7.1 (installed on first use into
   benchmarks/.venvs/mlserver, never into modelport's environment) with a custom runtime that runs
   the same file in ORT, adaptive batching up to 8 rows within 2 ms. MLServer has no Triton binary
@@ -209,6 +212,73 @@ def http_json(host, port, model, image):
     return Http(host, port, f"/v2/models/{model}/infer", body, {"Content-Type": "application/json"}, decode)
 
 
+class SharedMemoryClient:
+    """Triton's system shared memory flow (what tritonclient.utils.shared_memory does), one pair of
+    regions per client: each request writes the image into the client's input region and reads the
+    answer from its output region; only the regions' names and sizes travel, over gRPC or HTTP JSON."""
+
+    OUTPUT_BYTES = 1000 * 4   # ResNet-18's [1, 1000] FP32 scores
+    made = 0
+
+    def __init__(self, protocol: str, http_port: int, grpc_port: int, model: str, image: np.ndarray):
+        self.protocol, self.http_port, self.grpc_port, self.model, self.image = (
+            protocol, http_port, grpc_port, model, image)
+
+    def _control(self, path: str, body: dict | None = None) -> None:
+        import urllib.request
+        data = json.dumps(body).encode() if body is not None else b""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}", data=data, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=30).read()
+
+    async def open(self):
+        from multiprocessing import shared_memory
+        SharedMemoryClient.made += 1
+        tag = f"{os.getpid()}_{SharedMemoryClient.made}"
+        self.regions = {f"in_{tag}": shared_memory.SharedMemory(create=True, size=self.image.nbytes),
+                        f"out_{tag}": shared_memory.SharedMemory(create=True, size=self.OUTPUT_BYTES)}
+        for name, block in self.regions.items():
+            self._control(f"/v2/systemsharedmemory/region/{name}/register",
+                          {"key": f"/{block.name}", "offset": 0, "byte_size": block.size})
+        in_name, out_name = self.regions
+        self.input_view = np.ndarray(self.image.shape, np.float32, buffer=self.regions[in_name].buf)
+        self.output_view = np.ndarray((1, 1000), np.float32, buffer=self.regions[out_name].buf)
+        if self.protocol == "grpc":
+            from modelport.serve.proto import grpc_service_pb2 as pb
+            request = pb.ModelInferRequest(model_name=self.model)
+            tensor = request.inputs.add(name="image", datatype="FP32", shape=self.image.shape)
+            tensor.parameters["shared_memory_region"].string_param = in_name
+            tensor.parameters["shared_memory_byte_size"].int64_param = self.image.nbytes
+            output = request.outputs.add(name="output")
+            output.parameters["shared_memory_region"].string_param = out_name
+            output.parameters["shared_memory_byte_size"].int64_param = self.OUTPUT_BYTES
+            self.transport = await Grpc(f"127.0.0.1:{self.grpc_port}", request).open()
+            self.call = lambda: self.transport.stub.ModelInfer(request)
+        else:
+            body = json.dumps({"inputs": [{"name": "image", "datatype": "FP32", "shape": list(self.image.shape),
+                                           "parameters": {"shared_memory_region": in_name,
+                                                          "shared_memory_byte_size": self.image.nbytes}}],
+                               "outputs": [{"name": "output", "parameters": {
+                                   "shared_memory_region": out_name,
+                                   "shared_memory_byte_size": self.OUTPUT_BYTES}}]}).encode()
+            self.transport = await Http("127.0.0.1", self.http_port, f"/v2/models/{self.model}/infer", body,
+                                        {"Content-Type": "application/json"}, lambda body, headers: None).open()
+            self.call = self.transport.send
+        return self
+
+    async def send(self):
+        self.input_view[...] = self.image   # a new input is written into the region for every request
+        await self.call()
+        return self.output_view.copy()
+
+    async def close(self):
+        await self.transport.close()
+        for name, block in self.regions.items():
+            self._control(f"/v2/systemsharedmemory/region/{name}/unregister")
+            block.close()
+            block.unlink()
+
+
 # -- servers -----------------------------------------------------------------------------------------
 def start_modelport(model: Path, log: Path, extra=()) -> tuple[subprocess.Popen, int, int]:
     process = subprocess.Popen([sys.executable, "-m", "modelport.cli", "serve", str(model), "--http-port", "0",
@@ -356,13 +426,18 @@ async def run(args, folder: Path) -> dict:
         await batcher.close()
 
     print("modelport serve:", flush=True)
-    for label, extra in (("modelport", ()), ("modelport unbatched", ("--max-batch-size", "0"))):
+    for label, extra in (("modelport", ("--allow-client-shm",)), ("modelport unbatched", ("--max-batch-size", "0"))):
         process, http_port, grpc_port = start_modelport(model, folder / f"{label.replace(' ', '-')}.log", extra)
         try:
             request = grpc_request("resnet18", image)
             await measure(f"{label} grpc", lambda: Grpc(f"127.0.0.1:{grpc_port}", request).open(), reference,
-                          levels if not extra else [max(levels)], args.seconds, results)
-            if not extra:
+                          levels if label == "modelport" else [max(levels)], args.seconds, results)
+            if label == "modelport":
+                for protocol in ("grpc", "http"):
+                    await measure(f"{label} {protocol} shm",
+                                  lambda protocol=protocol: SharedMemoryClient(protocol, http_port, grpc_port, "resnet18",
+                                                                               image).open(),
+                                  reference, levels, args.seconds, results)
                 await measure(f"{label} http-binary", lambda: http_binary("127.0.0.1", http_port, "resnet18", image).open(),
                               reference, levels, args.seconds, results)
                 await measure(f"{label} http-json", lambda: http_json("127.0.0.1", http_port, "resnet18", image).open(),
@@ -376,6 +451,12 @@ async def run(args, folder: Path) -> dict:
         request = grpc_request("resnet18", image)
         await measure("no-op grpc server", lambda: Grpc(f"127.0.0.1:{port}", request).open(), None, [1], args.seconds,
                       results)
+        from modelport.serve.proto import grpc_service_pb2 as pb
+        named = pb.ModelInferRequest(model_name="resnet18")   # what a shared memory request carries: names
+        named.inputs.add(name="image", datatype="FP32", shape=image.shape).parameters[
+            "shared_memory_region"].string_param = "in"
+        await measure("no-op grpc server, no tensor bytes", lambda: Grpc(f"127.0.0.1:{port}", named).open(), None, [1],
+                      args.seconds, results)
     finally:
         stop(process)
 
@@ -420,6 +501,18 @@ def report(results: dict, levels: list[int]) -> None:
         floor = results[("no-op grpc server", 1)]["p50_ms"]
         print(f"  p50 overhead of gRPC over in-process, c=1: {overhead:.2f} ms (goal <= 1 ms); a no-op gRPC server "
               f"answering the same request takes {floor:.2f} ms, so modelport's own share is {overhead - floor:.2f} ms")
+    if ("modelport grpc shm", top) in results:
+        for protocol in ("grpc", "http"):
+            name = f"modelport {protocol} shm"
+            line = f"  {name} / in-process, c={top}: {thr(name) / thr('in-process'):.2f} (goal >= 0.80)"
+            if 1 in levels:
+                overhead = results[(name, 1)]["p50_ms"] - results[("in-process", 1)]["p50_ms"]
+                line += f"; p50 overhead over in-process, c=1: {overhead:.2f} ms (goal <= 1 ms)"
+                if protocol == "grpc":
+                    floor = results[("no-op grpc server, no tensor bytes", 1)]["p50_ms"]
+                    line += (f"; a no-op gRPC server answering such a request takes {floor:.2f} ms, so modelport's "
+                             f"own share is {overhead - floor:.2f} ms")
+            print(line)
     print(f"  dynamic batching, server over gRPC, c={top}: {thr('modelport grpc') / thr('modelport unbatched grpc'):.2f}x "
           f"the unbatched server; in-process {thr('in-process') / thr('in-process unbatched'):.2f}x")
 

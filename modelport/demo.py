@@ -199,6 +199,58 @@ def _serve_and_generate(workdir: Path) -> None:
     console.print(f"modelport.generate(folder, [5, 6, 7], 8) -> {generate(folder, [5, 6, 7], 8)}")
 
 
+def _serve_with_shared_memory_and_cache(workdir: Path) -> None:
+    """Serve the stripes classifier from a repository whose config turns the response cache on, on a
+    server that lets clients pass tensors through shared memory: one request with its image in a
+    shared memory region and its scores written to another, then the same request again, answered
+    from the cache (the model's statistics say so)."""
+    import json
+    import shutil
+    import urllib.request
+    from multiprocessing import shared_memory
+
+    import numpy as np
+
+    from . import serving
+    repository = workdir / "stripes_repository"
+    (repository / "stripes" / "1").mkdir(parents=True, exist_ok=True)
+    shutil.copy(workdir / "stripes.onnx", repository / "stripes" / "1" / "model.onnx")
+    (repository / "stripes" / "config.pbtxt").write_text("max_batch_size: 8\nresponse_cache { enable: true }\n")
+    image = np.random.default_rng(0).uniform(-1, 1, (1, 3, 32, 32)).astype(np.float32)
+    regions = {"image": shared_memory.SharedMemory(create=True, size=image.nbytes),
+               "scores": shared_memory.SharedMemory(create=True, size=3 * 4)}
+
+    def post(url: str, body: dict) -> dict:
+        request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            text = answer.read()
+        return json.loads(text) if text else {}
+    try:
+        np.ndarray(image.shape, np.float32, buffer=regions["image"].buf)[...] = image
+        with serving(repository, cache_bytes=1 << 20, allow_client_shm=True) as server:
+            console.print(f"$ modelport serve {escape(str(repository))} --cache-size-mb 1 --allow-client-shm")
+            for name, block in regions.items():
+                post(f"{server.url}/v2/systemsharedmemory/region/{name}/register",
+                     {"key": f"/{block.name}", "offset": 0, "byte_size": block.size})
+            body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": list(image.shape), "parameters": {
+                        "shared_memory_region": "image", "shared_memory_byte_size": image.nbytes}}],
+                    "outputs": [{"name": "output", "parameters": {"shared_memory_region": "scores",
+                                                                  "shared_memory_byte_size": 12}}]}
+            for _ in range(2):
+                post(f"{server.url}/v2/models/stripes/infer", body)
+            with urllib.request.urlopen(f"{server.url}/v2/models/stripes/stats", timeout=60) as answer:
+                stats = json.load(answer)["model_stats"][0]
+            post(f"{server.url}/v2/systemsharedmemory/unregister", {})
+        scores = np.ndarray((1, 3), np.float32, buffer=regions["scores"].buf).copy()
+        console.print(f"  scores read from shared memory: [{', '.join(f'{v:.3f}' for v in scores[0])}]; the model ran "
+                      f"{stats['execution_count']} time(s) for 2 requests (cache hits: "
+                      f"{stats['inference_stats']['cache_hit']['count']})")
+    finally:
+        for block in regions.values():
+            block.close()
+            block.unlink()
+
+
 def _grpc_infer(address: str, model: str, image):
     """One ModelInfer call as tritonclient.grpc makes it (raw_input_contents)."""
     import grpc
@@ -294,6 +346,9 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
           "--std", "127.5"]),
         ("Quantize the decoder's MatMul weights to int4 (MatMulNBits, blocks of 32; converted to one ONNX graph "
          "first)", ["quantize", f"{w}/decoder", f"{w}/decoder_int4.onnx", "--mode", "int4-weights"]),
+        ("Serve the classifier with Triton's response cache and shared memory: the image passed in a shared memory "
+         "region, the scores written to another, the same request again answered from the cache",
+         lambda: _serve_with_shared_memory_and_cache(workdir)),
         ("Validate PyTorch against ONNX module by module; write an HTML report",
          ["validate", "modelport.demo:demo_cnn", f"{w}/cnn.onnx", "--weights", f"{w}/cnn_weights.pt",
           "--input-shape", "image:1,3,32,32", "--localize", "--report", f"{w}/cnn_validate.html"]),

@@ -358,6 +358,7 @@ def serve(models: List[str] = typer.Argument(..., help="Model files/folders, or 
           request_timeout_s: float = typer.Option(60.0, "--request-timeout-s", help="A request not answered by then gets 504 / DEADLINE_EXCEEDED."),
           max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="Largest request body (REST) or message (gRPC) taken."),
           no_model_control: bool = typer.Option(False, "--no-model-control", help="Refuse repository load/unload requests."),
+          allow_client_shm: bool = typer.Option(False, "--allow-client-shm", help="Let clients on this machine register system shared memory regions (/dev/shm, their own user's) and pass tensors through them (Triton's shared memory extension)."),
           cache_size_mb: float = typer.Option(0.0, "--cache-size-mb", help="Response cache for the models whose config says response_cache { enable: true }: identical requests answered from memory, least recently used out first (0: no cache)."),
           drain_timeout_s: float = typer.Option(30.0, "--drain-timeout-s", help="On SIGTERM, how long accepted requests may take to finish."),
           model_name: Optional[str] = typer.Option(None, "--model-name", help="Name of the one model given as a path (default: its file name); KServe passes the InferenceService's."),
@@ -390,7 +391,8 @@ def serve(models: List[str] = typer.Argument(..., help="Model files/folders, or 
     options = ServeOptions(max_batch_size=max_batch_size, batch_delay_ms=batch_delay_ms, max_queue_size=max_queue_size,
                            instances=instances, threads=threads, request_timeout_s=request_timeout_s,
                            max_body_bytes=int(max_body_mb * (1 << 20)), model_control=not no_model_control,
-                           model_name=model_name, cache_bytes=int(cache_size_mb * (1 << 20)))
+                           model_name=model_name, cache_bytes=int(cache_size_mb * (1 << 20)),
+                           allow_client_shm=allow_client_shm)
     listen = Listen(host=host, http_port=http_port, grpc_port=grpc_port, drain_timeout_s=drain_timeout_s,
                     metrics_port=metrics_port)
     asyncio.run(run_server(models, options, listen, report=report))

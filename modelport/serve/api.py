@@ -85,7 +85,8 @@ def serving(*models: str | Path, host: str = "127.0.0.1", http_port: int = 0, gr
         timeout: seconds to wait for the models to load.
         **options: the ``ServeOptions`` fields (``max_batch_size``, ``batch_delay_ms``,
             ``max_queue_size``, ``instances``, ``threads``, ``request_timeout_s``, ``max_body_bytes``,
-            ``model_control``, ``cache_bytes``: the response cache's size, 0 for none).
+            ``model_control``, ``cache_bytes``: the response cache's size, 0 for none,
+            ``allow_client_shm``: clients may register system shared memory).
 
     Use it as a context manager; leaving the block drains and stops the server.
     """

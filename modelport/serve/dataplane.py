@@ -18,15 +18,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelportError, ServeError, first_line, quote_list
-from . import cache, classification
+from . import cache, classification, shared_memory
 from .cache import ResponseCache
-from .codec import datatype_of, decode
+from .shared_memory import SystemSharedMemory
+from .codec import Raw, datatype_of, decode, element_count, encode_raw, numpy_dtype
 from .repository import ModelVersion, Repository, version_key
 
 SERVER_NAME = "modelport"
 # The OIP/Triton extensions this server implements, as server metadata lists them.
 EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration", "model_repository", "statistics",
-              "parameters", "generate"]
+              "parameters", "generate", "system_shared_memory"]
 
 
 @dataclass
@@ -60,6 +61,7 @@ class OutputTensor:
     datatype: str
     array: np.ndarray
     parameters: dict = field(default_factory=dict)   # the request's parameters for this output
+    in_shared_memory: bool = False   # written to the client's region: the response carries no data
 
 
 @dataclass
@@ -78,6 +80,7 @@ class DataPlane:
         self.version = version
         capacity = repository.options.cache_bytes
         self.cache = ResponseCache(capacity) if capacity else None
+        self.shared_memory = SystemSharedMemory(allowed=repository.options.allow_client_shm)
         self.draining = False
         self.active = 0
         self._idle = asyncio.Event()
@@ -145,8 +148,9 @@ class DataPlane:
         entry = self.repository.get(request.model, request.version)
         started = time.perf_counter_ns()
         try:  # a refused request counts as a failure of the model it was for, as in Triton's metrics
-            feeds = check_inputs(entry, request.inputs)
+            feeds = check_inputs(entry, [self._read_shared_memory(tensor) for tensor in request.inputs])
             wanted = check_outputs(entry, request.outputs)
+            placements = {name: self.shared_memory.placement(name, params) for name, params in wanted}
             timeout = _timeout(request, self.repository.options.request_timeout_s)
         except ServeError:
             _failed(entry, started)
@@ -162,7 +166,7 @@ class DataPlane:
             if outputs is not None:
                 rows = len(next(iter(feeds.values()))) if entry.max_batch_size > 0 and feeds else 1
                 entry.stats.answered_from_cache(rows, time.perf_counter_ns() - looked_up)
-                return self._respond(entry, request, wanted, outputs, started)
+                return self._respond(entry, request, wanted, placements, outputs, started)
         self.active += 1
         self._idle.clear()
         try:
@@ -190,9 +194,27 @@ class DataPlane:
             self.cache.put(key, outputs)
             entry.stats.cache_miss[0] += 1
             entry.stats.cache_miss[1] += time.perf_counter_ns() - stored
-        return self._respond(entry, request, wanted, outputs, started)
+        return self._respond(entry, request, wanted, placements, outputs, started)
 
-    def _respond(self, entry: ModelVersion, request: InferRequest, wanted, outputs, started: int) -> InferResponse:
+    def _read_shared_memory(self, tensor: InferInput) -> InferInput:
+        """An input whose parameters name a shared memory region, with its bytes read from there."""
+        placement = self.shared_memory.placement(tensor.name, tensor.parameters)
+        if placement is None:
+            return tensor
+        if tensor.values is not None and not (hasattr(tensor.values, "__len__") and len(tensor.values) == 0):
+            raise ServeError(f"input {tensor.name!r} names a shared memory region and also carries data; send one")
+        if tensor.datatype != "BYTES":
+            try:
+                expected = element_count(tensor.shape) * numpy_dtype(tensor.datatype).itemsize
+            except (ServeError, TypeError, ValueError):
+                expected = None
+            if expected is not None and expected != placement.byte_size:
+                raise ServeError(f"input {tensor.name!r}: {shared_memory.BYTE_SIZE} is {placement.byte_size}, but a "
+                                 f"{tensor.datatype} tensor of shape {list(tensor.shape)} takes {expected} bytes")
+        return InferInput(tensor.name, tensor.datatype, tensor.shape, Raw(placement.read()), tensor.parameters)
+
+    def _respond(self, entry: ModelVersion, request: InferRequest, wanted, placements, outputs,
+                 started: int) -> InferResponse:
         success = entry.stats.success
         success[0] += 1
         success[1] += time.perf_counter_ns() - started
@@ -202,7 +224,16 @@ class DataPlane:
             count = params.get(classification.PARAMETER)
             if count is not None:  # the top classes as "score:index:label" strings
                 array = classification.classify(array, count, entry.labels.get(name), entry.max_batch_size > 0)
-            tensors.append(OutputTensor(name, datatype_of(array.dtype), array, params))
+            placement = placements.get(name)
+            if placement is not None:
+                blob = encode_raw(array)
+                if len(blob) > placement.byte_size:
+                    raise ServeError(f"output {name!r} takes {len(blob)} bytes, more than its "
+                                     f"{shared_memory.BYTE_SIZE} {placement.byte_size}; give its region room for "
+                                     f"{list(array.shape)} {datatype_of(array.dtype)}")
+                placement.write(blob)
+                params = {**params, shared_memory.BYTE_SIZE: len(blob)}
+            tensors.append(OutputTensor(name, datatype_of(array.dtype), array, params, placement is not None))
         return InferResponse(entry.name, entry.version, request.id, tensors)
 
     @contextlib.asynccontextmanager

@@ -17,7 +17,7 @@ import grpc
 from google.protobuf import json_format
 
 from ..errors import ServeError, UsageError, first_line
-from . import logs
+from . import logs, shared_memory
 from .codec import Raw, encode_raw
 from .dataplane import DataPlane, InferInput, InferRequest, RequestedOutput
 from .proto import grpc_service_pb2 as pb
@@ -28,7 +28,8 @@ log = logging.getLogger("modelport.serve")
 GRPC_CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 403: grpc.StatusCode.PERMISSION_DENIED,
               404: grpc.StatusCode.NOT_FOUND, 413: grpc.StatusCode.RESOURCE_EXHAUSTED,
               415: grpc.StatusCode.INVALID_ARGUMENT, 500: grpc.StatusCode.INTERNAL,
-              503: grpc.StatusCode.UNAVAILABLE, 504: grpc.StatusCode.DEADLINE_EXCEEDED}
+              501: grpc.StatusCode.UNIMPLEMENTED, 503: grpc.StatusCode.UNAVAILABLE,
+              504: grpc.StatusCode.DEADLINE_EXCEEDED}
 
 # The typed-contents field that carries each datatype; FP16 and BF16 travel only as raw bytes.
 _CONTENTS_FIELD = {"BOOL": "bool_contents", "INT8": "int_contents", "INT16": "int_contents",
@@ -75,15 +76,19 @@ def _parameters(mapping) -> dict:
 
 def to_request(message: pb.ModelInferRequest) -> InferRequest:
     raw = message.raw_input_contents
-    if raw and len(raw) != len(message.inputs):
-        raise ServeError(f"{len(raw)} raw_input_contents for {len(message.inputs)} inputs; give one per input "
-                         "(in input order) or none")
-    inputs = []
+    # Inputs in shared memory carry no contents: the raw contents belong, in order, to the others.
+    in_memory = [shared_memory.REGION in tensor.parameters for tensor in message.inputs]
+    if raw and len(raw) != in_memory.count(False):
+        raise ServeError(f"{len(raw)} raw_input_contents for {in_memory.count(False)} inputs not in shared memory; "
+                         "give one per such input (in input order) or none")
+    inputs, carried = [], iter(raw)
     for index, tensor in enumerate(message.inputs):
-        if raw:
+        if in_memory[index]:
+            values = None
+        elif raw:
             if tensor.HasField("contents"):
                 raise ServeError(f"input {tensor.name!r} has both contents and raw_input_contents")
-            values = Raw(raw[index])
+            values = Raw(next(carried))
         else:
             field = _CONTENTS_FIELD.get(tensor.datatype)
             if field is None:
@@ -106,8 +111,17 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         response = await self.dataplane.infer(to_request(message))
         answer = pb.ModelInferResponse(model_name=response.model, model_version=response.version, id=response.id)
         for tensor in response.outputs:
-            answer.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.array.shape)
-            answer.raw_output_contents.append(encode_raw(tensor.array))
+            output = answer.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.array.shape)
+            if tensor.in_shared_memory:  # the bytes are in the client's region: say where, carry none
+                for key in shared_memory.PARAMETERS:
+                    if key in tensor.parameters:
+                        value = tensor.parameters[key]
+                        if isinstance(value, str):
+                            output.parameters[key].string_param = value
+                        else:
+                            output.parameters[key].int64_param = int(value)
+            else:
+                answer.raw_output_contents.append(encode_raw(tensor.array))
         return answer
 
     @_answers
@@ -154,6 +168,30 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     async def RepositoryModelUnload(self, request, context):
         await self.dataplane.unload(request.model_name)
         return pb.RepositoryModelUnloadResponse()
+
+    @_answers
+    async def SystemSharedMemoryStatus(self, request, context):
+        answer = pb.SystemSharedMemoryStatusResponse()
+        for region in self.dataplane.shared_memory.status(request.name):
+            answer.regions[region["name"]].CopyFrom(pb.SystemSharedMemoryStatusResponse.RegionStatus(**region))
+        return answer
+
+    @_answers
+    async def SystemSharedMemoryRegister(self, request, context):
+        self.dataplane.shared_memory.register(request.name, request.key, request.offset, request.byte_size)
+        return pb.SystemSharedMemoryRegisterResponse()
+
+    @_answers
+    async def SystemSharedMemoryUnregister(self, request, context):
+        self.dataplane.shared_memory.unregister(request.name)
+        return pb.SystemSharedMemoryUnregisterResponse()
+
+    @_answers
+    async def CudaSharedMemoryStatus(self, request, context):
+        raise ServeError(shared_memory.CUDA_UNSUPPORTED, status=501)
+
+    CudaSharedMemoryRegister = CudaSharedMemoryStatus
+    CudaSharedMemoryUnregister = CudaSharedMemoryStatus
 
     @_answers
     async def ModelInfer(self, request, context):

@@ -127,6 +127,26 @@ def openapi_document(version: str, examples: dict | None = None) -> dict:
             "requestBody": {"required": False, **_json({"type": "object", "properties": {"ready": {"type": "boolean"}}})},
             "responses": _answers({"type": "array", "items": {"type": "object"}}, "the index", 400, 413)}},
     }
+    region = {"name": "region", "in": "path", "required": True, "schema": {"type": "string"}}
+    status = {"type": "array", "items": {"type": "object", "required": ["name", "key", "offset", "byte_size"],
+                                         "properties": {"name": {"type": "string"}, "key": {"type": "string"},
+                                                        "offset": {"type": "integer"},
+                                                        "byte_size": {"type": "integer"}}}}
+    paths["/v2/systemsharedmemory/status"] = {"get": {
+        "summary": "Registered system shared memory regions", "responses": _answers(status, "the regions")}}
+    paths["/v2/systemsharedmemory/region/{region}/status"] = {"get": {
+        "summary": "One registered system shared memory region", "parameters": [region],
+        "responses": _answers(status, "the region", 400, 404)}}
+    paths["/v2/systemsharedmemory/region/{region}/register"] = {"post": {
+        "summary": "Register a POSIX shared memory object in /dev/shm (servers started with --allow-client-shm)",
+        "parameters": [region],
+        "requestBody": {"required": True, **_json({"type": "object", "required": ["key", "byte_size"], "properties": {
+            "key": {"type": "string"}, "offset": {"type": "integer"}, "byte_size": {"type": "integer"}}})},
+        "responses": _answers(None, "registered", 400, 403, 413)}}
+    for path in ("/v2/systemsharedmemory/unregister", "/v2/systemsharedmemory/region/{region}/unregister"):
+        paths[path] = {"post": {"summary": "Unregister one region, or all of them",
+                                **({"parameters": [region]} if "{region}" in path else {}),
+                                "responses": _answers(None, "unregistered", 400, 403)}}
     for verb in ("load", "unload"):
         paths[f"/v2/repository/models/{{model}}/{verb}"] = {"post": {
             "summary": f"{verb.title()} a model", "parameters": [_path_parameter("model")],

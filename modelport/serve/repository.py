@@ -54,6 +54,7 @@ class ServeOptions:
     model_control: bool = True
     model_name: str | None = None  # the name of the one model given as a path (KServe: the InferenceService's)
     cache_bytes: int = 0           # the response cache for models whose config enables it; 0: none
+    allow_client_shm: bool = False # clients may register system shared memory regions (serve/shared_memory.py)
 
 
 @dataclass

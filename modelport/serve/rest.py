@@ -22,7 +22,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ..errors import ServeError, first_line
-from . import generation, logs, metrics
+from . import generation, logs, metrics, shared_memory
 from .codec import Raw, datatype_of, encode_raw, json_values
 from .dataplane import DataPlane, InferInput, InferRequest, InferResponse, RequestedOutput
 from .openapi import openapi_document
@@ -110,8 +110,11 @@ def parse_infer(body: bytes, header_length: str | None, model: str, version: str
             values = item["data"]
             if not isinstance(values, list):
                 values = [values]
+        elif "shared_memory_region" in parameters:  # read from the region by the data plane
+            values = None
         else:
-            raise ServeError(f"input {name!r} has neither 'data' nor parameters.binary_data_size")
+            raise ServeError(f"input {name!r} has neither 'data' nor parameters.binary_data_size "
+                             "(nor shared_memory_region)")
         tensors.append(InferInput(name, datatype, shape, values, parameters))
     if offset != len(binary):
         raise ServeError(f"{len(binary) - offset} bytes of binary data after the JSON header belong to no input "
@@ -157,7 +160,10 @@ def infer_body(response: InferResponse, request: InferRequest) -> tuple[bytes, d
     outputs, blobs = [], []
     for tensor in response.outputs:
         entry = {"name": tensor.name, "datatype": tensor.datatype, "shape": list(tensor.array.shape)}
-        if tensor.parameters.get("binary_data", binary_default):
+        if tensor.in_shared_memory:  # its bytes are in the client's region; say where, carry none
+            entry["parameters"] = {key: tensor.parameters[key] for key in shared_memory.PARAMETERS
+                                   if key in tensor.parameters}
+        elif tensor.parameters.get("binary_data", binary_default):
             blob = encode_raw(tensor.array)
             entry["parameters"] = {"binary_data_size": len(blob)}
             blobs.append(blob)
@@ -473,6 +479,25 @@ def create_app(dataplane: DataPlane) -> Starlette:
                 yield b"data: " + orjson.dumps(event) + b"\n\n"
         return StreamingResponse(body(), media_type="text/event-stream")
 
+    # Triton's system shared memory extension (serve/shared_memory.py); CUDA's is answered 501.
+    async def shm_status(request):
+        return json_response(dataplane.shared_memory.status(request.path_params.get("region", "")))
+
+    async def shm_register(request):
+        options = parse_json(await read_body(request, limit))
+        if not isinstance(options, dict):
+            raise ServeError('the register request body is {"key": "/NAME", "offset": 0, "byte_size": N}')
+        dataplane.shared_memory.register(request.path_params["region"], options.get("key"), options.get("offset", 0),
+                                         options.get("byte_size"))
+        return Response(status_code=200)
+
+    async def shm_unregister(request):
+        dataplane.shared_memory.unregister(request.path_params.get("region", ""))
+        return Response(status_code=200)
+
+    async def cuda_shm(request):
+        raise ServeError(shared_memory.CUDA_UNSUPPORTED, status=501)
+
     async def openapi(request):
         return json_response(openapi_document(dataplane.version, _examples(dataplane)))
 
@@ -503,6 +528,14 @@ def create_app(dataplane: DataPlane) -> Starlette:
         Route("/v1/models/{model}/versions/{version:tf_name}", tf_status_route, methods=["GET"]),
         Route("/v1/models/{model:tf_predict}", tf_predict, methods=["POST"]),
         Route("/v1/models/{model:tf_name}", tf_status_route, methods=["GET"]),
+        Route("/v2/systemsharedmemory/status", shm_status, methods=["GET"]),
+        Route("/v2/systemsharedmemory/region/{region}/status", shm_status, methods=["GET"]),
+        Route("/v2/systemsharedmemory/region/{region}/register", shm_register, methods=["POST"]),
+        Route("/v2/systemsharedmemory/unregister", shm_unregister, methods=["POST"]),
+        Route("/v2/systemsharedmemory/region/{region}/unregister", shm_unregister, methods=["POST"]),
+        Route("/v2/cudasharedmemory/status", cuda_shm, methods=["GET"]),
+        Route("/v2/cudasharedmemory/region/{region}/{action}", cuda_shm, methods=["GET", "POST"]),
+        Route("/v2/cudasharedmemory/unregister", cuda_shm, methods=["POST"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         *metrics_app(dataplane).routes,
     ]

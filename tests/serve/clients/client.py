@@ -252,6 +252,57 @@ def classify(http, grpc, model, output, count, feeds):
             for mode, result in (("http", http_result), ("grpc", grpc_result))}
 
 
+def shared_memory(http, grpc, model, feeds, names, out_bytes):
+    """tritonclient's system shared memory utilities as its users call them: each input written into one
+    region, each output read back from another; over HTTP and gRPC, with the regions' status."""
+    import os
+    import tritonclient.utils.shared_memory as shm
+    from tritonclient.utils import triton_to_np_dtype
+    results, statuses = {}, {}
+    in_bytes = sum(value.nbytes for value in feeds.values())
+    for mode, module, address in (("http", httpclient, http), ("grpc", grpcclient, grpc)):
+        client = module.InferenceServerClient(address)
+        key_in, key_out = f"/modelport_in_{mode}_{os.getpid()}", f"/modelport_out_{mode}_{os.getpid()}"
+        handle_in = shm.create_shared_memory_region(f"in_{mode}", key_in, in_bytes)
+        handle_out = shm.create_shared_memory_region(f"out_{mode}", key_out, out_bytes * len(names))
+        try:
+            inputs, offset = [], 0
+            for name, value in feeds.items():
+                shm.set_shared_memory_region(handle_in, [np.ascontiguousarray(value)], offset=offset)
+                tensor = module.InferInput(name, list(value.shape), np_to_triton_dtype(value.dtype))
+                tensor.set_shared_memory(f"in_{mode}", value.nbytes, offset=offset)
+                inputs.append(tensor)
+                offset += value.nbytes
+            client.register_system_shared_memory(f"in_{mode}", key_in, in_bytes)
+            client.register_system_shared_memory(f"out_{mode}", key_out, out_bytes * len(names))
+            outputs = []
+            for index, name in enumerate(names):
+                output = module.InferRequestedOutput(name)
+                output.set_shared_memory(f"out_{mode}", out_bytes, offset=index * out_bytes)
+                outputs.append(output)
+            result = client.infer(model, inputs, outputs=outputs)
+            for index, name in enumerate(names):
+                meta = result.get_output(name)
+                shape = list(meta["shape"] if mode == "http" else meta.shape)
+                datatype = meta["datatype"] if mode == "http" else meta.datatype
+                results[f"{mode}/{name}"] = shm.get_contents_as_numpy(
+                    handle_out, triton_to_np_dtype(datatype), shape, offset=index * out_bytes).copy()
+            status = client.get_system_shared_memory_status(**({} if mode == "http" else {"as_json": True}))
+            statuses[mode] = status
+            client.unregister_system_shared_memory()
+            statuses[f"{mode}-after"] = client.get_system_shared_memory_status(
+                **({} if mode == "http" else {"as_json": True}))
+        finally:
+            shm.destroy_shared_memory_region(handle_in)
+            shm.destroy_shared_memory_region(handle_out)
+    try:
+        grpcclient.InferenceServerClient(grpc).get_cuda_shared_memory_status()
+        statuses["grpc-cuda"] = "answered"
+    except InferenceServerException as exc:
+        statuses["grpc-cuda"] = f"{exc.status()} {exc.message()}"
+    return results, statuses
+
+
 def main(argv):
     command = argv[0]
     if command in ("infer", "infer-kserve", "concurrent"):
@@ -262,6 +313,12 @@ def main(argv):
         results = run(http, grpc, model, feeds, names)
         np.savez(out, **{f"{mode}/{name}": value for mode, arrays in results.items() for name, value in arrays.items()})
         print(json.dumps({"modes": sorted(results)}))
+    elif command == "shm":
+        http, grpc, model, inputs, out, out_bytes = argv[1:7]
+        names = [o["name"] for o in requests.get(f"http://{http}/v2/models/{model}", timeout=30).json()["outputs"]]
+        results, statuses = shared_memory(http, grpc, model, dict(np.load(inputs)), names, int(out_bytes))
+        np.savez(out, **results)
+        print(json.dumps(statuses, default=str))
     elif command == "errors":
         print(json.dumps(errors(*argv[1:3])))
     elif command == "meta":
