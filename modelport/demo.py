@@ -215,7 +215,13 @@ def _serve_with_shared_memory_and_cache(workdir: Path) -> None:
     repository = workdir / "stripes_repository"
     (repository / "stripes" / "1").mkdir(parents=True, exist_ok=True)
     shutil.copy(workdir / "stripes.onnx", repository / "stripes" / "1" / "model.onnx")
-    (repository / "stripes" / "config.pbtxt").write_text("max_batch_size: 8\nresponse_cache { enable: true }\n")
+    from .demo_classifier import CLASSES, MEAN, STD
+    (repository / "stripes" / "config.pbtxt").write_text(
+        "max_batch_size: 8\nresponse_cache { enable: true }\n"
+        f'parameters {{ key: "image_mean" value: {{ string_value: "{MEAN}" }} }}\n'
+        f'parameters {{ key: "image_std" value: {{ string_value: "{STD}" }} }}\n')
+    (repository / "stripes" / "labels.txt").write_text("\n".join(CLASSES) + "\n")
+    photo = sorted((workdir / "stripes" / CLASSES[1]).glob("*.png"))[0]
     image = np.random.default_rng(0).uniform(-1, 1, (1, 3, 32, 32)).astype(np.float32)
     regions = {"image": shared_memory.SharedMemory(create=True, size=image.nbytes),
                "scores": shared_memory.SharedMemory(create=True, size=3 * 4)}
@@ -240,11 +246,23 @@ def _serve_with_shared_memory_and_cache(workdir: Path) -> None:
                 post(f"{server.url}/v2/models/stripes/infer", body)
             with urllib.request.urlopen(f"{server.url}/v2/models/stripes/stats", timeout=60) as answer:
                 stats = json.load(answer)["model_stats"][0]
+            # Images in: the PNG file itself as a BYTES row, the top class asked for with its label.
+            encoded = photo.read_bytes()
+            header = json.dumps({"inputs": [{"name": "input", "datatype": "BYTES", "shape": [1], "parameters": {
+                "binary_data_size": len(encoded) + 4}}], "outputs": [{"name": "output", "parameters": {
+                    "classification": 1}}]}).encode()
+            request = urllib.request.Request(
+                f"{server.url}/v2/models/stripes/infer", header + len(encoded).to_bytes(4, "little") + encoded,
+                {"Inference-Header-Content-Length": str(len(header)), "Content-Type": "application/octet-stream"})
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                top = json.loads(answer.read())["outputs"][0]["data"][0]
             post(f"{server.url}/v2/systemsharedmemory/unregister", {})
         scores = np.ndarray((1, 3), np.float32, buffer=regions["scores"].buf).copy()
         console.print(f"  scores read from shared memory: [{', '.join(f'{v:.3f}' for v in scores[0])}]; the model ran "
                       f"{stats['execution_count']} time(s) for 2 requests (cache hits: "
                       f"{stats['inference_stats']['cache_hit']['count']})")
+        console.print(f"  {photo.parent.name}/{photo.name} posted as PNG bytes, decoded and normalized by the server: "
+                      f"top class {top!r} (score:index:label)")
     finally:
         for block in regions.values():
             block.close()
@@ -347,7 +365,8 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
         ("Quantize the decoder's MatMul weights to int4 (MatMulNBits, blocks of 32; converted to one ONNX graph "
          "first)", ["quantize", f"{w}/decoder", f"{w}/decoder_int4.onnx", "--mode", "int4-weights"]),
         ("Serve the classifier with Triton's response cache and shared memory: the image passed in a shared memory "
-         "region, the scores written to another, the same request again answered from the cache",
+         "region, the scores written to another, the same request again answered from the cache; then a PNG file "
+         "posted as it is (images in), labelled by the classification extension",
          lambda: _serve_with_shared_memory_and_cache(workdir)),
         ("Validate PyTorch against ONNX module by module; write an HTML report",
          ["validate", "modelport.demo:demo_cnn", f"{w}/cnn.onnx", "--weights", f"{w}/cnn_weights.pt",

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelportError, ServeError, first_line, quote_list
-from . import cache, classification, shared_memory
+from . import cache, classification, images, shared_memory
 from .cache import ResponseCache
 from .shared_memory import SystemSharedMemory
 from .codec import Raw, datatype_of, decode, element_count, encode_raw, numpy_dtype
@@ -148,7 +148,11 @@ class DataPlane:
         entry = self.repository.get(request.model, request.version)
         started = time.perf_counter_ns()
         try:  # a refused request counts as a failure of the model it was for, as in Triton's metrics
-            feeds = check_inputs(entry, [self._read_shared_memory(tensor) for tensor in request.inputs])
+            inputs = [self._read_shared_memory(tensor) for tensor in request.inputs]
+            if any(tensor.datatype == "BYTES" and tensor.name in entry.images for tensor in inputs):
+                # decoding is CPU work: off the event loop, as the model's run is
+                inputs = await asyncio.get_running_loop().run_in_executor(None, _decode_images, entry, inputs)
+            feeds = check_inputs(entry, inputs)
             wanted = check_outputs(entry, request.outputs)
             placements = {name: self.shared_memory.placement(name, params) for name, params in wanted}
             timeout = _timeout(request, self.repository.options.request_timeout_s)
@@ -265,6 +269,22 @@ class DataPlane:
         await self._idle.wait()
 
 
+def _decode_images(entry: ModelVersion, tensors: list[InferInput]) -> list[InferInput]:
+    """Encoded images sent to an image input (serve/images.py) as the float tensor it takes."""
+    result = []
+    for tensor in tensors:
+        if tensor.datatype == "BYTES" and tensor.name in entry.images:
+            try:
+                shape = tuple(int(d) for d in tensor.shape)
+            except (TypeError, ValueError):
+                raise ServeError(f"input {tensor.name!r}: shape must be a list of integers") from None
+            batch = images.decoded(entry.images, tensor.name, decode(tensor.name, "BYTES", shape, tensor.values))
+            tensor = InferInput(tensor.name, datatype_of(batch.dtype), list(batch.shape), Raw(batch.tobytes()),
+                                tensor.parameters)
+        result.append(tensor)
+    return result
+
+
 def check_inputs(entry: ModelVersion, tensors: list[InferInput]) -> dict[str, np.ndarray]:
     """The request's inputs as arrays, in the model's input order; 400 naming the first input
     that does not fit."""
@@ -280,8 +300,11 @@ def check_inputs(entry: ModelVersion, tensors: list[InferInput]) -> dict[str, np
             raise ServeError(f"input {tensor.name!r} is given twice")
         expected = datatype_of(spec.dtype)
         if tensor.datatype != expected:
+            hint = ("; to send it encoded images, declare how they are prepared (config.pbtxt parameters "
+                    f"{images.MEAN} and {images.STD})" if tensor.datatype == "BYTES" and spec.shape is not None
+                    and len(spec.shape) == 4 and spec.dtype.kind == "f" else "")
             raise ServeError(f"input {tensor.name!r} of model {entry.name!r} is {expected}; the request "
-                             f"sends {tensor.datatype}")
+                             f"sends {tensor.datatype}{hint}")
         shape = _check_shape(entry, spec, tensor.shape, batched)
         feeds[tensor.name] = decode(tensor.name, tensor.datatype, shape, tensor.values)
     missing = [name for name in specs if name not in feeds]

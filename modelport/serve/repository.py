@@ -26,6 +26,7 @@ from ..tensors import TensorSpec
 from .batching import Batcher
 from .classification import LABELS_FILE, labels_for
 from .codec import datatype_of
+from .images import image_inputs
 from .proto import grpc_service_pb2 as pb
 
 READY, UNAVAILABLE, LOADING = "READY", "UNAVAILABLE", "LOADING"
@@ -117,6 +118,8 @@ class ModelVersion:
     generator: Any = None
     # Output name -> class labels, for the classification extension (serve/classification.py).
     labels: dict[str, list[str]] = field(default_factory=dict)
+    # Input name -> how it takes encoded images (serve/images.py), for inputs that declare it.
+    images: dict = field(default_factory=dict)
 
     @property
     def max_batch_size(self) -> int:
@@ -256,6 +259,7 @@ class Repository:
         entry.generator = first if callable(getattr(first, "stream", None)) else None
         try:
             entry.labels = self._labels(entry, path)
+            entry.images = image_inputs(config, entry.inputs)
         except ModelportError as exc:
             entry.state, entry.reason = UNAVAILABLE, str(exc)
             return

@@ -7,6 +7,8 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import InvalidModelError, UsageError
+from ..formats import images  # the image pipeline, shared with the server's images-in requests
+from ..formats.images import IMAGE_SUFFIXES, IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (imported from here too)
 from ..tensors import TensorSpec, ValueRange
 
 DEFAULT_DYNAMIC_DIM = 8  # for dynamic dims other than the batch, unless --dim says otherwise
@@ -109,10 +111,6 @@ def load_feeds(path: str | Path) -> dict[str, np.ndarray]:
                                 hint="write it with numpy.savez(path, input_name=array, ...)") from exc
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
-# Normalization of an image folder fed to a model that declares nothing else: ImageNet's, on 0..255.
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 class GivenFeeds(dict):
@@ -162,31 +160,16 @@ def load_image_folder(folder: str | Path, spec: TensorSpec, size: tuple[int, int
     ``spec``: RGB (or grayscale for one channel), resized to ``size`` (height, width; else the
     input's own), (x - mean) / std per channel when given (in the model's channel order: "BGR"
     reverses them first, as OpenCV- and Caffe-trained models take them), in the input's layout
-    (channels-first when its second dim is 1 or 3, else channels-last)."""
-    from PIL import Image, UnidentifiedImageError
+    (channels-first when its second dim is 1 or 3, else channels-last): formats/images.py."""
     folder = Path(folder)
     if spec.shape is None or len(spec.shape) != 4:
         raise UsageError(f"a folder of images calibrates an image input; {spec.name!r} is {spec.shape_str()}",
                          hint="give an .npz of inputs instead")
-    first = spec.shape[1] in (1, 3) and spec.shape[3] not in (1, 3)
-    channels, height, width = (spec.shape[1:] if first else (spec.shape[3], *spec.shape[1:3]))
-    height, width = size or (height, width)
-    if not height or not width:
-        raise UsageError(f"input {spec.name!r} has no fixed height and width", hint="give --image-size H,W")
+    layout = images.ImageLayout.of(spec, size)
+    layout.sized()
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not files:
         raise UsageError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {str(folder)!r}")
-    batch = []
-    for path in files:
-        try:
-            with Image.open(path) as image:
-                image = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.BILINEAR)
-                pixels = np.asarray(image, dtype=np.float32).reshape(height, width, -1)
-        except (OSError, UnidentifiedImageError) as exc:
-            raise UsageError(f"cannot read the image {str(path)!r}: {exc}") from None
-        if channel_order == "BGR" and pixels.shape[-1] == 3:
-            pixels = pixels[..., ::-1]
-        if mean is not None:
-            pixels = (pixels - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-        batch.append(np.transpose(pixels, (2, 0, 1)) if first else pixels)
-    return np.stack(batch).astype(spec.dtype)
+    normalization = (images.Normalization(tuple(mean), tuple(std or [1.0]), channel_order) if mean is not None
+                     else images.Normalization((0.0,), (1.0,), channel_order))
+    return np.stack([images.load_file(path, layout, normalization, spec.dtype) for path in files])

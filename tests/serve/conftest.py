@@ -81,6 +81,18 @@ def serve_models(tmp_path_factory) -> dict[str, Path]:
             "slow": build_slow(folder / "slow.onnx")}
 
 
+def repository_of(root: Path, model: Path, configs: dict[str, str | None]) -> Path:
+    """A repository in Triton's layout: each name a copy of ``model`` as version 1, with the given
+    config.pbtxt text (None: no config)."""
+    import shutil
+    for name, config in configs.items():
+        (root / name / "1").mkdir(parents=True)
+        shutil.copy(model, root / name / "1" / "model.onnx")
+        if config is not None:
+            (root / name / "config.pbtxt").write_text(config)
+    return root
+
+
 def ort_outputs(path: Path, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The reference: ONNX Runtime in this process, not the server."""
     import onnxruntime as ort

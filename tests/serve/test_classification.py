@@ -3,25 +3,21 @@ HTTP and gRPC, and the JSON form, answered with the top K as "score:index:label"
 scores and order are ONNX Runtime's own, labels from config.pbtxt's label_filename or labels.txt."""
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 import requests
 
-from tests.serve.conftest import ort_outputs, run_client, start_server
+from tests.serve.conftest import ort_outputs, repository_of, run_client, start_server
 
 LABELS = [f"class_{i}" for i in range(10)]
 
 
 @pytest.fixture(scope="module")
 def labelled_server(serve_models, tmp_path_factory):
-    root = tmp_path_factory.mktemp("labelled-repo")
-    for name in ("configured", "default"):
-        (root / name / "1").mkdir(parents=True)
-        shutil.copy(serve_models["cnn"], root / name / "1" / "model.onnx")
-    (root / "configured" / "config.pbtxt").write_text(
-        'max_batch_size: 4\noutput [ { name: "output" data_type: TYPE_FP32 dims: [ 10 ] label_filename: "names.txt" } ]\n')
+    root = repository_of(tmp_path_factory.mktemp("labelled-repo"), serve_models["cnn"], {
+        "configured": 'max_batch_size: 4\n'
+                      'output [ { name: "output" data_type: TYPE_FP32 dims: [ 10 ] label_filename: "names.txt" } ]\n',
+        "default": None})
     (root / "configured" / "names.txt").write_text("\n".join(LABELS) + "\n")
     (root / "default" / "labels.txt").write_text("\n".join(label.upper() for label in LABELS) + "\n")
     server = start_server([root], tmp_path_factory.mktemp("labelled-log") / "server.log")

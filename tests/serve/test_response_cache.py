@@ -5,26 +5,20 @@ bit for bit, and the model does not run again), counts hits and misses in its st
 a load, with the flag to use, on a server started without a cache."""
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.serve.conftest import ort_outputs, run_client, start_server
+from tests.serve.conftest import ort_outputs, repository_of, run_client, start_server
 
 CACHED_CONFIG = 'max_batch_size: 4\nresponse_cache { enable: true }\n'
 
 
 @pytest.fixture(scope="module")
 def repository(serve_models, tmp_path_factory):
-    root = tmp_path_factory.mktemp("cache-repo")
-    for name in ("cached", "plain"):
-        (root / name / "1").mkdir(parents=True)
-        shutil.copy(serve_models["cnn"], root / name / "1" / "model.onnx")
-    (root / "cached" / "config.pbtxt").write_text(CACHED_CONFIG)
-    return root
+    return repository_of(tmp_path_factory.mktemp("cache-repo"), serve_models["cnn"],
+                         {"cached": CACHED_CONFIG, "plain": None})
 
 
 def _image(seed: int) -> np.ndarray:

@@ -65,10 +65,10 @@ def test_regions_and_placements_are_checked_before_a_model_runs(shm_server, tmp_
 
         refused = register("escape", "/../etc/passwd", 10)
         assert refused.status_code == 400 and "/dev/shm only" in refused.json()["error"]
-        link = "/dev/shm/modelport_link_test"
+        link = f"/dev/shm/modelport_link_{os.getpid()}"
         os.symlink("/etc/hostname", link)
         links.append(link)
-        refused = register("link", "/modelport_link_test", 4)
+        refused = register("link", f"/modelport_link_{os.getpid()}", 4)
         assert refused.status_code == 400 and "cannot open" in refused.json()["error"]
         if os.geteuid() == 0:   # only root can give a file away
             other = shared_memory.SharedMemory(create=True, size=64)

@@ -303,6 +303,20 @@ def shared_memory(http, grpc, model, feeds, names, out_bytes):
     return results, statuses
 
 
+def images(http, grpc, model, output, count, files):
+    """Encoded image files sent as a BYTES tensor, one per row, the top classes asked for by
+    InferRequestedOutput(class_count=K): what an app that has JPEGs, not tensors, sends."""
+    rows = np.array([open(path, "rb").read() for path in files], dtype=np.object_)
+    answers = {}
+    for mode, module in (("http", httpclient), ("grpc", grpcclient)):
+        tensor = module.InferInput("image", [len(rows)], "BYTES")
+        tensor.set_data_from_numpy(rows)
+        client = module.InferenceServerClient(http if mode == "http" else grpc)
+        result = client.infer(model, [tensor], outputs=[module.InferRequestedOutput(output, class_count=count)])
+        answers[mode] = [[item.decode() for item in row] for row in result.as_numpy(output).reshape(-1, count)]
+    return answers
+
+
 def main(argv):
     command = argv[0]
     if command in ("infer", "infer-kserve", "concurrent"):
@@ -313,6 +327,9 @@ def main(argv):
         results = run(http, grpc, model, feeds, names)
         np.savez(out, **{f"{mode}/{name}": value for mode, arrays in results.items() for name, value in arrays.items()})
         print(json.dumps({"modes": sorted(results)}))
+    elif command == "images":
+        http, grpc, model, output, count, *files = argv[1:]
+        print(json.dumps(images(http, grpc, model, output, int(count), files)))
     elif command == "shm":
         http, grpc, model, inputs, out, out_bytes = argv[1:7]
         names = [o["name"] for o in requests.get(f"http://{http}/v2/models/{model}", timeout=30).json()["outputs"]]
