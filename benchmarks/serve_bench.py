@@ -10,6 +10,11 @@ threads, with dynamic batching of up to 8 rows:
   load generator, no network: the throughput ceiling a server can approach.
 - ``modelport grpc`` (OIP v2, raw_input_contents), ``modelport http-binary`` (Triton's binary
   tensor extension) and ``modelport http-json``: `modelport serve` in its own process.
+- ``modelport images-in (jpeg)``: a repository whose config declares ImageNet normalization, the
+  JPEG file itself sent as a BYTES row (the server decodes, resizes, normalizes), each request
+  distinct; ``client preprocessing + http-binary``: the client decodes and normalizes it itself
+  per request and sends the tensor; ``http-binary, cache hits``: one request repeated, answered by
+  the response cache.
 - ``modelport grpc shm`` / ``modelport http shm``: the same server with ``--allow-client-shm``;
   each client writes the image into its own registered system shared memory region and reads the
   scores from another (Triton's shared memory extension), so only region names travel.
@@ -279,6 +284,63 @@ class SharedMemoryClient:
             block.unlink()
 
 
+def _jpeg(image_nchw: np.ndarray) -> bytes:
+    """The benchmark's image as a JPEG file's bytes: 0..255 pixels from its normalized values."""
+    import io
+
+    from PIL import Image
+    pixels = np.clip(image_nchw[0].transpose(1, 2, 0) * 58 + 118, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def client_side(jpeg: bytes) -> np.ndarray:
+    """What a client does without images in: decode, resize, normalize (ImageNet's), NCHW."""
+    import io
+
+    from PIL import Image
+
+    from modelport.formats.images import IMAGENET_MEAN, IMAGENET_STD
+    with Image.open(io.BytesIO(jpeg)) as image:
+        pixels = np.asarray(image.convert("RGB").resize((224, 224), Image.BILINEAR), np.float32)
+    return ((pixels - np.asarray(IMAGENET_MEAN, np.float32)) / np.asarray(IMAGENET_STD, np.float32)
+            ).transpose(2, 0, 1)[None].astype(np.float32)
+
+
+def images_in(host, port, model, jpeg: bytes):
+    """The JPEG file itself as a BYTES row (Triton's binary form: 4-byte length, then the bytes)."""
+    blob = len(jpeg).to_bytes(4, "little") + jpeg
+    header = json.dumps({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                                     "parameters": {"binary_data_size": len(blob)}}],
+                         "parameters": {"binary_data_output": True}}).encode()
+
+    def decode(body, headers):
+        split = int(headers["inference-header-content-length"])
+        return np.frombuffer(body[split:], np.float32).reshape(1, -1)
+    return Http(host, port, f"/v2/models/{model}/infer", header + blob,
+                {"Inference-Header-Content-Length": len(header), "Content-Type": "application/octet-stream"}, decode)
+
+
+class Preprocessing(Http):
+    """http-binary with the client decoding and normalizing the JPEG itself before every request."""
+
+    def __init__(self, host, port, model, jpeg: bytes):
+        self.jpeg, self.model = jpeg, model
+        super().__init__(host, port, "", b"", {}, None)
+
+    async def send(self):
+        inner = http_binary(self.host, self.port, self.model, client_side(self.jpeg))
+        self.request, self.decode = inner.request, inner.decode
+        return await super().send()
+
+
+IMAGES_CONFIG = """max_batch_size: %d
+parameters { key: "image_mean" value: { string_value: "123.675,116.28,103.53" } }
+parameters { key: "image_std" value: { string_value: "58.395,57.12,57.375" } }
+"""
+
+
 # -- servers -----------------------------------------------------------------------------------------
 def start_modelport(model: Path, log: Path, extra=()) -> tuple[subprocess.Popen, int, int]:
     process = subprocess.Popen([sys.executable, "-m", "modelport.cli", "serve", str(model), "--http-port", "0",
@@ -445,6 +507,31 @@ async def run(args, folder: Path) -> dict:
         finally:
             stop(process)
 
+    print("images in, against client-side preprocessing; the response cache:", flush=True)
+    repository = folder / "repository"
+    (repository / "resnet18" / "1").mkdir(parents=True, exist_ok=True)
+    (repository / "resnet18" / "1" / "model.onnx").write_bytes(model.read_bytes())
+    (repository / "resnet18" / "config.pbtxt").write_text(IMAGES_CONFIG % MAX_BATCH)
+    (repository / "resnet18_cached" / "1").mkdir(parents=True, exist_ok=True)
+    (repository / "resnet18_cached" / "1" / "model.onnx").write_bytes(model.read_bytes())
+    (repository / "resnet18_cached" / "config.pbtxt").write_text(
+        f"max_batch_size: {MAX_BATCH}\nresponse_cache {{ enable: true }}\n")
+    jpeg = _jpeg(image)
+    decoded_reference = session.run({"image": client_side(jpeg)})["output"]
+    process, http_port, grpc_port = start_modelport(repository, folder / "images.log", ("--cache-size-mb", "64"))
+    try:
+        await measure("modelport images-in (jpeg)",
+                      lambda: images_in("127.0.0.1", http_port, "resnet18", jpeg).open(), decoded_reference,
+                      levels, args.seconds, results)
+        await measure("client preprocessing + http-binary",
+                      lambda: Preprocessing("127.0.0.1", http_port, "resnet18", jpeg).open(), decoded_reference,
+                      levels, args.seconds, results)
+        await measure("http-binary, cache hits",
+                      lambda: http_binary("127.0.0.1", http_port, "resnet18_cached", image).open(), reference, [1],
+                      args.seconds, results)
+    finally:
+        stop(process)
+
     print("the gRPC transport alone (a no-op server in its own process answering the same request):", flush=True)
     process, port = start_echo()
     try:
@@ -513,6 +600,16 @@ def report(results: dict, levels: list[int]) -> None:
                     line += (f"; a no-op gRPC server answering such a request takes {floor:.2f} ms, so modelport's "
                              f"own share is {overhead - floor:.2f} ms")
             print(line)
+    if ("modelport images-in (jpeg)", top) in results:
+        for c in levels:
+            print(f"  images in / client-side preprocessing + http-binary, c={c}: "
+                  f"{thr('modelport images-in (jpeg)', c) / thr('client preprocessing + http-binary', c):.2f}x req/s, "
+                  f"p50 {results[('modelport images-in (jpeg)', c)]['p50_ms']:.2f} vs "
+                  f"{results[('client preprocessing + http-binary', c)]['p50_ms']:.2f} ms")
+        hit = results[("http-binary, cache hits", 1)]
+        print(f"  response cache hit, c=1: p50 {hit['p50_ms']:.2f} ms ({hit['throughput']:.0f} req/s) against "
+              f"{results[('modelport http-binary', 1)]['p50_ms']:.2f} ms running the model"
+              if ("modelport http-binary", 1) in results else f"  response cache hit, c=1: p50 {hit['p50_ms']:.2f} ms")
     print(f"  dynamic batching, server over gRPC, c={top}: {thr('modelport grpc') / thr('modelport unbatched grpc'):.2f}x "
           f"the unbatched server; in-process {thr('in-process') / thr('in-process unbatched'):.2f}x")
 

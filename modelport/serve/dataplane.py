@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelportError, ServeError, first_line, quote_list
-from . import cache, classification, images, shared_memory
+from . import cache, classification, ensemble, images, shared_memory
 from .cache import ResponseCache
 from .shared_memory import SystemSharedMemory
 from .codec import Raw, datatype_of, decode, element_count, encode_raw, numpy_dtype
@@ -160,7 +160,7 @@ class DataPlane:
             _failed(entry, started)
             raise
         batcher = entry.batcher
-        if batcher is None:  # unloaded between the lookup and now
+        if batcher is None and not entry.steps:  # unloaded between the lookup and now
             raise ServeError(f"model {entry.name!r} version {entry.version} is not ready: {entry.reason}", status=503)
         key = None
         if self.cache is not None and entry.config.response_cache.enable:
@@ -174,7 +174,8 @@ class DataPlane:
         self.active += 1
         self._idle.clear()
         try:
-            outputs = await asyncio.wait_for(batcher.submit(feeds), timeout)
+            work = self._run_ensemble(entry, feeds) if entry.steps else batcher.submit(feeds)
+            outputs = await asyncio.wait_for(work, timeout)
         except asyncio.TimeoutError:
             _failed(entry, started)
             raise ServeError(f"model {entry.name!r} did not answer within {timeout:g} s (the request "
@@ -199,6 +200,36 @@ class DataPlane:
             entry.stats.cache_miss[0] += 1
             entry.stats.cache_miss[1] += time.perf_counter_ns() - stored
         return self._respond(entry, request, wanted, placements, outputs, started)
+
+    async def _run_ensemble(self, entry: ModelVersion, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """An ensemble's steps (serve/ensemble.py), each through its own model's batcher."""
+        started = time.perf_counter_ns()
+        outputs = await ensemble.run(entry.steps, feeds, [spec.name for spec in entry.outputs], self._run_step)
+        rows = len(next(iter(feeds.values()))) if entry.max_batch_size > 0 and feeds else 1
+        entry.stats.executed(rows, 1, 0, time.perf_counter_ns() - started)
+        return outputs
+
+    async def _run_step(self, step, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            model = self.repository.get(step.model, step.version)
+        except ServeError as exc:
+            raise ServeError(f"ensemble step {step.model!r}: {exc}", status=exc.status) from None
+        started = time.perf_counter_ns()
+        try:
+            if model.batcher is None:
+                raise ServeError(f"model {model.name!r} is not ready: {model.reason}", status=503)
+            feeds = check_inputs(model, [InferInput(name, datatype_of(value.dtype), list(value.shape),
+                                                    Raw(encode_raw(value))) for name, value in tensors.items()])
+            outputs = await model.batcher.submit(feeds)
+        except ServeError as exc:
+            _failed(model, started)
+            raise ServeError(f"ensemble step {step.model!r}: {exc}", status=exc.status) from None
+        except Exception:
+            _failed(model, started)
+            raise
+        model.stats.success[0] += 1
+        model.stats.success[1] += time.perf_counter_ns() - started
+        return outputs
 
     def _read_shared_memory(self, tensor: InferInput) -> InferInput:
         """An input whose parameters name a shared memory region, with its bytes read from there."""

@@ -26,6 +26,7 @@ from ..tensors import TensorSpec
 from .batching import Batcher
 from .classification import LABELS_FILE, labels_for
 from .codec import datatype_of
+from . import ensemble
 from .images import image_inputs
 from .proto import grpc_service_pb2 as pb
 
@@ -120,6 +121,8 @@ class ModelVersion:
     labels: dict[str, list[str]] = field(default_factory=dict)
     # Input name -> how it takes encoded images (serve/images.py), for inputs that declare it.
     images: dict = field(default_factory=dict)
+    # An ensemble's steps (serve/ensemble.py); empty for a model that runs itself.
+    steps: list = field(default_factory=list)
 
     @property
     def max_batch_size(self) -> int:
@@ -174,7 +177,7 @@ class Repository:
         await asyncio.gather(*(loop.run_in_executor(None, self._open, entry) for entry in versions.values()
                                if entry.state == LOADING))
         for entry in versions.values():
-            if entry.state == READY:
+            if entry.state == READY and entry.batcher is not None:   # an ensemble has none of its own
                 entry.batcher.start()
         for entry in previous.values():
             if entry.batcher is not None:
@@ -237,6 +240,9 @@ class Repository:
     def _open(self, entry: ModelVersion) -> None:
         """Open a version's Sessions (one per instance) and its batcher; never raises."""
         from ..formats import detect
+        if entry.config is not None and entry.config.platform == ensemble.PLATFORM:
+            self._open_ensemble(entry)
+            return
         try:
             path = entry.path
             if self.root is not None:
@@ -282,6 +288,20 @@ class Repository:
                                 max_batch_size=config.max_batch_size, delay_s=delay_us / 1e6,
                                 max_queue=self.options.max_queue_size, stats=entry.stats,
                                 closers=[session.close for session in sessions])
+        entry.state, entry.reason = READY, ""
+
+    def _open_ensemble(self, entry: ModelVersion) -> None:
+        """An ensemble runs no file of its own: its tensors and steps come from its config, checked
+        here as a pipeline that can run (serve/ensemble.py)."""
+        entry.config.name = entry.name
+        try:
+            entry.inputs, entry.outputs = ensemble.specs(entry.config)
+            entry.steps = ensemble.plan(entry.config, set(self.models))
+            entry.labels = self._labels(entry, entry.path)
+        except ModelportError as exc:
+            entry.state, entry.reason = UNAVAILABLE, str(exc)
+            return
+        entry.format = "ensemble"
         entry.state, entry.reason = READY, ""
 
     def _labels(self, entry: ModelVersion, path: Path) -> dict[str, list[str]]:
