@@ -20,9 +20,9 @@ import numpy as np
 from ..errors import ModelportError, ServeError, first_line, quote_list
 from . import cache, classification, ensemble, images, shared_memory
 from .cache import ResponseCache
-from .shared_memory import SystemSharedMemory
 from .codec import Raw, datatype_of, decode, element_count, encode_raw, numpy_dtype
 from .repository import ModelVersion, Repository, version_key
+from .shared_memory import SystemSharedMemory
 
 SERVER_NAME = "modelport"
 # The OIP/Triton extensions this server implements, as server metadata lists them.
@@ -250,9 +250,17 @@ class DataPlane:
 
     def _respond(self, entry: ModelVersion, request: InferRequest, wanted, placements, outputs,
                  started: int) -> InferResponse:
+        try:
+            tensors = self._output_tensors(entry, wanted, placements, outputs)
+        except ServeError:   # an output that does not fit its shared memory region
+            _failed(entry, started)
+            raise
         success = entry.stats.success
         success[0] += 1
         success[1] += time.perf_counter_ns() - started
+        return InferResponse(entry.name, entry.version, request.id, tensors)
+
+    def _output_tensors(self, entry: ModelVersion, wanted, placements, outputs) -> list[OutputTensor]:
         tensors = []
         for name, params in wanted:
             array = outputs[name]
@@ -269,7 +277,7 @@ class DataPlane:
                 placement.write(blob)
                 params = {**params, shared_memory.BYTE_SIZE: len(blob)}
             tensors.append(OutputTensor(name, datatype_of(array.dtype), array, params, placement is not None))
-        return InferResponse(entry.name, entry.version, request.id, tensors)
+        return tensors
 
     @contextlib.asynccontextmanager
     async def running(self, entry: ModelVersion):
