@@ -83,6 +83,27 @@ def _plain_interpreter(path):
                            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
 
 
+MAX_PACKED_LABELS_BYTES = 10 << 20
+
+
+def packed_labels(path) -> list[str] | None:
+    """The class labels packed into a TFLite file with its Model Metadata (the associated files ride
+    in a zip archive appended to the flatbuffer, as tflite-support and edge/metadata.py pack them): the
+    lines of its labels file, or None. Only names and sizes are trusted before a member is read."""
+    import zipfile
+    try:
+        with zipfile.ZipFile(path) as archive:
+            texts = [info for info in archive.infolist() if info.filename.lower().endswith(".txt")
+                     and "/" not in info.filename and info.file_size <= MAX_PACKED_LABELS_BYTES]
+            chosen = next((info for info in texts if "label" in info.filename.lower()), texts[0] if texts else None)
+            if chosen is None:
+                return None
+            lines = archive.read(chosen).decode("utf-8").splitlines()
+    except (OSError, zipfile.BadZipFile, UnicodeDecodeError):
+        return None
+    return [line.strip() for line in lines if line.strip()] or None
+
+
 def metadata_normalization(path) -> list[tuple[list[float], list[float]] | None]:
     """Per input (in the subgraph's order), the (mean, std) of the NormalizationOptions its TFLite
     Model Metadata declares — what the app applies to pixels 0..255 before the model — or None.

@@ -5,8 +5,9 @@ BYTES strings ``"score:index"`` or ``"score:index:label"``, shape [batch, K] for
 
 Labels, per output, from (first found): the ``label_filename`` of the output in the model's
 config (a file in the model's folder of the repository), ``labels.txt`` in the model's folder of
-the repository, or ``labels.txt`` beside a model given as a path. A labels file names one class per
-line; it labels an output whose class count (its last dim) it matches.
+the repository, or ``labels.txt`` beside a model given as a path (an edge bundle's), else the labels
+packed into a TFLite file's Model Metadata. A labels file names one class per line; it labels an
+output whose class count (its last dim) it matches.
 """
 from __future__ import annotations
 
@@ -28,14 +29,14 @@ def read_labels(path: Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def labels_for(outputs, configured: dict[str, Path], default: Path | None) -> dict[str, list[str]]:
-    """Output name -> its labels: a configured file for that output, else the default file for every
-    output whose last dim is the number of its lines."""
+def labels_for(outputs, configured: dict[str, Path], default: Path | None,
+               packed: list[str] | None = None) -> dict[str, list[str]]:
+    """Output name -> its labels: a configured file for that output, else the default file, else the
+    labels packed in the model file itself, for every output whose last dim is their number."""
     labels = {name: read_labels(path) for name, path in configured.items()}
-    if default is not None and default.is_file():
-        lines = read_labels(default)
+    for lines in ((read_labels(default) if default is not None and default.is_file() else None), packed):
         for spec in outputs:
-            if spec.name not in labels and spec.shape and spec.shape[-1] == len(lines):
+            if lines and spec.name not in labels and spec.shape and spec.shape[-1] == len(lines):
                 labels[spec.name] = lines
     return labels
 

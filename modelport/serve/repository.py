@@ -306,9 +306,11 @@ class Repository:
 
     def _labels(self, entry: ModelVersion, path: Path) -> dict[str, list[str]]:
         """The classification labels of each output: the config's label_filename (in the model's folder),
-        else labels.txt there, or beside a model given as a path."""
+        else labels.txt there, or beside a model given as a path, else those a TFLite file packs."""
+        from ..formats.tflite import packed_labels
+        packed = packed_labels(path) if Path(path).suffix.lower() == ".tflite" else None
         if self.root is None:
-            return labels_for(entry.outputs, {}, Path(path).parent / LABELS_FILE)
+            return labels_for(entry.outputs, {}, Path(path).parent / LABELS_FILE, packed)
         folder = entry.path.parent  # REPO/<name>/, the version folder's parent
         configured = {}
         for output in entry.config.output:
@@ -318,7 +320,7 @@ class Repository:
                     raise UsageError(f"output {output.name!r}: label_filename {output.label_filename!r} is not a file "
                                      f"in {str(folder)!r}")
                 configured[output.name] = file
-        return labels_for(entry.outputs, configured, folder / LABELS_FILE)
+        return labels_for(entry.outputs, configured, folder / LABELS_FILE, packed)
 
     # -- lookups ---------------------------------------------------------------------------------
     def get(self, name: str, version: str = "", *, ready: bool = True) -> ModelVersion:

@@ -154,6 +154,41 @@ def test_metadata_is_read_and_used_by_mediapipe(cli, tmp_path):
     assert (expected.low, expected.high) == (-1.0, 1.0) and "metadata" in expected.why
     check = cli("validate", out / "model_fp32.tflite", out / "model_fp16.tflite", "--json")
     assert check.code == 0 and "uniform in [-1, 1]" in check.json()["feeds"][0]
+    _served_alone_it_labels_and_takes_images(out / "model_fp32.tflite", image, tmp_path)
+
+
+def _served_alone_it_labels_and_takes_images(model, image, tmp_path):
+    """The .tflite served without its bundle: the labels packed in its metadata name the classes of
+    the classification extension, and its normalization metadata lets it take a PNG as it is."""
+    import io
+    import shutil
+
+    import requests
+    from PIL import Image
+
+    from tests.serve.conftest import start_server
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(model, alone / "classifier.tflite")
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, "PNG")
+    png = buffer.getvalue()
+    server = start_server([alone / "classifier.tflite"], tmp_path / "server.log")
+    try:
+        blob = len(png).to_bytes(4, "little") + png
+        header = json.dumps({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                                         "parameters": {"binary_data_size": len(blob)}}],
+                             "outputs": [{"name": next(iter(_litert(model).run(
+                                 {"image": np.zeros((1, 32, 32, 3), np.float32)}))),
+                                 "parameters": {"classification": 3}}]}).encode()
+        answer = requests.post(f"{server.url}/v2/models/classifier/infer", data=header + blob, timeout=60,
+                               headers={"Inference-Header-Content-Length": str(len(header))})
+        assert answer.status_code == 200, answer.text
+        top = answer.json()["outputs"][0]["data"]
+    finally:
+        assert server.stop() == 0, server.log()
+    scores = next(iter(_litert(model).run({"image": (image[None].astype(np.float32) - 127.5) / 127.5}).values()))[0]
+    assert [entry.split(":", 2)[2] for entry in top] == [LABELS[i] for i in np.argsort(-scores)[:3]]
 
 
 def test_bad_labels_and_normalization_are_exit_2(cli, tmp_path, keras_cnn):
