@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ServeError, UsageError
-from ..formats.images import MAX_PIXELS, ImageLayout, Normalization, decode
+from ..formats.images import ImageLayout, Normalization, decode
 
 MEAN, STD, ORDER = "image_mean", "image_std", "image_channel_order"
 MAX_IMAGES = 64   # per request: decoding is the server's work, bounded as the body size is
@@ -92,5 +92,3 @@ def decoded(images: dict[str, ImageInput], name: str, values: np.ndarray) -> np.
             raise ServeError(str(exc)) from None
     return np.stack(batch)
 
-
-__all__ = ["ImageInput", "image_inputs", "decoded", "MAX_PIXELS", "MAX_IMAGES"]
