@@ -23,10 +23,10 @@ from typing import Any
 
 from ..errors import ModelportError, ServeError, UsageError, first_line
 from ..tensors import TensorSpec
+from . import ensemble
 from .batching import Batcher
 from .classification import LABELS_FILE, labels_for
 from .codec import datatype_of
-from . import ensemble
 from .images import image_inputs
 from .proto import grpc_service_pb2 as pb
 
@@ -240,6 +240,11 @@ class Repository:
     def _open(self, entry: ModelVersion) -> None:
         """Open a version's Sessions (one per instance) and its batcher; never raises."""
         from ..formats import detect
+        if entry.config is not None and entry.config.response_cache.enable and not self.options.cache_bytes:
+            entry.state = UNAVAILABLE
+            entry.reason = ("its config enables response_cache, but the server has no cache: start it with "
+                            "--cache-size-mb N")
+            return
         if entry.config is not None and entry.config.platform == ensemble.PLATFORM:
             self._open_ensemble(entry)
             return
@@ -274,11 +279,6 @@ class Repository:
             entry.state = UNAVAILABLE
             entry.reason = (f"the model does not declare the shapes of {unknown_rank}; serve an ONNX or "
                             "exported (.pt2) version of it, whose inputs are typed")
-            return
-        if config.response_cache.enable and not self.options.cache_bytes:
-            entry.state = UNAVAILABLE
-            entry.reason = ("its config enables response_cache, but the server has no cache: start it with "
-                            "--cache-size-mb N")
             return
         batchable = first.flexible_batch and all(spec.shape and spec.shape[0] is None for spec in entry.outputs)
         _complete_config(entry, batchable, self.options)
