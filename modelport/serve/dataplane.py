@@ -168,8 +168,7 @@ class DataPlane:
             key = cache.request_key(entry.name, entry.version, feeds)
             outputs = self.cache.get(key)
             if outputs is not None:
-                rows = len(next(iter(feeds.values()))) if entry.max_batch_size > 0 and feeds else 1
-                entry.stats.answered_from_cache(rows, time.perf_counter_ns() - looked_up)
+                entry.stats.answered_from_cache(_rows(entry, feeds), time.perf_counter_ns() - looked_up)
                 return self._respond(entry, request, wanted, placements, outputs, started)
         self.active += 1
         self._idle.clear()
@@ -205,8 +204,7 @@ class DataPlane:
         """An ensemble's steps (serve/ensemble.py), each through its own model's batcher."""
         started = time.perf_counter_ns()
         outputs = await ensemble.run(entry.steps, feeds, [spec.name for spec in entry.outputs], self._run_step)
-        rows = len(next(iter(feeds.values()))) if entry.max_batch_size > 0 and feeds else 1
-        entry.stats.executed(rows, 1, 0, time.perf_counter_ns() - started)
+        entry.stats.executed(_rows(entry, feeds), 1, 0, time.perf_counter_ns() - started)
         return outputs
 
     async def _run_step(self, step, tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -306,6 +304,11 @@ class DataPlane:
         """Refuse new inferences and wait until those accepted have their answers."""
         self.draining = True
         await self._idle.wait()
+
+
+def _rows(entry: ModelVersion, feeds: dict[str, np.ndarray]) -> int:
+    """The inferences one request counts for: its batch rows for a batched model, else one."""
+    return len(next(iter(feeds.values()))) if entry.max_batch_size > 0 and feeds else 1
 
 
 def _decode_images(entry: ModelVersion, tensors: list[InferInput]) -> list[InferInput]:

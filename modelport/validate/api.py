@@ -71,19 +71,18 @@ def validate(reference: str | Path | Session, candidate: str | Path | Session, *
     try:
         precision = precision or cand_session.precision
         labelled = None
+        if data is not None or isinstance(inputs, (str, Path)) and Path(inputs).is_dir():
+            from .parity import InputPairing, feed_specs
+            specs = feed_specs([InputPairing(s, s, None) for s in ref_session.inputs], input_ranges)
         if data is not None:
             from .dataset import BATCH, load_labelled
             from .inputs import GivenFeeds
-            from .parity import InputPairing, feed_specs
-            specs = feed_specs([InputPairing(s, s, None) for s in ref_session.inputs], input_ranges)
             with steps.step(f"Reading the labelled data {data}"):
                 labelled = load_labelled(data, specs, size=image_size, mean=mean, std=std, channel_order=channel_order)
             feeds = GivenFeeds({name: value[:BATCH] for name, value in labelled.inputs.items()},
                                {name: f"the first {min(BATCH, len(labelled))} of {labelled.source}"
                                 for name in labelled.inputs})
         elif isinstance(inputs, (str, Path)) and Path(inputs).is_dir():
-            from .parity import InputPairing, feed_specs
-            specs = feed_specs([InputPairing(s, s, None) for s in ref_session.inputs], input_ranges)
             feeds = image_folder_feeds(inputs, specs, size=image_size, mean=mean, std=std, channel_order=channel_order)
         else:
             feeds = load_feeds(inputs) if isinstance(inputs, (str, Path)) else inputs
