@@ -23,6 +23,7 @@ _LAZY = {
     "export_tflite": ("modelport.edge.tflite", "export_tflite"),
     "export_tfjs": ("modelport.edge.tfjs", "export_tfjs"),
     "export_ort": ("modelport.edge.ort", "export_ort"),
+    "export_executorch": ("modelport.edge.executorch", "export_executorch"),
     "serving": ("modelport.serve.api", "serving"),
 }
 

@@ -267,6 +267,11 @@ def render_edge(result, title: str = "TFLite bundle", runtime: str = "LiteRT") -
         table.add_row(escape(item.name), f"{item.size / 1024:.0f} KiB",
                       "-" if item.latency_ms is None else f"{item.latency_ms:.2f} ms", worst, verdict)
     out.print(table)
+    for item in result.files:  # runtimes that split a model between a delegate and their own kernels
+        if item.placement:
+            out.print(f"[dim]{escape(item.name)}: " + "; ".join(
+                f"{where} {sum(counts.values())} op{'s' if sum(counts.values()) != 1 else ''}" + (f" ({escape(', '.join(sorted(counts)))})" if where != "XNNPACK" and counts else "")
+                for where, counts in item.placement.items()) + "[/]")
     for rule in dict.fromkeys(item.rule for item in result.files):
         modes = ", ".join(item.mode for item in result.files if item.rule == rule)
         out.print(f"[dim]{escape(modes)}: {escape(rule)}[/]")

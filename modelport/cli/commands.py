@@ -344,6 +344,32 @@ def edge_ort(src: str = typer.Argument(..., help="Source model (any format the p
         trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True)), as_json, "ORT bundle", "ORT")
 
 
+@edge_app.command("executorch")
+def edge_executorch(src: str = typer.Argument(..., help="Source model (PyTorch, or any format the planner reaches PyTorch from: ONNX, Keras through ONNX)."),
+                    out_dir: Path = typer.Argument(..., help="The bundle folder to write (replaced whole, atomically)."),
+                    quantize: str = typer.Option("fp32", "--quantize", help="Modes, comma separated: fp32, int8 (XNNPACK's quantizer, calibrated)."),
+                    calibration: Optional[Path] = typer.Option(None, "--calibration", help=".npz of typical inputs by input name (batch first), or a folder of images: needed by int8, and the check's data."),
+                    image_size: Optional[str] = typer.Option(None, "--image-size", help="H,W (or one size) the calibration images are resized to; default: the input's own."),
+                    mean: Optional[str] = typer.Option(None, "--mean", help="Normalization of calibration images, (x - mean) / std: one value or one per channel."),
+                    std: Optional[str] = typer.Option(None, "--std", help="See --mean."),
+                    max_batch: int = typer.Option(1, "--max-batch", help="Largest batch the programs take; their memory is planned for it (1: what a phone app feeds)."),
+                    weights: Weights = None, input_shape: InputShape = None, trust_pickle: TrustPickle = False,
+                    dim: Dim = None, seed: Seed = 0, imports: Imports = None, as_json: Json = False):
+    """Write an ExecuTorch bundle: one .pte per mode (XNNPACK delegate), each checked in ExecuTorch's runtime against SRC."""
+    from ..edge.executorch import export_executorch, parse_modes
+    quiet_tensorflow()
+    parse_modes(quantize)  # refused before any work
+    if calibration is not None and not calibration.exists():
+        raise UsageError(f"no such calibration data: {str(calibration)!r}")
+    size = _image_size(image_size)
+    options = open_options(weights, input_shape, trust_pickle, imports)
+    _report_edge(lambda: export_executorch(
+        src, out_dir, quantize=quantize, calibration=calibration, image_size=size, mean=_floats("--mean", mean),
+        std=_floats("--std", std), max_batch=max_batch, dims=parse_dims(dim), input_specs=options["input_specs"],
+        weights=options["weights"], trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True)),
+        as_json, "ExecuTorch bundle", "ExecuTorch")
+
+
 # -------------------------------------------------------------------------------------------- serve
 @app.command()
 def serve(models: List[str] = typer.Argument(..., help="Model files/folders, or ONE repository folder with Triton's layout (REPO/<name>/<version>/model.onnx, optional config.pbtxt)."),

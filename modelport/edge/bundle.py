@@ -35,11 +35,17 @@ class BundleFile:
     passed: bool | None = None  # None: not checked
     rule: str = ""
     report: dict[str, Any] = field(default_factory=dict)
+    # Where each op runs, for runtimes that split a model between a delegate and their own kernels
+    # (ExecuTorch: {"XNNPACK": {op: count}, "portable": {op: count}}).
+    placement: dict[str, dict[str, int]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.name, "mode": self.mode, "bytes": self.size, "latency_ms": self.latency_ms,
-                "passed": self.passed, "rule": self.rule, "inputs": self.inputs, "outputs": self.outputs,
-                "ops": self.ops}
+        entry = {"file": self.name, "mode": self.mode, "bytes": self.size, "latency_ms": self.latency_ms,
+                 "passed": self.passed, "rule": self.rule, "inputs": self.inputs, "outputs": self.outputs,
+                 "ops": self.ops}
+        if self.placement is not None:
+            entry["placement"] = self.placement
+        return entry
 
 
 @dataclass

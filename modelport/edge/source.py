@@ -96,10 +96,18 @@ def input_layout(reference, candidate) -> str | None:
 
 
 def load_inputs(path: Path, reference, image_size, mean, std, limit: int | None = None) -> dict[str, np.ndarray]:
-    """An .npz of arrays by input name, or a folder of images for a one-image-input model."""
+    """An .npz of arrays by input name, or a folder of images (or of class folders, as ``validate
+    --data`` takes them; the labels unused) for a one-image-input model."""
     from ..validate.inputs import load_feeds, load_image_folder
     if not path.is_dir():
         return load_feeds(path)
+    if any(p.is_dir() for p in path.iterdir()):
+        from ..validate.dataset import load_labelled
+        data = load_labelled(path, reference.inputs, size=image_size, mean=mean, std=std)
+        count = len(next(iter(data.inputs.values())))
+        # Samples spread over the classes (they come class by class), not the first classes only.
+        chosen = np.unique(np.linspace(0, count - 1, min(count, limit or count)).astype(int))
+        return {name: values[chosen] for name, values in data.inputs.items()}
     if len(reference.inputs) != 1:
         raise UsageError(f"a folder of images calibrates a model with one image input; this one has "
                          f"{len(reference.inputs)} inputs", hint="give an .npz of inputs by name instead")
