@@ -24,6 +24,7 @@ _LAZY = {
     "export_tfjs": ("modelport.edge.tfjs", "export_tfjs"),
     "export_ort": ("modelport.edge.ort", "export_ort"),
     "export_executorch": ("modelport.edge.executorch", "export_executorch"),
+    "export_openvino": ("modelport.edge.openvino", "export_openvino"),
     "serving": ("modelport.serve.api", "serving"),
 }
 

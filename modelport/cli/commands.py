@@ -43,7 +43,7 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
             optimize: bool = typer.Option(False, "--optimize", help="Clean up the ONNX model with onnxslim (one more hop, checked against the unoptimized model)."),
             keep_io_layout: Optional[str] = typer.Option(None, "--keep-io-layout", help="ONNX -> TensorFlow: nchw (ONNX's signature, the default) or nhwc (channels-last image inputs and outputs, no Transpose at all)."),
             as_code: bool = typer.Option(False, "--as-code", help="ONNX -> PyTorch: also write NAME.py (the model as editable torch.nn source) and NAME.pth (its state_dict) beside NAME.pt2."),
-            dtype: Optional[str] = typer.Option(None, "--dtype", help="Hugging Face -> hf-onnx: fp16 exports half precision (checked by the fp16 rule and by generation); fp32 is the default."),
+            dtype: Optional[str] = typer.Option(None, "--dtype", help="hf-onnx and OpenVINO targets: fp16 writes half precision weights (checked by the fp16 rule; hf-onnx also by generation); fp32 is the default."),
             atol: Atol = None, rtol: Rtol = None, relative_to: RelativeTo = None, samples: Samples = 3,
             seed: Seed = 0, dim: Dim = None, report: Report = None, trust_pickle: TrustPickle = False,
             mean: Optional[str] = typer.Option(None, "--mean", help="Caffe: mean.binaryproto or B,G,R values subtracted from the input."),
@@ -76,11 +76,9 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
             raise UsageError("--as-code writes PyTorch source: it goes with a .pt2 destination (ONNX -> PyTorch)")
         edge_options["as_code"] = True
     if dtype is not None:
-        from ..convert.hf_decoder import check_dtype
         from ..convert.pipeline import target_format_for
-        if target_format_for(dst, to) != "hf-onnx":
-            raise UsageError("--dtype goes with --to hf-onnx (a Hugging Face model folder exported with its cache)")
-        edge_options["dtype"] = check_dtype(dtype)
+        from ..convert.registry import check_dtype
+        edge_options["dtype"] = check_dtype(dtype, target_format_for(dst, to))
     _finish_even_when_parity_fails(lambda: run_convert(src, dst, to=to, via=via.split(",") if via else None, weights=options["weights"],
                              input_specs=options["input_specs"], trust_pickle=trust_pickle, opset=opset,
                              dynamic_batch=not fixed_batch, check=not no_check, atol=atol, rtol=rtol,
@@ -368,6 +366,31 @@ def edge_executorch(src: str = typer.Argument(..., help="Source model (PyTorch, 
         std=_floats("--std", std), max_batch=max_batch, dims=parse_dims(dim), input_specs=options["input_specs"],
         weights=options["weights"], trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True)),
         as_json, "ExecuTorch bundle", "ExecuTorch")
+
+
+@edge_app.command("openvino")
+def edge_openvino(src: str = typer.Argument(..., help="Source model (ONNX, or any format the planner reaches ONNX from)."),
+                  out_dir: Path = typer.Argument(..., help="The bundle folder to write (replaced whole, atomically)."),
+                  quantize: str = typer.Option("fp32", "--quantize", help="Modes, comma separated: fp32, fp16 (half precision weights), int8 (NNCF, calibrated)."),
+                  calibration: Optional[Path] = typer.Option(None, "--calibration", help=".npz of typical inputs by input name (batch first), or a folder of images (or of class folders): needed by int8, and the check's data."),
+                  image_size: Optional[str] = typer.Option(None, "--image-size", help="H,W (or one size) the calibration images are resized to; default: the input's own."),
+                  mean: Optional[str] = typer.Option(None, "--mean", help="Normalization of calibration images, (x - mean) / std: one value or one per channel."),
+                  std: Optional[str] = typer.Option(None, "--std", help="See --mean."),
+                  weights: Weights = None, input_shape: InputShape = None, trust_pickle: TrustPickle = False,
+                  dim: Dim = None, seed: Seed = 0, imports: Imports = None, as_json: Json = False):
+    """Write an OpenVINO bundle: one IR (.xml + .bin) per mode, each checked by OpenVINO's CPU plugin against SRC."""
+    from ..edge.openvino import export_openvino, parse_modes
+    quiet_tensorflow()
+    parse_modes(quantize)  # refused before any work
+    if calibration is not None and not calibration.exists():
+        raise UsageError(f"no such calibration data: {str(calibration)!r}")
+    size = _image_size(image_size)
+    options = open_options(weights, input_shape, trust_pickle, imports)
+    _report_edge(lambda: export_openvino(
+        src, out_dir, quantize=quantize, calibration=calibration, image_size=size, mean=_floats("--mean", mean),
+        std=_floats("--std", std), dims=parse_dims(dim), input_specs=options["input_specs"],
+        weights=options["weights"], trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True)),
+        as_json, "OpenVINO bundle", "OpenVINO f32")
 
 
 # -------------------------------------------------------------------------------------------- serve

@@ -4,7 +4,7 @@ Edge modules import their frameworks inside the edge function, so registering th
 """
 from __future__ import annotations
 
-from . import caffe, hf_decoder, jax_onnx, mxnet, onnx_tf, onnx_torch, tf_onnx, tf_tflite, torch_onnx  # noqa: F401  (registers edges)
+from . import caffe, hf_decoder, jax_onnx, mxnet, onnx_openvino, onnx_tf, onnx_torch, tf_onnx, tf_tflite, torch_onnx  # noqa: F401  (registers edges)
 from .pipeline import ConversionResult, HopResult, convert
 from .registry import EDGES, ConvertOptions, Edge, converter, plan
 

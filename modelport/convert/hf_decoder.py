@@ -190,12 +190,6 @@ def _seq2seq_graphs(model, dst: Path) -> tuple[list[Graph], str]:
 GRAPH_PLANS = {"text-generation": _decoder_graphs, "text2text-generation": _seq2seq_graphs}
 
 
-def check_dtype(dtype: str) -> str:
-    if dtype not in DTYPES:
-        raise UsageError(f"--dtype {dtype!r}: one of {', '.join(DTYPES)}")
-    return dtype
-
-
 def _probe_cache(model, seq2seq: bool = False):
     """The cache the model itself builds on a short input: its layers (a decoder) or the whole
     EncoderDecoderCache, which says how many layers and their heads and head size."""

@@ -199,12 +199,15 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
             if last:
                 final = _final_path(destination, hop.report)
                 commit(staged, final)
-                for extra in companions:  # named after the destination the user gave
-                    commit(extra, final.parent / extra.name)
+                # Companions named after the artifact follow its final name (an IR's .xml reads the
+                # .bin of its own name, also when a failed check kept it as NAME.parity-failed.xml).
+                placed = [final.with_suffix(extra.suffix) if extra.stem == staged.stem else final.parent / extra.name
+                          for extra in companions]
+                for extra, target in zip(companions, placed):
+                    commit(extra, target)
                 hop.artifact = str(final)
                 if companions:
-                    hop.note = ", ".join([*filter(None, [hop.note]),
-                                          *(str(final.parent / extra.name) for extra in companions)])
+                    hop.note = ", ".join([*filter(None, [hop.note]), *map(str, placed)])
                 if hop.report is not None:
                     hop.report.candidate = str(final)
             else:

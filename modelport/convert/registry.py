@@ -29,12 +29,28 @@ class ConvertOptions:
     bake_preprocessing: bool = False  # Caffe: ... and put in front of the graph as ops
     io_layout: str | None = None  # ONNX -> TensorFlow: "nchw" (ONNX's signature) or "nhwc"
     as_code: bool = False  # ONNX -> PyTorch: also write NAME.py and NAME.pth
-    dtype: str | None = None  # Hugging Face -> hf-onnx: "fp16" exports half precision
+    dtype: str | None = None  # hf-onnx, OpenVINO: "fp16" writes half precision weights (DTYPES)
 
     @classmethod
     def edge_fields(cls) -> frozenset[str]:
         """The options only some edges read (convert()'s ``edge_options`` keys)."""
         return frozenset({"preprocessing", "bake_preprocessing", "io_layout", "as_code", "dtype"})
+
+
+# The --dtype values, and the targets whose edges read it.
+DTYPES = ("fp32", "fp16")
+DTYPE_TARGETS = ("hf-onnx", "openvino")
+
+
+def check_dtype(dtype: str, target: str) -> str:
+    """``--dtype`` for a conversion to ``target``: UsageError unless the target's edge reads it and
+    knows the value."""
+    if target not in DTYPE_TARGETS:
+        raise UsageError(f"--dtype goes with --to {' or '.join(DTYPE_TARGETS)} (a Hugging Face model folder exported "
+                         "with its cache, an OpenVINO IR)")
+    if dtype not in DTYPES:
+        raise UsageError(f"--dtype {dtype!r}: one of {', '.join(DTYPES)}")
+    return dtype
 
 
 @dataclass

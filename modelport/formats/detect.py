@@ -24,6 +24,11 @@ def sniff(path: Path) -> tuple[str | None, str]:
         if not head:
             return None, "an empty file"
         if re.match(rb"<[A-Za-z!?]", head.lstrip()):  # a tag; a binary file may start with the byte '<' too
+            # Only XML model formats (OpenVINO IR) may claim it: to the text sniffers of the others
+            # (Caffe's prototxt) a saved error page must stay an error page.
+            for fmt in FORMATS.values():
+                if ".xml" in fmt.suffixes and (description := fmt.sniff(probe)):
+                    return fmt.name, description
             return None, "an HTML/XML page"
     for fmt in FORMATS.values():
         description = fmt.sniff(probe)

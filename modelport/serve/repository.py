@@ -36,10 +36,11 @@ MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # Triton's platform names where one exists, so clients that branch on them see what they know.
 PLATFORMS = {"onnx": "onnxruntime_onnx", "savedmodel": "tensorflow_savedmodel", "keras": "tensorflow_keras",
              "tflite": "tflite", "pytorch": "pytorch_torch", "ort": "onnxruntime_ort", "caffe": "caffe_opencv",
-             "tfjs": "tfjs_graph_model"}
+             "tfjs": "tfjs_graph_model", "openvino": "openvino"}
 
 # Session options a format takes for serving, from the model's config parameters.
-_SESSION_OPTIONS = {"onnx": lambda threads: {"threads": threads} if threads else {}}
+_SESSION_OPTIONS = {"onnx": lambda threads: {"threads": threads} if threads else {},
+                    "openvino": lambda threads: {"threads": threads} if threads else {}}
 
 
 @dataclass
@@ -436,6 +437,8 @@ def _apply_policy(config: pb.ModelConfig, numbered: list[Path]) -> list[Path]:
 def _model_file(version_dir: Path, root: Path) -> Path:
     """The model in a version folder: ``model.<suffix>`` (file or folder), else its only entry."""
     entries = [p for p in version_dir.iterdir() if not p.name.startswith(".")]
+    # An OpenVINO IR is model.xml with its weights in model.bin: the .bin is part of the model, not another.
+    entries = [p for p in entries if not (p.suffix == ".bin" and p.with_suffix(".xml").is_file())]
     named = [p for p in entries if p.name == "model" or p.name.startswith("model.")]
     candidates = named or entries
     if len(candidates) != 1:

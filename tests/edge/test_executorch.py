@@ -10,29 +10,11 @@ import pytest
 
 from modelport.edge.bundle import sha256_of
 from tests.conftest import listing
+from tests.edge.conftest import NORMALIZE
 
 pytest.importorskip("executorch.runtime")
 
 
-@pytest.fixture(scope="module")
-def stripes_cnn(tmp_path_factory):
-    """The demo's stripes classifier (trained, so top-1 means something) as a .pt2 with a dynamic
-    batch, its labelled images in class folders, and a copy with one conv weight off by 1%."""
-    import torch
-    from modelport.demo_classifier import SIZE, save_images, trained_cnn
-    folder = tmp_path_factory.mktemp("executorch")
-    model = trained_cnn(120).eval()
-    example = (torch.zeros(2, 3, SIZE, SIZE),)
-    batch = {0: torch.export.Dim("batch")}
-    torch.export.save(torch.export.export(model, example, dynamic_shapes=(batch,)), folder / "cnn.pt2")
-    with torch.no_grad():
-        model[4].weight[3] *= 1.01  # the second conv: one output channel's filter, 1% off
-    torch.export.save(torch.export.export(model, example, dynamic_shapes=(batch,)), folder / "defect.pt2")
-    save_images(folder / "images", 24)
-    return folder
-
-
-NORMALIZE = ("--mean", "127.5", "--std", "127.5")
 
 
 def test_a_trained_cnn_goes_to_fp32_and_int8_programs_checked_in_executorch(cli, tmp_path, stripes_cnn):
@@ -106,15 +88,10 @@ def test_int8_calibrated_on_a_blank_image_fails_on_labelled_data(cli, tmp_path, 
 
 
 @pytest.mark.slow
-def test_a_keras_classifier_reaches_executorch_through_onnx(cli, tmp_path):
-    from tests import zoo_keras
-    model = zoo_keras.cnn_batchnorm()
-    data = np.random.default_rng(0).uniform(0, 1, (48, 16, 16, 3)).astype(np.float32)
-    zoo_keras.calibrate_batchnorm(model, data)
-    model.save(tmp_path / "cnn.keras")
-    np.savez(tmp_path / "calib.npz", image=data)
-    result = cli("edge", "executorch", tmp_path / "cnn.keras", tmp_path / "bundle", "--quantize", "fp32,int8",
-                 "--calibration", tmp_path / "calib.npz", "--json")
+def test_a_keras_classifier_reaches_executorch_through_onnx(cli, tmp_path, keras_cnn):
+    source, calibration = keras_cnn
+    result = cli("edge", "executorch", source, tmp_path / "bundle", "--quantize", "fp32,int8",
+                 "--calibration", calibration, "--json")
     assert result.code == 0, result.err
     data = result.json()
     assert [h["edge"] for h in data["conversion"]] == ["keras->onnx", "onnx->pytorch"]

@@ -10,20 +10,6 @@ import pytest
 from modelport.edge.bundle import sha256_of
 
 
-@pytest.fixture(scope="module")
-def keras_cnn(tmp_path_factory):
-    """A Keras CNN with BatchNorm statistics calibrated on its data (random logits would tie), and
-    that data as the calibration file."""
-    from tests import zoo_keras
-    folder = tmp_path_factory.mktemp("edge_keras")
-    model = zoo_keras.cnn_batchnorm()
-    data = np.random.default_rng(0).uniform(0, 1, (64, 16, 16, 3)).astype(np.float32)
-    zoo_keras.calibrate_batchnorm(model, data)
-    model.save(folder / "cnn.keras")
-    np.savez(folder / "calib.npz", image=data)
-    return folder / "cnn.keras", folder / "calib.npz"
-
-
 def _litert(path):
     from modelport.formats.tflite import TFLiteSession
     return TFLiteSession(path)
