@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.modelport-installed
 
-.PHONY: install demo test bench bench-zoo bench-transformers bench-quantize bench-onnx-tf bench-onnx-torch bench-sources mxnet-fixtures bench-edge bench-tfjs bench-serve container container-base proto clean
+.PHONY: install demo test bench bench-runtimes bench-zoo bench-transformers bench-quantize bench-onnx-tf bench-onnx-torch bench-sources mxnet-fixtures bench-edge bench-tfjs bench-serve container container-base proto clean
 
 TFJS_RUNNER := modelport/edge/tfjs_runner
 TRANSFORMERSJS_RUNNER := modelport/edge/transformersjs_runner
@@ -86,6 +86,11 @@ mxnet-fixtures:
 # TFLite bundle modes (fp32, fp16, dynamic, int8): size and LiteRT latency against Keras in TF.
 bench-edge: $(STAMP)
 	$(PY) benchmarks/edge_bench.py
+
+# One MobileNetV2 through every edge runtime (LiteRT, ExecuTorch, ORT, ORT Mobile, TF.js, OpenVINO and
+# their modes): size, latency at batch 1 / 1 thread, agreement with the source.
+bench-runtimes: $(STAMP)
+	$(PY) benchmarks/edge_runtimes_bench.py
 
 # TF.js bundles of MobileNetV2 per weight encoding, with and without the TF.js rewrites, vs ONNX Runtime.
 bench-tfjs: $(STAMP)

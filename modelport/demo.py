@@ -362,6 +362,13 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
          "agreement and the classes that flip",
          ["validate", f"{w}/stripes.onnx", f"{w}/stripes_int8.onnx", "--data", f"{w}/stripes", "--mean", "127.5",
           "--std", "127.5"]),
+        ("Package the classifier for PyTorch's on-device runtime: ExecuTorch programs lowered to XNNPACK, fp32 and "
+         "int8 (XNNPACK's quantizer, calibrated on the images), each run in ExecuTorch against PyTorch",
+         ["edge", "executorch", f"{w}/stripes.pt2", f"{w}/stripes_executorch", "--quantize", "fp32,int8",
+          "--calibration", f"{w}/stripes", "--mean", "127.5", "--std", "127.5"]),
+        ("And for Intel CPUs: OpenVINO IRs with fp32 and fp16 weights and an int8 one (NNCF), each run by OpenVINO",
+         ["edge", "openvino", f"{w}/stripes.onnx", f"{w}/stripes_openvino", "--quantize", "fp32,fp16,int8",
+          "--calibration", f"{w}/stripes", "--mean", "127.5", "--std", "127.5"]),
         ("Quantize the decoder's MatMul weights to int4 (MatMulNBits, blocks of 32; converted to one ONNX graph "
          "first)", ["quantize", f"{w}/decoder", f"{w}/decoder_int4.onnx", "--mode", "int4-weights"]),
         ("Serve the classifier with Triton's response cache and shared memory: the image passed in a shared memory "

@@ -30,7 +30,7 @@ _SCALAR_TYPES = {0: np.uint8, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.int64,
 class PteSession(Session):
     format_name = "executorch"
 
-    def __init__(self, path, **_ignored):
+    def __init__(self, path, *, threads: int = 0, **_ignored):
         super().__init__(path)
         try:
             # Quietly: torchao (imported by ExecuTorch) logs the CUDA kernels it cannot load, and the
@@ -39,6 +39,9 @@ class PteSession(Session):
                 from executorch.runtime import Runtime
                 self._program = Runtime.get().load_program(str(self.path))
                 self._method = self._program.load_method("forward")
+            if threads:  # XNNPACK's thread pool is the process's, shared by every program loaded in it
+                from executorch.extension.pybindings import _portable_lib
+                _portable_lib._unsafe_reset_threadpool(threads)
         except ModuleNotFoundError:
             raise
         except Exception as exc:
