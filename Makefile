@@ -9,10 +9,11 @@ STAMP  := $(VENV)/.modelport-installed
 
 TFJS_RUNNER := modelport/edge/tfjs_runner
 TRANSFORMERSJS_RUNNER := modelport/edge/transformersjs_runner
+ORTWEB_RUNNER := modelport/edge/ortweb_runner
 
 SERVE_CLIENTS := tests/serve/clients
 
-$(STAMP): pyproject.toml constraints.txt $(TFJS_RUNNER)/package-lock.json $(TRANSFORMERSJS_RUNNER)/package-lock.json $(SERVE_CLIENTS)/requirements.txt $(SERVE_CLIENTS)/constraints.txt
+$(STAMP): pyproject.toml constraints.txt $(TFJS_RUNNER)/package-lock.json $(TRANSFORMERSJS_RUNNER)/package-lock.json $(ORTWEB_RUNNER)/package-lock.json $(SERVE_CLIENTS)/requirements.txt $(SERVE_CLIENTS)/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[all,dev]"
@@ -27,6 +28,8 @@ $(STAMP): pyproject.toml constraints.txt $(TFJS_RUNNER)/package-lock.json $(TRAN
 	$(PY) -m pip install --quiet --no-deps --target $(VENV)/peers/timm timm==1.0.31 torchvision==0.28.0
 	# Real TF.js (Node, WebAssembly backend) for the edge tfjs checks, at the versions package-lock.json pins.
 	npm ci --prefix $(TFJS_RUNNER) --no-audit --no-fund --ignore-scripts --loglevel=error
+	# ONNX Runtime Web (its WebAssembly build) for the edge web checks, and the files its bundles' page loads.
+	npm ci --prefix $(ORTWEB_RUNNER) --no-audit --no-fund --ignore-scripts --loglevel=error
 	# transformers.js (onnxruntime-node underneath) for the decoder folders' generation check. Without
 	# install scripts: onnxruntime-node's would fetch CUDA libraries; its CPU binaries are in the package.
 	npm ci --prefix $(TRANSFORMERSJS_RUNNER) --no-audit --no-fund --ignore-scripts --loglevel=error

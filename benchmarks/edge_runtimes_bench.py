@@ -7,10 +7,11 @@ task: random weights would leave near-tied logits, on which top-1 agreement mean
 target is written by modelport's own command, which checks every file in its runtime against the
 Keras model on 64 further pictures (the calibration data of the int8 modes): LiteRT fp32/fp16/int8,
 ExecuTorch fp32/int8 (Keras -> ONNX -> PyTorch -> .pte), ONNX Runtime (the ONNX hop), ORT Mobile
-(.ort), TF.js (Node, WebAssembly) and OpenVINO fp32/int8. Latency: batch 1, one thread, the
-in-process runtimes invoked in turn round after round (the median of ``--repeat`` interleaved
-rounds); TF.js runs in a Node process, so its figure is the bundle's own (a median of 20 runs
-through the runner, the JSON round trip included).
+(.ort), TF.js (Node, WebAssembly), OpenVINO fp32/int8 and ONNX Runtime Web fp32/uint8 (Node,
+WebAssembly). Latency: batch 1, one thread, the in-process runtimes invoked in turn round after
+round (the median of ``--repeat`` interleaved rounds); TF.js and ORT Web run in a Node process, so
+their figures are their bundles' own (a median of 20 runs through the runner, the JSON round trip
+of the 224x224 input included).
 """
 from __future__ import annotations
 
@@ -72,6 +73,9 @@ def export_all(source: Path, work: Path, calibration: dict) -> list[tuple[str, o
         rows.append((f"TF.js {item.mode} (Node wasm)", item, None))
     for item in bundle(modelport.export_openvino, "openvino", quantize="fp32,int8", calibration=calibration).files:
         rows.append((f"OpenVINO {item.mode}", item, work / "openvino" / item.name))
+    for mode in ("fp32", "uint8"):
+        for item in bundle(modelport.export_web, f"web_{mode}", quantize=mode, inputs=calibration).files:
+            rows.append((f"ORT Web {mode} (Node wasm)", item, None))
     return rows
 
 
@@ -147,7 +151,6 @@ def main() -> None:
             ms = medians.get(label, getattr(record, "latency_ms", None))
             print(f"{label:<28}{size / 2**20:>9.2f}{ms:>12.2f}{ms / keras_ms:>9.2f}x  "
                   f"{'-' if top1 is None else f'{top1:.1%}':>7}  {cosine:>9.5f}  {'pass' if passed else 'FAIL'}")
-        print("ORT Web (wasm): not yet packaged by modelport (edge web, #24 item 2)")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ _LAZY = {
     "export_ort": ("modelport.edge.ort", "export_ort"),
     "export_executorch": ("modelport.edge.executorch", "export_executorch"),
     "export_openvino": ("modelport.edge.openvino", "export_openvino"),
+    "export_web": ("modelport.edge.web", "export_web"),
     "serving": ("modelport.serve.api", "serving"),
 }
 

@@ -366,6 +366,10 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
          "int8 (XNNPACK's quantizer, calibrated on the images), each run in ExecuTorch against PyTorch",
          ["edge", "executorch", f"{w}/stripes.pt2", f"{w}/stripes_executorch", "--quantize", "fp32,int8",
           "--calibration", f"{w}/stripes", "--mean", "127.5", "--std", "127.5"]),
+        ("And for browsers: an ONNX Runtime Web bundle (model.onnx, ORT Web's WebAssembly files and a page that "
+         "classifies an image; examples/ort-web/serve.py serves it), the model checked in ORT Web's wasm",
+         ["edge", "web", f"{w}/stripes.onnx", f"{w}/stripes_web", "--inputs", f"{w}/stripes", "--mean", "127.5",
+          "--std", "127.5"]),
         ("And for Intel CPUs: OpenVINO IRs with fp32 and fp16 weights and an int8 one (NNCF), each run by OpenVINO",
          ["edge", "openvino", f"{w}/stripes.onnx", f"{w}/stripes_openvino", "--quantize", "fp32,fp16,int8",
           "--calibration", f"{w}/stripes", "--mean", "127.5", "--std", "127.5"]),

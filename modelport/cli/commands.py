@@ -393,6 +393,32 @@ def edge_openvino(src: str = typer.Argument(..., help="Source model (ONNX, or an
         as_json, "OpenVINO bundle", "OpenVINO f32")
 
 
+@edge_app.command("web")
+def edge_web(src: str = typer.Argument(..., help="Source model (ONNX, or any format the planner reaches ONNX from)."),
+             out_dir: Path = typer.Argument(..., help="The bundle folder to write (replaced whole, atomically)."),
+             quantize: str = typer.Option("fp32", "--quantize", help="Weights: fp32, fp16 (half the download) or uint8 (a quarter; activations quantized on the fly)."),
+             inputs: Optional[Path] = typer.Option(None, "--inputs", help=".npz of typical inputs by input name (batch first), or a folder of images: the check's data (default: generated)."),
+             image_size: Optional[str] = typer.Option(None, "--image-size", help="H,W (or one size) the --inputs images are resized to; default: the input's own."),
+             labels: Optional[Path] = typer.Option(None, "--labels", help="Class labels, one per line, copied into the bundle for the page."),
+             mean: Optional[str] = typer.Option(None, "--mean", help="Image normalization the page applies, (x - mean) / std: one value or one per channel."),
+             std: Optional[str] = typer.Option(None, "--std", help="See --mean."),
+             weights: Weights = None, input_shape: InputShape = None, trust_pickle: TrustPickle = False,
+             dim: Dim = None, seed: Seed = 0, imports: Imports = None, as_json: Json = False):
+    """Write an ONNX Runtime Web bundle for browsers (model.onnx, ORT Web's wasm files, a page), checked in ORT Web (Node) against SRC."""
+    from ..edge.web import export_web, weight_mode
+    quiet_tensorflow()
+    weight_mode(quantize)  # refused before any work
+    if inputs is not None and not inputs.exists():
+        raise UsageError(f"no such input data: {str(inputs)!r}")
+    size = _image_size(image_size)
+    options = open_options(weights, input_shape, trust_pickle, imports)
+    _report_edge(lambda: export_web(
+        src, out_dir, quantize=quantize, inputs=inputs, image_size=size, labels=labels, mean=_floats("--mean", mean),
+        std=_floats("--std", std), dims=parse_dims(dim), input_specs=options["input_specs"],
+        weights=options["weights"], trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True)),
+        as_json, "ORT Web bundle", "ORT Web (wasm, Node)")
+
+
 # -------------------------------------------------------------------------------------------- serve
 @app.command()
 def serve(models: List[str] = typer.Argument(..., help="Model files/folders, or ONE repository folder with Triton's layout (REPO/<name>/<version>/model.onnx, optional config.pbtxt)."),

@@ -23,7 +23,7 @@ from .._console import Steps, captured_output
 from ..errors import ConversionError, ParityError, UsageError, first_line
 from ..validate.tolerances import Tolerance
 from .bundle import BundleFile, EdgeResult, latency_ms, to_json, write_goldens, write_manifest
-from .source import AGREEMENT_RULE, agrees, bundle_folder, check_data
+from .source import AGREEMENT_RULE, agrees, bundle_folder, check_data, onnx_source
 
 CALIBRATION_SAMPLES = 300  # NNCF's default subset size
 
@@ -87,7 +87,7 @@ def export_openvino(source: str | Path, out_dir: str | Path, *, quantize: str | 
         with tempfile.TemporaryDirectory(prefix="modelport-edge-") as scratch, \
                 atomic_output(out_dir, directory=True) as folder:
             folder.mkdir()
-            onnx_path = _onnx_source(source, reference, Path(scratch), result, weights, input_specs, trust_pickle,
+            onnx_path = onnx_source(source, reference, Path(scratch), result, weights, input_specs, trust_pickle,
                                      steps, dims)
             with steps.step("Converting with OpenVINO's ONNX frontend"):
                 model = _read(onnx_path, reference)
@@ -126,17 +126,6 @@ def _import_openvino(needing) -> None:
     except ModuleNotFoundError as exc:
         raise UsageError(f"OpenVINO bundles need {exc.name!r}, which is not installed",
                          hint="pip install 'modelport[openvino]'") from None
-
-
-def _onnx_source(source, reference, scratch: Path, result: EdgeResult, weights, input_specs, trust_pickle,
-                 steps: Steps, dims) -> Path:
-    if reference.format_name == "onnx":
-        return Path(reference.path)
-    from ..convert import convert as run_convert
-    converted = run_convert(source, scratch / "model.onnx", to="onnx", weights=weights, input_specs=input_specs,
-                            trust_pickle=trust_pickle, steps=steps, dims=dims)
-    result.conversion = [hop.to_dict() for hop in converted.hops]
-    return scratch / "model.onnx"
 
 
 def _read(onnx_path: Path, reference):

@@ -154,3 +154,34 @@ def agrees(report) -> bool:
         if output.top1_agreement is not None and output.top1_agreement < MIN_TOP1:
             return False
     return bool(report.outputs)
+
+
+def onnx_source(source, reference, scratch: Path, result: EdgeResult, weights, input_specs, trust_pickle,
+                steps: Steps, dims: Mapping[str, int] | None = None) -> Path:
+    """What the ONNX-based targets (OpenVINO, ORT Web) start from: the source's own ONNX file, else
+    the ONNX model the planner reaches from it, every hop checked."""
+    if reference.format_name == "onnx":
+        return Path(reference.path)
+    from ..convert import convert as run_convert
+    converted = run_convert(source, scratch / "model.onnx", to="onnx", weights=weights, input_specs=input_specs,
+                            trust_pickle=trust_pickle, steps=steps, dims=dims)
+    result.conversion = [hop.to_dict() for hop in converted.hops]
+    return scratch / "model.onnx"
+
+
+def input_entry(spec, mean, std) -> dict:
+    """The manifest's layout and normalization for one input, as a page feeds it."""
+    if not is_image(spec):
+        return {"layout": None}
+    entry: dict = {"layout": "NCHW" if spec.shape[1] in (1, 3) and spec.shape[-1] not in (1, 3) else "NHWC"}
+    if mean is not None:
+        entry["normalization"] = {"mean": list(mean), "std": list(std), "formula": "(x - mean) / std"}
+    return entry
+
+
+def output_entry(spec, classes: int | None) -> dict:
+    """The manifest's labels file for the output with one score per label."""
+    if classes and spec.shape and spec.shape[-1] == classes:
+        return {"labels": "labels.txt"}
+    return {}
+

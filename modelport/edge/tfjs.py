@@ -13,7 +13,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -24,8 +24,8 @@ from ..validate.tolerances import Tolerance
 from .bundle import BundleFile, EdgeResult, latency_ms, to_json, write_goldens, write_manifest
 from .graph_model import QUANTIZATIONS, Quantization, freeze, write_graph_model
 from .tfjs_rewrites import rewrite_for_tfjs
-from .source import (AGREEMENT_RULE, agrees, bundle_folder, check_data, in_candidate_layout, input_layout,
-                     is_image, read_labels, tensorflow_source)
+from .source import (AGREEMENT_RULE, agrees, bundle_folder, check_data, in_candidate_layout, input_entry,
+                     input_layout, output_entry, read_labels, tensorflow_source)
 
 CHECK_SAMPLES = 100  # at most, from an image folder
 
@@ -126,8 +126,8 @@ def export_tfjs(source: str | Path, out_dir: str | Path, *, quantize: str | None
                 golden = in_candidate_layout(reference, candidate, one)
                 classes = len(label_lines) if label_lines else None
                 result.files.append(BundleFile(
-                    "model.json", mode.name, [s.to_dict() | _input_entry(s, mean, std) for s in candidate.inputs],
-                    [s.to_dict() | _output_entry(s, classes) for s in candidate.outputs],
+                    "model.json", mode.name, [s.to_dict() | input_entry(s, mean, std) for s in candidate.inputs],
+                    [s.to_dict() | output_entry(s, classes) for s in candidate.outputs],
                     sorted(candidate.op_names()), sum((folder / name).stat().st_size for name in written),
                     latency_ms(candidate, golden), passed, mode.rule, report.to_dict()))
                 details = {"tfjs": candidate.tfjs_version, "backend": backend, "weights": mode.name,
@@ -168,19 +168,3 @@ def concrete_function(tf, tf_source):
         return {spec.name: value for spec, value in zip(output_specs, result)}
     signature = [tf.TensorSpec(spec.shape, spec.dtype, name=spec.name) for spec in input_specs]
     return tf.function(serve, input_signature=signature).get_concrete_function()
-
-
-def _input_entry(spec, mean, std) -> dict[str, Any]:
-    """The manifest's layout and normalization for one input, as a page feeds it."""
-    if not is_image(spec):
-        return {"layout": None}
-    entry: dict[str, Any] = {"layout": "NHWC"}
-    if mean is not None:
-        entry["normalization"] = {"mean": list(mean), "std": list(std), "formula": "(x - mean) / std"}
-    return entry
-
-
-def _output_entry(spec, classes: int | None) -> dict[str, Any]:
-    if classes and spec.shape and spec.shape[-1] == classes:
-        return {"labels": "labels.txt"}
-    return {}

@@ -13,7 +13,7 @@ from .detect import sniff
 
 # Registration order is sniffing order: formats with an unmistakable magic number come first,
 # the ONNX and Caffe protobuf heuristics last.
-from . import tflite, executorch, openvino, keras, pytorch, lightning, hf_onnx, huggingface, jax, savedmodel, tfjs, mxnet, onnx, ort, caffe  # noqa: E402,F401  (register themselves)
+from . import tflite, executorch, openvino, keras, pytorch, lightning, hf_onnx, huggingface, jax, savedmodel, tfjs, ort_web, mxnet, onnx, ort, caffe  # noqa: E402,F401  (register themselves)
 
 
 def get_format(name: str) -> Format:

@@ -37,11 +37,11 @@ class PteSession(Session):
             # runtime's CPU probe prints from C++ on first use.
             with captured_output():
                 from executorch.runtime import Runtime
+                if threads:
+                    _threads(threads)
                 self._program = Runtime.get().load_program(str(self.path))
+                _loaded()
                 self._method = self._program.load_method("forward")
-            if threads:  # XNNPACK's thread pool is the process's, shared by every program loaded in it
-                from executorch.extension.pybindings import _portable_lib
-                _portable_lib._unsafe_reset_threadpool(threads)
         except ModuleNotFoundError:
             raise
         except Exception as exc:
@@ -93,6 +93,26 @@ class PteSession(Session):
             facts.update({"mode": self.signature.get("mode"), "max_batch": self.max_batch,
                           "delegated": self.signature.get("delegated")})
         return facts
+
+
+def _threads(count: int) -> None:
+    """Size XNNPACK's thread pool, which is the process's, shared by every program loaded in it.
+    ExecuTorch 1.4.1 can resize it only before any program has been loaded (a resize after that
+    corrupted memory here), so the first session of the process decides; later requests are moot."""
+    global _POOL_SIZED
+    if not _POOL_SIZED and not _PROGRAMS_LOADED:
+        from executorch.extension.pybindings import _portable_lib
+        _portable_lib._unsafe_reset_threadpool(count)
+    _POOL_SIZED = True
+
+
+_POOL_SIZED = False
+_PROGRAMS_LOADED = False
+
+
+def _loaded() -> None:
+    global _PROGRAMS_LOADED
+    _PROGRAMS_LOADED = True
 
 
 def signature_entry(spec: TensorSpec) -> dict[str, Any]:

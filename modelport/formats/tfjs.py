@@ -7,11 +7,7 @@ to it one JSON line per run. Inputs and outputs come from the model's serving si
 """
 from __future__ import annotations
 
-import base64
 import json
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +15,7 @@ import numpy as np
 
 from ..errors import InvalidModelError, UnsupportedFormatError
 from ..tensors import TensorSpec
+from ._node import NodeRunner, decode, encode, node_command
 from .base import Format, Probe, Session, register_format
 
 RUNNER_DIR = Path(__file__).resolve().parent.parent / "edge" / "tfjs_runner"
@@ -31,14 +28,7 @@ _NUMPY = {"float32": np.float32, "int32": np.int32, "bool": np.bool_}
 
 def runner_command(*args: str) -> list[str]:
     """``node run.mjs ARGS``; UnsupportedFormatError saying how to install what is missing."""
-    node = shutil.which("node")
-    if node is None:
-        raise UnsupportedFormatError("running TF.js models needs Node.js (18 or newer), which is not on the PATH",
-                                     hint="install Node.js, then: npm ci --prefix " + str(RUNNER_DIR))
-    if not (RUNNER_DIR / "node_modules" / "@tensorflow" / "tfjs").is_dir():
-        raise UnsupportedFormatError("the TF.js runner's packages are not installed",
-                                     hint=f"npm ci --prefix {RUNNER_DIR}")
-    return [node, str(RUNNER_DIR / "run.mjs"), *args]
+    return node_command(RUNNER_DIR, "@tensorflow/tfjs", *args)
 
 
 def read_model_json(folder: Path) -> dict[str, Any]:
@@ -80,42 +70,24 @@ class TfjsSession(Session):
         self.outputs = _specs(signature["outputs"])
         self.backend = backend
         command = runner_command(str(self.folder), "--backend", backend)  # refused before anything is opened
-        self._log = tempfile.TemporaryFile()  # the runner's stderr, for messages when it stops
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log)
-        ready = self._answer()
-        if "error" in ready:
-            self.close()
-            raise InvalidModelError(f"TF.js cannot load {str(self.folder)!r}: {ready['error']}")
-        self.tfjs_version = ready.get("tfjs")
-
-    def _answer(self) -> dict[str, Any]:
-        line = self._process.stdout.readline()
-        if not line:
-            self._log.seek(0)
-            tail = " ".join(self._log.read().decode(errors="replace").split())[-600:]
-            raise InvalidModelError(f"the TF.js runner stopped (exit {self._process.poll()}): {tail}")
-        return json.loads(line)
+        self._runner = NodeRunner(command, "TF.js", lambda error: InvalidModelError(
+            f"TF.js cannot load {str(self.folder)!r}: {error}"))
+        self.tfjs_version = self._runner.ready.get("tfjs")
 
     def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         request = {"inputs": {}, "outputs": [spec.name for spec in self.outputs]}
         for spec in self.inputs:
             value = np.ascontiguousarray(feeds[spec.name], dtype=spec.dtype)
-            data = value.astype(np.uint8) if spec.dtype == np.bool_ else value
-            request["inputs"][spec.name] = {"dtype": "bool" if spec.dtype == np.bool_ else spec.dtype.name,
-                                            "shape": list(value.shape),
-                                            "data": base64.b64encode(data.astype(data.dtype.newbyteorder("<"))
-                                                                     .tobytes()).decode()}
-        self._process.stdin.write(json.dumps(request).encode() + b"\n")
-        self._process.stdin.flush()
-        reply = self._answer()
+            request["inputs"][spec.name] = encode(value.astype(np.uint8), "bool") if spec.dtype == np.bool_ \
+                else encode(value, spec.dtype.name)
+        reply = self._runner.ask(request)
         if "error" in reply:
             raise InvalidModelError(f"TF.js failed to run {str(self.folder)!r}: {reply['error']}")
         outputs = {}
         for spec in self.outputs:
             item = reply["outputs"][spec.name]
-            dtype = np.dtype("<f4" if item["dtype"] == "float32" else "<i4" if item["dtype"] == "int32" else "u1")
-            value = np.frombuffer(base64.b64decode(item["data"]), dtype=dtype).reshape(item["shape"])
-            outputs[spec.name] = value.astype(bool) if item["dtype"] == "bool" else value.astype(dtype.newbyteorder("="))
+            value = decode(item, {"float32": np.float32, "int32": np.int32}.get(item["dtype"], np.uint8))
+            outputs[spec.name] = value.astype(bool) if item["dtype"] == "bool" else value
         return outputs
 
     def op_names(self) -> set[str]:
@@ -130,17 +102,8 @@ class TfjsSession(Session):
                 "weight_files": [p for group in self.model.get("weightsManifest", []) for p in group.get("paths", [])]}
 
     def close(self) -> None:
-        process = getattr(self, "_process", None)
-        if process is not None and process.poll() is None:
-            process.stdin.close()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-            self._log = None
+        if getattr(self, "_runner", None) is not None:
+            self._runner.close()
 
 
 def graph_ops(graph_def) -> set[str]:
