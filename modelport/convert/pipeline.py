@@ -242,6 +242,13 @@ def _run_edge(edge: Edge, session: Session, staged: Path, options: ConvertOption
             produced = edge.func(session, staged, options)
         except ModelportError:
             raise
+        except ModuleNotFoundError as exc:  # the target's runtime is an extra that is not installed
+            target = FORMATS[edge.dst]
+            if target.extra and (exc.name or "").split(".")[0] in target.runtime_modules:
+                raise UsageError(f"writing {target.title} models needs {exc.name!r}, which is not installed",
+                                 hint=f"pip install 'modelport[{target.extra}]'") from exc
+            raise ConversionError(f"{type(exc).__name__}: {first_line(exc)}",
+                                  hop=edge.name, hint="run with --debug for the full traceback") from exc
         except Exception as exc:
             raise ConversionError(f"{type(exc).__name__}: {first_line(exc)}",
                                   hop=edge.name, hint="run with --debug for the full traceback") from exc

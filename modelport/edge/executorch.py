@@ -277,9 +277,9 @@ def _lower(program, signature: str) -> tuple[bytes, dict[str, dict[str, int]]]:
             table = get_delegation_info(edge.exported_program().graph_module).get_operator_delegation_dataframe()
             buffer = edge.to_executorch().buffer
     except Exception as exc:
-        raise ConversionError(f"ExecuTorch's lowering failed: {first_line(exc)}", hop="edge executorch",
-                              hint="an op without an XNNPACK or portable kernel is named above; rewrite it with "
-                                   "ops ExecuTorch has, or report it to ExecuTorch") from exc
+        raise ConversionError(f"ExecuTorch's lowering failed: {_lowering_failure(exc)}", hop="edge executorch",
+                              hint="rewrite the op named above with ops ExecuTorch has (its Core ATen opset, the "
+                                   "XNNPACK and portable kernels), or report it to ExecuTorch") from exc
     placement: dict[str, dict[str, int]] = {"XNNPACK": {}, "portable": {}}
     for row in table.to_dict("records"):
         op = str(row["op_type"])
@@ -290,6 +290,14 @@ def _lower(program, signature: str) -> tuple[bytes, dict[str, dict[str, int]]]:
             if int(row[column]):
                 placement[where][op] = int(row[column])
     return bytes(buffer), placement
+
+
+def _lowering_failure(exc: Exception) -> str:
+    """ExecuTorch's verifier explains over several lines: the finding, then the op and where the
+    model's code calls it; keep those."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    kept = lines[:1] + [line for line in lines[1:] if line.startswith(("Operator:", "stack trace:"))][:2]
+    return " ".join(kept)[:600] or first_line(exc)
 
 
 def _restore_ranges(lowered, captured) -> None:

@@ -111,6 +111,19 @@ def test_bad_requests_are_exit_2_and_write_nothing(cli, tmp_path, stripes_cnn, a
     assert listing(tmp_path) == before
 
 
+def test_an_op_executorch_lacks_is_named_exit_2_nothing_written(cli, tmp_path):
+    import torch
+
+    class Inverse(torch.nn.Module):
+        def forward(self, x):
+            return torch.linalg.inv(x)
+    torch.export.save(torch.export.export(Inverse(), (torch.eye(4)[None] * 2,)), tmp_path / "inverse.pt2")
+    before = listing(tmp_path)
+    result = cli("edge", "executorch", tmp_path / "inverse.pt2", tmp_path / "bundle")
+    assert result.code == 2 and "linalg_inv" in result.err and "Core ATen" in result.err
+    assert listing(tmp_path) == before
+
+
 def test_without_executorch_installed_the_pip_line_is_given(tmp_path, stripes_cnn):
     import subprocess
     import sys

@@ -95,3 +95,17 @@ def test_bad_input_is_exit_2_and_writes_nothing(cli, tmp_path, stripes_cnn):
     (tmp_path / "page.xml").write_text("<html><body>Not found</body></html>")
     page = cli("info", tmp_path / "page.xml")
     assert page.code == 2 and "HTML/XML page" in page.err
+
+
+def test_without_openvino_installed_the_pip_line_is_given(tmp_path, stripes_cnn):
+    import subprocess
+    import sys
+    for args in (["edge", "openvino", str(stripes_cnn / "cnn.pt2"), str(tmp_path / "out")],
+                 ["convert", str(stripes_cnn / "cnn.pt2"), str(tmp_path / "out.xml")]):
+        code = ("import sys; sys.modules['openvino'] = None\n"
+                "from modelport.cli import main\n"
+                f"sys.exit(main({args!r}))")
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 2 and "modelport[openvino]" in run.stderr, run.stderr
+        assert not (tmp_path / "out").exists() and not (tmp_path / "out.xml").exists()
+
