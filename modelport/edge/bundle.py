@@ -101,6 +101,12 @@ def check_feeds(reference, calibration, seed: int, dims: Mapping[str, int] | Non
     """The data every file is checked on: the calibration (or given) inputs, else 8 generated ones
     (dynamic dims other than the batch sized by ``dims``, by dim or input name)."""
     if calibration is not None:
+        missing = [spec.name for spec in reference.inputs if spec.name not in calibration]
+        if missing:
+            from ..errors import UsageError
+            raise UsageError(f"the data holds {sorted(calibration)}; the model's inputs are "
+                             f"{[spec.name for spec in reference.inputs]}",
+                             hint="save the arrays under the input names: np.savez('inputs.npz', **{name: batch})")
         return {spec.name: np.asarray(calibration[spec.name], dtype=spec.dtype) for spec in reference.inputs}
     from ..validate.inputs import generate_feeds
     return generate_feeds(reference.inputs, seed=seed, batch=8, dims=dims)

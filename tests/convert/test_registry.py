@@ -21,6 +21,7 @@ EDGE_TESTS = {
     ("mxnet", "onnx"): "mxnet/test_models.py",
     ("onnx", "savedmodel"): "onnx_tf/test_models.py",
     ("onnx", "pytorch"): "onnx_torch/test_models.py",
+    ("onnx", "openvino"): "../edge/test_openvino.py",
     ("savedmodel", "tflite"): "test_tflite_edges.py",
     ("keras", "tflite"): "test_tflite_edges.py",
 }

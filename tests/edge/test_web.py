@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -83,13 +82,12 @@ def test_bad_options_are_exit_2_and_write_nothing(cli, tmp_path, stripes_cnn):
 
 
 def _serve_module():
-    sys.path.insert(0, str(REPO / "examples" / "ort-web"))
-    try:
-        import serve
-        return serve
-    finally:
-        sys.path.pop(0)
-        sys.modules.pop("serve", None)  # examples/tfjs-web has a serve.py too
+    """examples/ort-web/serve.py under a name of its own (examples/tfjs-web has a serve.py too)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("ort_web_serve", REPO / "examples" / "ort-web" / "serve.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _open(browser, url):
