@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .._console import captured_output
 from ..errors import ConversionError, first_line
-from ..formats._tf import import_tf
+from ..formats._tf import import_tf, keras_tflite_converter
 from .registry import ConvertOptions, converter
 
 
@@ -50,4 +50,4 @@ def savedmodel_to_tflite(session, dst: Path, options: ConvertOptions) -> Path:
 @converter("keras", "tflite", "tf.lite.TFLiteConverter from the Keras model")
 def keras_to_tflite(session, dst: Path, options: ConvertOptions) -> Path:
     """Keras model -> TFLite flatbuffer (fp32, builtin ops)."""
-    return _convert(lambda tf: tf.lite.TFLiteConverter.from_keras_model(session.model), dst, "the Keras model")
+    return _convert(lambda tf: keras_tflite_converter(tf, session), dst, "the Keras model")

@@ -86,7 +86,7 @@ def export_tfjs(source: str | Path, out_dir: str | Path, *, quantize: str | None
     """
     from .. import __version__
     from ..formats import open_model
-    from ..formats._tf import import_tf
+    from ..formats._tf import import_tf, named_function
     from ..formats.tfjs import TfjsSession
     from ..validate.parity import check_artifact
     steps = steps or Steps(enabled=False)
@@ -109,7 +109,7 @@ def export_tfjs(source: str | Path, out_dir: str | Path, *, quantize: str | None
             tf_source = tensorflow_source(source, reference, Path(scratch), result, weights, input_specs,
                                           trust_pickle, steps, dims)
             with steps.step("Freezing the TensorFlow graph and optimizing it (Grappler)"):
-                graph_def, signature = freeze(concrete_function(tf, tf_source))
+                graph_def, signature = freeze(named_function(tf, tf_source))
                 rewrites = rewrite_for_tfjs(graph_def, [t["name"] for t in signature["outputs"].values()])
             with steps.step(f"Writing the TF.js graph model ({mode.summary})"):
                 written = write_graph_model(graph_def, signature, folder, quantization=mode.quantization,
@@ -150,21 +150,3 @@ def export_tfjs(source: str | Path, out_dir: str | Path, *, quantize: str | None
         raise ParityError(None, f"model.json failed the check against the source in TF.js; the bundle was written "
                                 f"to {str(out_dir)!r} and its manifest says so", result=result)
     return result
-
-
-def concrete_function(tf, tf_source):
-    """The TensorFlow function the graph model is frozen from: the SavedModel's signature, or a
-    Keras model traced with its own input and output names."""
-    if tf_source.format_name == "savedmodel":
-        return tf_source.function
-    model, input_specs, output_specs = tf_source.model, tf_source.inputs, tf_source.outputs
-
-    def serve(*args):
-        result = model(list(args) if len(args) > 1 else args[0], training=False)
-        if isinstance(result, dict):
-            result = [result[spec.name] for spec in output_specs]
-        elif not isinstance(result, (list, tuple)):
-            result = [result]
-        return {spec.name: value for spec, value in zip(output_specs, result)}
-    signature = [tf.TensorSpec(spec.shape, spec.dtype, name=spec.name) for spec in input_specs]
-    return tf.function(serve, input_signature=signature).get_concrete_function()

@@ -193,8 +193,9 @@ def _convert(tf, tf_source, mode_: Mode, dataset, integer_io: bool, *, flex: boo
 
 
 def _converter(tf, tf_source):
-    if tf_source.format_name == "keras":
-        return tf.lite.TFLiteConverter.from_keras_model(tf_source.model)
+    if tf_source.format_name == "keras":  # outputs under the model's own names
+        from ..formats._tf import keras_tflite_converter
+        return keras_tflite_converter(tf, tf_source)
     return tf.lite.TFLiteConverter.from_saved_model(str(tf_source.path), signature_keys=[tf_source.signature_name])
 
 

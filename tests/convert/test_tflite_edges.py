@@ -40,3 +40,23 @@ def test_pytorch_to_tflite_through_onnx_and_savedmodel(cli, tmp_path):
     with torch.no_grad():
         expected = zoo_torch.small_cnn()(torch.from_numpy(x)).numpy()
     assert_outputs_match({"output": expected}, _litert(dst, x))
+
+
+def test_a_two_output_keras_model_keeps_its_output_names_and_order(cli, keras_models, tmp_path):
+    """TFLite's converter from a Keras model names the outputs output_0, output_1 in an order of its
+    own (they came out swapped for this model, and the check paired a [N, 1] with a [N, 5]): the
+    file's signature carries the model's own output names, for convert and for edge tflite."""
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+    source = keras_models["two_io.keras"]
+    model = keras.saving.load_model(str(source))
+    names = [name.split("/")[0] for name in model.output_names] if hasattr(model, "output_names") else None
+    result = cli("convert", source, tmp_path / "two_io.tflite", "--json")
+    assert result.code == 0, result.err
+    signature = Interpreter(model_path=str(tmp_path / "two_io.tflite")).get_signature_list()["serving_default"]
+    assert not any(name.startswith("output_") for name in signature["outputs"]), signature
+    if names:
+        assert sorted(signature["outputs"]) == sorted(names)
+    bundle = cli("edge", "tflite", source, tmp_path / "bundle", "--json")
+    assert bundle.code == 0, bundle.err
+    assert {o["name"] for o in bundle.json()["models"][0]["outputs"]} == set(signature["outputs"])
