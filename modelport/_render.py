@@ -280,3 +280,27 @@ def render_edge(result, title: str = "TFLite bundle", runtime: str = "LiteRT") -
                else f"[yellow]{escape(', '.join(unchecked))} NOT validated; the others passed their check[/]" if unchecked
                else "[green]every file passed its check[/]")
     out.print(f"{verdict}: {escape(result.out_dir)} written in {result.seconds:.1f}s")
+
+
+def render_pipeline(summary: dict) -> None:
+    """A pipeline run: one row per job (cached ones marked), then where the results are."""
+    out = console.__class__(highlight=False, soft_wrap=True)
+    table = Table(title=f"pipeline {escape(summary['pipeline'])}", title_justify="left")
+    for column, justify in (("model", "left"), ("target", "left"), ("result", "left"), ("size", "right"),
+                            ("latency", "right"), ("seconds", "right")):
+        table.add_column(column, justify=justify)
+    colours = {"pass": "green", "fail": "red", "error": "yellow", "timeout": "yellow"}
+    for job in summary["jobs"]:
+        figures = job["figures"]
+        verdict = f"[{colours.get(job['status'], 'white')}]{job['status']}[/]" + (" [dim](unchanged)[/]" if job["cached"] else "")
+        table.add_row(escape(job["model"]), escape(job["target"]), verdict,
+                      f"{figures['bytes'] / 2**20:.2f} MiB" if "bytes" in figures else "-",
+                      f"{figures['latency_ms']:.2f} ms" if "latency_ms" in figures else "-",
+                      f"{job['seconds']:.1f}")
+    out.print(table)
+    for job in summary["jobs"]:
+        if job["message"]:
+            out.print(f"[dim]{escape(job['model'])} {escape(job['target'])}: {escape(job['message'])}[/]")
+    counts = ", ".join(f"{n} {status}" for status, n in summary["counts"].items() if n)
+    out.print(f"{counts}; results.json and index.html in {escape(summary['output'])} ({summary['seconds']:.1f} s)")
+

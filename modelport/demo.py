@@ -173,6 +173,26 @@ def _build_classifier(workdir: Path) -> None:
     build(workdir)
 
 
+PIPELINE = """\
+# modelport pipeline: models x targets, each job the modelport command it stands for
+output: pipeline_out/
+models:
+  - name: stripes
+    source: stripes.pt2
+    calibration: stripes
+    mean: 127.5
+    std: 127.5
+    targets: [onnx, "edge:tflite:fp32+int8", "edge:executorch:fp32"]
+  - name: two_heads
+    source: two_heads.keras
+targets: [onnx, tflite]
+"""
+
+
+def _write_pipeline(workdir: Path) -> None:
+    (workdir / "pipeline.yaml").write_text(PIPELINE)
+
+
 def _build_decoder(workdir: Path) -> None:
     from .demo_decoder import demo_gpt2
     demo_gpt2(workdir / "decoder")
@@ -375,6 +395,11 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
           "--calibration", f"{w}/stripes", "--mean", "127.5", "--std", "127.5"]),
         ("Quantize the decoder's MatMul weights to int4 (MatMulNBits, blocks of 32; converted to one ONNX graph "
          "first)", ["quantize", f"{w}/decoder", f"{w}/decoder_int4.onnx", "--mode", "int4-weights"]),
+        ("Write a pipeline file (two models, each to its targets)", lambda: _write_pipeline(workdir)),
+        ("Run it: every job the command it stands for, two at a time, each checked; results.json and an "
+         "index.html dashboard in pipeline_out/", ["pipeline", f"{w}/pipeline.yaml", "--jobs", "2"]),
+        ("Run it again: nothing changed, so every job is taken from the last run's records",
+         ["pipeline", f"{w}/pipeline.yaml"]),
         ("Serve the classifier with Triton's response cache and shared memory: the image passed in a shared memory "
          "region, the scores written to another, the same request again answered from the cache; then a PNG file "
          "posted as it is (images in), labelled by the classification extension",

@@ -419,6 +419,44 @@ def edge_web(src: str = typer.Argument(..., help="Source model (ONNX, or any for
         as_json, "ORT Web bundle", "ORT Web (wasm, Node)")
 
 
+# ----------------------------------------------------------------------------------------- pipeline
+@app.command()
+def pipeline(file: Optional[Path] = typer.Argument(None, help="The pipeline file (YAML): output, models, targets."),
+             jobs: int = typer.Option(1, "--jobs", help="Jobs run at the same time, each a process of its own."),
+             timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds a job may take before it is stopped (counted as failed)."),
+             force: bool = typer.Option(False, "--force", help="Run every chosen job again, also those unchanged since the last run."),
+             only: Optional[List[str]] = typer.Option(None, "--only", help="Only this model's jobs (repeatable)."),
+             schema: bool = typer.Option(False, "--schema", help="Print the pipeline file's JSON Schema and exit."),
+             as_json: Json = False):
+    """Run many models x many targets: each job the modelport command it stands for, cached and resumable; results.json and index.html in the output folder."""
+    import json
+
+    from ..pipeline import SCHEMA, run_pipeline
+    if schema:
+        print(json.dumps(SCHEMA, indent=1))
+        return
+    if file is None:
+        raise UsageError("give the pipeline file (modelport pipeline PIPELINE.yaml)",
+                         hint="modelport pipeline --schema prints what it takes")
+    if jobs < 1 or (timeout is not None and timeout <= 0):
+        raise UsageError("--jobs must be at least 1 and --timeout positive")
+    try:
+        summary = run_pipeline(file, jobs=jobs, timeout=timeout, force=force, only=only,
+                               progress=lambda line: console.print(escape(line)))
+    except KeyboardInterrupt:
+        console.print("interrupted: the jobs that finished are recorded, the running ones were stopped (their "
+                      "outputs not written); run the same command again to resume")
+        raise typer.Exit(130) from None
+    if as_json:
+        print_json(summary)
+    else:
+        from .._render import render_pipeline
+        render_pipeline(summary)
+    counts = summary["counts"]
+    if counts["fail"] or counts["error"] or counts["timeout"]:
+        raise typer.Exit(1)
+
+
 # -------------------------------------------------------------------------------------------- serve
 @app.command()
 def serve(models: List[str] = typer.Argument(..., help="Model files/folders, or ONE repository folder with Triton's layout (REPO/<name>/<version>/model.onnx, optional config.pbtxt)."),
