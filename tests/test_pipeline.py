@@ -76,6 +76,31 @@ def test_the_minimal_file_runs_as_written_then_a_rerun_is_taken_from_the_records
     assert {(j["model"], j["cached"]) for j in forced["jobs"]} == {("cnn", False), ("kmodel", True)}
 
 
+def test_a_heavy_job_runs_alone(cli, tmp_path, keras_model, monkeypatch):
+    """Jobs whose inputs weigh more than HEAVY_BYTES never overlap another job, even with --jobs 2."""
+    from modelport.pipeline import runner
+    pipeline = _project(tmp_path, keras_model)
+    heavy_source = str((tmp_path / "models" / "k.keras").resolve())
+    monkeypatch.setattr(runner, "_is_heavy", lambda job: heavy_source in job.inputs)
+    started: dict[str, float] = {}
+    ended: dict[str, float] = {}
+    original = runner._run_one
+
+    def timed(job, *args):
+        started[job.id] = time.monotonic()
+        try:
+            return original(job, *args)
+        finally:
+            ended[job.id] = time.monotonic()
+    monkeypatch.setattr(runner, "_run_one", timed)
+    assert cli("pipeline", pipeline, "--jobs", "2").code == 0
+    spans = {job: (started[job], ended[job]) for job in started}
+    for heavy in ("kmodel/onnx", "kmodel/tflite"):
+        for other, (begin, end) in spans.items():
+            if other != heavy:
+                assert end <= spans[heavy][0] or begin >= spans[heavy][1], (heavy, other, spans)
+
+
 def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, keras_model):
     pipeline = _project(tmp_path, keras_model)
     records = tmp_path / "out" / ".modelport-pipeline"

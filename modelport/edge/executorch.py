@@ -29,6 +29,7 @@ from ..errors import ConversionError, ParityError, UsageError, first_line
 from ..validate.tolerances import Tolerance
 from .bundle import BundleFile, EdgeResult, latency_ms, to_json, write_goldens, write_manifest
 from .source import AGREEMENT_RULE, agrees, bundle_folder, check_data
+from .source import parse_modes as parse_mode_list
 
 CALIBRATION_SAMPLES = 100  # at most, run one at a time through the observed model
 
@@ -56,12 +57,7 @@ _PLUMBING = {"getitem", "sym_size", "Total"}
 
 
 def parse_modes(text: str | Sequence[str]) -> list[str]:
-    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
-    unknown = [n for n in names if n not in MODES]
-    if unknown or not names:
-        raise UsageError(f"--quantize {','.join(unknown) or text!r}: unknown ExecuTorch mode",
-                         hint=f"choose among {', '.join(MODES)} (both: fp32,int8)")
-    return list(dict.fromkeys(names))
+    return parse_mode_list(text, MODES, "ExecuTorch", "fp32,int8")
 
 
 def export_executorch(source: str | Path, out_dir: str | Path, *, quantize: str | Sequence[str] = ("fp32",),
@@ -109,8 +105,8 @@ def export_executorch(source: str | Path, out_dir: str | Path, *, quantize: str 
             with steps.step("Capturing the model with torch.export"):
                 program = _capture(torch_source, max_batch)
             for name in names:
-                result.files.append(_export_mode(MODES[name], program, torch_source, reference, feeds, data,
-                                                 folder, max_batch, seed, steps))
+                result.files.append(_export_mode(MODES[name], program, reference, feeds, data, folder, max_batch,
+                                                 seed, steps))
             golden = {k: v[:1] for k, v in feeds.items()}
             extra = write_goldens(folder, golden, reference.run(golden))
             (folder / "reports").mkdir()
@@ -193,14 +189,14 @@ def _capture(session, max_batch: int):
                                    "torch.export docs on graph breaks and data-dependent shapes)") from exc
 
 
-def _export_mode(mode: Mode, program, torch_source, reference, feeds, data, folder: Path, max_batch: int,
-                 seed: int, steps: Steps) -> BundleFile:
+def _export_mode(mode: Mode, program, reference, feeds, data, folder: Path, max_batch: int, seed: int,
+                 steps: Steps) -> BundleFile:
     from ..formats.executorch import PteSession
     from ..validate.parity import check_artifact
     path = folder / f"model_{mode.name}.pte"
     with steps.step(f"Lowering to ExecuTorch {mode.name} ({mode.summary})"):
         if mode.calibrated:
-            program = _quantized(program, torch_source, reference, data, max_batch)
+            program = _quantized(program, reference, data, max_batch)
         buffer, placement = _lower(program, _signature(reference, program, mode.name, max_batch))
         path.write_bytes(buffer)
     candidate = PteSession(path, threads=1)  # the bundle's latency is one thread's, as for the other targets
@@ -219,7 +215,7 @@ def _export_mode(mode: Mode, program, torch_source, reference, feeds, data, fold
         candidate.close()
 
 
-def _quantized(program, torch_source, reference, data, max_batch: int):
+def _quantized(program, reference, data, max_batch: int):
     """The program with XNNPACK's int8 quantization, its ranges observed on ``data`` one sample at a time."""
     import torch
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,

@@ -24,6 +24,7 @@ from ..errors import ConversionError, ParityError, UsageError, first_line
 from ..validate.tolerances import Tolerance
 from .bundle import BundleFile, EdgeResult, latency_ms, to_json, write_goldens, write_manifest
 from .source import AGREEMENT_RULE, agrees, bundle_folder, check_data, onnx_source
+from .source import parse_modes as parse_mode_list
 
 CALIBRATION_SAMPLES = 300  # NNCF's default subset size
 
@@ -44,12 +45,7 @@ MODES = {mode.name: mode for mode in (
 
 
 def parse_modes(text: str | Sequence[str]) -> list[str]:
-    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
-    unknown = [n for n in names if n not in MODES]
-    if unknown or not names:
-        raise UsageError(f"--quantize {','.join(unknown) or text!r}: unknown OpenVINO mode",
-                         hint=f"choose among {', '.join(MODES)} (several: fp32,fp16,int8)")
-    return list(dict.fromkeys(names))
+    return parse_mode_list(text, MODES, "OpenVINO", "fp32,fp16,int8")
 
 
 def export_openvino(source: str | Path, out_dir: str | Path, *, quantize: str | Sequence[str] = ("fp32",),

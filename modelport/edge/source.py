@@ -4,7 +4,7 @@ and the agreement rule that judges files which cannot match the source value for
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -18,6 +18,16 @@ from .bundle import EdgeResult, check_feeds
 MIN_COSINE = 0.99
 MIN_TOP1 = 0.98
 AGREEMENT_RULE = f"cosine >= {MIN_COSINE} per output, top-1 agreement >= {MIN_TOP1:.0%} for classifier outputs"
+
+
+def parse_modes(text: str | Sequence[str], modes: Mapping, runtime: str = "", example: str = "fp32,int8") -> list[str]:
+    """``fp32,int8`` (or a list) as known mode names, in order, without repeats; UsageError otherwise."""
+    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    unknown = [n for n in names if n not in modes]
+    if unknown or not names:
+        raise UsageError(f"--quantize {','.join(unknown) or text!r}: unknown {runtime + ' ' if runtime else ''}mode",
+                         hint=f"choose among {', '.join(modes)} (several: {example})")
+    return list(dict.fromkeys(names))
 
 
 def bundle_folder(out_dir: str | Path, mean, std) -> Path:

@@ -25,6 +25,7 @@ from .bundle import BundleFile, EdgeResult, latency_ms, to_json, write_goldens, 
 from .metadata import ModelInfo, TensorInfo, attach, build_metadata
 from .source import (AGREEMENT_RULE, agrees, bundle_folder, check_data, in_candidate_layout, input_layout,
                      is_image, read_labels, tensorflow_source)
+from .source import parse_modes as parse_mode_list
 
 CALIBRATION_SAMPLES = 100  # at most, fed one at a time to the converter's calibration
 
@@ -92,13 +93,7 @@ def _int16x8(tf, converter, dataset, integer_io: bool) -> None:
 
 
 def parse_modes(text: str | Sequence[str]) -> list[str]:
-    """``fp32,int8`` (or a list) as known mode names, in order, without repeats; UsageError otherwise."""
-    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
-    unknown = [n for n in names if n not in MODES]
-    if unknown or not names:
-        raise UsageError(f"--quantize {','.join(unknown) or text!r}: unknown mode",
-                         hint=f"choose among {', '.join(MODES)} (several: fp32,int8)")
-    return list(dict.fromkeys(names))
+    return parse_mode_list(text, MODES)
 
 
 def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Sequence[str] = ("fp32",),

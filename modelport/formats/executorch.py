@@ -37,10 +37,8 @@ class PteSession(Session):
             # runtime's CPU probe prints from C++ on first use.
             with captured_output():
                 from executorch.runtime import Runtime
-                if threads:
-                    _threads(threads)
+                _size_pool(threads)
                 self._program = Runtime.get().load_program(str(self.path))
-                _loaded()
                 self._method = self._program.load_method("forward")
         except ModuleNotFoundError:
             raise
@@ -90,29 +88,22 @@ class PteSession(Session):
     def describe(self) -> dict[str, Any]:
         facts = {"methods": sorted(self._program.method_names)}
         if self.signature:
-            facts.update({"mode": self.signature.get("mode"), "max_batch": self.max_batch,
-                          "delegated": self.signature.get("delegated")})
+            facts.update({"mode": self.signature.get("mode"), "max_batch": self.max_batch})
         return facts
 
 
-def _threads(count: int) -> None:
+def _size_pool(threads: int) -> None:
     """Size XNNPACK's thread pool, which is the process's, shared by every program loaded in it.
-    ExecuTorch 1.4.1 can resize it only before any program has been loaded (a resize after that
-    corrupted memory here), so the first session of the process decides; later requests are moot."""
-    global _POOL_SIZED
-    if not _POOL_SIZED and not _PROGRAMS_LOADED:
+    ExecuTorch 1.4.1 can resize it only before the first program loads (a resize after that
+    corrupted memory here), so the process's first session decides; later requests are moot."""
+    global _POOL_FIXED
+    if threads and not _POOL_FIXED:
         from executorch.extension.pybindings import _portable_lib
-        _portable_lib._unsafe_reset_threadpool(count)
-    _POOL_SIZED = True
+        _portable_lib._unsafe_reset_threadpool(threads)
+    _POOL_FIXED = True
 
 
-_POOL_SIZED = False
-_PROGRAMS_LOADED = False
-
-
-def _loaded() -> None:
-    global _PROGRAMS_LOADED
-    _PROGRAMS_LOADED = True
+_POOL_FIXED = False
 
 
 def signature_entry(spec: TensorSpec) -> dict[str, Any]:

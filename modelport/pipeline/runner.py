@@ -110,8 +110,9 @@ def run_jobs(pipeline: Pipeline, *, jobs: int = 1, timeout: float | None = None,
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         try:
             queue = list(pending)
+            heavy = {job.id for job, _ in pending if _is_heavy(job)}
             while queue or running:
-                while queue and len(running) < max(1, jobs):
+                while queue and len(running) < max(1, jobs) and _may_start(queue[0][0], running, heavy):
                     job, key = queue.pop(0)
                     running[pool.submit(_run_one, job, key, pipeline.output, timeout, processes, lock)] = job
                 finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
@@ -123,8 +124,8 @@ def run_jobs(pipeline: Pipeline, *, jobs: int = 1, timeout: float | None = None,
                     done += 1
                     elapsed = time.monotonic() - began
                     remaining = total - done
-                    fresh = done - (total - len(pending))
-                    eta = elapsed / max(fresh, 1) * remaining / max(1, jobs) if remaining else 0.0
+                    fresh = done - (total - len(pending))  # jobs run in this call, at the pace elapsed shows
+                    eta = elapsed / max(fresh, 1) * remaining if remaining else 0.0
                     failed = sum(r.status != "pass" for r in results.values())
                     progress(f"[{done}/{total}] {job.id}: {result.status} ({result.seconds:.0f} s); running "
                              f"{len(running)}, failed {failed}, elapsed {elapsed:.0f} s, ETA {eta:.0f} s")
@@ -140,6 +141,28 @@ def run_jobs(pipeline: Pipeline, *, jobs: int = 1, timeout: float | None = None,
             if earlier is not None:
                 results[job.id] = earlier
     return [results[j.id] for j in pipeline.jobs if j.id in results]
+
+
+# A job whose inputs weigh more than this runs alone: converting a model takes several times its
+# weights in memory (tf2onnx about 50x), and two such jobs at once can exhaust a machine.
+HEAVY_BYTES = 512 * 2**20
+
+
+def _is_heavy(job: Job) -> bool:
+    size = 0
+    for item in map(Path, job.inputs):
+        if item.is_file():
+            size += item.stat().st_size
+        elif item.is_dir():
+            size += sum(p.stat().st_size for p in item.rglob("*") if p.is_file())
+    return size > HEAVY_BYTES
+
+
+def _may_start(job: Job, running: dict, heavy: set[str]) -> bool:
+    """A heavy job starts when nothing runs; nothing starts beside a running heavy job."""
+    if not running:
+        return True
+    return job.id not in heavy and not any(other.id in heavy for other in running.values())
 
 
 def _record_name(job: Job) -> str:
