@@ -121,3 +121,24 @@ def latency_ms(session, feed: Mapping[str, np.ndarray], runs: int = 20) -> float
         session.run(feed)
         times.append((time.perf_counter() - began) * 1000)
     return round(statistics.median(times), 3)
+
+
+def write_reports(folder: Path, files: list[BundleFile]) -> list[str]:
+    """``reports/<file stem>.json``, each file's parity report; returns their names for the manifest."""
+    (folder / "reports").mkdir(exist_ok=True)
+    names = []
+    for bundle_file in files:
+        name = f"reports/{Path(bundle_file.name).stem}.json"
+        (folder / name).write_text(to_json(bundle_file.report))
+        names.append(name)
+    return names
+
+
+def raise_if_failed(result: EdgeResult, out_dir) -> None:
+    """ParityError naming the files that failed their check (the bundle stays, its manifest marks them)."""
+    if not result.passed:
+        from ..errors import ParityError
+        failed = [f.name for f in result.files if f.passed is False]
+        raise ParityError(None, f"{', '.join(failed)} failed the check against the source; the bundle was written "
+                                f"to {str(out_dir)!r} and its manifest marks them", result=result)
+

@@ -25,10 +25,12 @@ import numpy as np
 
 from .._atomic import atomic_output
 from .._console import Steps, captured_output
-from ..errors import ConversionError, ParityError, UsageError, first_line
+from ..errors import ConversionError, UsageError, first_line
 from ..validate.tolerances import Tolerance
-from .bundle import BundleFile, EdgeResult, latency_ms, to_json, write_goldens, write_manifest
+from .bundle import (BundleFile, EdgeResult, latency_ms, raise_if_failed, write_goldens, write_manifest,
+                     write_reports)
 from .source import AGREEMENT_RULE, agrees, bundle_folder, check_data
+from .source import calibrated_modes
 from .source import parse_modes as parse_mode_list
 
 CALIBRATION_SAMPLES = 100  # at most, run one at a time through the observed model
@@ -82,11 +84,7 @@ def export_executorch(source: str | Path, out_dir: str | Path, *, quantize: str 
     steps = steps or Steps(enabled=False)
     start = time.perf_counter()
     names = parse_modes(quantize)
-    needing = [n for n in names if MODES[n].calibrated]
-    if needing and calibration is None:
-        raise UsageError(f"--quantize {','.join(needing)} needs calibration data",
-                         hint="give --calibration inputs.npz (arrays by input name, batch first; ~100 typical "
-                              "inputs) or a folder of images")
+    calibrated_modes(names, MODES, calibration)
     if not 1 <= max_batch <= 4096:
         raise UsageError(f"--max-batch {max_batch}: between 1 and 4096 (the program's memory is planned for it)")
     _import_executorch()
@@ -109,11 +107,7 @@ def export_executorch(source: str | Path, out_dir: str | Path, *, quantize: str 
                                                  seed, steps))
             golden = {k: v[:1] for k, v in feeds.items()}
             extra = write_goldens(folder, golden, reference.run(golden))
-            (folder / "reports").mkdir()
-            for bundle_file in result.files:
-                report_name = f"reports/{Path(bundle_file.name).stem}.json"
-                (folder / report_name).write_text(to_json(bundle_file.report))
-                extra.append(report_name)
+            extra += write_reports(folder, result.files)
             write_manifest(folder, target="executorch", source=str(source), files=result.files, extra=extra,
                            details={"source_inputs": [s.to_dict() for s in reference.inputs],
                                     "source_outputs": [s.to_dict() for s in reference.outputs],
@@ -121,10 +115,7 @@ def export_executorch(source: str | Path, out_dir: str | Path, *, quantize: str 
     finally:
         reference.close()
     result.seconds = time.perf_counter() - start
-    if not result.passed:
-        failed = [f.name for f in result.files if f.passed is False]
-        raise ParityError(None, f"{', '.join(failed)} failed the check against the source; the bundle was written "
-                                f"to {str(out_dir)!r} and its manifest marks them", result=result)
+    raise_if_failed(result, out_dir)
     return result
 
 

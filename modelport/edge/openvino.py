@@ -20,10 +20,12 @@ import numpy as np
 
 from .._atomic import atomic_output
 from .._console import Steps, captured_output
-from ..errors import ConversionError, ParityError, UsageError, first_line
+from ..errors import ConversionError, UsageError, first_line
 from ..validate.tolerances import Tolerance
-from .bundle import BundleFile, EdgeResult, latency_ms, to_json, write_goldens, write_manifest
+from .bundle import (BundleFile, EdgeResult, latency_ms, raise_if_failed, write_goldens, write_manifest,
+                     write_reports)
 from .source import AGREEMENT_RULE, agrees, bundle_folder, check_data, onnx_source
+from .source import calibrated_modes
 from .source import parse_modes as parse_mode_list
 
 CALIBRATION_SAMPLES = 300  # NNCF's default subset size
@@ -67,11 +69,7 @@ def export_openvino(source: str | Path, out_dir: str | Path, *, quantize: str | 
     steps = steps or Steps(enabled=False)
     start = time.perf_counter()
     names = parse_modes(quantize)
-    needing = [n for n in names if MODES[n].calibrated]
-    if needing and calibration is None:
-        raise UsageError(f"--quantize {','.join(needing)} needs calibration data",
-                         hint="give --calibration inputs.npz (arrays by input name, batch first; ~300 typical "
-                              "inputs) or a folder of images")
+    needing = calibrated_modes(names, MODES, calibration)
     _import_openvino(needing)
     out_dir = bundle_folder(out_dir, mean, std)
     result = EdgeResult(str(out_dir), str(source))
@@ -91,12 +89,7 @@ def export_openvino(source: str | Path, out_dir: str | Path, *, quantize: str | 
                 result.files.append(_export_mode(MODES[name], model, reference, feeds, data, folder, seed, steps))
             golden = {k: v[:1] for k, v in feeds.items()}
             extra = write_goldens(folder, golden, reference.run(golden))
-            (folder / "reports").mkdir()
-            for bundle_file in result.files:
-                extra.append(Path(bundle_file.name).with_suffix(".bin").name)
-                report_name = f"reports/{Path(bundle_file.name).stem}.json"
-                (folder / report_name).write_text(to_json(bundle_file.report))
-                extra.append(report_name)
+            extra += [Path(f.name).with_suffix(".bin").name for f in result.files] + write_reports(folder, result.files)
             write_manifest(folder, target="openvino", source=str(source), files=result.files, extra=extra,
                            details={"source_inputs": [s.to_dict() for s in reference.inputs],
                                     "source_outputs": [s.to_dict() for s in reference.outputs],
@@ -107,10 +100,7 @@ def export_openvino(source: str | Path, out_dir: str | Path, *, quantize: str | 
     finally:
         reference.close()
     result.seconds = time.perf_counter() - start
-    if not result.passed:
-        failed = [f.name for f in result.files if f.passed is False]
-        raise ParityError(None, f"{', '.join(failed)} failed the check against the source; the bundle was written "
-                                f"to {str(out_dir)!r} and its manifest marks them", result=result)
+    raise_if_failed(result, out_dir)
     return result
 
 

@@ -30,6 +30,16 @@ def parse_modes(text: str | Sequence[str], modes: Mapping, runtime: str = "", ex
     return list(dict.fromkeys(names))
 
 
+def calibrated_modes(names: list[str], modes: Mapping, calibration) -> list[str]:
+    """The chosen modes that calibrate on data; UsageError when they are given none."""
+    needing = [n for n in names if modes[n].calibrated]
+    if needing and calibration is None:
+        raise UsageError(f"--quantize {','.join(needing)} needs calibration data",
+                         hint="give --calibration inputs.npz (arrays by input name, batch first; ~100 typical "
+                              "inputs) or a folder of images")
+    return needing
+
+
 def bundle_folder(out_dir: str | Path, mean, std) -> Path:
     """The destination as a Path, refused when it is a file or when --mean comes without --std."""
     out_dir = Path(out_dir)

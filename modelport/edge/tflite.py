@@ -19,12 +19,14 @@ import numpy as np
 
 from .._atomic import atomic_output
 from .._console import Steps, captured_output
-from ..errors import ParityError, UsageError
+from ..errors import UsageError
 from ..validate.tolerances import Tolerance
-from .bundle import BundleFile, EdgeResult, latency_ms, to_json, write_goldens, write_manifest
+from .bundle import (BundleFile, EdgeResult, latency_ms, raise_if_failed, write_goldens, write_manifest,
+                     write_reports)
 from .metadata import ModelInfo, TensorInfo, attach, build_metadata
 from .source import (AGREEMENT_RULE, agrees, bundle_folder, check_data, in_candidate_layout, input_layout,
                      is_image, read_labels, tensorflow_source)
+from .source import calibrated_modes
 from .source import parse_modes as parse_mode_list
 
 CALIBRATION_SAMPLES = 100  # at most, fed one at a time to the converter's calibration
@@ -125,10 +127,7 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
     steps = steps or Steps(enabled=False)
     start = time.perf_counter()
     names = parse_modes(quantize)
-    needing = [n for n in names if MODES[n].calibrated]
-    if needing and not calibration:
-        raise UsageError(f"--quantize {','.join(needing)} needs calibration data",
-                         hint="give --calibration inputs.npz (arrays by input name, batch first; ~100 typical inputs)")
+    needing = calibrated_modes(names, MODES, calibration)
     out_dir = bundle_folder(out_dir, mean, std)
     label_lines = read_labels(labels) if labels is not None else None
     if integer_io and not needing:
@@ -156,11 +155,7 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
             for file_name, data in associated.items():
                 (folder / file_name).write_bytes(data)
                 extra.append(file_name)
-            for bundle_file in result.files:
-                report_name = f"reports/{Path(bundle_file.name).stem}.json"
-                (folder / "reports").mkdir(exist_ok=True)
-                (folder / report_name).write_text(to_json(bundle_file.report))
-                extra.append(report_name)
+            extra += write_reports(folder, result.files)
             write_manifest(folder, target="tflite", source=str(source), files=result.files, extra=extra,
                            details={"source_inputs": [s.to_dict() for s in reference.inputs],
                                     "source_outputs": [s.to_dict() for s in reference.outputs],
@@ -168,10 +163,7 @@ def export_tflite(source: str | Path, out_dir: str | Path, *, quantize: str | Se
     finally:
         reference.close()
     result.seconds = time.perf_counter() - start
-    if not result.passed:
-        failed = [f.name for f in result.files if f.passed is False]
-        raise ParityError(None, f"{', '.join(failed)} failed the check against the source; the bundle was written "
-                                f"to {str(out_dir)!r} and its manifest marks them", result=result)
+    raise_if_failed(result, out_dir)
     return result
 
 
