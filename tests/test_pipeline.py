@@ -84,15 +84,15 @@ def test_a_heavy_job_runs_alone(cli, tmp_path, keras_model, monkeypatch):
     monkeypatch.setattr(runner, "_is_heavy", lambda job: heavy_source in job.inputs)
     started: dict[str, float] = {}
     ended: dict[str, float] = {}
-    original = runner._run_one
+    original = runner.LocalExecutor.run
 
-    def timed(job, *args):
+    def timed(self, job, *args):
         started[job.id] = time.monotonic()
         try:
-            return original(job, *args)
+            return original(self, job, *args)
         finally:
             ended[job.id] = time.monotonic()
-    monkeypatch.setattr(runner, "_run_one", timed)
+    monkeypatch.setattr(runner.LocalExecutor, "run", timed)
     assert cli("pipeline", pipeline, "--jobs", "2").code == 0
     spans = {job: (started[job], ended[job]) for job in started}
     for heavy in ("kmodel/onnx", "kmodel/tflite"):

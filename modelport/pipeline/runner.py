@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -85,8 +83,10 @@ def _hash_file(digest, path: Path) -> None:
 
 
 def run_jobs(pipeline: Pipeline, *, jobs: int = 1, timeout: float | None = None, force: bool = False,
-             only: list[str] | None = None, progress: Callable[[str], None] = lambda line: None) -> list[JobResult]:
-    """Run (or take from the records) every job; returns one result per job, in the file's order."""
+             only: list[str] | None = None, progress: Callable[[str], None] = lambda line: None,
+             executor=None) -> list[JobResult]:
+    """Run (or take from the records) every job; returns one result per job, in the file's order.
+    ``executor`` runs one job (LocalExecutor by default; ray_executor.RayExecutor), ``jobs`` at once."""
     chosen = [j for j in pipeline.jobs if not only or j.model in only]
     records = pipeline.output / RECORDS
     records.mkdir(parents=True, exist_ok=True)
@@ -105,8 +105,7 @@ def run_jobs(pipeline: Pipeline, *, jobs: int = 1, timeout: float | None = None,
     if done:
         progress(f"{done} of {total} jobs unchanged since the last run: taken from {RECORDS}/")
     running: dict = {}
-    lock = threading.Lock()
-    processes: set[subprocess.Popen] = set()
+    executor = executor or LocalExecutor([job for job, _ in pending])
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         try:
             queue = list(pending)
@@ -114,7 +113,7 @@ def run_jobs(pipeline: Pipeline, *, jobs: int = 1, timeout: float | None = None,
             while queue or running:
                 while queue and len(running) < max(1, jobs) and _may_start(queue[0][0], running, heavy):
                     job, key = queue.pop(0)
-                    running[pool.submit(_run_one, job, key, pipeline.output, timeout, processes, lock)] = job
+                    running[pool.submit(executor.run, job, key, pipeline.output, timeout)] = job
                 finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
                 for future in finished:
                     job = running.pop(future)
@@ -130,9 +129,7 @@ def run_jobs(pipeline: Pipeline, *, jobs: int = 1, timeout: float | None = None,
                     progress(f"[{done}/{total}] {job.id}: {result.status} ({result.seconds:.0f} s); running "
                              f"{len(running)}, failed {failed}, elapsed {elapsed:.0f} s, ETA {eta:.0f} s")
         except BaseException:
-            with lock:  # interrupted: stop the commands (each removes its staged output)
-                for process in processes:
-                    _stop(process)
+            executor.stop_all()
             raise
     # With --only, the other models' cells stay as their last run left them (when it did).
     for job in pipeline.jobs:
@@ -180,57 +177,92 @@ def _earlier(records: Path, job: Job, key: str, output: Path) -> JobResult | Non
     return JobResult(**{**data, "cached": True})
 
 
-def _run_one(job: Job, key: str, output: Path, timeout: float | None, processes: set, lock) -> JobResult:
-    artifact = output / job.output
-    folder = (output / job.model)
-    folder.mkdir(parents=True, exist_ok=True)
-    if job.target.kind != "edge":
-        artifact.parent.mkdir(parents=True, exist_ok=True)
-    log = folder / f"{job.target.folder}.log"
-    answer = folder / f"{job.target.folder}.json"
-    command = [sys.executable, "-m", "modelport.cli", *_with_output(job.argv, str(artifact)), "--json"]
-    if job.target.kind == "convert":
-        command += ["--report", str(artifact.parent / "report.html")]
-    env = dict(os.environ, COLUMNS="160", PYTHONUNBUFFERED="1")
-    began = time.monotonic()
-    with open(log, "w") as log_file, open(answer, "w") as answer_file:
-        process = subprocess.Popen(command, stdout=answer_file, stderr=log_file, env=env, start_new_session=True)
-        with lock:
-            processes.add(process)
+# Formats whose conversions import TensorFlow / torch: the fork server preloads what the jobs use.
+_TF_FORMATS = {"keras", "savedmodel", "tflite", "tfjs"}
+_TORCH_FORMATS = {"pytorch", "lightning", "huggingface", "hf-onnx", "executorch"}
+
+
+def frameworks(jobs: list[Job]) -> set[str]:
+    """The frameworks a set of jobs will import (a factory is taken for PyTorch, the usual case)."""
+    from ..formats import detect, is_factory_spec
+    names: set[str] = set()
+    for job in jobs:
+        source = job.argv[2] if job.argv[0] == "edge" else job.argv[1]
         try:
-            code = process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _stop(process)
-            code = None
-        finally:
-            with lock:
-                processes.discard(process)
-    seconds = time.monotonic() - began
+            names.add("pytorch" if is_factory_spec(source) else detect(source).name)
+        except Exception:  # noqa: BLE001 - the job itself will say what is wrong with its source
+            pass
+        names.add(job.target.name if job.target.kind == "convert" else
+                  {"tflite": "tflite", "tfjs": "tfjs", "executorch": "executorch"}.get(job.target.name, "onnx"))
+    return ({"tf"} if names & _TF_FORMATS else set()) | ({"torch"} if names & _TORCH_FORMATS else set())
+
+
+def job_command(job: Job, artifact: str, report: str | None) -> list[str]:
+    """The modelport command line a job runs (without the program name), writing to ``artifact``."""
+    argv = [*_with_output(job.argv, artifact), "--json"]
+    return argv + ["--report", report] if report else argv
+
+
+def result_of(job: Job, key: str, output: Path, code: int | None, seconds: float, extra: dict | None = None) -> JobResult:
+    """The record of a job that ran, from its exit code and what it left in ``output``."""
+    artifact, log, answer = job_paths(job, output)
     status = "timeout" if code is None else EXIT_STATUS.get(code, "error")
     relative = {name: str(path.relative_to(output)) for name, path in (("artifact", artifact), ("log", log),
                                                                          ("result", answer))}
     return JobResult(job.model, job.target.text, status, code, round(seconds, 2), key, message=_message(log, status),
-                     figures=_figures(answer, artifact), **relative)
+                     figures=_figures(answer, artifact), **relative, **(extra or {}))
+
+
+def job_paths(job: Job, output: Path) -> tuple[Path, Path, Path]:
+    """The job's artifact, log and JSON answer under ``output``."""
+    folder = output / job.model
+    return output / job.output, folder / f"{job.target.folder}.log", folder / f"{job.target.folder}.json"
+
+
+class LocalExecutor:
+    """Jobs in processes forked from this machine's fork server (see worker.py), ``jobs`` at a time."""
+
+    def __init__(self, jobs: list[Job]):
+        self.frameworks = frameworks(jobs)
+        self._pids: set[int] = set()
+        self._lock = threading.Lock()
+
+    def run(self, job: Job, key: str, output: Path, timeout: float | None) -> JobResult:
+        from .worker import run_command
+        artifact, log, answer = job_paths(job, output)
+        artifact.parent.mkdir(parents=True, exist_ok=True) if job.target.kind != "edge" else None
+        log.parent.mkdir(parents=True, exist_ok=True)
+        report = str(artifact.parent / "report.html") if job.target.kind == "convert" else None
+        began = time.monotonic()
+        pid: list[int] = []
+
+        def started(process_id: int) -> None:
+            pid.append(process_id)
+            with self._lock:
+                self._pids.add(process_id)
+        try:
+            code = run_command(job_command(job, str(artifact), report), str(answer), str(log), timeout=timeout,
+                               frameworks=self.frameworks, started=started)
+        finally:
+            with self._lock:
+                self._pids.difference_update(pid)
+        return result_of(job, key, output, code, time.monotonic() - began)
+
+    def stop_all(self) -> None:
+        """Interrupted: stop the running commands (each removes its staged output)."""
+        from .worker import stop
+        with self._lock:
+            pids = list(self._pids)
+        for pid in pids:
+            stop(pid)
+
+    def close(self) -> None:
+        pass
 
 
 def _with_output(argv: list[str], output: str) -> list[str]:
     """The command with its output path where each command takes it (after the source)."""
     return [*argv[:2], output, *argv[2:]] if argv[0] in ("convert", "quantize") else [*argv[:3], output, *argv[3:]]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM to the command's process group (it removes its staged output), then SIGKILL."""
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait()
 
 
 def _message(log: Path, status: str) -> str:
