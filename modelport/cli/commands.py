@@ -422,10 +422,11 @@ def edge_web(src: str = typer.Argument(..., help="Source model (ONNX, or any for
 # ----------------------------------------------------------------------------------------- pipeline
 @app.command()
 def pipeline(file: Optional[Path] = typer.Argument(None, help="The pipeline file (YAML): output, models, targets."),
-             jobs: int = typer.Option(1, "--jobs", help="Jobs run at the same time, each a process of its own."),
+             jobs: Optional[int] = typer.Option(None, "--jobs", help="Jobs run at the same time, each a process of its own (default 1; on Ray, the cluster's CPUs)."),
              timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds a job may take before it is stopped (counted as failed)."),
              force: bool = typer.Option(False, "--force", help="Run every chosen job again, also those unchanged since the last run."),
              only: Optional[List[str]] = typer.Option(None, "--only", help="Only this model's jobs (repeatable)."),
+             ray: Optional[str] = typer.Option(None, "--ray", help="Run the jobs as tasks on the Ray cluster whose head is at HOST:PORT (or auto); needs modelport[ray]."),
              schema: bool = typer.Option(False, "--schema", help="Print the pipeline file's JSON Schema and exit."),
              as_json: Json = False):
     """Run many models x many targets: each job the modelport command it stands for, cached and resumable; results.json and index.html in the output folder."""
@@ -438,10 +439,10 @@ def pipeline(file: Optional[Path] = typer.Argument(None, help="The pipeline file
     if file is None:
         raise UsageError("give the pipeline file (modelport pipeline PIPELINE.yaml)",
                          hint="modelport pipeline --schema prints what it takes")
-    if jobs < 1 or (timeout is not None and timeout <= 0):
+    if (jobs is not None and jobs < 1) or (timeout is not None and timeout <= 0):
         raise UsageError("--jobs must be at least 1 and --timeout positive")
     try:
-        summary = run_pipeline(file, jobs=jobs, timeout=timeout, force=force, only=only,
+        summary = run_pipeline(file, jobs=jobs, timeout=timeout, force=force, only=only, ray=ray,
                                progress=lambda line: console.print(escape(line)))
     except KeyboardInterrupt:
         console.print("interrupted: the jobs that finished are recorded, the running ones were stopped (their "

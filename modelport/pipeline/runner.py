@@ -38,6 +38,7 @@ class JobResult:
     cached: bool = False
     message: str = ""  # the command's error line, for failures
     figures: dict[str, Any] = field(default_factory=dict)  # size, latency, worst error, where the command says
+    executor: str = "local"  # where it ran: local, ray
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -197,9 +198,9 @@ def frameworks(jobs: list[Job]) -> set[str]:
     return ({"tf"} if names & _TF_FORMATS else set()) | ({"torch"} if names & _TORCH_FORMATS else set())
 
 
-def job_command(job: Job, artifact: str, report: str | None) -> list[str]:
-    """The modelport command line a job runs (without the program name), writing to ``artifact``."""
-    argv = [*_with_output(job.argv, artifact), "--json"]
+def job_command(argv: list[str], artifact: str, report: str | None) -> list[str]:
+    """The modelport command line of a job's ``argv`` (without the program name), writing to ``artifact``."""
+    argv = [*_with_output(argv, artifact), "--json"]
     return argv + ["--report", report] if report else argv
 
 
@@ -241,7 +242,7 @@ class LocalExecutor:
             with self._lock:
                 self._pids.add(process_id)
         try:
-            code = run_command(job_command(job, str(artifact), report), str(answer), str(log), timeout=timeout,
+            code = run_command(job_command(job.argv, str(artifact), report), str(answer), str(log), timeout=timeout,
                                frameworks=self.frameworks, started=started)
         finally:
             with self._lock:

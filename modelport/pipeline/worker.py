@@ -85,6 +85,7 @@ def stop(pid: int, grace: float = 20.0) -> None:
 
 def _child(argv: list[str], stdout_path: str, stderr_path: str) -> None:
     os.setsid()
+    _stop_with_parent()
     for fd, path in ((1, stdout_path), (2, stderr_path)):
         target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(target, fd)
@@ -103,3 +104,15 @@ def _child(argv: list[str], stdout_path: str, stderr_path: str) -> None:
             except Exception:  # noqa: BLE001 - exiting anyway
                 pass
         os._exit(code)
+
+
+def _stop_with_parent() -> None:
+    """SIGTERM this job when the fork server goes (its driver or Ray worker was killed): a job nobody
+    waits for anymore cleans up and stops instead of running on."""
+    if sys.platform != "linux":
+        return
+    import ctypes
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
