@@ -10,7 +10,7 @@ from rich.markup import escape
 from .._console import Steps, console, quiet_tensorflow
 from ..errors import ParityError, UsageError
 from .app import app, print_json
-from .options import (Atol, Dim, Factory, Imports, InputRange, InputShape, Inputs, Json, RelativeTo, Report, Rtol, Samples,
+from .options import (Atol, Dim, Factory, Imports, InputRange, InputShape, Inputs, Json, MlflowOut, RelativeTo, Report, Rtol, Samples,
                       Seed, Task, TrustPickle, Weights, open_options, parse_dims, parse_pairs)
 
 
@@ -50,13 +50,20 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
             scale: Optional[float] = typer.Option(None, "--scale", help="Caffe: factor applied after the mean subtraction."),
             channel_order: Optional[str] = typer.Option(None, "--channel-order", help="Caffe: BGR (Caffe's) or RGB: the order of the pixels you will feed."),
             bake_preprocessing: bool = typer.Option(False, "--bake-preprocessing", help="Caffe: put mean/scale/channel order in front of the graph as ops."),
-            factory: Factory = None, task: Task = None, imports: Imports = None, as_json: Json = False):
+            factory: Factory = None, task: Task = None, imports: Imports = None, mlflow: MlflowOut = None,
+            as_json: Json = False):
     """Convert SRC to DST, then check numerical parity between them."""
     from ..convert import convert as run_convert
     from ..validate.inputs import load_feeds, parse_input_ranges
     from ..validate.report import check_report_path
     quiet_tensorflow()
     check_report_path(report)
+    if mlflow is not None:
+        from ..convert.pipeline import target_format_for
+        if target_format_for(dst, to) != "onnx":
+            raise UsageError("--mlflow writes the onnx flavor: it goes with an ONNX destination (--to onnx)",
+                             hint="convert to ONNX with --mlflow; the other formats have no MLflow flavor modelport writes")
+        _check_mlflow_destination(mlflow)
     feeds = (inputs if inputs.is_dir() else load_feeds(inputs)) if inputs else None
     ranges = parse_input_ranges(input_range)
     options = open_options(weights, input_shape, trust_pickle, imports, factory, task)
@@ -85,7 +92,7 @@ def convert(src: str = typer.Argument(..., help="Source model file/folder, or pa
                              relative_to=relative_to, feeds=feeds, samples=samples, seed=seed, dims=parse_dims(dim),
                              source_options=source_options, edge_options=edge_options, optimize=optimize,
                              input_ranges=ranges, steps=Steps(enabled=True)),
-                                  lambda result: _finish_convert(result, report, as_json))
+                                  lambda result: _finish_convert(result, report, as_json, mlflow))
 
 
 def _finish_even_when_parity_fails(run, finish) -> None:
@@ -119,9 +126,30 @@ def _preprocessing_options(src, mean, scale, channel_order, bake) -> tuple[dict,
             {"preprocessing": preprocessing, "bake_preprocessing": bake})
 
 
-def _finish_convert(result, report: Optional[Path], as_json: bool) -> None:
+def _check_mlflow_destination(folder: Path) -> None:
+    """--mlflow DIR replaces an MLflow model folder whole: refuse any other existing path (exit 2)."""
+    from ..formats.mlflow import is_mlflow_folder
+    if folder.exists() and not is_mlflow_folder(folder) and not (folder.is_dir() and not any(folder.iterdir())):
+        raise UsageError(f"--mlflow {str(folder)!r} exists and is not an MLflow model folder; it would be replaced",
+                         hint="give a new folder (or an earlier MLflow model folder to replace)")
+
+
+def _write_mlflow(folder: Optional[Path], onnx_path, passed: bool) -> Optional[str]:
+    """The MLflow model folder around a written ONNX model, when asked for and it passed its check."""
+    if folder is None or not passed:
+        return None
+    from ..formats import open_model
+    from ..formats.mlflow import write_onnx_model
+    with open_model(onnx_path, format="onnx") as session:
+        write_onnx_model(Path(onnx_path), folder, session.inputs, session.outputs)
+    console.print(f"MLflow model written to {escape(str(folder))} (onnx flavor; mlflow.pyfunc.load_model loads it)")
+    return str(folder)
+
+
+def _finish_convert(result, report: Optional[Path], as_json: bool, mlflow: Optional[Path] = None) -> None:
     from .._render import render_conversion
     from ..validate.report import write_report
+    written = _write_mlflow(mlflow, result.destination, result.passed)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
     checked = [(h.edge, h.report) for h in result.hops if h.report is not None]
@@ -132,7 +160,7 @@ def _finish_convert(result, report: Optional[Path], as_json: bool) -> None:
     elif report is not None:
         console.print("[yellow]warning:[/] no report written: the parity check was skipped (--no-check)")
     if as_json:
-        print_json(result.to_dict())
+        print_json(result.to_dict() | ({"mlflow": written} if written else {}))
     else:
         render_conversion(result)
 
@@ -201,27 +229,30 @@ def quantize(src: str = typer.Argument(..., help="Source model (ONNX, or any for
              image_size: Optional[str] = typer.Option(None, "--image-size", help="H,W (or one size) the images are resized to; default: the input's own."),
              keep_io_types: bool = typer.Option(True, "--keep-io-types/--no-keep-io-types", help="fp16: keep fp32 inputs and outputs (the default), or take and give float16."),
              auto_exclude: bool = typer.Option(False, "--auto-exclude", help="int8: when the check fails, quantize again with the nodes where the error enters kept in float (1, 2, 4, ... of them) until it passes; each try is reported."),
-             report: Report = None, as_json: Json = False):
+             report: Report = None, mlflow: MlflowOut = None, as_json: Json = False):
     """Quantize a model for servers (ONNX Runtime's tools) and check it against its source on held-out data."""
     from ..convert.quantize import quantize as run_quantize
     from ..validate.report import check_report_path
     quiet_tensorflow()
     check_report_path(report)
+    if mlflow is not None:
+        _check_mlflow_destination(mlflow)
     _finish_even_when_parity_fails(
         lambda: run_quantize(src, dst, mode=mode, calibration=calibration, method=method, mean=_floats("--mean", mean),
                              std=_floats("--std", std), image_size=_image_size(image_size),
                              keep_io_types=keep_io_types, auto_exclude=auto_exclude, steps=Steps(enabled=True)),
-        lambda result: _finish_quantize(result, report, as_json))
+        lambda result: _finish_quantize(result, report, as_json, mlflow))
 
 
-def _finish_quantize(result, report: Optional[Path], as_json: bool) -> None:
+def _finish_quantize(result, report: Optional[Path], as_json: bool, mlflow: Optional[Path] = None) -> None:
     from .._render import render_quantize
     from ..validate.report import write_report
+    written = _write_mlflow(mlflow, result.destination, result.passed)
     if report is not None and result.report is not None:
         write_report(report, result.report, json_data=result.to_dict(), title=f"modelport quantize {result.mode}")
         console.print(f"report written to {escape(str(report))}")
     if as_json:
-        print_json(result.to_dict())
+        print_json(result.to_dict() | ({"mlflow": written} if written else {}))
     else:
         render_quantize(result)
 

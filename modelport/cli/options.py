@@ -42,6 +42,7 @@ RelativeTo = Annotated[Optional[str], typer.Option(
 Dim = Annotated[Optional[List[str]], typer.Option(
     "--dim", help="NAME=SIZE for a dynamic dim (by ONNX dim name or input name), not the batch.")]
 Report = Annotated[Optional[Path], typer.Option("--report", help="Write the parity report (.json or .html).")]
+MlflowOut = Annotated[Optional[Path], typer.Option("--mlflow", help="Also write the ONNX result as an MLflow model folder here (onnx + python_function flavors, signature, requirements.txt): mlflow.pyfunc.load_model loads it.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON result on stdout (progress stays on stderr).")]
 
 

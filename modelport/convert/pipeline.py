@@ -108,7 +108,8 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
     """
     steps = steps or Steps(enabled=False)
     start = time.perf_counter()
-    source_format = detect(source).name
+    source_fmt = detect(source)  # an MLflow folder's is its flavor's format, opening the file inside
+    source_format = source_fmt.name
     target_format = target_format_for(destination, to)
     chain = plan(source_format, target_format, via)
     check_opset(chain, opset)
@@ -130,7 +131,6 @@ def convert(source: str | Path, destination: str | Path, *, to: str | None = Non
     options = ConvertOptions(opset=opset, input_specs=input_specs, dynamic_batch=dynamic_batch, dims=dims,
                              **dict(edge_options or {}))
     result = ConversionResult(str(source), str(destination), source_format, target_format)
-    source_fmt = FORMATS[source_format]
     open_options, ignored = source_fmt.accepted_options(
         {"weights": weights, "input_specs": input_specs, "trust_pickle": trust_pickle, "dims": dims,
          **dict(source_options or {})})

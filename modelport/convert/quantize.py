@@ -334,7 +334,8 @@ def described_count(feeds: Mapping[str, np.ndarray]) -> int:
 def _as_onnx(source: Path, scratch: Path, steps: Steps) -> Path:
     fmt = detect(source)
     if fmt.name == "onnx":
-        return source
+        from ..formats.mlflow import model_path
+        return model_path(source)
     from .pipeline import convert
     with steps.step(f"Converting {source.name} ({fmt.title}) to ONNX first"):
         convert(source, scratch / "source.onnx")

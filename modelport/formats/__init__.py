@@ -59,6 +59,9 @@ def detect(path: str | Path) -> Format:
     if not path.exists():
         raise InvalidModelError(f"no such file or folder: {str(path)!r}",
                                 hint="check the path; a Python model factory is written package.module:function")
+    from .mlflow import is_mlflow_folder, resolve
+    if is_mlflow_folder(path):  # the model file its flavor names, opened in that file's format
+        return resolve(path)
     by_content, description = sniff(path)
     by_suffix = format_for_suffix(path) if path.is_file() else None
     if by_suffix is not None and by_content != by_suffix.name:

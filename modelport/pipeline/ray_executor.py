@@ -174,7 +174,7 @@ def _run_remote_job(argv: list[str], inputs: list[str], model: str, folder: str,
         log, answer = out / model / f"{folder}.log", out / model / f"{folder}.json"
         command = [moved.get(arg, arg) for arg in argv]
         report = str(artifact.parent / "report.html") if kind == "convert" else None
-        code = run_command(job_command(command, str(artifact), report), str(answer), str(log), timeout=timeout,
+        code = run_command(job_command(command, str(artifact), report, str(job_folder)), str(answer), str(log), timeout=timeout,
                            frameworks=set(needs))
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as archive:

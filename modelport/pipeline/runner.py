@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .spec import Job, Pipeline
+from .spec import JOB_FOLDER, Job, Pipeline
 
 RECORDS = ".modelport-pipeline"  # the output folder's job records, one JSON file per job
 EXIT_STATUS = {0: "pass", 1: "fail"}  # a command's exit code; anything else is an error of the job
@@ -198,9 +198,10 @@ def frameworks(jobs: list[Job]) -> set[str]:
     return ({"tf"} if names & _TF_FORMATS else set()) | ({"torch"} if names & _TORCH_FORMATS else set())
 
 
-def job_command(argv: list[str], artifact: str, report: str | None) -> list[str]:
-    """The modelport command line of a job's ``argv`` (without the program name), writing to ``artifact``."""
-    argv = [*_with_output(argv, artifact), "--json"]
+def job_command(argv: list[str], artifact: str, report: str | None, folder: str) -> list[str]:
+    """The modelport command line of a job's ``argv`` (without the program name), writing to
+    ``artifact``, other outputs in the job's ``folder``."""
+    argv = [*_with_output([a.replace(JOB_FOLDER, folder) for a in argv], artifact), "--json"]
     return argv + ["--report", report] if report else argv
 
 
@@ -242,7 +243,8 @@ class LocalExecutor:
             with self._lock:
                 self._pids.add(process_id)
         try:
-            code = run_command(job_command(job.argv, str(artifact), report), str(answer), str(log), timeout=timeout,
+            code = run_command(job_command(job.argv, str(artifact), report, str(output / job.model / job.target.folder)),
+                               str(answer), str(log), timeout=timeout,
                                frameworks=self.frameworks, started=started)
         finally:
             with self._lock:

@@ -21,6 +21,10 @@ _LABELLED = ("tflite", "tfjs", "web")
 _NORMALIZED = ("tflite", "tfjs", "executorch", "openvino", "web")
 QUANTIZE_MODES = ("int8", "int8-dynamic", "fp16", "int4-weights")
 
+_TARGET_PATTERN = r"^[A-Za-z0-9:+._-]+$"
+# In a job's command, the job's own folder (the executor puts it in: it differs locally and on Ray).
+JOB_FOLDER = "{job}"
+
 _MODEL_KEYS = {
     "name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
              "description": "The model's folder under output/ and its row in the results."},
@@ -53,8 +57,13 @@ SCHEMA: dict[str, Any] = {
             "properties": _MODEL_KEYS}},
         "targets": {"$ref": "#/$defs/targets"},
     },
-    "$defs": {"targets": {"type": "array", "minItems": 1, "items": {"type": "string", "pattern": r"^[A-Za-z0-9:+._-]+$"},
-                          "description": "Convert targets (onnx, tflite, ...), edge:RUNTIME[:MODES], quantize:MODE."}},
+    "$defs": {"targets": {"type": "array", "minItems": 1, "items": {"anyOf": [
+        {"type": "string", "pattern": _TARGET_PATTERN},
+        {"type": "object", "additionalProperties": False, "required": ["target"], "properties": {
+            "target": {"type": "string", "pattern": _TARGET_PATTERN},
+            "mlflow": {"type": "boolean", "description": "Also write the ONNX result as an MLflow model folder "
+                                                         "(<model>/<target>/mlflow): onnx and quantize targets."}}}]},
+        "description": "Convert targets (onnx, tflite, ...), edge:RUNTIME[:MODES], quantize:MODE; or {target: T, mlflow: true}."}},
 }
 
 
@@ -64,6 +73,7 @@ class Target:
     kind: str  # "convert", "edge" or "quantize"
     name: str  # the format, the edge runtime or the quantize mode
     modes: str | None = None  # edge: "fp32,int8"
+    mlflow: bool = False  # also write the ONNX result as an MLflow model folder
 
     @property
     def folder(self) -> str:
@@ -180,10 +190,22 @@ def _source(text: str, base: Path, path: Path, node, index: int) -> str:
     return str(resolved)
 
 
-def _target(text: str, path: Path, node, where: list) -> Target:
+def _target(item: str | dict, path: Path, node, where: list) -> Target:
+    line = _line(node, where)
+    if isinstance(item, dict):
+        target = _target(item["target"], path, node, where)
+        if not item.get("mlflow"):
+            return target
+        if target.kind == "edge" or (target.kind == "convert" and target.name != "onnx"):
+            raise UsageError(f"{path.name} line {line}: target {target.text!r}: mlflow: true writes the onnx flavor, "
+                             "for onnx and quantize targets")
+        return Target(target.text, target.kind, target.name, target.modes, mlflow=True)
+    return _parse_target(item, path, line)
+
+
+def _parse_target(text: str, path: Path, line: int) -> Target:
     from ..formats import get_format
     parts = text.split(":")
-    line = _line(node, where)
     if parts[0] == "edge":
         if len(parts) not in (2, 3) or parts[1] not in EDGE_RUNTIMES:
             raise UsageError(f"{path.name} line {line}: target {text!r}: edge:RUNTIME[:MODES], RUNTIME one of "
@@ -248,11 +270,15 @@ def _job(model: dict[str, Any], source: str, target: Target, base: Path) -> Job:
         argv = ["convert", source, "--to", target.name, *common]
         if calibration and calibration.endswith(".npz"):
             argv += ["--inputs", calibration]
+        if target.mlflow:
+            argv += ["--mlflow", f"{JOB_FOLDER}/mlflow"]
         return Job(model["name"], target, argv, output, inputs)
     if target.kind == "quantize":
         argv = ["quantize", source, "--mode", target.name, *common]
         if calibration:
             argv += ["--calibration", calibration, *mean_std]
+        if target.mlflow:
+            argv += ["--mlflow", f"{JOB_FOLDER}/mlflow"]
         return Job(model["name"], target, argv, f"{model['name']}/{target.folder}/model.onnx", inputs)
     argv = ["edge", target.name, source, *common]
     if target.modes:

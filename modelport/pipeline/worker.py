@@ -93,17 +93,10 @@ def _child(argv: list[str], stdout_path: str, stderr_path: str) -> None:
     sys.stdout = open(1, "w", closefd=False)
     sys.stderr = open(2, "w", closefd=False)
     os.environ.update(COLUMNS="160", PYTHONUNBUFFERED="1")
-    code = 3
-    try:
-        from ..cli.main import main
-        code = main(argv)
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:  # noqa: BLE001 - exiting anyway
-                pass
-        os._exit(code)
+    from ..cli.main import main
+    # SystemExit with the command's code: multiprocessing then runs its finalizers (semaphores the
+    # job made are released, not reported leaked), flushes stdio and leaves with that code.
+    sys.exit(main(argv))
 
 
 def _stop_with_parent() -> None:

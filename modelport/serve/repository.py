@@ -435,7 +435,10 @@ def _apply_policy(config: pb.ModelConfig, numbered: list[Path]) -> list[Path]:
 
 
 def _model_file(version_dir: Path, root: Path) -> Path:
-    """The model in a version folder: ``model.<suffix>`` (file or folder), else its only entry."""
+    """The model in a version folder: ``model.<suffix>`` (file or folder), else its only entry; an
+    MLflow model folder is the model itself."""
+    if _is_model_folder(version_dir):
+        return version_dir
     entries = [p for p in version_dir.iterdir() if not p.name.startswith(".")]
     # An OpenVINO IR is model.xml with its weights in model.bin: the .bin is part of the model, not another.
     entries = [p for p in entries if not (p.suffix == ".bin" and p.with_suffix(".xml").is_file())]
@@ -454,19 +457,21 @@ def _the_model_in(path: Path) -> Path:
     """A model path as given; a folder that is neither a model (SavedModel, TF.js) nor a repository
     stands for the one model inside it — KServe's storage initializer puts the model file in
     /mnt/models."""
-    if path.is_dir():
-        from ..formats.detect import sniff
-        if sniff(path)[0] is None:
-            return _model_file(path, path.resolve())
+    if path.is_dir() and not _is_model_folder(path):
+        return _model_file(path, path.resolve())
     return path
+
+
+def _is_model_folder(path: Path) -> bool:
+    """A folder that is one model: a SavedModel, TF.js or ORT Web bundle, an MLflow model."""
+    from ..formats.detect import sniff
+    from ..formats.mlflow import is_mlflow_folder
+    return path.is_dir() and (is_mlflow_folder(path) or sniff(path)[0] is not None)
 
 
 def _is_repository(path: Path) -> bool:
     """A folder of model folders holding numbered version folders (Triton's layout)."""
-    if not path.is_dir():
-        return False
-    from ..formats.detect import sniff
-    if sniff(path)[0] is not None:  # a SavedModel or TF.js folder is a model, not a repository
+    if not path.is_dir() or _is_model_folder(path):  # a SavedModel or TF.js folder is a model, not a repository
         return False
     return any(sub.is_dir() and any(v.is_dir() and v.name.isdigit() for v in sub.iterdir())
                for sub in path.iterdir() if sub.is_dir())
