@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.modelport-installed
 
-.PHONY: install demo test bench bench-runtimes bench-zoo bench-transformers bench-quantize bench-onnx-tf bench-onnx-torch bench-sources mxnet-fixtures bench-edge bench-tfjs bench-serve container container-base proto clean
+.PHONY: install demo test bench bench-runtimes bench-pipeline bench-zoo bench-transformers bench-quantize bench-onnx-tf bench-onnx-torch bench-sources mxnet-fixtures bench-edge bench-tfjs bench-serve container container-base proto clean
 
 TFJS_RUNNER := modelport/edge/tfjs_runner
 TRANSFORMERSJS_RUNNER := modelport/edge/transformersjs_runner
@@ -54,6 +54,10 @@ bench: $(STAMP)
 
 # The model zoo (timm, transformers, keras.applications) through every route, peers beside it; resumable
 # (benchmarks/results/zoo.json), regenerates docs/zoo-coverage.md.
+# modelport pipeline (24 jobs) against a shell loop of single commands: --jobs 1 and 2, a local Ray head, the warm cache.
+bench-pipeline: $(STAMP)
+	$(PY) benchmarks/pipeline_bench.py
+
 bench-zoo: $(STAMP)
 	$(PY) benchmarks/zoo_bench.py
 

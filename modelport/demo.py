@@ -182,7 +182,7 @@ models:
     calibration: stripes
     mean: 127.5
     std: 127.5
-    targets: [onnx, "edge:tflite:fp32+int8", "edge:executorch:fp32"]
+    targets: [{target: onnx, mlflow: true}, "edge:tflite:fp32+int8", "edge:executorch:fp32"]
   - name: two_heads
     source: two_heads.keras
 targets: [onnx, tflite]
@@ -400,6 +400,9 @@ def demo_steps(workdir: Path) -> list[tuple[str, Callable[[], None] | list[str]]
          "index.html dashboard in pipeline_out/", ["pipeline", f"{w}/pipeline.yaml", "--jobs", "2"]),
         ("Run it again: nothing changed, so every job is taken from the last run's records",
          ["pipeline", f"{w}/pipeline.yaml"]),
+        ("The pipeline also wrote the classifier's ONNX as an MLflow model (mlflow: true): an MLflow folder is a "
+         "source like any model file (mlflow.pyfunc.load_model loads it too)",
+         ["info", f"{w}/pipeline_out/stripes/onnx/mlflow"]),
         ("Serve the classifier with Triton's response cache and shared memory: the image passed in a shared memory "
          "region, the scores written to another, the same request again answered from the cache; then a PNG file "
          "posted as it is (images in), labelled by the classification extension",

@@ -24,7 +24,8 @@ def test_demo_then_readme_examples(cli, tmp_path, monkeypatch):
                  "two_heads_parity.json", "lenet.onnx", "lenet_parity.json", "mxnet_cnn.onnx", "classifier.ckpt",
                  "classifier.onnx", "flax_cnn.onnx", "flax_cnn.jax", "flax_cnn_exported.onnx", "pixels.keras", "pixels.onnx",
                  "decoder/model.safetensors", "decoder_onnx/onnx/model.onnx", "decoder_onnx/tokenizer.json",
-                 "stripes.pt2", "stripes.onnx", "stripes_int8.onnx", "stripes/1_vertical/00.png"):
+                 "stripes.pt2", "stripes.onnx", "stripes_int8.onnx", "stripes/1_vertical/00.png",
+                 "pipeline_out/stripes/onnx/mlflow/MLmodel"):
         assert (tmp_path / "modelport-demo" / name).is_file(), name
     assert "parity passed" in result.out
     assert "no divergence" in result.out  # the validate step localized module by module
