@@ -213,8 +213,7 @@ def run_loop(folder: Path, entries) -> tuple[float, dict]:
     for job in pipeline.jobs:
         artifact = out / job.output
         artifact.parent.mkdir(parents=True, exist_ok=True)
-        report = str(artifact.parent / "report.html") if job.target.kind == "convert" else None
-        command = job_command(job.argv, str(artifact), report, str(out / job.model / job.target.folder))
+        command = job_command(job.argv, job.target.kind, artifact, out / job.model / job.target.folder)
         command = [c for c in command if c != "--json"]
         script.append(f"{shlex.quote(sys.executable)} -m modelport.cli {shlex.join(command)} >/dev/null 2>&1; "
                       "codes+=($?)")
@@ -283,7 +282,7 @@ def main() -> None:
             seconds, statuses = run_pipeline(folder, entries, output, *extra)
             runs[name] = (seconds, statuses, cores)
         if not args.skip_ray:
-            head, address = start_ray(folder / "ray")
+            head, address = start_ray(Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp")))  # short: socket paths
             try:
                 print("pipeline --ray (local head, 2 CPUs) ...", flush=True)
                 seconds, statuses = run_pipeline(folder, entries, "ray", "--ray", address)
@@ -303,7 +302,7 @@ def report(runs: dict, warm: float, warm_statuses: dict, jobs: int) -> None:
     loop_rate = jobs / loop_seconds
     rows = []
     print(f"\n{jobs} jobs ({jobs // 3} models x ONNX, TFLite fp32, TFLite int8), {os.cpu_count()} cores\n")
-    print(f"| run | wall s | jobs passed | jobs / min / core | per core vs shell loop | same verdicts |")
+    print("| run | wall s | jobs passed | jobs / min / core | per core vs shell loop | same verdicts |")
     print("|---|---:|---:|---:|---:|---|")
     first = runs["pipeline --jobs 1"][0]
     for name, (seconds, statuses, cores) in runs.items():

@@ -31,9 +31,12 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ray_head(tmp_path_factory):
+def ray_head():
+    import shutil
+    import tempfile
     port = _free_port()
-    temp = tmp_path_factory.mktemp("ray")
+    # A short folder: Ray's unix sockets live under it, and a socket path has at most 107 bytes.
+    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     head = subprocess.Popen(
         [str(RAY), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
          "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}",
@@ -57,6 +60,7 @@ def ray_head(tmp_path_factory):
             break
         except (ProcessLookupError, subprocess.TimeoutExpired):
             continue
+    shutil.rmtree(temp, ignore_errors=True)
 
 
 def _pipeline(*args, cwd=REPO, **kwargs) -> subprocess.CompletedProcess:

@@ -287,8 +287,9 @@ def edge_tflite(src: str = typer.Argument(..., help="Source model (any format th
         steps=Steps(enabled=True)), as_json)
 
 
-def _report_edge(export, as_json: bool, title: str = "TFLite bundle", runtime: str = "LiteRT") -> None:
-    """Run an edge export and show its bundle (table or --json), also when a file failed its check."""
+def _report_edge(export, as_json: bool, title: str = "TFLite bundle", runtime: str = "LiteRT", after=None) -> None:
+    """Run an edge export and show its bundle (table or --json), also when a file failed its check.
+    ``after(result)``: more work on a bundle that passed, whose non-empty answers join the JSON."""
     from .._render import render_edge
     try:
         result = export()
@@ -296,7 +297,8 @@ def _report_edge(export, as_json: bool, title: str = "TFLite bundle", runtime: s
         if error.result is not None:
             print_json(error.result.to_dict()) if as_json else render_edge(error.result, title, runtime)
         raise
-    print_json(result.to_dict()) if as_json else render_edge(result, title, runtime)
+    extra = {k: v for k, v in (after(result) if after else {}).items() if v}
+    print_json(result.to_dict() | extra) if as_json else render_edge(result, title, runtime)
 
 
 def _channel_order(text: str) -> str:
@@ -434,11 +436,14 @@ def edge_web(src: str = typer.Argument(..., help="Source model (ONNX, or any for
              mean: Optional[str] = typer.Option(None, "--mean", help="Image normalization the page applies, (x - mean) / std: one value or one per channel."),
              std: Optional[str] = typer.Option(None, "--std", help="See --mean."),
              weights: Weights = None, input_shape: InputShape = None, trust_pickle: TrustPickle = False,
-             dim: Dim = None, seed: Seed = 0, imports: Imports = None, as_json: Json = False):
+             dim: Dim = None, seed: Seed = 0, imports: Imports = None, mlflow: MlflowOut = None,
+             as_json: Json = False):
     """Write an ONNX Runtime Web bundle for browsers (model.onnx, ORT Web's wasm files, a page), checked in ORT Web (Node) against SRC."""
     from ..edge.web import export_web, weight_mode
     quiet_tensorflow()
     weight_mode(quantize)  # refused before any work
+    if mlflow is not None:
+        _check_mlflow_destination(mlflow)
     if inputs is not None and not inputs.exists():
         raise UsageError(f"no such input data: {str(inputs)!r}")
     size = _image_size(image_size)
@@ -447,7 +452,8 @@ def edge_web(src: str = typer.Argument(..., help="Source model (ONNX, or any for
         src, out_dir, quantize=quantize, inputs=inputs, image_size=size, labels=labels, mean=_floats("--mean", mean),
         std=_floats("--std", std), dims=parse_dims(dim), input_specs=options["input_specs"],
         weights=options["weights"], trust_pickle=trust_pickle, seed=seed, steps=Steps(enabled=True)),
-        as_json, "ORT Web bundle", "ORT Web (wasm, Node)")
+        as_json, "ORT Web bundle", "ORT Web (wasm, Node)",
+        after=lambda result: {"mlflow": _write_mlflow(mlflow, out_dir / "model.onnx", result.passed)})
 
 
 # ----------------------------------------------------------------------------------------- pipeline

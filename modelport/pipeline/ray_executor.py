@@ -23,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from .._atomic import commit
 from ..errors import UsageError
 from .runner import JobResult, frameworks, job_command, job_paths, result_of
 from .spec import Job
@@ -172,10 +173,8 @@ def _run_remote_job(argv: list[str], inputs: list[str], model: str, folder: str,
         job_folder = out / model / folder
         (artifact.parent if kind != "edge" else job_folder.parent).mkdir(parents=True, exist_ok=True)
         log, answer = out / model / f"{folder}.log", out / model / f"{folder}.json"
-        command = [moved.get(arg, arg) for arg in argv]
-        report = str(artifact.parent / "report.html") if kind == "convert" else None
-        code = run_command(job_command(command, str(artifact), report, str(job_folder)), str(answer), str(log), timeout=timeout,
-                           frameworks=set(needs))
+        command = job_command([moved.get(arg, arg) for arg in argv], kind, artifact, job_folder)
+        code = run_command(command, str(answer), str(log), timeout=timeout, frameworks=set(needs))
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as archive:
             for path in (job_folder, log, answer):
@@ -203,19 +202,12 @@ def _unpack(archive: bytes, job: Job, output: Path, renames: dict[str, str]) -> 
         job_folder.parent.mkdir(parents=True, exist_ok=True)
         staged_folder = staging / job.model / job.target.folder
         if staged_folder.exists():
-            old = None
-            if job_folder.exists():
-                old = job_folder.with_name(f".{job_folder.name}.old")
-                shutil.rmtree(old, ignore_errors=True)
-                job_folder.rename(old)
-            staged_folder.rename(job_folder)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            commit(staged_folder, job_folder)
         artifact, log, answer = job_paths(job, output)
         for path in (log, answer):
             staged = staging / path.relative_to(output)
             if staged.exists():
-                staged.replace(path)
+                commit(staged, path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sys
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -198,11 +196,11 @@ def frameworks(jobs: list[Job]) -> set[str]:
     return ({"tf"} if names & _TF_FORMATS else set()) | ({"torch"} if names & _TORCH_FORMATS else set())
 
 
-def job_command(argv: list[str], artifact: str, report: str | None, folder: str) -> list[str]:
+def job_command(argv: list[str], kind: str, artifact: Path, folder: Path) -> list[str]:
     """The modelport command line of a job's ``argv`` (without the program name), writing to
-    ``artifact``, other outputs in the job's ``folder``."""
-    argv = [*_with_output([a.replace(JOB_FOLDER, folder) for a in argv], artifact), "--json"]
-    return argv + ["--report", report] if report else argv
+    ``artifact``, other outputs in the job's ``folder`` (a conversion's parity report beside its artifact)."""
+    command = [*_with_output([a.replace(JOB_FOLDER, str(folder)) for a in argv], str(artifact)), "--json"]
+    return command + ["--report", str(artifact.parent / "report.html")] if kind == "convert" else command
 
 
 def result_of(job: Job, key: str, output: Path, code: int | None, seconds: float, extra: dict | None = None) -> JobResult:
@@ -232,9 +230,8 @@ class LocalExecutor:
     def run(self, job: Job, key: str, output: Path, timeout: float | None) -> JobResult:
         from .worker import run_command
         artifact, log, answer = job_paths(job, output)
-        artifact.parent.mkdir(parents=True, exist_ok=True) if job.target.kind != "edge" else None
-        log.parent.mkdir(parents=True, exist_ok=True)
-        report = str(artifact.parent / "report.html") if job.target.kind == "convert" else None
+        folder = output / job.model / job.target.folder
+        (folder if job.target.kind != "edge" else folder.parent).mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
         pid: list[int] = []
 
@@ -243,9 +240,8 @@ class LocalExecutor:
             with self._lock:
                 self._pids.add(process_id)
         try:
-            code = run_command(job_command(job.argv, str(artifact), report, str(output / job.model / job.target.folder)),
-                               str(answer), str(log), timeout=timeout,
-                               frameworks=self.frameworks, started=started)
+            code = run_command(job_command(job.argv, job.target.kind, artifact, folder), str(answer), str(log),
+                               timeout=timeout, frameworks=self.frameworks, started=started)
         finally:
             with self._lock:
                 self._pids.difference_update(pid)

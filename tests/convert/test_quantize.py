@@ -4,6 +4,8 @@ directly against the labels; a calibration that does not cover the held-out data
 outlier channel that int8 cannot hold is found and kept in float by --auto-exclude."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -47,10 +49,15 @@ def test_fp16_and_dynamic_int8_are_judged_by_their_own_rules(cli, stripes, tmp_p
     _, _, _, model = stripes
     half = cli("quantize", model, tmp_path / "half.onnx", "--mode", "fp16", "--json")
     assert half.code == 0 and half.json()["precision"] == "fp16", half.err[-2000:]
-    io16 = cli("quantize", model, tmp_path / "half_io.onnx", "--mode", "fp16", "--no-keep-io-types", "--json")
+    io16 = cli("quantize", model, tmp_path / "half_io.onnx", "--mode", "fp16", "--no-keep-io-types", "--json",
+               "--mlflow", tmp_path / "half_io_mlflow")
     assert io16.code == 0, io16.err[-2000:]
     types = {v.type.tensor_type.elem_type for v in onnx.load(str(tmp_path / "half_io.onnx")).graph.input}
     assert types == {onnx.TensorProto.FLOAT16}
+    # The MLflow model around it says so in its signature (float16 in).
+    import yaml
+    signature = yaml.safe_load((tmp_path / "half_io_mlflow" / "MLmodel").read_text())["signature"]
+    assert [entry["tensor-spec"]["dtype"] for entry in json.loads(signature["inputs"])] == ["float16"]
     assert {v.type.tensor_type.elem_type for v in onnx.load(str(tmp_path / "half.onnx")).graph.input} == {
         onnx.TensorProto.FLOAT}
     torch.manual_seed(0)

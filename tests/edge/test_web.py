@@ -54,7 +54,18 @@ def test_each_weight_mode_is_checked_in_ort_web(cli, tmp_path, stripes_cnn, labe
 
 def test_the_bundle_is_a_model_modelport_opens_and_a_defect_fails(cli, tmp_path, stripes_cnn):
     out = tmp_path / "bundle"
-    assert cli("edge", "web", stripes_cnn / "cnn.pt2", out).code == 0
+    made = cli("edge", "web", stripes_cnn / "cnn.pt2", out, "--mlflow", tmp_path / "registry", "--json")
+    assert made.code == 0, made.err
+    # Also an MLflow model of the bundle's model.onnx, which mlflow.pyfunc runs as ONNX Runtime does.
+    assert made.json()["mlflow"] == str(tmp_path / "registry")
+    import mlflow.pyfunc
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    spec = session.get_inputs()[0]
+    feed = np.random.default_rng(0).uniform(-1, 1, [d if isinstance(d, int) else 2 for d in spec.shape])
+    feed = feed.astype(np.float32)
+    predicted = next(iter(mlflow.pyfunc.load_model(str(tmp_path / "registry")).predict({spec.name: feed}).values()))
+    np.testing.assert_allclose(predicted, session.run(None, {spec.name: feed})[0], rtol=1e-5, atol=1e-6)
     info = cli("info", out, "--json")
     assert info.code == 0 and info.json()["format"] == "ort-web"
     assert cli("validate", stripes_cnn / "cnn.pt2", out).code == 0
