@@ -69,6 +69,10 @@ def stop(pid: int, grace: float = 20.0) -> None:
     try:
         os.killpg(pid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
+        try:  # stopped before its first line made it a session leader
+            os.kill(pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
