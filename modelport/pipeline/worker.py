@@ -52,7 +52,10 @@ def run_command(argv: list[str], stdout_path: str, stderr_path: str, *, timeout:
                 frameworks: set[str], started: Callable[[int], None] = lambda pid: None) -> int | None:
     """Run ``modelport ARGV`` forked from the fork server; its exit code, or None when it timed out
     (it was stopped). ``started`` gets the process id (its session id too) as soon as it runs."""
-    process = context(frameworks).Process(target=_child, args=(list(argv), stdout_path, stderr_path), daemon=False)
+    # The server was started earlier: the job takes this moment's environment and folder, as a
+    # command started now would.
+    process = context(frameworks).Process(target=_child, daemon=False, args=(
+        list(argv), stdout_path, stderr_path, dict(os.environ), os.getcwd()))
     process.start()
     started(process.pid)
     process.join(timeout)
@@ -87,9 +90,12 @@ def stop(pid: int, grace: float = 20.0) -> None:
         pass
 
 
-def _child(argv: list[str], stdout_path: str, stderr_path: str) -> None:
+def _child(argv: list[str], stdout_path: str, stderr_path: str, environ: dict[str, str], cwd: str) -> None:
     os.setsid()
     _stop_with_parent()
+    os.environ.clear()
+    os.environ.update(environ)
+    os.chdir(cwd)
     for fd, path in ((1, stdout_path), (2, stderr_path)):
         target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         os.dup2(target, fd)
