@@ -237,6 +237,7 @@ def start_ray(temp: Path) -> tuple[subprocess.Popen, str]:
     head = subprocess.Popen(
         [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
          f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
+         "--object-store-memory=300000000",
          f"--temp-dir={temp}", f"--ray-client-server-port={free()}"],
         env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}, stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL, start_new_session=True)
@@ -282,13 +283,15 @@ def main() -> None:
             seconds, statuses = run_pipeline(folder, entries, output, *extra)
             runs[name] = (seconds, statuses, cores)
         if not args.skip_ray:
-            head, address = start_ray(Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp")))  # short: socket paths
+            temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths live under it
+            head, address = start_ray(temp)
             try:
                 print("pipeline --ray (local head, 2 CPUs) ...", flush=True)
                 seconds, statuses = run_pipeline(folder, entries, "ray", "--ray", address)
                 runs["pipeline --ray (2 CPUs)"] = (seconds, statuses, 2)
             finally:
                 stop_ray(head)
+                shutil.rmtree(temp, ignore_errors=True)
         print("pipeline --jobs 1 again, on its warm cache ...", flush=True)
         warm, warm_statuses = run_pipeline(folder, entries, "jobs1", "--jobs", "1")
         report(runs, warm, warm_statuses, jobs)

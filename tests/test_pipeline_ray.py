@@ -39,7 +39,8 @@ def ray_head():
     temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
     head = subprocess.Popen(
         [str(RAY), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-         "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}",
+         "--include-dashboard=false", "--disable-usage-stats", "--object-store-memory=300000000",
+         f"--temp-dir={temp}",
          f"--ray-client-server-port={_free_port()}", f"--node-manager-port={_free_port()}",
          f"--object-manager-port={_free_port()}"],
         env={**os.environ, **LOOPBACK}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
