@@ -18,8 +18,7 @@ Tensor signatures give the input names, shapes and dtypes a state_dict's factory
 
 ``write_onnx_model`` writes the other way: an MLflow folder with the ``onnx`` and
 ``python_function`` flavors around an ONNX file, its tensor signature, ``requirements.txt``,
-``python_env.yaml`` and ``conda.yaml``: what ``mlflow.pyfunc.load_model`` and ``mlflow models
-serve`` need.
+``python_env.yaml`` and ``conda.yaml``: what ``mlflow.pyfunc.load_model`` reads.
 """
 from __future__ import annotations
 
@@ -106,8 +105,11 @@ def signature_inputs(mlmodel: dict[str, Any]):
         tensor = entry.get("tensor-spec") or {}
         name = entry.get("name") or ("input" if len(entries) == 1 else f"input_{index}")
         shape = tensor.get("shape")
-        specs.append(TensorSpec(name, tuple(None if d == -1 else d for d in shape) if shape is not None else None,
-                                tensor.get("dtype", "float32")))
+        try:
+            specs.append(TensorSpec(name, tuple(None if d == -1 else d for d in shape) if shape is not None else None,
+                                    tensor.get("dtype", "float32")))
+        except (TypeError, ValueError):  # a dtype or shape numpy does not take: the signature gives nothing
+            return None
     return specs
 
 
