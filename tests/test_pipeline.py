@@ -93,7 +93,10 @@ def test_a_heavy_job_runs_alone(cli, tmp_path, keras_model, monkeypatch):
         finally:
             ended[job.id] = time.monotonic()
     monkeypatch.setattr(runner.LocalExecutor, "run", timed)
-    assert cli("pipeline", pipeline, "--jobs", "2").code == 0
+    monkeypatch.setattr(runner, "HEARTBEAT_S", 0.5)
+    run = cli("pipeline", pipeline, "--jobs", "2")
+    assert run.code == 0
+    assert "] running kmodel/onnx (" in run.err  # while a job runs, a line says so every HEARTBEAT_S
     spans = {job: (started[job], ended[job]) for job in started}
     for heavy in ("kmodel/onnx", "kmodel/tflite"):
         for other, (begin, end) in spans.items():

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from .spec import JOB_FOLDER, Job, Pipeline
 
+HEARTBEAT_S = 30.0  # a progress line at least this often while jobs run
 RECORDS = ".modelport-pipeline"  # the output folder's job records, one JSON file per job
 EXIT_STATUS = {0: "pass", 1: "fail"}  # a command's exit code; anything else is an error of the job
 
@@ -104,6 +105,7 @@ def run_jobs(pipeline: Pipeline, *, jobs: int = 1, timeout: float | None = None,
     if done:
         progress(f"{done} of {total} jobs unchanged since the last run: taken from {RECORDS}/")
     running: dict = {}
+    started: dict[str, float] = {}
     executor = executor or LocalExecutor([job for job, _ in pending])
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         try:
@@ -113,7 +115,13 @@ def run_jobs(pipeline: Pipeline, *, jobs: int = 1, timeout: float | None = None,
                 while queue and len(running) < max(1, jobs) and _may_start(queue[0][0], running, heavy):
                     job, key = queue.pop(0)
                     running[pool.submit(executor.run, job, key, pipeline.output, timeout)] = job
-                finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    started[job.id] = time.monotonic()
+                finished, _ = wait(list(running), timeout=HEARTBEAT_S, return_when=FIRST_COMPLETED)
+                if not finished:  # long jobs: say what runs, for how long, so a quiet run is not a hung one
+                    now = time.monotonic()
+                    progress(f"[{done}/{total}] running " + ", ".join(
+                        f"{job.id} ({now - started[job.id]:.0f} s)" for job in running.values())
+                        + f"; elapsed {now - began:.0f} s")
                 for future in finished:
                     job = running.pop(future)
                     result = future.result()
