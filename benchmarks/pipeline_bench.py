@@ -23,8 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -228,39 +226,6 @@ def run_loop(folder: Path, entries) -> tuple[float, dict]:
                      for job, code in zip(pipeline.jobs, codes)}
 
 
-def start_ray(temp: Path) -> tuple[subprocess.Popen, str]:
-    def free() -> int:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            return probe.getsockname()[1]
-    port = free()
-    head = subprocess.Popen(
-        [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-         f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats",
-         "--object-store-memory=300000000",
-         f"--temp-dir={temp}", f"--ray-client-server-port={free()}"],
-        env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True)
-    for _ in range(120):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.5)
-    time.sleep(2)
-    return head, f"127.0.0.1:{port}"
-
-
-def stop_ray(head: subprocess.Popen) -> None:
-    for sig, wait in ((signal.SIGINT, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(head.pid, sig)
-            head.wait(timeout=wait)
-            return
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            continue
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", type=int, default=8)
@@ -283,15 +248,11 @@ def main() -> None:
             seconds, statuses = run_pipeline(folder, entries, output, *extra)
             runs[name] = (seconds, statuses, cores)
         if not args.skip_ray:
-            temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths live under it
-            head, address = start_ray(temp)
-            try:
+            from tests.ray_head import local_head
+            with local_head(cpus=2) as address:
                 print("pipeline --ray (local head, 2 CPUs) ...", flush=True)
                 seconds, statuses = run_pipeline(folder, entries, "ray", "--ray", address)
                 runs["pipeline --ray (2 CPUs)"] = (seconds, statuses, 2)
-            finally:
-                stop_ray(head)
-                shutil.rmtree(temp, ignore_errors=True)
         print("pipeline --jobs 1 again, on its warm cache ...", flush=True)
         warm, warm_statuses = run_pipeline(folder, entries, "jobs1", "--jobs", "1")
         report(runs, warm, warm_statuses, jobs)

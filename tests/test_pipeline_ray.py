@@ -4,9 +4,6 @@ output folder, a worker killed mid-job retried, and an address where no head ans
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,53 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.ray_head import free_port, local_head
 from tests.test_pipeline import MINIMAL, REPO, _project, keras_model  # noqa: F401  (keras_model: a fixture)
 
 ray = pytest.importorskip("ray")
-RAY = Path(sys.executable).with_name("ray")
-# Ray keeps a head started on 127.0.0.1 on loopback only with this (on Linux it would use the
-# machine's own address); the driver sets it itself for such a head.
-LOOPBACK = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def ray_head():
-    import shutil
-    import tempfile
-    port = _free_port()
-    # A short folder: Ray's unix sockets live under it, and a socket path has at most 107 bytes.
-    temp = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))
-    head = subprocess.Popen(
-        [str(RAY), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-         "--include-dashboard=false", "--disable-usage-stats", "--object-store-memory=300000000",
-         f"--temp-dir={temp}",
-         f"--ray-client-server-port={_free_port()}", f"--node-manager-port={_free_port()}",
-         f"--object-manager-port={_free_port()}"],
-        env={**os.environ, **LOOPBACK}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert head.poll() is None, "ray start --head exited"
-            time.sleep(0.5)
-    time.sleep(2)  # the raylet registers after the GCS answers
-    yield f"127.0.0.1:{port}"
-    for sig, wait in ((signal.SIGINT, 15), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(head.pid, sig)
-            head.wait(timeout=wait)
-            break
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            continue
-    shutil.rmtree(temp, ignore_errors=True)
+    with local_head(cpus=2) as address:
+        yield address
 
 
 def _pipeline(*args, cwd=REPO, **kwargs) -> subprocess.CompletedProcess:
@@ -136,7 +96,7 @@ def test_a_ray_worker_killed_mid_job_is_retried(ray_head, tmp_path, keras_model)
 def test_a_ray_address_where_no_head_answers_is_refused_at_once(tmp_path, keras_model):
     pipeline = _project(tmp_path, keras_model)
     began = time.monotonic()
-    result = _pipeline(pipeline, "--ray", f"127.0.0.1:{_free_port()}")
+    result = _pipeline(pipeline, "--ray", f"127.0.0.1:{free_port()}")
     assert result.returncode == 2 and time.monotonic() - began < 30
     assert "no Ray head answers" in result.stderr and "127.0.0.1:" in result.stderr
     assert not (tmp_path / "out").exists()

@@ -105,8 +105,7 @@ class RayExecutor:
         memory = min(max(GIB, 20 * weight), self._memory)
         began = time.monotonic()
         ref = self._task.options(num_cpus=1, memory=memory, max_retries=1, name=f"modelport {job.id}").remote(
-            job.argv, shipped, job.model, job.target.folder, job.output, job.target.kind, timeout,
-            sorted(self._frameworks), *refs)
+            job, shipped, timeout, sorted(self._frameworks), *refs)
         with self._lock:
             self._running.add(ref)
         try:
@@ -154,8 +153,8 @@ def _pack_input(path: Path) -> bytes:
     return buffer.getvalue()
 
 
-def _run_remote_job(argv: list[str], inputs: list[str], model: str, folder: str, output_rel: str, kind: str,
-                    timeout: float | None, needs: list[str], *archives: bytes) -> tuple[int | None, bytes, dict]:
+def _run_remote_job(job: Job, inputs: list[str], timeout: float | None, needs: list[str],
+                    *archives: bytes) -> tuple[int | None, bytes, dict]:
     """The Ray task: unpack the inputs, run the job's command into a scratch folder; returns its exit
     code, what it wrote (an archive) and the scratch paths to give back their driver's names."""
     from .worker import run_command
@@ -169,15 +168,13 @@ def _run_remote_job(argv: list[str], inputs: list[str], model: str, folder: str,
                 archive.extractall(place, filter="data")
             moved[original] = str(place / Path(original).name)
         out = scratch / "out"
-        artifact = out / output_rel
-        job_folder = out / model / folder
-        (artifact.parent if kind != "edge" else job_folder.parent).mkdir(parents=True, exist_ok=True)
-        log, answer = out / model / f"{folder}.log", out / model / f"{folder}.json"
-        command = job_command([moved.get(arg, arg) for arg in argv], kind, artifact, job_folder)
+        folder, artifact, log, answer = job_paths(job, out)
+        (folder if job.target.kind != "edge" else folder.parent).mkdir(parents=True, exist_ok=True)
+        command = job_command([moved.get(arg, arg) for arg in job.argv], job.target.kind, artifact, folder)
         code = run_command(command, str(answer), str(log), timeout=timeout, frameworks=set(needs))
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as archive:
-            for path in (job_folder, log, answer):
+            for path in (folder, log, answer):
                 if path.exists():
                     archive.add(path, arcname=str(path.relative_to(out)))
         return code, buffer.getvalue(), {there: original for original, there in moved.items()} | {str(out): ""}
@@ -198,13 +195,9 @@ def _unpack(archive: bytes, job: Job, output: Path, renames: dict[str, str]) -> 
                 for there, here in sorted(renames.items(), key=lambda item: -len(item[0])):
                     text = text.replace(there, here)
                 path.write_text(text)
-        job_folder = output / job.model / job.target.folder
-        job_folder.parent.mkdir(parents=True, exist_ok=True)
-        staged_folder = staging / job.model / job.target.folder
-        if staged_folder.exists():
-            commit(staged_folder, job_folder)
-        artifact, log, answer = job_paths(job, output)
-        for path in (log, answer):
+        folder, _, log, answer = job_paths(job, output)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        for path in (folder, log, answer):
             staged = staging / path.relative_to(output)
             if staged.exists():
                 commit(staged, path)
@@ -214,7 +207,7 @@ def _unpack(archive: bytes, job: Job, output: Path, renames: dict[str, str]) -> 
 
 def _lost(job: Job, key: str, output: Path, seconds: float, exc: Exception) -> JobResult:
     """A job whose task Ray gave up on: an error result with Ray's reason in its log."""
-    artifact, log, answer = job_paths(job, output)
+    _, _, log, answer = job_paths(job, output)
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(f"error: the Ray task was lost: {type(exc).__name__}: {exc}\n")
     answer.write_text("")

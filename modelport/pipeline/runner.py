@@ -192,15 +192,14 @@ _TORCH_FORMATS = {"pytorch", "lightning", "huggingface", "hf-onnx", "executorch"
 def frameworks(jobs: list[Job]) -> set[str]:
     """The frameworks a set of jobs will import (a factory is taken for PyTorch, the usual case)."""
     from ..formats import detect, is_factory_spec
-    names: set[str] = set()
-    for job in jobs:
-        source = job.argv[2] if job.argv[0] == "edge" else job.argv[1]
+    # Edge runtimes and quantize modes are named apart from formats: tflite, tfjs and executorch
+    # are the ones that need a framework, and they share their format's name.
+    names = {job.target.name for job in jobs}
+    for source in {job.argv[2] if job.argv[0] == "edge" else job.argv[1] for job in jobs}:
         try:
             names.add("pytorch" if is_factory_spec(source) else detect(source).name)
         except Exception:  # noqa: BLE001 - the job itself will say what is wrong with its source
             pass
-        names.add(job.target.name if job.target.kind == "convert" else
-                  {"tflite": "tflite", "tfjs": "tfjs", "executorch": "executorch"}.get(job.target.name, "onnx"))
     return ({"tf"} if names & _TF_FORMATS else set()) | ({"torch"} if names & _TORCH_FORMATS else set())
 
 
@@ -213,7 +212,7 @@ def job_command(argv: list[str], kind: str, artifact: Path, folder: Path) -> lis
 
 def result_of(job: Job, key: str, output: Path, code: int | None, seconds: float, extra: dict | None = None) -> JobResult:
     """The record of a job that ran, from its exit code and what it left in ``output``."""
-    artifact, log, answer = job_paths(job, output)
+    _, artifact, log, answer = job_paths(job, output)
     status = "timeout" if code is None else EXIT_STATUS.get(code, "error")
     relative = {name: str(path.relative_to(output)) for name, path in (("artifact", artifact), ("log", log),
                                                                          ("result", answer))}
@@ -221,10 +220,12 @@ def result_of(job: Job, key: str, output: Path, code: int | None, seconds: float
                      figures=_figures(answer, artifact), **relative, **(extra or {}))
 
 
-def job_paths(job: Job, output: Path) -> tuple[Path, Path, Path]:
-    """The job's artifact, log and JSON answer under ``output``."""
+def job_paths(job: Job, output: Path) -> tuple[Path, Path, Path, Path]:
+    """Under ``output``: the job's folder (all it writes but its log and answer), its artifact, its
+    log and its JSON answer."""
     folder = output / job.model
-    return output / job.output, folder / f"{job.target.folder}.log", folder / f"{job.target.folder}.json"
+    return (folder / job.target.folder, output / job.output, folder / f"{job.target.folder}.log",
+            folder / f"{job.target.folder}.json")
 
 
 class LocalExecutor:
@@ -237,8 +238,7 @@ class LocalExecutor:
 
     def run(self, job: Job, key: str, output: Path, timeout: float | None) -> JobResult:
         from .worker import run_command
-        artifact, log, answer = job_paths(job, output)
-        folder = output / job.model / job.target.folder
+        folder, artifact, log, answer = job_paths(job, output)
         (folder if job.target.kind != "edge" else folder.parent).mkdir(parents=True, exist_ok=True)
         began = time.monotonic()
         pid: list[int] = []

@@ -264,21 +264,19 @@ def _job(model: dict[str, Any], source: str, target: Target, base: Path) -> Job:
     calibration, labels = path_of("calibration"), path_of("labels")
     mean_std = ["--mean", numbers("mean"), "--std", numbers("std")] if model.get("mean") is not None else []
     inputs = [p for p in (source, path_of("weights"), calibration, labels) if p]
+    if target.mlflow:  # (onnx and quantize targets only: _target refused the others)
+        common += ["--mlflow", f"{JOB_FOLDER}/mlflow"]
     if target.kind == "convert":
         fmt = FORMATS[target.name]
         output = f"{model['name']}/{target.folder}/model{fmt.suffixes[0] if fmt.suffixes else ''}"
         argv = ["convert", source, "--to", target.name, *common]
         if calibration and calibration.endswith(".npz"):
             argv += ["--inputs", calibration]
-        if target.mlflow:
-            argv += ["--mlflow", f"{JOB_FOLDER}/mlflow"]
         return Job(model["name"], target, argv, output, inputs)
     if target.kind == "quantize":
         argv = ["quantize", source, "--mode", target.name, *common]
         if calibration:
             argv += ["--calibration", calibration, *mean_std]
-        if target.mlflow:
-            argv += ["--mlflow", f"{JOB_FOLDER}/mlflow"]
         return Job(model["name"], target, argv, f"{model['name']}/{target.folder}/model.onnx", inputs)
     argv = ["edge", target.name, source, *common]
     if target.modes:
